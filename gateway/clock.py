@@ -1,0 +1,129 @@
+"""The one clock. Every timer, timestamp and "for 10 minutes" in the gateway goes through a Clock.
+
+Production uses :class:`SystemClock`; replay and tests use :class:`SimulatedClock`, whose time only
+moves when told to, so a recorded day replays in milliseconds and tests never wait for real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    def time(self) -> float:
+        """Wall-clock time, epoch seconds (UTC)."""
+
+    def monotonic(self) -> float:
+        """Seconds for measuring durations; never goes backwards."""
+
+    def now(self) -> datetime:
+        """Wall-clock time as an aware UTC datetime."""
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle: ...
+
+    async def sleep(self, delay_s: float) -> None: ...
+
+
+def iso_utc(epoch_s: float) -> str:
+    """ISO-8601 UTC with millisecond precision and a ``Z``: the form of every ``t`` we print."""
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SystemClock:
+    """The real clock. Timers run on the asyncio loop."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle:
+        return asyncio.get_running_loop().call_later(max(0.0, delay_s), callback)
+
+    async def sleep(self, delay_s: float) -> None:
+        await asyncio.sleep(max(0.0, delay_s))
+
+
+class _SimTimer:
+    __slots__ = ("callback", "cancelled", "due")
+
+    def __init__(self, due: float, callback: Callable[[], None]) -> None:
+        self.due = due
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class SimulatedClock:
+    """A clock that stands still until :meth:`advance_to` moves it, firing due timers in order."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._timers: list[tuple[float, int, _SimTimer]] = []
+        self._seq = itertools.count()
+
+    def time(self) -> float:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._now, UTC)
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle:
+        timer = _SimTimer(self._now + max(0.0, delay_s), callback)
+        heapq.heappush(self._timers, (timer.due, next(self._seq), timer))
+        return timer
+
+    async def sleep(self, delay_s: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        handle = self.call_later(delay_s, wake)
+        try:
+            await future
+        finally:
+            handle.cancel()
+
+    def next_due(self) -> float | None:
+        while self._timers and self._timers[0][2].cancelled:
+            heapq.heappop(self._timers)
+        return self._timers[0][0] if self._timers else None
+
+    def advance_to(self, target: float) -> int:
+        """Move time forward to ``target``, running every timer due on the way. Returns how many ran.
+
+        Time never goes backwards: a target in the past leaves the clock where it is (captures may be
+        slightly out of order; the replay keeps the latest time seen).
+        """
+        fired = 0
+        while True:
+            due = self.next_due()
+            if due is None or due > target:
+                break
+            _, _, timer = heapq.heappop(self._timers)
+            self._now = max(self._now, timer.due)
+            timer.callback()
+            fired += 1
+        self._now = max(self._now, target)
+        return fired

@@ -1,0 +1,181 @@
+"""Configuration: one TOML file, validated by pydantic; every setting has a default (config.example.toml).
+
+Errors name the file, the line and the key, and say what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gateway.errors import ConfigError, ConfigProblem
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def default_data_dir() -> Path:
+    """Where the gateway keeps its database and token file unless told otherwise."""
+    explicit = os.environ.get("HEARTH_DATA_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "hearth"
+
+
+class GatewaySection(_Section):
+    name: str = Field("hearth", min_length=1, max_length=64)
+    data_dir: Path | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class MqttSection(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = Field(None, repr=False)
+    tls: bool = False
+    ca_file: Path | None = None
+    tls_insecure: bool = False
+    client_id: str | None = Field(None, max_length=64)
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    # Back-off between reconnect attempts: doubles from min to max, with jitter so that many
+    # gateways restarted by one power cut do not hammer the broker in step.
+    reconnect_min_s: float = Field(0.5, gt=0, le=60)
+    reconnect_max_s: float = Field(30.0, gt=0, le=600)
+    status_topic: str = "hearth/status"
+
+
+class StoreSection(_Section):
+    path: Path | None = None
+    # One commit per few seconds, not one per message: SD cards wear out. A crash loses at most this.
+    commit_interval_s: float = Field(5.0, gt=0, le=3600)
+    retention_days: float = Field(30.0, gt=0, le=3650)
+
+
+class ApiSection(_Section):
+    enabled: bool = True
+    # Loopback by default: exposing the API to the LAN is a decision the owner makes in config.
+    host: str = "127.0.0.1"
+    # Not 8123: Home Assistant uses it, and many homes run both.
+    port: int = Field(8470, ge=0, le=65535)
+    token_file: Path | None = None
+    command_timeout_s: float = Field(5.0, gt=0, le=120)
+
+
+class Config(_Section):
+    gateway: GatewaySection = GatewaySection()
+    mqtt: MqttSection = MqttSection()
+    store: StoreSection = StoreSection()
+    api: ApiSection = ApiSection()
+    # device id or name -> area
+    areas: dict[str, str] = Field(default_factory=dict)
+    # adapter name -> its own section (validated by the adapter); `enabled = false` turns one off
+    adapters: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    source: str = Field("<defaults>", exclude=True)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.gateway.data_dir or default_data_dir()
+
+    @property
+    def store_path(self) -> Path:
+        return self.store.path or self.data_dir / "hearth.db"
+
+    @property
+    def token_file(self) -> Path:
+        return self.api.token_file or self.data_dir / "tokens.json"
+
+    def adapter_section(self, name: str) -> dict[str, Any]:
+        return dict(self.adapters.get(name, {}))
+
+    def adapter_enabled(self, name: str) -> bool:
+        return bool(self.adapters.get(name, {}).get("enabled", True))
+
+
+def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
+    """The line where the key at ``loc`` (a pydantic error location) is written, best effort.
+
+    tomllib keeps no positions, so this follows table headers (``[a.b]``, ``[[a]]``) and ``key =``
+    lines: enough to point a user at the right line for every error our schema can raise.
+    """
+    keys = [str(k) for k in loc if not isinstance(k, int)]
+    if not keys:
+        return None
+    header_re = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    key_re = re.compile(r"^\s*(\"[^\"]*\"|'[^']*'|[A-Za-z0-9_.-]+)\s*=")
+    table: list[str] = []
+    best: int | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = header_re.match(line)
+        if header:
+            table = [p.strip().strip("\"'") for p in header.group(1).split(".")]
+            if table == keys[: len(table)] and best is None and len(table) == len(keys):
+                best = number
+            continue
+        match = key_re.match(line)
+        if not match:
+            continue
+        full = table + [p.strip().strip("\"'") for p in match.group(1).split(".")] if "." in match.group(1) \
+            and not match.group(1).startswith(("'", '"')) else [*table, match.group(1).strip("\"'")]
+        if full == keys:
+            return number
+        if keys[: len(full)] == full and best is None:
+            best = number
+    if best is None and len(keys) > 1:
+        return _line_of(text, tuple(keys[:-1]))
+    return best
+
+
+def _describe(error: Any) -> str:
+    kind = error.get("type", "")
+    message = str(error.get("msg", "invalid"))
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling against config.example.toml)"
+    if message.startswith("Value error, "):
+        message = "expected " + message[len("Value error, "):]
+    if "input" in error and kind not in ("missing",):
+        message += f" (got {error['input']!r})"
+    return message
+
+
+def parse_config(text: str, source: str = "<string>") -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        line = None
+        match = re.search(r"line (\d+)", str(err))
+        if match:
+            line = int(match.group(1))
+        raise ConfigError([ConfigProblem(source, line, "", f"not valid TOML: {err}")]) from err
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as err:
+        problems = [
+            ConfigProblem(source, _line_of(text, e["loc"]), ".".join(str(p) for p in e["loc"]), _describe(e))
+            for e in err.errors()
+        ]
+        raise ConfigError(problems) from err
+    return config.model_copy(update={"source": source})
+
+
+def load_config(path: str | os.PathLike[str] | None) -> Config:
+    """Load ``path``; with None, the embedded defaults."""
+    if path is None:
+        return Config()
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError([ConfigProblem(str(file), None, "", f"cannot read: {err.strerror}")]) from err
+    except UnicodeDecodeError as err:
+        raise ConfigError([ConfigProblem(str(file), None, "", "not UTF-8 text")]) from err
+    return parse_config(text, str(file))

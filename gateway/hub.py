@@ -1,0 +1,325 @@
+"""The hub: the one owner of current state.
+
+It holds the device registry, every device's state and availability, publishes what changes on the
+event bus, and routes commands to the adapter that owns the device. Adapters reach it only through
+their context (:mod:`gateway.sdk`); consumers read it and subscribe to the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
+from typing import Any
+
+from gateway.bus import (
+    AvailabilityChanged,
+    CommandResultEvent,
+    DeviceAdded,
+    DeviceEvent,
+    DeviceRemoved,
+    DeviceUpdated,
+    EventBus,
+    InputRejected,
+    StateChanged,
+)
+from gateway.clock import Clock
+from gateway.errors import CommandErrorReason, CommandValidationError
+from gateway.model import capabilities, expected_state, matches_expected, validate_command
+from gateway.model._spec import AttributeSpec
+from gateway.model.types import (
+    CapabilitySupport,
+    Command,
+    CommandResult,
+    Device,
+    DeviceEventUpdate,
+    DeviceInfo,
+    Update,
+)
+
+log = logging.getLogger("hearth.hub")
+
+CommandHandler = Callable[[Command], Awaitable[CommandResult]]
+
+# A device that floods us with garbage must not flood the log too: one line per source per window,
+# with the number of lines left out.
+BAD_INPUT_LOG_WINDOW_S = 10.0
+
+
+class _ConfirmWaiter:
+    __slots__ = ("command", "expected", "future", "seen")
+
+    def __init__(self, command: Command, expected: dict[str, Any], future: asyncio.Future[None]) -> None:
+        self.command = command
+        self.expected = expected
+        self.future = future
+        self.seen: set[str] = set()
+
+
+class Hub:
+    def __init__(self, clock: Clock, bus: EventBus | None = None, areas: dict[str, str] | None = None) -> None:
+        self.clock = clock
+        self.bus = bus or EventBus()
+        self.devices: dict[str, Device] = {}
+        self.counters: Counter[str] = Counter()
+        self.bad_input_by_source: Counter[str] = Counter()
+        self._areas = {k.lower(): v for k, v in (areas or {}).items()}
+        self._handlers: dict[str, CommandHandler] = {}
+        self._attr_specs: dict[tuple[str, str], AttributeSpec] = {}
+        self._waiters: dict[str, list[_ConfirmWaiter]] = {}
+        self._log_window: dict[str, tuple[float, int]] = {}
+        self.refresh_model()
+
+    def refresh_model(self) -> None:
+        """Rebuild the (capability, attribute) lookup used on the hot path (after a plugin capability)."""
+        self._attr_specs = {
+            (cap, attr): spec for cap, cap_spec in capabilities().items() for attr, spec in cap_spec.attributes.items()
+        }
+
+    # ---------------------------------------------------------------- registry
+
+    def area_for(self, info_id: str, names: Iterable[str], suggested: str | None) -> str | None:
+        """``[areas]`` in config wins (by device id, then by any of its names); else the device's own."""
+        for key in (info_id, *names):
+            area = self._areas.get(key.lower())
+            if area is not None:
+                return area
+        return suggested
+
+    def upsert_device(self, info: DeviceInfo, adapter: str) -> Device:
+        now = self.clock.time()
+        area = self.area_for(info.id, (info.name, *info.aliases), info.suggested_area)
+        existing = self.devices.get(info.id)
+        if existing is None:
+            device = Device(
+                id=info.id, name=info.name, source=info.source, adapter=adapter,
+                manufacturer=info.manufacturer, model=info.model, sw_version=info.sw_version,
+                hw_version=info.hw_version, serial=info.serial, mac=info.mac, via=info.via, area=area,
+                aliases=info.aliases, support={c: dict(caps) for c, caps in info.components.items()},
+            )
+            self.devices[info.id] = device
+            self.counters["devices_added"] += 1
+            self.bus.publish(DeviceAdded(now, info.id))
+            return device
+        before = existing.as_dict()
+        existing.name = info.name
+        existing.source = info.source
+        existing.adapter = adapter
+        existing.manufacturer = info.manufacturer
+        existing.model = info.model
+        existing.sw_version = info.sw_version
+        existing.hw_version = info.hw_version
+        existing.serial = info.serial
+        existing.mac = info.mac
+        existing.via = info.via
+        existing.area = area
+        existing.aliases = info.aliases
+        existing.support = {c: dict(caps) for c, caps in info.components.items()}
+        # State of capabilities the device no longer has is dropped with them.
+        existing.state = {
+            comp: {cap: attrs for cap, attrs in caps.items() if cap in existing.support.get(comp, {})}
+            for comp, caps in existing.state.items()
+            if comp in existing.support
+        }
+        if existing.as_dict() != before:
+            self.bus.publish(DeviceUpdated(now, info.id))
+        return existing
+
+    def remove_device(self, device_id: str) -> bool:
+        if self.devices.pop(device_id, None) is None:
+            return False
+        self.counters["devices_removed"] += 1
+        self.bus.publish(DeviceRemoved(self.clock.time(), device_id))
+        return True
+
+    def restore(self, devices: Iterable[Device]) -> int:
+        """Put devices known from the store back, with their last state, before adapters start."""
+        count = 0
+        for device in devices:
+            device.area = self.area_for(device.id, (device.name, *device.aliases), device.area)
+            self.devices[device.id] = device
+            count += 1
+        return count
+
+    def set_device_meta(self, device_id: str, *, name: str | None = None, area: str | None = None) -> None:
+        device = self.devices[device_id]
+        device.name = name if name is not None else device.name
+        device.area = area if area is not None else device.area
+        self.bus.publish(DeviceUpdated(self.clock.time(), device_id))
+
+    # ---------------------------------------------------------------- state (hot path)
+
+    def apply(self, updates: Iterable[Update]) -> int:
+        """Take reported values. Returns how many changed. Values must already be canonical."""
+        now = self.clock.time()
+        changed = 0
+        devices = self.devices
+        specs = self._attr_specs
+        publish = self.bus.publish
+        counters = self.counters
+        for update in updates:
+            device = devices.get(update.device_id)
+            if device is None:
+                self.reject_input(update.device_id.split(":", 1)[0], f"update for unknown device {update.device_id}")
+                continue
+            spec = specs.get((update.capability, update.attribute))
+            if spec is None:
+                self.reject_input(
+                    device.source, f"{update.device_id}: unknown attribute {update.capability}.{update.attribute}"
+                )
+                continue
+            value = update.value
+            if value is not None:
+                problem = spec.check(value)
+                if problem is not None:
+                    self.reject_input(
+                        device.source,
+                        f"{update.device_id}: {update.capability}.{update.attribute}: {problem}",
+                    )
+                    continue
+            counters["updates"] += 1
+            device.last_update = now
+            comp_state = device.state.get(update.component)
+            if comp_state is None:
+                comp_state = device.state[update.component] = {}
+            cap_state = comp_state.get(update.capability)
+            if cap_state is None:
+                cap_state = comp_state[update.capability] = {}
+                self._ensure_support(device, update.component, update.capability, update.attribute)
+            elif update.attribute not in cap_state:
+                self._ensure_support(device, update.component, update.capability, update.attribute)
+            old = cap_state.get(update.attribute, _ABSENT)
+            if old is _ABSENT or old != value or type(old) is not type(value):
+                cap_state[update.attribute] = value
+                changed += 1
+                publish(StateChanged(now, update.device_id, update.component, update.capability,
+                                     update.attribute, None if old is _ABSENT else old, value))
+            if self._waiters:
+                self._check_waiters(device, update)
+        counters["state_changes"] += changed
+        return changed
+
+    def _ensure_support(self, device: Device, component: str, capability: str, attribute: str) -> None:
+        caps = device.support.setdefault(component, {})
+        support = caps.get(capability)
+        if support is None:
+            caps[capability] = CapabilitySupport(frozenset({attribute}))
+        elif attribute not in support.attributes:
+            caps[capability] = replace(support, attributes=support.attributes | {attribute})
+
+    def emit_event(self, event: DeviceEventUpdate) -> None:
+        device = self.devices.get(event.device_id)
+        if device is None:
+            self.reject_input(event.device_id.split(":", 1)[0], f"event for unknown device {event.device_id}")
+            return
+        self.counters["device_events"] += 1
+        self.bus.publish(DeviceEvent(self.clock.time(), event.device_id, event.component, event.capability,
+                                     event.event, dict(event.data)))
+
+    def set_available(self, device_id: str, available: bool | None) -> None:
+        device = self.devices.get(device_id)
+        if device is None or device.available is available:
+            return
+        device.available = available
+        self.bus.publish(AvailabilityChanged(self.clock.time(), device_id, available))
+
+    def reject_input(self, source: str, message: str) -> None:
+        """Count and report bad input; log it at a limited rate. Never raises."""
+        now = self.clock.monotonic()
+        self.counters["bad_input"] += 1
+        self.bad_input_by_source[source] += 1
+        self.bus.publish(InputRejected(self.clock.time(), source, message))
+        window_start, suppressed = self._log_window.get(source, (-1e18, 0))
+        if now - window_start >= BAD_INPUT_LOG_WINDOW_S:
+            extra = f" ({suppressed} more from {source} not logged)" if suppressed else ""
+            log.warning("bad input from %s: %s%s", source, message[:500], extra)
+            self._log_window[source] = (now, 0)
+        else:
+            self._log_window[source] = (window_start, suppressed + 1)
+
+    # ---------------------------------------------------------------- commands
+
+    def set_command_handler(self, adapter: str, handler: CommandHandler | None) -> None:
+        if handler is None:
+            self._handlers.pop(adapter, None)
+        else:
+            self._handlers[adapter] = handler
+
+    async def execute(self, command: Command, timeout_s: float = 5.0) -> CommandResult:
+        """Validate, route to the owning adapter, and wait up to ``timeout_s`` for the device to confirm.
+
+        Raises :class:`CommandValidationError` for a command that does not fit; every other outcome
+        is a :class:`CommandResult` (and a CommandResultEvent on the bus).
+        """
+        device = self.devices.get(command.device_id)
+        if device is None:
+            raise CommandValidationError(
+                CommandErrorReason.UNKNOWN_DEVICE, "device_id", f"no device {command.device_id!r}"
+            )
+        command = validate_command(device, command)
+        self.counters["commands"] += 1
+        if device.available is False:
+            result = CommandResult("unavailable", f"{device.id} is offline")
+            return self._finish(command, result)
+        handler = self._handlers.get(device.adapter)
+        if handler is None:
+            return self._finish(command, CommandResult("failed", f"adapter {device.adapter!r} is not running"))
+        expected = expected_state(command, device)
+        waiter: _ConfirmWaiter | None = None
+        if expected:
+            waiter = _ConfirmWaiter(command, expected, asyncio.get_running_loop().create_future())
+            self._waiters.setdefault(device.id, []).append(waiter)
+        try:
+            try:
+                result = await handler(command)
+            except Exception as err:
+                log.exception("adapter %s failed to execute %s", device.adapter, command)
+                result = CommandResult("failed", f"adapter error: {err}")
+            if result.status == "sent" and waiter is not None:
+                result.expected = expected
+                try:
+                    await asyncio.wait_for(asyncio.shield(waiter.future), timeout_s)
+                    result.status = "confirmed"
+                    result.message = "the device reported the new state"
+                except TimeoutError:
+                    result.status = "timeout"
+                    result.message = f"sent, but the device did not confirm within {timeout_s:g} s"
+        finally:
+            if waiter is not None:
+                waiters = self._waiters.get(device.id, [])
+                if waiter in waiters:
+                    waiters.remove(waiter)
+                if not waiters:
+                    self._waiters.pop(device.id, None)
+        return self._finish(command, result)
+
+    def _finish(self, command: Command, result: CommandResult) -> CommandResult:
+        self.counters[f"commands_{result.status}"] += 1
+        self.bus.publish(CommandResultEvent(self.clock.time(), command, result))
+        return result
+
+    def _check_waiters(self, device: Device, update: Update) -> None:
+        waiters = self._waiters.get(device.id)
+        if not waiters:
+            return
+        for waiter in waiters:
+            if waiter.future.done() or waiter.command.component != update.component:
+                continue
+            if waiter.command.capability != update.capability or update.attribute not in waiter.expected:
+                continue
+            if matches_expected(waiter.expected[update.attribute], update.value):
+                waiter.seen.add(update.attribute)
+            if waiter.seen >= waiter.expected.keys():
+                waiter.future.set_result(None)
+
+
+class _Absent:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_ABSENT: Any = _Absent()

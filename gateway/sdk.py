@@ -1,0 +1,132 @@
+"""The plugin SDK: everything an adapter may use, in one import.
+
+An adapter is a class registered under the entry-point group ``hearth.adapters``::
+
+    [project.entry-points."hearth.adapters"]
+    acme = "acme_hearth:AcmeAdapter"
+
+Its constructor takes no arguments and only stores state; the gateway then calls ``await start(ctx)``
+with an :class:`AdapterContext` (its only way into the gateway), routes commands for the devices it
+created to ``await execute(command)``, and calls ``await stop()`` on shutdown or before a restart.
+If ``start`` raises, or a task made with ``ctx.create_task`` fails, the adapter is stopped, reported
+in ``/healthz`` and started again with exponential back-off; the other adapters keep running.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from gateway.clock import Clock, iso_utc
+from gateway.errors import AdapterNotReadyError, CodecError, HearthError
+from gateway.model import CapabilitySpec, register_capability
+from gateway.model._spec import ArgSpec, AttributeSpec, CommandSpec
+from gateway.model.types import (
+    CapabilitySupport,
+    Command,
+    CommandResult,
+    Device,
+    DeviceEventUpdate,
+    DeviceInfo,
+    Update,
+)
+
+__all__ = [
+    "Adapter",
+    "AdapterContext",
+    "AdapterNotReadyError",
+    "ArgSpec",
+    "AttributeSpec",
+    "CapabilitySpec",
+    "CapabilitySupport",
+    "Clock",
+    "CodecError",
+    "Command",
+    "CommandResult",
+    "CommandSpec",
+    "Device",
+    "DeviceEventUpdate",
+    "DeviceInfo",
+    "HearthError",
+    "KeyValueStore",
+    "MessageCallback",
+    "MqttClient",
+    "Unsubscribe",
+    "Update",
+    "iso_utc",
+    "register_capability",
+]
+
+Unsubscribe = Callable[[], None]
+# (topic, payload, retained). Called on the event loop for each message; must not block.
+MessageCallback = Callable[[str, bytes, bool], None]
+
+
+@runtime_checkable
+class MqttClient(Protocol):
+    """The gateway's one shared MQTT session, as adapters see it."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def subscribe(self, topic_filter: str, callback: MessageCallback, qos: int = 0) -> Unsubscribe:
+        """Deliver messages matching ``topic_filter`` to ``callback``; survives reconnects."""
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> None:
+        """Queue a message; never blocks. Dropped (and counted) while disconnected at QoS 0."""
+
+
+class KeyValueStore(Protocol):
+    """Small persistent storage scoped to one adapter (JSON-serialisable values)."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def items(self) -> Iterable[tuple[str, Any]]: ...
+
+
+class AdapterContext(Protocol):
+    name: str
+    config: dict[str, Any]
+    log: logging.Logger
+    clock: Clock
+    mqtt: MqttClient | None
+    storage: KeyValueStore
+
+    def upsert_device(self, info: DeviceInfo) -> Device: ...
+
+    def remove_device(self, device_id: str) -> None: ...
+
+    def push(self, updates: Iterable[Update]) -> None: ...
+
+    def push_event(self, event: DeviceEventUpdate) -> None: ...
+
+    def set_available(self, device_id: str, available: bool | None) -> None: ...
+
+    def report_bad_input(self, message: str) -> None:
+        """A device sent something we cannot use: counted, rate-limited log, shown in replay errors."""
+
+    def device(self, device_id: str) -> Device | None:
+        """The hub's view of a device (read it, don't change it)."""
+
+    def devices(self) -> list[Device]:
+        """The devices this adapter owns (including ones restored from the store)."""
+
+    def create_task(self, coro: Coroutine[Any, Any, Any], name: str) -> Any:
+        """Run a background task owned by this adapter; if it fails, the adapter is restarted."""
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    #: Needs the shared MQTT session (the gateway will not start it without one).
+    needs_mqtt: ClassVar[bool]
+
+    async def start(self, ctx: AdapterContext) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def execute(self, command: Command) -> CommandResult: ...
