@@ -191,7 +191,7 @@ def matches_expected(expected: Any, actual: Any) -> bool:
     """Whether a reported value confirms an expected one. Numbers may differ by device rounding
     (percent -> 0-254 -> percent, kelvin -> mireds -> kelvin): 1 % of the range or 2 % relative."""
     if isinstance(expected, bool) or isinstance(actual, bool):
-        return expected == actual
+        return type(expected) is type(actual) and expected == actual
     if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
         return abs(expected - actual) <= max(1.0, abs(expected) * 0.02)
     return bool(expected == actual)

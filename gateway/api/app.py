@@ -1,0 +1,399 @@
+"""The HTTP API (DESIGN.md contract 6): routes, bearer-token auth, error shapes and the server.
+
+Every ``/api`` route needs ``Authorization: Bearer <token>``; ``/healthz`` and ``/metrics`` do not.
+Every error is JSON (``{"error": ..., "field": ...}`` for bad input) and never carries a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gateway.api.auth import TokenInfo, TokenStore
+from gateway.errors import CommandErrorReason, CommandValidationError
+from gateway.hub import Hub
+from gateway.model import json_schema
+from gateway.model.types import Command, CommandResult, Device
+
+__all__ = [
+    "HUB_KEY",
+    "MAX_BODY_BYTES",
+    "TOKEN_INFO_KEY",
+    "TOKENS_KEY",
+    "ApiServer",
+    "CommandBody",
+    "create_app",
+]
+
+log = logging.getLogger("hearth.api")
+
+# Commands are a few hundred bytes; 64 KiB leaves room for any real body and caps what a bad
+# client can make us buffer and parse.
+MAX_BODY_BYTES = 64 * 1024
+# hub.execute waits up to timeout_s for the device to confirm, but the adapter's own send is not
+# bounded by it: a hung adapter must not hang the request, so the whole call gets this much more.
+ADAPTER_GRACE_S = 10.0
+# Draining open requests on shutdown: long enough for a command waiting for its confirmation.
+SHUTDOWN_TIMEOUT_S = 5.0
+
+HUB_KEY = web.AppKey("hearth.hub", Hub)
+TOKENS_KEY = web.AppKey("hearth.tokens", TokenStore)
+# The TokenInfo of the authenticated caller, on every /api request. RequestKey is aiohttp >= 3.13;
+# a plain string key does the same on older versions (pyproject allows >= 3.9).
+TOKEN_INFO_KEY: Any = (
+    web.RequestKey("hearth.token", TokenInfo) if hasattr(web, "RequestKey") else "hearth.token"
+)
+
+_STATUS_HTTP: dict[str, int] = {
+    "confirmed": 200,
+    "sent": 202,
+    "timeout": 202,
+    "unavailable": 409,
+    "rejected": 400,
+    "failed": 502,
+}
+_DEVICE_FILTERS = ("area", "capability", "source")
+_METRIC_NAME_BAD = re.compile(r"[^a-zA-Z0-9_]")
+
+
+class CommandBody(BaseModel):
+    """The body of ``POST /api/devices/{id}/commands``."""
+
+    # strict: a JSON API gets JSON types; "5" is not a number and 1 is not a string.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    component: str = Field("main", min_length=1, max_length=64)
+    capability: str = Field(min_length=1, max_length=128)
+    command: str = Field(min_length=1, max_length=64)
+    args: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: float | None = Field(None, gt=0, le=60, allow_inf_nan=False)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, allow_nan=False)
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(data, status=status, headers=headers, dumps=_dumps)
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    return _json({"error": message, **extra}, status=status)
+
+
+def _is_api(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+# -------------------------------------------------------------------- middlewares
+
+
+@web.middleware
+async def _errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """The one place errors become responses: HTTP errors as JSON, anything unexpected as a bare 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
+        if exc.status == 404:
+            message = f"no such route: {request.method} {request.path}"
+        elif exc.status == 405:
+            message = f"method {request.method} not allowed here"
+        elif exc.status == 413:
+            message = f"request body too large (limit {MAX_BODY_BYTES} bytes)"
+        else:
+            message = exc.reason
+        return _json({"error": message}, status=exc.status, headers=headers)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _error(500, "internal error")
+
+
+@web.middleware
+async def _auth_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Bearer-token check for everything under /api (also unknown /api routes: they reveal nothing)."""
+    if not _is_api(request.path):
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return _unauthorized("missing bearer token (send the header  Authorization: Bearer <token>)", None)
+    # Checking may re-read the token file (after a CLI revoke): file I/O stays off the event loop.
+    info = await asyncio.to_thread(request.app[TOKENS_KEY].verify, token)
+    if info is None:
+        log.info("rejected an invalid or revoked API token from %s", request.remote)
+        return _unauthorized("invalid or revoked token", "invalid_token")
+    request[TOKEN_INFO_KEY] = info
+    return await handler(request)
+
+
+def _unauthorized(message: str, error_code: str | None) -> web.Response:
+    challenge = 'Bearer realm="hearth"' + (f', error="{error_code}"' if error_code else "")
+    return _json({"error": message}, status=401, headers={"WWW-Authenticate": challenge})
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if _is_api(request.path) or request.path in ("/healthz", "/metrics"):
+        # Device state and tokens must not sit in a shared or browser cache.
+        response.headers["Cache-Control"] = "no-store"
+    if _is_api(request.path):
+        response.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+
+
+# -------------------------------------------------------------------- routes
+
+
+class _Routes:
+    def __init__(
+        self,
+        hub: Hub,
+        health: Callable[[], dict[str, Any]],
+        metrics: Callable[[], str] | None,
+        command_timeout_s: float,
+    ) -> None:
+        self.hub = hub
+        self.health = health
+        self.metrics = metrics
+        self.command_timeout_s = command_timeout_s
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        report = self.health()
+        return _json(report, status=200 if report.get("status") == "ok" else 503)
+
+    async def metrics_text(self, request: web.Request) -> web.Response:
+        text = self.metrics() if self.metrics is not None else hub_metrics(self.hub)
+        return web.Response(
+            body=text.encode("utf-8"), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+        )
+
+    async def list_devices(self, request: web.Request) -> web.Response:
+        unknown = sorted(set(request.query) - set(_DEVICE_FILTERS))
+        if unknown:
+            return _error(
+                400, f"unknown filter {unknown[0]!r} (filters: {', '.join(_DEVICE_FILTERS)})",
+                field=f"query.{unknown[0]}",
+            )
+        area = request.query.get("area")
+        capability = request.query.get("capability")
+        source = request.query.get("source")
+        devices = [
+            device.as_dict()
+            for _, device in sorted(self.hub.devices.items())
+            if _matches(device, area, capability, source)
+        ]
+        return _json({"devices": devices})
+
+    async def get_device(self, request: web.Request) -> web.Response:
+        device_id = request.match_info["id"]
+        device = self.hub.devices.get(device_id)
+        if device is None:
+            return _no_device(device_id)
+        return _json(device.as_dict())
+
+    async def post_command(self, request: web.Request) -> web.Response:
+        device_id = request.match_info["id"]
+        if device_id not in self.hub.devices:
+            return _no_device(device_id)
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            # Refuse before reading a byte of it.
+            raise web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, request.content_length)
+        # No Content-Type check: the bearer header already rules out cross-site form posts, and
+        # `curl -d` sends form encoding by default.
+        raw = await request.read()
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):  # ValueError covers bad UTF-8 and over-long integers
+            return _error(400, "the body is not valid JSON", field="body", reason="invalid_json")
+        if not isinstance(data, dict):
+            return _error(400, "the body must be a JSON object", field="body", reason="wrong_type")
+        try:
+            body = CommandBody.model_validate(data)
+        except ValidationError as err:
+            return _pydantic_error(err)
+        command = Command(device_id, body.component, body.capability, body.command, dict(body.args), source="api")
+        timeout_s = body.timeout_s if body.timeout_s is not None else self.command_timeout_s
+        try:
+            async with asyncio.timeout(timeout_s + ADAPTER_GRACE_S):
+                result = await self.hub.execute(command, timeout_s)
+        except CommandValidationError as err:
+            status = 404 if err.reason == CommandErrorReason.UNKNOWN_DEVICE else 400
+            return _error(status, err.message, field=err.field, reason=str(err.reason))
+        except TimeoutError:
+            log.warning("adapter did not answer %s within %g s", command, timeout_s + ADAPTER_GRACE_S)
+            result = CommandResult("failed", "the adapter did not answer in time")
+            return _json(_result_body(result, command), status=504)
+        return _json(_result_body(result, command), status=_STATUS_HTTP.get(result.status, 502))
+
+    async def capabilities(self, request: web.Request) -> web.Response:
+        return _json(json_schema())
+
+
+def _matches(device: Device, area: str | None, capability: str | None, source: str | None) -> bool:
+    if area is not None and (device.area or "").casefold() != area.casefold():
+        return False
+    if source is not None and device.source != source:
+        return False
+    return capability is None or any(capability in caps for caps in device.support.values())
+
+
+def _no_device(device_id: str) -> web.Response:
+    return _error(404, f"no device {device_id!r}", field="device_id", reason=CommandErrorReason.UNKNOWN_DEVICE.value)
+
+
+def _result_body(result: CommandResult, command: Command) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "status": result.status,
+        "message": result.message,
+        "expected": result.expected,
+        "command": {
+            "device_id": command.device_id,
+            "component": command.component,
+            "capability": command.capability,
+            "command": command.command,
+            "args": command.args,
+            "source": command.source,
+        },
+    }
+    if result.details:
+        body["details"] = result.details
+    return body
+
+
+def _pydantic_error(err: ValidationError) -> web.Response:
+    problems = []
+    for item in err.errors(include_url=False, include_input=False, include_context=False):
+        field = ".".join(str(part) for part in item["loc"]) or "body"
+        if item["type"] == "extra_forbidden":
+            message = f"unknown field (fields: {', '.join(CommandBody.model_fields)})"
+        elif item["type"] == "missing":
+            message = "required"
+        else:
+            message = item["msg"]
+        problems.append({"field": field, "message": message, "reason": item["type"]})
+    first = problems[0]
+    return _error(400, f"{first['field']}: {first['message']}", field=first["field"], reason=first["reason"],
+                  errors=problems)
+
+
+def _metric_name(name: str) -> str:
+    return _METRIC_NAME_BAD.sub("_", name)
+
+
+def _label_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def hub_metrics(hub: Hub) -> str:
+    """Prometheus text exposition of the hub's counters and device gauges."""
+    lines: list[str] = []
+    for name, value in sorted(hub.counters.items()):
+        metric = f"hearth_{_metric_name(name)}_total"
+        lines += [f"# TYPE {metric} counter", f"{metric} {value}"]
+    if hub.bad_input_by_source:
+        metric = "hearth_bad_input_by_source_total"
+        lines.append(f"# TYPE {metric} counter")
+        for source, value in sorted(hub.bad_input_by_source.items()):
+            lines.append(f'{metric}{{source="{_label_value(source)}"}} {value}')
+    devices = list(hub.devices.values())
+    lines += [
+        "# HELP hearth_devices Devices the gateway knows.",
+        "# TYPE hearth_devices gauge",
+        f"hearth_devices {len(devices)}",
+        "# HELP hearth_devices_available Devices currently reachable.",
+        "# TYPE hearth_devices_available gauge",
+        f"hearth_devices_available {sum(1 for d in devices if d.available is not False)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# -------------------------------------------------------------------- app and server
+
+
+def create_app(
+    hub: Hub,
+    tokens: TokenStore,
+    *,
+    health: Callable[[], dict[str, Any]],
+    metrics: Callable[[], str] | None = None,
+    command_timeout_s: float = 5.0,
+) -> web.Application:
+    """The aiohttp application. Other route modules (ws, scenes) find the hub under ``HUB_KEY``."""
+    app = web.Application(
+        middlewares=[_errors_middleware, _auth_middleware],
+        client_max_size=MAX_BODY_BYTES,
+    )
+    app[HUB_KEY] = hub
+    app[TOKENS_KEY] = tokens
+    routes = _Routes(hub, health, metrics, command_timeout_s)
+    app.router.add_get("/healthz", routes.healthz)
+    app.router.add_get("/metrics", routes.metrics_text)
+    app.router.add_get("/api/devices", routes.list_devices)
+    app.router.add_get("/api/devices/{id}", routes.get_device)
+    app.router.add_post("/api/devices/{id}/commands", routes.post_command)
+    app.router.add_get("/api/capabilities", routes.capabilities)
+    app.on_response_prepare.append(_security_headers)
+    return app
+
+
+class ApiServer:
+    """Serves an app on ``host:port`` while the context is open. ``port=0`` picks a free port."""
+
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 8470) -> None:
+        self.app = app
+        self.host = host
+        self._requested_port = port
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("the API server is not running")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def __aenter__(self) -> ApiServer:
+        # access_log=None: one line per request is SD-card wear and noise; errors are logged anyway.
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self._requested_port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
+        log.info("HTTP API listening on %s", self.url)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        self.port = None
+        return False

@@ -1,0 +1,127 @@
+"""The running gateway: wires the store, hub, MQTT session, adapters and API together, in that order,
+and takes them down in reverse on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from gateway import __version__
+from gateway.clock import Clock, SystemClock
+from gateway.config import Config
+from gateway.hub import Hub
+from gateway.supervisor import Supervisor, discover_adapters
+
+log = logging.getLogger("hearth")
+
+
+class Gateway:
+    """``hearth run``. Construct, then ``await run()``; ``request_stop()`` (or SIGTERM/SIGINT) ends it."""
+
+    def __init__(self, config: Config, *, clock: Clock | None = None, out: TextIO | None = None) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.out = out or sys.stdout
+        self.hub = Hub(self.clock, areas=config.areas)
+        self.store: Any = None
+        self.mqtt: Any = None
+        self.supervisor: Supervisor | None = None
+        self.api: Any = None
+        self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def health(self) -> dict[str, Any]:
+        adapters = self.supervisor.health_report() if self.supervisor else {}
+        mqtt_ok = self.mqtt is None or bool(self.mqtt.connected)
+        adapters_ok = all(a["state"] in ("running", "disabled") for a in adapters.values())
+        status = "ok" if self.ready.is_set() and mqtt_ok and adapters_ok else "degraded"
+        return {
+            "status": status,
+            "version": __version__,
+            "devices": len(self.hub.devices),
+            "mqtt": (
+                {"enabled": False} if self.mqtt is None
+                else {"enabled": True, "connected": bool(self.mqtt.connected), **self.mqtt.stats()}
+            ),
+            "adapters": adapters,
+            "store": self.store.stats() if self.store is not None else None,
+            "bad_input": dict(self.hub.bad_input_by_source),
+        }
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    async def run(self, *, install_signal_handlers: bool = True) -> None:
+        from gateway.api.app import ApiServer, create_app
+        from gateway.api.auth import TokenStore
+        from gateway.store import Store
+
+        config = self.config
+        loop = asyncio.get_running_loop()
+        if install_signal_handlers:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, self.request_stop)
+
+        data_dir = config.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        async with contextlib.AsyncExitStack() as stack:
+            self.store = await stack.enter_async_context(
+                Store(config.store_path, self.clock, commit_interval_s=config.store.commit_interval_s,
+                      retention_days=config.store.retention_days)
+            )
+            restored = self.hub.restore(await self.store.load_devices())
+            self.store.attach(self.hub)
+            stack.callback(self.store.detach)
+            store_task = loop.create_task(self.store.run(), name="store:commit-loop")
+            stack.push_async_callback(_cancel, store_task)
+            log.info("restored %d devices from %s", restored, config.store_path)
+
+            if config.mqtt.enabled:
+                from gateway.mqtt import MqttSession
+
+                client_id = config.mqtt.client_id or f"hearth-{socket.gethostname()}-{os.getpid()}"[:64]
+                self.mqtt = await stack.enter_async_context(MqttSession(config.mqtt, self.clock, client_id=client_id))
+
+            classes = {n: c for n, c in discover_adapters().items() if config.adapter_enabled(n)}
+            self.supervisor = await stack.enter_async_context(
+                Supervisor(self.hub, classes, config.adapters, mqtt=self.mqtt, storage_for=self.store.kv)
+            )
+
+            if config.api.enabled:
+                tokens = TokenStore(config.token_file)
+                initial = tokens.ensure_initial()
+                app = create_app(self.hub, tokens, health=self.health,
+                                 command_timeout_s=config.api.command_timeout_s)
+                self.api = await stack.enter_async_context(ApiServer(app, config.api.host, config.api.port))
+                if initial:
+                    self._say(f"API token (shown once, stored hashed in {config.token_file}): {initial}")
+                self._say(f"Hearth {__version__} ready: API at {self.api.url}, {restored} devices restored")
+            else:
+                self._say(f"Hearth {__version__} ready (API disabled), {restored} devices restored")
+            self.ready.set()
+            await self._stop.wait()
+            log.info("stopping")
+        self._say("Hearth stopped")
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def run_gateway(config: Config, *, on_ready: Callable[[Gateway], None] | None = None) -> int:
+    gateway = Gateway(config)
+    asyncio.run(gateway.run())
+    return 0

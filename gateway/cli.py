@@ -1,0 +1,166 @@
+"""The ``hearth`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import orjson
+
+from gateway import __version__
+from gateway.errors import ConfigError, HearthError
+
+
+def _load(path: str | None):  # type: ignore[no-untyped-def]
+    from gateway.config import load_config
+
+    return load_config(path)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gateway.app import Gateway
+
+    config = _load(args.config)
+    _setup_logging(config.gateway.log_level)
+    asyncio.run(Gateway(config).run())
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from gateway.config import load_config
+    from gateway.supervisor import adapter_config_problems, discover_adapters
+
+    path = Path(args.file)
+    config = load_config(path)
+    problems = adapter_config_problems(str(path), path.read_text(encoding="utf-8"), config.adapters,
+                                       discover_adapters())
+    if problems:
+        raise ConfigError(problems)
+    print(f"{path}: ok")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from gateway.replay import format_table, replay
+
+    path = Path(args.capture)
+    if not path.is_file():
+        print(f"hearth replay: no such file: {path}", file=sys.stderr)
+        return 2
+    config = _load(args.config) if args.config else None
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    result = asyncio.run(replay(path, config))
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        print(format_table(result))
+    return 0
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from gateway.capture import capture
+
+    config = _load(args.config)
+    settings = config.mqtt
+    if args.host or args.port:
+        settings = settings.model_copy(update={k: v for k, v in (("host", args.host), ("port", args.port)) if v})
+    _setup_logging("warning")
+    count = asyncio.run(
+        capture(settings, Path(args.out), args.topic or ["#"], duration_s=args.duration, max_messages=args.count,
+                status=sys.stderr)
+    )
+    print(f"{count} messages written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from gateway.api.auth import token_command
+
+    config = _load(args.config)
+    return token_command(args.action, config.token_file, args.name, sys.stdout)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from gateway.model import json_schema
+
+    sys.stdout.buffer.write(orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2) + b"\n")
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    print(f"hearth {__version__}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hearth", description="Hearth, a local-first smart-home gateway.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the gateway")
+    p.add_argument("--config", "-c", help="config file (TOML); without it, the embedded defaults")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("config", help="check a config file")
+    config_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = config_sub.add_parser("check", help="validate FILE; errors name the file, line and key")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_config_check)
+
+    p = sub.add_parser("replay", help="show what the gateway makes of a capture (no network)")
+    p.add_argument("capture", help="capture file (JSON Lines)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--config", "-c", help="config file for areas and adapter settings")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("capture", help="record live MQTT traffic into a capture file")
+    p.add_argument("--out", "-o", required=True, help="file to append to")
+    p.add_argument("--topic", "-t", action="append", help="topic filter (repeatable; default '#')")
+    p.add_argument("--config", "-c", help="config file (broker settings)")
+    p.add_argument("--host", help="broker host (overrides config)")
+    p.add_argument("--port", type=int, help="broker port (overrides config)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--count", type=int, help="stop after this many messages")
+    p.set_defaults(func=cmd_capture)
+
+    p = sub.add_parser("token", help="manage API tokens")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("name", nargs="?", help="token name (create) or id/name (revoke)")
+    p.add_argument("--config", "-c", help="config file (where the token file lives)")
+    p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("schema", help="print the capability model as JSON Schema")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("version", help="print the version")
+    p.set_defaults(func=cmd_version)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as err:
+        for problem in err.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    except HearthError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

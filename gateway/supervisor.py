@@ -1,0 +1,322 @@
+"""Runs adapters and keeps them apart: one that fails is stopped, reported, and started again with
+exponential back-off while the others keep running.
+
+Adapters are found through the entry-point group ``hearth.adapters``; the built-in ones are registered
+there exactly like a third-party plugin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from gateway.clock import Clock
+from gateway.errors import AdapterNotReadyError, ConfigProblem, HearthError
+from gateway.hub import Hub
+from gateway.model.types import Command, CommandResult, Device, DeviceEventUpdate, DeviceInfo, Update
+from gateway.sdk import Adapter, KeyValueStore, MqttClient
+
+log = logging.getLogger("hearth.supervisor")
+
+ENTRY_POINT_GROUP = "hearth.adapters"
+# Back-off after a failure: 1 s doubling to 5 min, so a broken plugin costs little but recovers
+# soon after whatever it needs (a USB stick, a broker) comes back.
+BACKOFF_MIN_S = 1.0
+BACKOFF_MAX_S = 300.0
+# An adapter that ran this long before failing is considered to have recovered: back-off restarts.
+STABLE_AFTER_S = 60.0
+# A start taking longer than this is logged: it delays nothing else, but the owner should know.
+SLOW_START_WARN_S = 10.0
+
+AdapterState = Literal["starting", "running", "backoff", "stopped", "disabled"]
+
+
+class AdapterLoadError(HearthError):
+    pass
+
+
+def discover_adapters() -> dict[str, type[Any]]:
+    """Adapter classes registered under ``hearth.adapters``, by entry-point name.
+
+    A plugin that fails to import is logged and left out, never allowed to stop the gateway.
+    """
+    found: dict[str, type[Any]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            found[ep.name] = ep.load()
+        except Exception:
+            log.exception("adapter plugin %r (%s) failed to load; it is left out", ep.name, ep.value)
+    return found
+
+
+def validate_adapter_config(name: str, cls: type[Any], section: dict[str, Any]) -> dict[str, Any]:
+    """Check an adapter's config section against its ``config_model`` (if it declares one)."""
+    model: type[BaseModel] | None = getattr(cls, "config_model", None)
+    if model is None:
+        return dict(section)
+    return model.model_validate(section).model_dump()
+
+
+def adapter_config_problems(
+    source: str, text: str, sections: dict[str, dict[str, Any]], classes: dict[str, type[Any]]
+) -> list[ConfigProblem]:
+    """Problems in ``[adapters.*]`` sections, located in the file like any other config error."""
+    from gateway.config import _describe, _line_of
+
+    problems: list[ConfigProblem] = []
+    for name, section in sections.items():
+        cls = classes.get(name)
+        if cls is None:
+            known = ", ".join(sorted(classes)) or "none installed"
+            problems.append(
+                ConfigProblem(source, _line_of(text, ("adapters", name)), f"adapters.{name}",
+                              f"no adapter named {name!r} is installed (installed: {known})")
+            )
+            continue
+        try:
+            validate_adapter_config(name, cls, section)
+        except ValidationError as err:
+            for e in err.errors():
+                loc = ("adapters", name, *e["loc"])
+                problems.append(ConfigProblem(source, _line_of(text, loc), ".".join(map(str, loc)), _describe(e)))
+    return problems
+
+
+class _ScopedKV:
+    """Fallback key-value storage kept in memory (replay, tests)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._data.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self._data[key] = value
+
+    def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    def items(self) -> Iterable[tuple[str, Any]]:
+        return list(self._data.items())
+
+
+class AdapterContextImpl:
+    """The one object an adapter gets: its way into the hub, its config, logger, clock and storage."""
+
+    def __init__(
+        self,
+        name: str,
+        hub: Hub,
+        config: dict[str, Any],
+        mqtt: MqttClient | None,
+        storage: KeyValueStore,
+        on_task_failed: Callable[[BaseException], None],
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.log = logging.getLogger(f"hearth.adapter.{name}")
+        self.clock = hub.clock
+        self.mqtt = mqtt
+        self.storage = storage
+        self._hub = hub
+        self._on_task_failed = on_task_failed
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def upsert_device(self, info: DeviceInfo) -> Device:
+        return self._hub.upsert_device(info, self.name)
+
+    def remove_device(self, device_id: str) -> None:
+        device = self._hub.devices.get(device_id)
+        if device is not None and device.adapter == self.name:
+            self._hub.remove_device(device_id)
+
+    def push(self, updates: Iterable[Update]) -> None:
+        self._hub.apply(updates)
+
+    def push_event(self, event: DeviceEventUpdate) -> None:
+        self._hub.emit_event(event)
+
+    def set_available(self, device_id: str, available: bool | None) -> None:
+        self._hub.set_available(device_id, available)
+
+    def report_bad_input(self, message: str) -> None:
+        self._hub.reject_input(self.name, message)
+
+    def device(self, device_id: str) -> Device | None:
+        return self._hub.devices.get(device_id)
+
+    def devices(self) -> list[Device]:
+        return [d for d in self._hub.devices.values() if d.adapter == self.name]
+
+    def create_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        err = task.exception()
+        if err is not None:
+            self._on_task_failed(err)
+
+    async def cancel_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+
+@dataclass
+class AdapterHealth:
+    name: str
+    state: AdapterState = "stopped"
+    restarts: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    retry_in_s: float | None = None
+    started_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "restarts": self.restarts,
+            "failures": self.failures,
+            "last_error": self.last_error,
+            **({"retry_in_s": round(self.retry_in_s, 1)} if self.retry_in_s is not None else {}),
+        }
+
+
+class Supervisor:
+    def __init__(
+        self,
+        hub: Hub,
+        adapters: dict[str, type[Any]],
+        configs: dict[str, dict[str, Any]],
+        *,
+        mqtt: MqttClient | None,
+        storage_for: Callable[[str], KeyValueStore] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.hub = hub
+        self.clock: Clock = hub.clock
+        self._classes = adapters
+        self._configs = configs
+        self._mqtt = mqtt
+        self._storage_for = storage_for or (lambda _name: _ScopedKV())
+        self._rng = rng or random.Random()
+        self.health: dict[str, AdapterHealth] = {name: AdapterHealth(name) for name in adapters}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._instances: dict[str, Any] = {}
+
+    async def __aenter__(self) -> Supervisor:
+        loop = asyncio.get_running_loop()
+        for name in sorted(self._classes):
+            self._tasks.append(loop.create_task(self._keep_running(name), name=f"supervise:{name}"))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    def health_report(self) -> dict[str, Any]:
+        return {name: h.as_dict() for name, h in sorted(self.health.items())}
+
+    def instance(self, name: str) -> Any:
+        return self._instances.get(name)
+
+    async def _keep_running(self, name: str) -> None:
+        health = self.health[name]
+        cls = self._classes[name]
+        backoff = BACKOFF_MIN_S
+        if getattr(cls, "needs_mqtt", False) and self._mqtt is None:
+            health.state = "disabled"
+            health.last_error = "needs MQTT, and [mqtt] is disabled"
+            return
+        try:
+            config = validate_adapter_config(name, cls, self._configs.get(name, {}))
+        except ValidationError as err:
+            health.state = "disabled"
+            health.last_error = f"invalid [adapters.{name}] config: {err.errors()[0]['msg']}"
+            log.error("adapter %s not started: %s", name, health.last_error)
+            return
+        storage = self._storage_for(name)
+        while True:
+            failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+            def on_task_failed(err: BaseException, failed: asyncio.Future[BaseException] = failed) -> None:
+                if not failed.done():
+                    failed.set_result(err)
+
+            ctx = AdapterContextImpl(name, self.hub, config, self._mqtt, storage, on_task_failed)
+            adapter: Adapter = cls()
+            health.state = "starting"
+            health.retry_in_s = None
+            started = self.clock.monotonic()
+            error: BaseException | None = None
+            try:
+                await adapter.start(ctx)  # type: ignore[arg-type]
+                if self.clock.monotonic() - started > SLOW_START_WARN_S:
+                    log.warning("adapter %s took %.1f s to start", name, self.clock.monotonic() - started)
+                self._instances[name] = adapter
+                self.hub.set_command_handler(name, self._command_handler(name, adapter))
+                health.state = "running"
+                health.started_at = self.clock.monotonic()
+                log.info("adapter %s running", name)
+                error = await failed
+            except asyncio.CancelledError:
+                await self._stop(name, adapter, ctx)
+                health.state = "stopped"
+                raise
+            except AdapterNotReadyError as err:
+                error = err
+            except Exception as err:
+                error = err
+            await self._stop(name, adapter, ctx)
+            health.failures += 1
+            health.last_error = f"{type(error).__name__}: {error}"
+            ran_for = self.clock.monotonic() - (health.started_at or started)
+            if health.state == "running" and ran_for >= STABLE_AFTER_S:
+                backoff = BACKOFF_MIN_S
+            if isinstance(error, AdapterNotReadyError):
+                log.warning("adapter %s not ready: %s; retrying in %.0f s", name, error, backoff)
+            else:
+                log.error("adapter %s failed: %s; restarting in %.0f s", name, health.last_error, backoff,
+                          exc_info=error)
+            # Full jitter keeps several failing adapters (or gateways) from retrying in step.
+            delay = backoff * (0.5 + self._rng.random() / 2)
+            health.state = "backoff"
+            health.retry_in_s = delay
+            await self.clock.sleep(delay)
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+            health.restarts += 1
+
+    async def _stop(self, name: str, adapter: Any, ctx: AdapterContextImpl) -> None:
+        self.hub.set_command_handler(name, None)
+        self._instances.pop(name, None)
+        await ctx.cancel_tasks()
+        try:
+            await asyncio.wait_for(adapter.stop(), 10.0)
+        except Exception:
+            log.exception("adapter %s failed to stop cleanly", name)
+
+    def _command_handler(self, name: str, adapter: Any) -> Callable[[Command], Coroutine[Any, Any, CommandResult]]:
+        async def handle(command: Command) -> CommandResult:
+            return await adapter.execute(command)
+
+        return handle

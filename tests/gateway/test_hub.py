@@ -1,0 +1,143 @@
+"""The hub: one owner of state, typed events, availability, command routing with confirmation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.bus import AvailabilityChanged, CommandResultEvent, DeviceAdded, InputRejected, StateChanged
+from gateway.clock import SimulatedClock, SystemClock
+from gateway.errors import CommandValidationError
+from gateway.hub import Hub
+from gateway.model.types import CapabilitySupport, Command, CommandResult, DeviceInfo, Update
+
+
+def plug_info(device_id: str = "test:plug", name: str = "Plug") -> DeviceInfo:
+    return DeviceInfo(
+        id=device_id, name=name, source="test",
+        components={
+            "main": {
+                "on_off": CapabilitySupport(frozenset({"on"}), frozenset({"on", "off", "toggle"})),
+                "power_meter": CapabilitySupport(frozenset({"watts"})),
+            }
+        },
+        aliases=("kitchen/plug",),
+    )
+
+
+def test_state_changes_are_published_with_old_and_new_values() -> None:
+    hub = Hub(SimulatedClock(100.0))
+    events: list[object] = []
+    hub.bus.subscribe(StateChanged, events.append)
+    hub.bus.subscribe(DeviceAdded, events.append)
+    hub.upsert_device(plug_info(), "test")
+    hub.apply([Update("test:plug", "main", "power_meter", "watts", 3.5)])
+    hub.apply([Update("test:plug", "main", "power_meter", "watts", 3.5)])  # same value: no event
+    hub.apply([Update("test:plug", "main", "power_meter", "watts", 60.0)])
+    assert events[0] == DeviceAdded(100.0, "test:plug")
+    changes = [(e.old, e.new) for e in events if isinstance(e, StateChanged)]
+    assert changes == [(None, 3.5), (3.5, 60.0)]
+    assert hub.devices["test:plug"].value("main", "power_meter", "watts") == 60.0
+
+
+def test_bad_updates_are_counted_and_reported_not_applied() -> None:
+    hub = Hub(SimulatedClock())
+    rejected: list[InputRejected] = []
+    hub.bus.subscribe(InputRejected, rejected.append)
+    hub.upsert_device(plug_info(), "test")
+    hub.apply([
+        Update("test:plug", "main", "power_meter", "watts", "lots"),
+        Update("test:plug", "main", "on_off", "on", 1),
+        Update("test:plug", "main", "level", "brightness", 3),
+        Update("test:nope", "main", "on_off", "on", True),
+        Update("test:plug", "main", "on_off", "on", True),
+    ])
+    assert hub.counters["bad_input"] == 4
+    assert [r.source for r in rejected] == ["test", "test", "test", "test"]
+    assert "expected number" in rejected[0].message
+    assert hub.devices["test:plug"].state["main"] == {"on_off": {"on": True}}
+
+
+def test_areas_from_config_match_id_or_name_case_insensitively() -> None:
+    hub = Hub(SimulatedClock(), areas={"Kitchen/Plug": "kitchen", "test:other": "hall"})
+    assert hub.upsert_device(plug_info(), "test").area == "kitchen"
+    assert hub.upsert_device(plug_info("test:other", "Other"), "test").area == "hall"
+
+
+def test_availability_changes_once() -> None:
+    hub = Hub(SimulatedClock())
+    seen: list[AvailabilityChanged] = []
+    hub.bus.subscribe(AvailabilityChanged, seen.append)
+    hub.upsert_device(plug_info(), "test")
+    hub.set_available("test:plug", True)
+    hub.set_available("test:plug", True)
+    hub.set_available("test:plug", False)
+    assert [e.available for e in seen] == [True, False]
+
+
+def test_a_failing_subscriber_does_not_stop_the_others() -> None:
+    hub = Hub(SimulatedClock())
+    got: list[StateChanged] = []
+
+    def broken(event: StateChanged) -> None:
+        raise RuntimeError("boom")
+
+    hub.bus.subscribe(StateChanged, broken)
+    hub.bus.subscribe(StateChanged, got.append)
+    hub.upsert_device(plug_info(), "test")
+    hub.apply([Update("test:plug", "main", "on_off", "on", True)])
+    assert len(got) == 1
+    assert hub.bus.subscriber_errors == 1
+
+
+async def test_command_is_confirmed_when_the_device_reports_the_new_state() -> None:
+    hub = Hub(SystemClock())
+    hub.upsert_device(plug_info(), "test")
+    hub.apply([Update("test:plug", "main", "on_off", "on", False)])
+    results: list[CommandResultEvent] = []
+    hub.bus.subscribe(CommandResultEvent, results.append)
+    sent: list[Command] = []
+
+    async def handler(command: Command) -> CommandResult:
+        sent.append(command)
+        # the device answers a moment later, as a real one does over MQTT
+        asyncio.get_running_loop().call_later(
+            0.01, hub.apply, [Update("test:plug", "main", "on_off", "on", True)]
+        )
+        return CommandResult("sent")
+
+    hub.set_command_handler("test", handler)
+    result = await hub.execute(Command("test:plug", "main", "on_off", "toggle"), timeout_s=2)
+    assert result.status == "confirmed"
+    assert result.expected == {"on": True}
+    assert sent[0].command == "toggle"
+    assert results[0].result.status == "confirmed"
+
+
+async def test_command_times_out_when_the_device_stays_silent() -> None:
+    hub = Hub(SystemClock())
+    hub.upsert_device(plug_info(), "test")
+    hub.apply([Update("test:plug", "main", "on_off", "on", False)])
+
+    async def handler(command: Command) -> CommandResult:
+        return CommandResult("sent")
+
+    hub.set_command_handler("test", handler)
+    result = await hub.execute(Command("test:plug", "main", "on_off", "on"), timeout_s=0.05)
+    assert result.status == "timeout"
+    assert "did not confirm" in result.message
+    assert not hub._waiters  # nothing left behind
+
+
+async def test_offline_devices_and_missing_adapters_say_so() -> None:
+    hub = Hub(SystemClock())
+    hub.upsert_device(plug_info(), "test")
+    result = await hub.execute(Command("test:plug", "main", "on_off", "on"))
+    assert result.status == "failed" and "not running" in result.message
+    hub.set_available("test:plug", False)
+    result = await hub.execute(Command("test:plug", "main", "on_off", "on"))
+    assert result.status == "unavailable"
+    with pytest.raises(CommandValidationError) as info:
+        await hub.execute(Command("test:ghost", "main", "on_off", "on"))
+    assert info.value.field == "device_id"
