@@ -26,11 +26,12 @@ from gateway.model.types import Command, CommandResult, Device
 __all__ = [
     "HUB_KEY",
     "MAX_BODY_BYTES",
-    "TOKEN_INFO_KEY",
     "TOKENS_KEY",
+    "TOKEN_INFO_KEY",
     "ApiServer",
     "CommandBody",
     "create_app",
+    "hub_metrics",
 ]
 
 log = logging.getLogger("hearth.api")
@@ -41,6 +42,8 @@ MAX_BODY_BYTES = 64 * 1024
 # hub.execute waits up to timeout_s for the device to confirm, but the adapter's own send is not
 # bounded by it: a hung adapter must not hang the request, so the whole call gets this much more.
 ADAPTER_GRACE_S = 10.0
+# A client retrying a bad token must not flood the log (or wear the SD card): one line per window.
+AUTH_FAILURE_LOG_WINDOW_S = 60.0
 # Draining open requests on shutdown: long enough for a command waiting for its confirmation.
 SHUTDOWN_TIMEOUT_S = 5.0
 
@@ -138,10 +141,29 @@ async def _auth_middleware(
     # Checking may re-read the token file (after a CLI revoke): file I/O stays off the event loop.
     info = await asyncio.to_thread(request.app[TOKENS_KEY].verify, token)
     if info is None:
-        log.info("rejected an invalid or revoked API token from %s", request.remote)
+        request.app[_AUTH_FAILURES_KEY].record(request.app[HUB_KEY].clock.monotonic(), request.remote)
         return _unauthorized("invalid or revoked token", "invalid_token")
     request[TOKEN_INFO_KEY] = info
     return await handler(request)
+
+
+class _AuthFailureLog:
+    """Logs rejected tokens at most once per window, with how many were left out."""
+
+    def __init__(self) -> None:
+        self._window_start = float("-inf")
+        self._suppressed = 0
+
+    def record(self, now: float, remote: str | None) -> None:
+        if now - self._window_start < AUTH_FAILURE_LOG_WINDOW_S:
+            self._suppressed += 1
+            return
+        extra = f" ({self._suppressed} more not logged)" if self._suppressed else ""
+        log.warning("rejected an invalid or revoked API token from %s%s", remote, extra)
+        self._window_start, self._suppressed = now, 0
+
+
+_AUTH_FAILURES_KEY = web.AppKey("hearth.auth_failures", _AuthFailureLog)
 
 
 def _unauthorized(message: str, error_code: str | None) -> web.Response:
@@ -318,9 +340,9 @@ def hub_metrics(hub: Hub) -> str:
         "# HELP hearth_devices Devices the gateway knows.",
         "# TYPE hearth_devices gauge",
         f"hearth_devices {len(devices)}",
-        "# HELP hearth_devices_available Devices currently reachable.",
+        "# HELP hearth_devices_available Devices known to be reachable now.",
         "# TYPE hearth_devices_available gauge",
-        f"hearth_devices_available {sum(1 for d in devices if d.available is not False)}",
+        f"hearth_devices_available {sum(1 for d in devices if d.available is True)}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -343,6 +365,7 @@ def create_app(
     )
     app[HUB_KEY] = hub
     app[TOKENS_KEY] = tokens
+    app[_AUTH_FAILURES_KEY] = _AuthFailureLog()
     routes = _Routes(hub, health, metrics, command_timeout_s)
     app.router.add_get("/healthz", routes.healthz)
     app.router.add_get("/metrics", routes.metrics_text)

@@ -45,8 +45,8 @@ NAME_MAX_CHARS = 64
 # card: the time is kept in memory and written at most this often.
 LAST_USED_PERSIST_INTERVAL_S = 300.0
 
-_TOKEN_RE = re.compile(rf"^{TOKEN_PREFIX}_([0-9a-f]{{{ID_HEX_CHARS}}})_([A-Za-z0-9_-]{{40,64}})$")
-_NAME_RE = re.compile(r"^[\w][\w .@:+-]*$")
+_TOKEN_RE = re.compile(rf"{TOKEN_PREFIX}_([0-9a-f]{{{ID_HEX_CHARS}}})_([A-Za-z0-9_-]{{40,64}})")
+_NAME_RE = re.compile(r"\w[\w .@:+-]*")
 
 
 class TokenError(HearthError):
@@ -103,7 +103,7 @@ class TokenStore:
     def create(self, name: str) -> tuple[str, TokenInfo]:
         """Make a new token. Returns its plaintext (shown once, never stored) and its public info."""
         name = name.strip()
-        if not name or len(name) > NAME_MAX_CHARS or not _NAME_RE.match(name):
+        if not name or len(name) > NAME_MAX_CHARS or not _NAME_RE.fullmatch(name):
             raise TokenError(
                 f"invalid token name {name[:80]!r}: use 1-{NAME_MAX_CHARS} letters, digits, spaces or . @ : + - _"
             )
@@ -151,7 +151,7 @@ class TokenStore:
 
         Fails closed: a token file that cannot be read accepts no token (and says so in the log).
         """
-        match = _TOKEN_RE.match(token) if len(token) < 128 else None
+        match = _TOKEN_RE.fullmatch(token) if len(token) < 128 else None
         with self._lock:
             try:
                 records = self._reload(strict=False)
