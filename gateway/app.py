@@ -100,7 +100,8 @@ class Gateway:
 
             if config.api.enabled:
                 tokens = TokenStore(config.token_file)
-                initial = tokens.ensure_initial()
+                initial = await asyncio.to_thread(tokens.ensure_initial)
+                stack.callback(tokens.flush)
                 app = create_app(self.hub, tokens, health=self.health,
                                  command_timeout_s=config.api.command_timeout_s)
                 self.api = await stack.enter_async_context(ApiServer(app, config.api.host, config.api.port))

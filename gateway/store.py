@@ -1,0 +1,758 @@
+"""The SQLite store: what survives a restart.
+
+It owns the database file: every device's description and last state, the history of state changes,
+and the small key-value storage of adapters. It listens on the hub's bus, keeps what changed in memory
+and writes it in one transaction every ``commit_interval_s`` (an SD card must not see one write per
+message). A crash (kill -9, power cut) loses at most the last interval; the file always opens cleanly,
+because every batch is one SQLite transaction in a WAL journal.
+
+Threading: the bus callbacks and all bookkeeping run on the event loop; every SQLite call runs in one
+dedicated worker thread that owns the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from gateway.bus import (
+    AvailabilityChanged,
+    DeviceAdded,
+    DeviceRemoved,
+    DeviceUpdated,
+    StateChanged,
+    Unsubscribe,
+)
+from gateway.clock import Clock
+from gateway.errors import StoreError
+from gateway.model.types import CapabilitySupport, Device
+
+if TYPE_CHECKING:
+    from gateway.hub import Hub
+
+__all__ = ["Store"]
+
+log = logging.getLogger("hearth.store")
+
+T = TypeVar("T")
+
+# Another process (a backup script, `sqlite3` in a shell) may hold the write lock for a moment: wait for
+# it rather than fail the batch at once. Short enough that a stuck lock shows up as a failed commit
+# (logged, retried next interval) instead of a silent stall.
+BUSY_TIMEOUT_MS = 5000
+# History older than retention_days is purged once a day; a failed purge is retried an hour later.
+PURGE_INTERVAL_S = 86400.0
+PURGE_RETRY_S = 3600.0
+# A purge deletes in chunks, each its own transaction and its own job on the worker: a month of
+# history is millions of rows, and one huge delete would hold up the commits behind it and grow the WAL.
+PURGE_CHUNK_ROWS = 20000
+# While commits keep failing (disk full) the batch is kept in memory; beyond this many history rows the
+# oldest are dropped (and counted): running out of memory would lose everything, not just old history.
+MAX_PENDING_HISTORY_ROWS = 1_000_000
+
+# Stdlib json, not orjson: it round-trips NaN and infinities (orjson turns them into null), and a
+# restored value must be the value the hub had.
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# For state values, which the hub has already checked to be JSON scalars: should anything else ever get
+# through, it is stored as its text rather than failing its batch, and every batch after it, for good.
+_dumps_value = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=repr).encode
+_loads = json.loads
+
+# Forward migrations: MIGRATIONS[n - 1] takes the schema from version n - 1 to n. Never edit a shipped
+# one; append. Each runs in one transaction together with its row in schema_version.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE devices (
+            id TEXT PRIMARY KEY,
+            adapter TEXT NOT NULL,
+            description TEXT NOT NULL,
+            available INTEGER,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE state (
+            device_id TEXT NOT NULL,
+            component TEXT NOT NULL,
+            capability TEXT NOT NULL,
+            attribute TEXT NOT NULL,
+            value TEXT NOT NULL,
+            t REAL NOT NULL,
+            PRIMARY KEY (device_id, component, capability, attribute)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE history (
+            t REAL NOT NULL,
+            device_id TEXT NOT NULL,
+            component TEXT NOT NULL,
+            capability TEXT NOT NULL,
+            attribute TEXT NOT NULL,
+            value TEXT NOT NULL
+        )""",
+        "CREATE INDEX history_device_t ON history (device_id, t)",
+        "CREATE INDEX history_t ON history (t)",
+        """CREATE TABLE kv (
+            scope TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (scope, key)
+        ) WITHOUT ROWID""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Only rewrite a row whose value changed: a restored device's state is re-sent at attach and must not
+# cost a page write per attribute.
+_UPSERT_STATE = """
+INSERT INTO state (device_id, component, capability, attribute, value, t) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (device_id, component, capability, attribute)
+DO UPDATE SET value = excluded.value, t = excluded.t WHERE value IS NOT excluded.value
+"""
+_INSERT_HISTORY = """
+INSERT INTO history (t, device_id, component, capability, attribute, value) VALUES (?, ?, ?, ?, ?, ?)
+"""
+_UPSERT_DEVICE = """
+INSERT INTO devices (id, adapter, description, available, updated_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET adapter = excluded.adapter, description = excluded.description,
+    available = excluded.available, updated_at = excluded.updated_at
+WHERE adapter IS NOT excluded.adapter OR description IS NOT excluded.description
+    OR available IS NOT excluded.available
+"""
+
+# Device fields kept in the description JSON. `available` has its own column; `state` lives in the
+# state table. `last_update` is as of the last description written, or the newest state row if later
+# (the hub also moves it on unchanged values, which we never hear of).
+_PLAIN_FIELDS = ("id", "name", "source", "adapter", "manufacturer", "model", "sw_version", "hw_version",
+                 "serial", "mac", "via", "area", "last_update")
+_TUPLE_FIELDS = ("tags", "aliases")
+DESCRIBED_FIELDS = frozenset((*_PLAIN_FIELDS, *_TUPLE_FIELDS, "support", "available", "state"))
+
+StateKey = tuple[str, str, str, str]  # device_id, component, capability, attribute
+KvKey = tuple[str, str]  # scope, key
+
+
+def describe_device(device: Device) -> dict[str, Any]:
+    """The device's description as plain JSON data (a snapshot: later changes to ``device`` don't show)."""
+    out: dict[str, Any] = {name: getattr(device, name) for name in _PLAIN_FIELDS}
+    for name in _TUPLE_FIELDS:
+        out[name] = list(getattr(device, name))
+    out["support"] = {
+        comp: {
+            cap: {
+                "attributes": sorted(sup.attributes),
+                "commands": sorted(sup.commands),
+                "limits": {key: [low, high] for key, (low, high) in sup.limits.items()},
+            }
+            for cap, sup in caps.items()
+        }
+        for comp, caps in device.support.items()
+    }
+    return out
+
+
+def device_from_description(data: dict[str, Any], available: bool | None) -> Device:
+    """The inverse of :func:`describe_device`; keys a newer or older version wrote are tolerated."""
+    support = {
+        comp: {
+            cap: CapabilitySupport(
+                frozenset(sup.get("attributes", ())),
+                frozenset(sup.get("commands", ())),
+                {key: (pair[0], pair[1]) for key, pair in sup.get("limits", {}).items()},
+            )
+            for cap, sup in caps.items()
+        }
+        for comp, caps in data.get("support", {}).items()
+    }
+    return Device(
+        **{name: data.get(name) for name in _PLAIN_FIELDS},
+        **{name: tuple(data.get(name, ())) for name in _TUPLE_FIELDS},
+        support=support,
+        available=available,
+    )
+
+
+class _Batch:
+    """Work not yet written. Filled on the loop by the bus callbacks, written whole by the worker.
+
+    Applied in this order in one transaction: removals, state upserts, history rows, device
+    descriptions (which also drop state of capabilities a device no longer has), kv writes.
+    """
+
+    __slots__ = ("devices", "dirty", "history", "kv", "removed", "state", "taken_at")
+
+    def __init__(self) -> None:
+        # latest change per key; the event carries the value (`new`) and its time (`t`)
+        self.state: dict[StateKey, StateChanged] = {}
+        self.history: list[StateChanged] = []
+        # devices whose description or availability changed; described when the batch is taken
+        self.dirty: dict[str, None] = {}
+        # device id -> (describe_device(), available), filled when the batch is taken
+        self.devices: dict[str, tuple[dict[str, Any], bool | None]] = {}
+        self.taken_at = 0.0
+        self.removed: dict[str, None] = {}
+        self.kv: dict[KvKey, str | None] = {}  # JSON text, or None to delete
+
+    def __len__(self) -> int:
+        return (len(self.state) + len(self.history) + len(self.dirty) + len(self.devices) + len(self.removed)
+                + len(self.kv))
+
+
+class _CommitResult:
+    __slots__ = ("duration_s", "rows")
+
+    def __init__(self, rows: int, duration_s: float) -> None:
+        self.rows = rows
+        self.duration_s = duration_s
+
+
+class _ScopedKeyValueStore:
+    """One adapter's storage (gateway.sdk.KeyValueStore). Reads are from memory; writes join the next batch.
+
+    Values are kept as their JSON text, so what ``get`` returns now is what it returns after a restart
+    (a tuple comes back as a list either way) and a caller cannot change a stored value by mutating it.
+    """
+
+    __slots__ = ("_scope", "_store", "_values")
+
+    def __init__(self, store: Store, scope: str, values: dict[str, str]) -> None:
+        self._store = store
+        self._scope = scope
+        self._values = values
+
+    def get(self, key: str, default: Any = None) -> Any:
+        text = self._values.get(key)
+        return default if text is None else _loads(text)
+
+    def set(self, key: str, value: Any) -> None:
+        # Serialised here, not in the worker: a value that is not JSON must fail in the caller's hands,
+        # not make every later batch fail.
+        text = _dumps(value)
+        self._values[key] = text
+        self._store._pending.kv[(self._scope, key)] = text
+
+    def delete(self, key: str) -> None:
+        if self._values.pop(key, None) is not None:
+            self._store._pending.kv[(self._scope, key)] = None
+
+    def items(self) -> Iterable[tuple[str, Any]]:
+        return [(key, _loads(text)) for key, text in self._values.items()]
+
+
+class Store:
+    """The state database. Use as ``async with Store(path, clock) as store:``.
+
+    Then ``load_devices()`` (before adapters start), ``attach(hub)``, and run ``run()`` as a task until
+    shutdown; leaving the ``async with`` writes what is pending and closes the file.
+    """
+
+    def __init__(self, path: Path, clock: Clock, *, commit_interval_s: float = 5.0,
+                 retention_days: float = 30.0) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self.commit_interval_s = commit_interval_s
+        self.retention_days = retention_days
+        self._pending = _Batch()
+        self._hub: Hub | None = None
+        self._unsubscribes: list[Unsubscribe] = []
+        self._kv: dict[str, dict[str, str]] = {}
+        self._kv_views: dict[str, _ScopedKeyValueStore] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None  # touched only in the worker thread
+        self._commit_lock = asyncio.Lock()
+        # A commit handed to the worker whose outcome the loop has not taken in yet (its awaiting task
+        # was cancelled): the next commit settles it first, so a failed batch is merged back in order.
+        self._inflight: tuple[_Batch, asyncio.Future[_CommitResult]] | None = None
+        self._commits = 0
+        self._commit_failures = 0
+        self._rows_written = 0
+        self._last_commit_duration_s = 0.0
+        self._history_dropped = 0
+        self._purged_rows = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Store:
+        if self._executor is not None:
+            raise StoreError(f"{self.path}: store is already open")
+        # One dedicated thread owns the sqlite3 connection and does all database work: a commit of
+        # thousands of rows takes milliseconds to seconds on an SD card, and the loop must keep serving
+        # messages meanwhile. One thread (not a pool) also orders the work: batches are written in the
+        # order they were taken, and sqlite3 connections must not be shared between threads.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hearth-store")
+        self._kv_views = {}
+        try:
+            self._kv = await self._in_worker(self._open)
+        except BaseException:
+            await self._close_worker()
+            raise
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.detach()
+        flush_error: StoreError | None = None
+        try:
+            await self.flush()
+        except StoreError as err:
+            flush_error = err
+            log.error("%s; %d pending changes are lost", err, len(self._pending))
+        finally:
+            await self._close_worker()
+        if flush_error is not None and exc_type is None:
+            raise flush_error
+
+    async def _close_worker(self) -> None:
+        executor = self._executor
+        if executor is None:
+            return
+        try:
+            await self._in_worker(self._close_connection)
+        finally:
+            self._executor = None
+            # The worker is idle now (we just awaited its last job), so this returns at once.
+            executor.shutdown(wait=True)
+
+    async def _in_worker(self, function: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise StoreError(f"{self.path}: store is not open (use `async with Store(...)`)")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    # ------------------------------------------------------------------ bus side (event loop, hot path)
+
+    def attach(self, hub: Hub) -> None:
+        """Follow ``hub``: persist its devices, their state and what changes from now on."""
+        if self._unsubscribes:
+            raise StoreError("store is already attached to a hub")
+        self._hub = hub
+        bus = hub.bus
+        self._unsubscribes = [
+            bus.subscribe(StateChanged, self._on_state_changed),
+            bus.subscribe(DeviceAdded, self._on_device_changed),
+            bus.subscribe(DeviceUpdated, self._on_device_changed),
+            bus.subscribe(AvailabilityChanged, self._on_device_changed),
+            bus.subscribe(DeviceRemoved, self._on_device_removed),
+        ]
+        # What the hub holds already (restored from us, or added before we attached) is written once:
+        # unchanged rows cost no page writes (see _UPSERT_STATE). No history rows: these are not changes.
+        now = self._clock.time()
+        pending = self._pending
+        for device in hub.devices.values():
+            pending.dirty[device.id] = None
+            t = device.last_update if device.last_update is not None else now
+            for comp, caps in device.state.items():
+                for cap, attrs in caps.items():
+                    for attr, value in attrs.items():
+                        pending.state[(device.id, comp, cap, attr)] = StateChanged(
+                            t, device.id, comp, cap, attr, None, value
+                        )
+
+    def detach(self) -> None:
+        """Stop following the hub. What is pending is still written by the next commit."""
+        for unsubscribe in self._unsubscribes:
+            unsubscribe()
+        self._unsubscribes = []
+
+    def _on_state_changed(self, event: StateChanged) -> None:
+        # Called for every state change in the house: two dict/list operations and nothing else.
+        # The event is frozen, so keeping a reference is keeping the value.
+        pending = self._pending
+        pending.state[(event.device_id, event.component, event.capability, event.attribute)] = event
+        pending.history.append(event)
+
+    def _on_device_changed(self, event: DeviceAdded | DeviceUpdated | AvailabilityChanged) -> None:
+        # Described when the batch is taken, not now: by then the hub may have grown the device's
+        # support (it does so silently on a new attribute), and the newest description is what we want.
+        self._pending.dirty[event.device_id] = None
+
+    def _on_device_removed(self, event: DeviceRemoved) -> None:
+        # Rare, so a scan of the pending state is fine. History of the device is kept.
+        pending = self._pending
+        device_id = event.device_id
+        pending.dirty.pop(device_id, None)
+        pending.removed[device_id] = None
+        stale = [key for key in pending.state if key[0] == device_id]
+        for key in stale:
+            del pending.state[key]
+
+    def kv(self, scope: str) -> _ScopedKeyValueStore:
+        """Persistent key-value storage for one scope (an adapter's name). Values must be JSON data."""
+        if self._executor is None:
+            raise StoreError(f"{self.path}: store is not open (its key-value data is loaded on open)")
+        view = self._kv_views.get(scope)
+        if view is None:
+            view = self._kv_views[scope] = _ScopedKeyValueStore(self, scope, self._kv.setdefault(scope, {}))
+        return view
+
+    # ------------------------------------------------------------------ commits
+
+    async def run(self) -> None:
+        """Commit every ``commit_interval_s`` and purge old history daily, until cancelled."""
+        next_purge_at = self._clock.time()
+        while True:
+            await self._clock.sleep(self.commit_interval_s)
+            await self._commit()
+            if self._clock.time() >= next_purge_at:
+                try:
+                    await self.purge_history()
+                    next_purge_at = self._clock.time() + PURGE_INTERVAL_S
+                except StoreError as err:
+                    log.error("%s; retrying in %g s", err, PURGE_RETRY_S)
+                    next_purge_at = self._clock.time() + PURGE_RETRY_S
+
+    async def flush(self) -> None:
+        """Write everything pending now. Raises StoreError if that failed (the work stays pending)."""
+        if not await self._commit():
+            raise StoreError(f"{self.path}: commit failed; {len(self._pending)} changes kept for the next try")
+
+    async def _commit(self) -> bool:
+        """Write what is pending in one transaction. False if that failed: the work is kept for the next."""
+        if self._executor is None:
+            raise StoreError(f"{self.path}: store is not open")
+        async with self._commit_lock:
+            ok = await self._settle_inflight()
+            batch = self._take_batch()
+            if not len(batch):
+                return ok
+            future = asyncio.get_running_loop().run_in_executor(self._executor, self._write_batch, batch)
+            self._inflight = (batch, future)
+            # asyncio.wait does not cancel the write if we are cancelled (shutdown): the next commit,
+            # in __aexit__, settles it before taking the next batch.
+            await asyncio.wait([future])
+            return await self._settle_inflight()
+
+    def _take_batch(self) -> _Batch:
+        # Swapped out, not copied: the callbacks run on this same loop thread, so from here on they fill
+        # a fresh batch and the worker owns this one alone. No lock on the hot path.
+        batch, self._pending = self._pending, _Batch()
+        batch.taken_at = self._clock.time()
+        hub = self._hub
+        if hub is not None:
+            for device_id in batch.dirty:
+                device = hub.devices.get(device_id)
+                if device is not None:
+                    batch.devices[device_id] = (describe_device(device), device.available)
+        batch.dirty = {}
+        return batch
+
+    async def _settle_inflight(self) -> bool:
+        if self._inflight is None:
+            return True
+        batch, future = self._inflight
+        if not future.done():
+            await asyncio.wait([future])
+        self._inflight = None
+        error = future.exception()
+        if error is None:
+            result = future.result()
+            self._commits += 1
+            self._rows_written += result.rows
+            self._last_commit_duration_s = result.duration_s
+            if result.duration_s > self.commit_interval_s:
+                log.warning("commit of %d rows took %.1f s (longer than the commit interval)",
+                            result.rows, result.duration_s)
+            return True
+        self._commit_failures += 1
+        if isinstance(error, sqlite3.Error | OSError):
+            log.error("commit to %s failed (%s); keeping %d changes for the next try", self.path, error, len(batch))
+        else:
+            log.error("commit to %s failed; keeping the changes for the next try", self.path, exc_info=error)
+        self._merge_back(batch)
+        return False
+
+    def _merge_back(self, failed: _Batch) -> None:
+        """Put a failed batch back under what came in since; the newer value of a key wins."""
+        newer = self._pending
+        merged = _Batch()
+        merged.removed = failed.removed | newer.removed
+        merged.state = {key: event for key, event in failed.state.items() if key[0] not in newer.removed}
+        merged.state.update(newer.state)
+        merged.history = failed.history + newer.history
+        overflow = len(merged.history) - MAX_PENDING_HISTORY_ROWS
+        if overflow > 0:
+            del merged.history[:overflow]
+            self._history_dropped += overflow
+            log.error("dropped the %d oldest unwritten history rows (commits keep failing)", overflow)
+        # Described again when the next batch is taken: the hub's newest description is the one to write.
+        merged.dirty = {device_id: None for device_id in failed.devices if device_id not in newer.removed}
+        merged.dirty.update(newer.dirty)
+        merged.kv = failed.kv | newer.kv
+        self._pending = merged
+
+    # ------------------------------------------------------------------ reads
+
+    async def load_devices(self) -> list[Device]:
+        """Every stored device with its last state, support and availability, sorted by id."""
+        return await self._in_worker(self._read_devices)
+
+    async def history(self, device_id: str | None = None, since: float | None = None, until: float | None = None,
+                      limit: int = 1000) -> list[dict[str, Any]]:
+        """State changes with ``since <= t < until`` (epoch s), oldest first; of more than ``limit``, the newest.
+
+        Includes changes not yet committed. To page back, pass the first row's ``t`` as ``until``.
+        """
+        if limit <= 0:
+            return []
+
+        # Taken in the same loop step as the query is queued: a commit of these rows can only run after
+        # the query on the one worker thread, so no row is seen twice.
+        pending: list[dict[str, Any]] = []
+        for e in reversed(self._pending.history):
+            if len(pending) >= limit:
+                break
+            if ((device_id is None or e.device_id == device_id) and (since is None or e.t >= since)
+                    and (until is None or e.t < until)):
+                pending.append({"t": e.t, "device_id": e.device_id, "component": e.component,
+                                "capability": e.capability, "attribute": e.attribute, "value": e.new})
+        pending.reverse()
+        stored = await self._in_worker(self._read_history, device_id, since, until, limit)
+        rows = stored + pending
+        rows.sort(key=lambda row: row["t"])
+        return rows[-limit:]
+
+    async def purge_history(self) -> int:
+        """Delete history older than ``retention_days`` (by the clock). Returns how many rows went."""
+        cutoff = self._clock.time() - self.retention_days * 86400.0
+        total = 0
+        while True:
+            try:
+                deleted = await self._in_worker(self._purge_chunk, cutoff)
+            except sqlite3.Error as err:
+                raise StoreError(f"{self.path}: history purge failed: {err}") from err
+            total += deleted
+            if deleted < PURGE_CHUNK_ROWS:
+                break
+        self._purged_rows += total
+        if total:
+            log.info("purged %d history rows older than %g days", total, self.retention_days)
+        return total
+
+    def stats(self) -> dict[str, Any]:
+        db_bytes = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                db_bytes += os.stat(f"{self.path}{suffix}").st_size
+        return {
+            "commits": self._commits,
+            "commit_failures": self._commit_failures,
+            "rows_written": self._rows_written,
+            "last_commit_duration_s": self._last_commit_duration_s,
+            "pending": len(self._pending),
+            "history_dropped": self._history_dropped,
+            "history_purged": self._purged_rows,
+            "db_bytes": db_bytes,
+        }
+
+    # ------------------------------------------------------------------ worker thread only
+
+    def _open(self) -> dict[str, dict[str, str]]:
+        path = self.path
+        try:
+            # 0700/0600: the data directory also holds the API tokens, and the history says who is home.
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError as err:
+            raise StoreError(f"{path}: cannot create the database file: {err.strerror or err}") from err
+        try:
+            conn = sqlite3.connect(path, isolation_level=None)
+        except sqlite3.Error as err:
+            raise StoreError(f"{path}: cannot open the database: {err}") from err
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # Read-only checks first: a file that is not ours or not sound is refused before we write a byte.
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                raise StoreError(f"{path}: the database is damaged ({'; '.join(problems[:5])}). It was left as it "
+                                 "is: move it away to start with an empty store, or restore a backup")
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "schema_version" not in tables:
+                raise StoreError(f"{path}: this SQLite database is not a Hearth store (it has tables "
+                                 f"{', '.join(sorted(tables)[:5])}); refusing to touch it: set [store] path")
+            # WAL: a commit appends to the log instead of rewriting pages in place, readers never block
+            # the writer, and a crash mid-commit leaves the last committed state. With WAL, NORMAL keeps
+            # the database consistent across a power cut; only the last transaction(s) can be lost (FULL
+            # would add an fsync per commit for nothing we need: we lose up to an interval anyway).
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                log.warning("%s: SQLite refused WAL mode (journal_mode=%s); commits will be slower", path, mode)
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._migrate(conn, tables)
+            kv: dict[str, dict[str, str]] = {}
+            for scope, key, value in conn.execute("SELECT scope, key, value FROM kv"):
+                kv.setdefault(scope, {})[key] = value
+        except sqlite3.Error as err:
+            conn.close()
+            raise StoreError(f"{path}: not a usable database ({err}). It was left as it is: move it away to "
+                             "start with an empty store, or restore a backup") from err
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return kv
+
+    def _migrate(self, conn: sqlite3.Connection, tables: set[str]) -> None:
+        version = 0
+        if "schema_version" in tables:
+            version = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: the database has schema version {version}, newer than this "
+                             f"gateway knows ({SCHEMA_VERSION}); a newer Hearth wrote it. Upgrade Hearth")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("CREATE TABLE IF NOT EXISTS schema_version "
+                             "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+                for statement in MIGRATIONS[target - 1]:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                             (target, self._clock.time()))
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+            log.info("%s: schema migrated to version %d", self.path, target)
+
+    def _close_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"{self.path}: store is not open")
+        return self._conn
+
+    def _write_batch(self, batch: _Batch) -> _CommitResult:
+        # Wall time, not the injected clock: this measures the disk, and a simulated clock stands still.
+        started = time.perf_counter()
+        conn = self._connection()
+        rows = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for device_id in batch.removed:
+                conn.execute("DELETE FROM state WHERE device_id = ?", (device_id,))
+                conn.execute("DELETE FROM devices WHERE id = ?", (device_id,))
+                rows += 1
+            if batch.state:
+                conn.executemany(_UPSERT_STATE, [
+                    (*key, _dumps_value(event.new), event.t) for key, event in batch.state.items()
+                ])
+                rows += len(batch.state)
+            if batch.history:
+                conn.executemany(_INSERT_HISTORY, [
+                    (e.t, e.device_id, e.component, e.capability, e.attribute, _dumps_value(e.new))
+                    for e in batch.history
+                ])
+                rows += len(batch.history)
+            for device_id, (description, available) in batch.devices.items():
+                conn.execute(_UPSERT_DEVICE, (
+                    device_id, description["adapter"], _dumps_value(description),
+                    None if available is None else int(available), batch.taken_at,
+                ))
+                self._drop_unsupported_state(conn, device_id, description["support"])
+                rows += 1
+            for (scope, key), text in batch.kv.items():
+                if text is None:
+                    conn.execute("DELETE FROM kv WHERE scope = ? AND key = ?", (scope, key))
+                else:
+                    conn.execute("INSERT INTO kv (scope, key, value) VALUES (?, ?, ?) "
+                                 "ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value", (scope, key, text))
+                rows += 1
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        return _CommitResult(rows, time.perf_counter() - started)
+
+    @staticmethod
+    def _drop_unsupported_state(conn: sqlite3.Connection, device_id: str, support: dict[str, Any]) -> None:
+        # The hub drops the state of capabilities a device no longer has, without a StateChanged.
+        stored = conn.execute("SELECT DISTINCT component, capability FROM state WHERE device_id = ?", (device_id,))
+        for component, capability in stored.fetchall():
+            if capability not in support.get(component, {}):
+                conn.execute("DELETE FROM state WHERE device_id = ? AND component = ? AND capability = ?",
+                             (device_id, component, capability))
+
+    def _read_devices(self) -> list[Device]:
+        conn = self._connection()
+        devices: dict[str, Device] = {}
+        for device_id, description, available in conn.execute(
+            "SELECT id, description, available FROM devices ORDER BY id"
+        ):
+            device = device_from_description(_loads(description), None if available is None else bool(available))
+            device.id = device_id
+            devices[device_id] = device
+        for device_id, comp, cap, attr, value, t in conn.execute(
+            "SELECT device_id, component, capability, attribute, value, t FROM state"
+        ):
+            device = devices.get(device_id)
+            if device is None:
+                continue
+            device.state.setdefault(comp, {}).setdefault(cap, {})[attr] = _loads(value)
+            if device.last_update is None or t > device.last_update:
+                device.last_update = t
+            # The hub grows a device's support when it reports a new attribute, without a DeviceUpdated;
+            # grow it the same way here so the restored device is the one the hub had.
+            caps = device.support.setdefault(comp, {})
+            support = caps.get(cap)
+            if support is None:
+                caps[cap] = CapabilitySupport(frozenset({attr}))
+            elif attr not in support.attributes:
+                support.attributes = support.attributes | {attr}
+        return list(devices.values())
+
+    def _read_history(self, device_id: str | None, since: float | None, until: float | None,
+                      limit: int) -> list[dict[str, Any]]:
+        conn = self._connection()
+        where: list[str] = []
+        params: list[Any] = []
+        if device_id is not None:
+            where.append("device_id = ?")
+            params.append(device_id)
+        if since is not None:
+            where.append("t >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("t < ?")
+            params.append(until)
+        sql = "SELECT t, device_id, component, capability, attribute, value FROM history"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY t DESC, rowid DESC LIMIT ?"
+        params.append(limit)
+        rows = [
+            {"t": t, "device_id": dev, "component": comp, "capability": cap, "attribute": attr, "value": _loads(value)}
+            for t, dev, comp, cap, attr, value in conn.execute(sql, params)
+        ]
+        rows.reverse()
+        return rows
+
+    def _purge_chunk(self, cutoff: float) -> int:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = conn.execute(
+                "DELETE FROM history WHERE rowid IN (SELECT rowid FROM history WHERE t < ? LIMIT ?)",
+                (cutoff, PURGE_CHUNK_ROWS),
+            ).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        return deleted
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite may have rolled back already (some I/O and disk-full errors do); never mask the first error.
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.exception("rollback failed")

@@ -1,0 +1,1 @@
+"""Scene profiles shipped with the gateway (TOML, pure data). Installed as ``gateway.profiles``."""

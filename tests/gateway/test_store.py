@@ -1,0 +1,575 @@
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway import store as store_module
+from gateway.clock import SimulatedClock
+from gateway.errors import StoreError
+from gateway.hub import Hub
+from gateway.model.types import CapabilitySupport, Device, DeviceInfo, Update
+from gateway.store import DESCRIBED_FIELDS, Store
+
+START = 1_700_000_000.0
+DAY_S = 86400.0
+
+
+def support(attributes: set[str], commands: set[str] = frozenset(), **limits: tuple[float | None, float | None]) \
+        -> CapabilitySupport:
+    return CapabilitySupport(frozenset(attributes), frozenset(commands), dict(limits))
+
+
+BULB = DeviceInfo(
+    id="zigbee2mqtt:0x00158d0001a2b3c4", name="Desk lamp", source="zigbee2mqtt", manufacturer="IKEA",
+    model="LED1545G12", sw_version="2.3.093", serial="0x00158d0001a2b3c4", suggested_area="office",
+    aliases=("desk_lamp", "lamp 2"),
+    components={"main": {
+        "on_off": support({"on"}, {"on", "off", "toggle"}),
+        "level": support({"percent"}, {"set"}),
+        "color_temperature": support({"kelvin", "min_kelvin", "max_kelvin"}, {"set"}, kelvin=(2200, 6500.5)),
+    }},
+)
+SENSOR = DeviceInfo(
+    id="ble:a4:c1:38:00:11:22", name="Bathroom", source="ble", mac="a4:c1:38:00:11:22", via="ble:hci0",
+    components={"main": {
+        "temperature": support({"celsius"}),
+        "humidity": support({"percent"}),
+        "battery": support({"percent", "low"}, percent=(None, 100)),
+    }},
+)
+PLUG = DeviceInfo(
+    id="shelly:shellyplus2pm-aabbcc", name="Kitchen relay", source="shelly", hw_version="rev2",
+    components={
+        "main": {"on_off": support({"on"}, {"on", "off", "toggle"})},
+        "l2": {"on_off": support({"on"}, {"on", "off", "toggle"}), "power_meter": support({"watts", "volts"})},
+    },
+)
+MISC = DeviceInfo(
+    id="homie:hall", name="Hall", source="homie",
+    components={"main": {
+        "thermostat": support({"mode", "target_celsius"}, {"set_mode", "set_target"}, target_celsius=(5, 30)),
+        "fan": support({"preset"}, {"set_preset"}),
+        "button": support({"button", "last_event"}),
+        "connectivity": support({"last_seen"}),
+    }},
+)
+
+
+def make_hub(clock: SimulatedClock) -> Hub:
+    hub = Hub(clock, areas={"bathroom": "upstairs bathroom"})
+    hub.upsert_device(BULB, "zigbee2mqtt")
+    hub.upsert_device(SENSOR, "ble")
+    hub.upsert_device(PLUG, "shelly")
+    hub.upsert_device(MISC, "homie")
+    hub.apply([
+        Update(BULB.id, "main", "on_off", "on", True),
+        Update(BULB.id, "main", "level", "percent", 40),  # an int must come back an int
+        Update(BULB.id, "main", "color_temperature", "kelvin", 2700.0),  # and a float a float
+        Update(SENSOR.id, "main", "temperature", "celsius", -3.25),
+        Update(SENSOR.id, "main", "humidity", "percent", None),
+        Update(SENSOR.id, "main", "battery", "low", False),
+        Update(PLUG.id, "l2", "power_meter", "watts", math.inf),
+        Update(PLUG.id, "l2", "on_off", "on", False),
+        Update(MISC.id, "main", "thermostat", "mode", "heat"),
+        Update(MISC.id, "main", "fan", "preset", "nüit ☾ \"quoted\""),
+        Update(MISC.id, "main", "button", "button", 2),
+        Update(MISC.id, "main", "connectivity", "last_seen", "2024-01-02T03:04:05Z"),
+        # not in the device's support: the hub grows the support on its own
+        Update(SENSOR.id, "main", "pressure", "hpa", 1013.2),
+    ])
+    hub.set_available(BULB.id, True)
+    hub.set_available(PLUG.id, False)
+    hub.devices[MISC.id].tags = ("heating", "ground floor")
+    return hub
+
+
+def db_rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """What another process would see in the file: committed data only."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+async def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.002)
+
+
+async def reload(path: Path, clock: SimulatedClock) -> list[Device]:
+    async with Store(path, clock) as store:
+        return await store.load_devices()
+
+
+def sorted_devices(hub: Hub) -> list[Device]:
+    return sorted(hub.devices.values(), key=lambda d: d.id)
+
+
+def test_description_covers_every_device_field() -> None:
+    # A field added to Device must be persisted on purpose (or listed as deliberately derived).
+    assert {f.name for f in fields(Device)} == DESCRIBED_FIELDS
+
+
+async def test_round_trip_restores_devices_exactly(tmp_path: Path) -> None:
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    assert hub.devices[SENSOR.id].support["main"]["pressure"].attributes == {"hpa"}
+    async with Store(path, clock) as store:
+        store.attach(hub)
+        await store.flush()
+        clock.advance_to(START + 60)
+        hub.apply([Update(BULB.id, "main", "level", "percent", 55.5), Update(MISC.id, "main", "button", "button", 0)])
+        hub.set_device_meta(BULB.id, name="Desk lamp (left)", area="study")
+        hub.set_available(SENSOR.id, True)
+        await store.flush()
+
+    restored = await reload(path, clock)
+    assert restored == sorted_devices(hub)
+    lamp = next(d for d in restored if d.id == BULB.id)
+    assert lamp.support["main"]["color_temperature"].limits == {"kelvin": (2200, 6500.5)}
+    assert type(lamp.value("main", "color_temperature", "kelvin")) is float
+    assert lamp.last_update == START + 60
+    assert [d.available for d in restored] == [True, None, False, True]  # sorted: ble, homie, shelly, zigbee
+
+
+async def test_restored_hub_reattached_writes_nothing_new(tmp_path: Path) -> None:
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    async with Store(path, clock) as store:
+        store.attach(hub)
+        await store.flush()
+    before = db_rows(path, "SELECT * FROM state ORDER BY 1, 2, 3, 4")
+    clock.advance_to(START + 3600)
+    async with Store(path, clock) as store:
+        second = Hub(clock)
+        second.restore(await store.load_devices())
+        store.attach(second)
+        await store.flush()
+        assert sorted_devices(second) == sorted_devices(hub)
+    # unchanged values keep the time they were set; no history rows for a restart
+    assert db_rows(path, "SELECT * FROM state ORDER BY 1, 2, 3, 4") == before
+    assert db_rows(path, "SELECT count(*) FROM history") == [(0,)]
+
+
+async def test_nan_survives(tmp_path: Path) -> None:
+    clock = SimulatedClock(START)
+    hub = make_hub(clock)
+    async with Store(tmp_path / "hearth.db", clock) as store:
+        store.attach(hub)
+        hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", math.nan)])
+        await store.flush()
+    restored = {d.id: d for d in await reload(tmp_path / "hearth.db", clock)}
+    assert math.isnan(restored[SENSOR.id].value("main", "temperature", "celsius"))
+
+
+async def test_commits_once_per_interval_and_not_before(tmp_path: Path) -> None:
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    async with Store(path, clock, commit_interval_s=5.0) as store:
+        store.attach(hub)
+        task = asyncio.create_task(store.run(), name="store-commits")
+        await asyncio.sleep(0)
+        for i in range(100):
+            hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", 20 + i / 10)])
+        clock.advance_to(START + 4.99)
+        await asyncio.sleep(0.05)
+        assert store.stats()["commits"] == 0
+        assert db_rows(path, "SELECT count(*) FROM devices") == [(0,)]
+        assert db_rows(path, "SELECT count(*) FROM history") == [(0,)]
+        assert store.stats()["pending"] > 100
+
+        clock.advance_to(START + 5.0)
+        await wait_until(lambda: store.stats()["commits"] == 1)
+        stats = store.stats()
+        assert stats["pending"] == 0
+        assert stats["commit_failures"] == 0
+        assert stats["db_bytes"] > 0
+        assert stats["last_commit_duration_s"] >= 0
+        assert db_rows(path, "SELECT count(*) FROM history") == [(100,)]
+        assert db_rows(path, "SELECT count(*) FROM devices") == [(4,)]
+
+        # an idle interval commits nothing
+        clock.advance_to(START + 10.0)
+        await asyncio.sleep(0.05)
+        assert store.stats()["commits"] == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_state_is_coalesced_history_is_not(tmp_path: Path) -> None:
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    async with Store(path, clock) as store:
+        store.attach(hub)
+        for i in range(100):
+            clock.advance_to(START + i)
+            hub.apply([Update(BULB.id, "main", "level", "percent", i)])
+        # not committed yet, but history already shows it
+        pending = await store.history(BULB.id)
+        assert [row["value"] for row in pending] == list(range(100))
+        await store.flush()
+        assert db_rows(path, "SELECT value, t FROM state WHERE device_id = ? AND attribute = 'percent'",
+                       (BULB.id,)) == [("99", START + 99)]
+        rows = await store.history(BULB.id)
+        assert [row["value"] for row in rows] == list(range(100))
+        assert rows[0] == {"t": START, "device_id": BULB.id, "component": "main", "capability": "level",
+                           "attribute": "percent", "value": 0}
+        assert [row["value"] for row in await store.history(BULB.id, limit=3)] == [97, 98, 99]
+        window = await store.history(BULB.id, since=START + 10, until=START + 20)
+        assert [row["t"] for row in window] == [START + t for t in range(10, 20)]
+        assert await store.history("nobody:here") == []
+        assert store.stats()["commits"] == 1
+
+
+async def test_history_merges_stored_and_pending_rows(tmp_path: Path) -> None:
+    clock = SimulatedClock(START)
+    hub = make_hub(clock)
+    async with Store(tmp_path / "hearth.db", clock) as store:
+        store.attach(hub)
+        clock.advance_to(START + 1)
+        hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", 1.0)])
+        await store.flush()
+        clock.advance_to(START + 2)
+        hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", 2.0)])
+        rows = await store.history()
+        assert [(row["t"], row["value"]) for row in rows] == [(START + 1, 1.0), (START + 2, 2.0)]
+        assert [row["value"] for row in await store.history(limit=1)] == [2.0]
+
+
+async def test_retention_purges_old_history(tmp_path: Path) -> None:
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    async with Store(path, clock, retention_days=30) as store:
+        store.attach(hub)
+        hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", 1.0)])
+        await store.flush()
+        clock.advance_to(START + 29 * DAY_S)
+        hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", 2.0)])
+        await store.flush()
+        assert await store.purge_history() == 0
+        clock.advance_to(START + 30 * DAY_S + 1)
+        assert await store.purge_history() == 1
+        assert [row["value"] for row in await store.history()] == [2.0]
+        assert store.stats()["history_purged"] == 1
+        # the last state is not history: it stays
+    restored = {d.id: d for d in await reload(path, clock)}
+    assert restored[SENSOR.id].value("main", "temperature", "celsius") == 2.0
+
+
+async def test_run_purges_daily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "PURGE_CHUNK_ROWS", 2)  # and in several chunks
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    async with Store(path, clock, commit_interval_s=60, retention_days=1) as store:
+        store.attach(hub)
+        for i in range(5):
+            hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", float(i))])
+        task = asyncio.create_task(store.run(), name="store-commits")
+        await asyncio.sleep(0)
+        clock.advance_to(START + 60)
+        await wait_until(lambda: store.stats()["commits"] == 1)
+        assert db_rows(path, "SELECT count(*) FROM history") == [(5,)]
+        # a day later (one commit interval at a time, as the loop sleeps), the next purge removes them
+        for step in range(1, 24 * 60 + 2):
+            clock.advance_to(START + 60 + step * 60)
+            await asyncio.sleep(0)
+        await wait_until(lambda: store.stats()["history_purged"] == 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert db_rows(path, "SELECT count(*) FROM history") == [(0,)]
+
+
+async def test_kv_persists(tmp_path: Path) -> None:
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    values = {"s": "text ☃", "i": 7, "f": 0.5, "b": True, "n": None, "l": [1, "two", None], "d": {"a": {"b": []}}}
+    async with Store(path, clock) as store:
+        kv = store.kv("zigbee2mqtt")
+        for key, value in values.items():
+            kv.set(key, value)
+        kv.set("gone", 1)
+        kv.delete("gone")
+        kv.delete("never there")
+        store.kv("other").set("s", "other scope")
+        with pytest.raises(TypeError):
+            kv.set("bad", object())  # refused at once; does not poison the batch
+        mutable = [1]
+        kv.set("copied", mutable)
+        mutable.append(2)
+        assert kv.get("copied") == [1]
+        assert kv.get("missing", "default") == "default"
+        assert dict(kv.items()) == values | {"copied": [1]}
+    async with Store(path, clock) as store:
+        kv = store.kv("zigbee2mqtt")
+        assert dict(kv.items()) == values | {"copied": [1]}
+        assert kv.get("n", "default") is None  # a stored null is not "missing"
+        assert store.kv("other").get("s") == "other scope"
+        assert list(store.kv("new").items()) == []
+
+
+async def test_removed_device_loses_state_keeps_history(tmp_path: Path) -> None:
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    async with Store(path, clock) as store:
+        store.attach(hub)
+        hub.apply([Update(PLUG.id, "main", "on_off", "on", True)])
+        await store.flush()
+        hub.apply([Update(PLUG.id, "main", "on_off", "on", False)])
+        hub.remove_device(PLUG.id)
+        await store.flush()
+        assert db_rows(path, "SELECT count(*) FROM state WHERE device_id = ?", (PLUG.id,)) == [(0,)]
+        # removed and added back within one interval: only what came after the removal is kept
+        hub.apply([Update(SENSOR.id, "main", "battery", "low", True)])
+        hub.remove_device(SENSOR.id)
+        hub.upsert_device(SENSOR, "ble")
+        hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", 18.0)])
+        await store.flush()
+    restored = {d.id: d for d in await reload(path, clock)}
+    assert PLUG.id not in restored
+    assert restored[SENSOR.id] == hub.devices[SENSOR.id]
+    assert restored[SENSOR.id].state == {"main": {"temperature": {"celsius": 18.0}}}
+    assert db_rows(path, "SELECT value FROM history WHERE device_id = ? ORDER BY rowid", (PLUG.id,)) == [
+        ("true",), ("false",)
+    ]
+
+
+async def test_dropped_capability_drops_its_state(tmp_path: Path) -> None:
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    async with Store(path, clock) as store:
+        store.attach(hub)
+        await store.flush()
+        fewer = DeviceInfo(id=PLUG.id, name=PLUG.name, source=PLUG.source, hw_version="rev2",
+                           components={"main": {"on_off": support({"on"}, {"on", "off", "toggle"})}})
+        hub.upsert_device(fewer, "shelly")
+        await store.flush()
+    restored = {d.id: d for d in await reload(path, clock)}
+    assert restored[PLUG.id] == hub.devices[PLUG.id]
+    assert "l2" not in restored[PLUG.id].state
+
+
+async def test_new_file_is_private_and_parent_created(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "deeper" / "hearth.db"
+    async with Store(path, SimulatedClock(START)):
+        pass
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert db_rows(path, "SELECT max(version) FROM schema_version") == [(store_module.SCHEMA_VERSION,)]
+    assert db_rows(path, "PRAGMA journal_mode") == [("wal",)]
+    assert not [t for t in threading.enumerate() if t.name.startswith("hearth-store")]
+
+
+@pytest.mark.parametrize("garbage", [
+    b"this is not a database, it is a shopping list\n" * 100,
+    bytes(range(256)) * 64,
+])
+async def test_corrupt_file_is_refused_and_left_alone(tmp_path: Path, garbage: bytes) -> None:
+    path = tmp_path / "hearth.db"
+    path.write_bytes(garbage)
+    with pytest.raises(StoreError, match="not a usable database") as caught:
+        async with Store(path, SimulatedClock(START)):
+            pytest.fail("opened a corrupt file")
+    assert str(path) in str(caught.value)
+    assert path.read_bytes() == garbage
+    assert sorted(os.listdir(tmp_path)) == ["hearth.db"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("hearth-store")]
+
+
+async def test_damaged_pages_are_refused(tmp_path: Path) -> None:
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    async with Store(path, clock) as store:
+        store.attach(hub)
+        for i in range(2000):
+            hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", float(i))])
+        await store.flush()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[3 * page: 6 * page] = b"\xff" * (3 * page)
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreError) as caught:
+        async with Store(path, clock):
+            pytest.fail("opened a damaged file")
+    assert str(path) in str(caught.value)
+    assert path.read_bytes() == bytes(data)
+
+
+async def test_foreign_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE recipes (name TEXT)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="not a Hearth store"):
+        async with Store(path, SimulatedClock(START)):
+            pass
+    assert path.read_bytes() == before
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "hearth.db"
+    async with Store(path, SimulatedClock(START)):
+        pass
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_version VALUES (99, 0)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        async with Store(path, SimulatedClock(START)):
+            pass
+
+
+async def test_failed_commit_keeps_its_batch(tmp_path: Path) -> None:
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    async with Store(path, clock) as store:
+        store.attach(hub)
+        await store.flush()
+
+        def fill_disk() -> None:
+            # The worker's connection may not grow the file any more: SQLite says "database or disk is full".
+            conn = store._conn
+            assert conn is not None
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count = {pages}")
+
+        def free_disk() -> None:
+            assert store._conn is not None
+            store._conn.execute("PRAGMA max_page_count = 1073741823")
+
+        await store._in_worker(fill_disk)
+        for i in range(3000):
+            hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", float(i))])
+        store.kv("ble").set("cursor", 1)
+        with pytest.raises(StoreError, match="commit failed"):
+            await store.flush()
+        assert store.stats()["commit_failures"] == 1
+        assert store.stats()["commits"] == 1
+        assert db_rows(path, "SELECT count(*) FROM history") == [(0,)]
+        # newer changes arrive meanwhile: the newest value of a key wins
+        hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", -1.0)])
+        store.kv("ble").set("cursor", 2)
+
+        await store._in_worker(free_disk)
+        await store.flush()
+        assert store.stats()["commits"] == 2
+        assert store.stats()["pending"] == 0
+        assert db_rows(path, "SELECT count(*) FROM history") == [(3001,)]
+        assert [row["value"] for row in await store.history(SENSOR.id, limit=2)] == [2999.0, -1.0]
+    restored = {d.id: d for d in await reload(path, clock)}
+    assert restored[SENSOR.id].value("main", "temperature", "celsius") == -1.0
+    async with Store(path, clock) as store:
+        assert store.kv("ble").get("cursor") == 2
+
+
+async def test_run_survives_a_failing_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    real_write = Store._write_batch
+    failures = [OSError(28, "No space left on device")]
+
+    def flaky_write(self: Store, batch: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real_write(self, batch)
+
+    monkeypatch.setattr(Store, "_write_batch", flaky_write)
+    async with Store(path, clock, commit_interval_s=5) as store:
+        store.attach(hub)
+        task = asyncio.create_task(store.run(), name="store-commits")
+        await asyncio.sleep(0)
+        hub.apply([Update(BULB.id, "main", "on_off", "on", False)])
+        clock.advance_to(START + 5)
+        await wait_until(lambda: store.stats()["commit_failures"] == 1)
+        assert not task.done()
+        hub.apply([Update(BULB.id, "main", "on_off", "on", True)])
+        clock.advance_to(START + 10)
+        await wait_until(lambda: store.stats()["commits"] == 1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert db_rows(path, "SELECT value FROM history ORDER BY rowid") == [("false",), ("true",)]
+    assert sorted_devices(hub) == await reload(path, clock)
+
+
+async def test_exit_flushes_pending_work(tmp_path: Path) -> None:
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    async with Store(path, clock) as store:
+        store.attach(hub)
+    assert await reload(path, clock) == sorted_devices(hub)
+    # detached on exit: later changes are not ours any more
+    hub.apply([Update(BULB.id, "main", "on_off", "on", False)])
+    assert store.stats()["pending"] == 0
+    with pytest.raises(StoreError, match="not open"):
+        await store.flush()
+
+
+async def test_shutdown_during_a_failing_commit_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    real_write = Store._write_batch
+    entered = threading.Event()
+    release = threading.Event()
+
+    def slow_failing_write(self: Store, batch: Any) -> Any:
+        if not entered.is_set():
+            entered.set()
+            release.wait(5)
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_write(self, batch)
+
+    monkeypatch.setattr(Store, "_write_batch", slow_failing_write)
+    async with Store(path, clock, commit_interval_s=5) as store:
+        store.attach(hub)
+        task = asyncio.create_task(store.run(), name="store-commits")
+        await asyncio.sleep(0)
+        hub.apply([Update(BULB.id, "main", "level", "percent", 1)])
+        clock.advance_to(START + 5)
+        await wait_until(entered.is_set)
+        # the loop keeps taking changes while the worker is busy
+        hub.apply([Update(BULB.id, "main", "level", "percent", 2)])
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+    assert store.stats()["commit_failures"] == 1
+    assert db_rows(path, "SELECT value FROM history ORDER BY rowid") == [("1",), ("2",)]
+    assert await reload(path, clock) == sorted_devices(hub)
+
+
+async def test_kv_needs_an_open_store(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="not open"):
+        Store(tmp_path / "hearth.db", SimulatedClock(START)).kv("x")
