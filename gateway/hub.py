@@ -202,12 +202,16 @@ class Hub:
         return changed
 
     def _ensure_support(self, device: Device, component: str, capability: str, attribute: str) -> None:
+        """A device reported an attribute its description did not list: it has it, so record that."""
         caps = device.support.setdefault(component, {})
         support = caps.get(capability)
         if support is None:
             caps[capability] = CapabilitySupport(frozenset({attribute}))
         elif attribute not in support.attributes:
             caps[capability] = replace(support, attributes=support.attributes | {attribute})
+        else:
+            return
+        self.bus.publish(DeviceUpdated(self.clock.time(), device.id))
 
     def emit_event(self, event: DeviceEventUpdate) -> None:
         device = self.devices.get(event.device_id)

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from gateway.clock import Clock, iso_utc
 from gateway.errors import AdapterNotReadyError, CodecError, HearthError
-from gateway.model import CapabilitySpec, register_capability
+from gateway.model import CapabilitySpec, capability, register_capability
 from gateway.model._spec import ArgSpec, AttributeSpec, CommandSpec
 from gateway.model.types import (
     CapabilitySupport,
@@ -54,6 +54,7 @@ __all__ = [
     "MqttClient",
     "Unsubscribe",
     "Update",
+    "capability",
     "iso_utc",
     "register_capability",
 ]

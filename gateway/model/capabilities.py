@@ -103,7 +103,11 @@ CORE_CAPABILITIES: tuple[CapabilitySpec, ...] = (
     CapabilitySpec(
         "button",
         {"last_event": A("enum", values=BUTTON_KINDS), "button": A("integer", None, 0)},
-        events={"pressed": {"button": Arg("integer", None, 0), "kind": Arg("enum", values=BUTTON_KINDS)}},
+        # `kind` when the press maps onto the common kinds; `action` carries the device's own name
+        # for anything else (a cube's "rotate_left"), so no press is ever lost.
+        events={"pressed": {"button": Arg("integer", None, 0, required=False),
+                            "kind": Arg("enum", values=BUTTON_KINDS, required=False),
+                            "action": Arg("string", required=False)}},
     ),
     CapabilitySpec(
         "thermostat",

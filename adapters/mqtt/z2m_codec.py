@@ -1,0 +1,1112 @@
+"""The Zigbee2MQTT convention as a pure codec: MQTT topics and payloads in, typed updates out; commands in,
+``<name>/set`` payloads out.
+
+No I/O, no clock, no globals that change: :class:`Zigbee2MqttCodec` holds only what the bridge told it
+(``bridge/devices``, ``bridge/groups``, availability), so replay, the unit tests and the fuzzers drive it
+exactly as the adapter does.
+
+Device support is data: ``bridge/devices`` exposes are compiled, once per device, into :class:`Binding`
+rows looked up by the payload key (``state_l1``), using the tables :data:`SPECIFIC_RULES` (feature of a
+light/switch/fan/cover/lock/climate expose) and :data:`GENERIC_RULES` (any expose, by name). Supporting a new
+Z2M property is adding a row there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from gateway.sdk import (
+    CapabilitySupport,
+    CodecError,
+    Command,
+    DeviceEventUpdate,
+    DeviceInfo,
+    Update,
+    iso_utc,
+)
+
+__all__ = [
+    "GENERIC_RULES",
+    "MAX_PAYLOAD_BYTES",
+    "SOURCE",
+    "SPECIFIC_RULES",
+    "Binding",
+    "Decoded",
+    "Rule",
+    "Z2MDevice",
+    "Zigbee2MqttCodec",
+    "action_to_press",
+    "compile_device",
+    "decode_availability",
+    "decode_state",
+    "device_id_for",
+    "encode_command",
+    "parse_json",
+]
+
+SOURCE = "zigbee2mqtt"
+# A bridge/devices of a few hundred devices is ~100-200 KiB; anything far beyond is not Zigbee2MQTT talking.
+MAX_PAYLOAD_BYTES = 256 * 1024
+# Messages for names not yet known are kept (last one per topic) until the first bridge/devices arrives:
+# retained state topics are often delivered before the retained bridge/devices. Bounded so a flood of
+# junk topics cannot grow memory.
+MAX_PENDING_TOPICS = 2000
+
+ACCESS_READABLE = 1  # bit 0: published in the device's state
+ACCESS_SETTABLE = 2  # bit 1: accepted on <name>/set
+
+THERMOSTAT_MODES = frozenset({"off", "heat", "cool", "auto", "eco", "dry", "fan_only"})
+_RUNNING = {"idle": "idle", "heat": "heating", "cool": "cooling"}
+_MOVING = {"UP": "opening", "DOWN": "closing", "STOP": "stopped"}
+_LOCK_STATE = {"locked": "locked", "unlocked": "unlocked", "not_fully_locked": "jammed"}
+# Fan modes that are speeds, slowest first: set_speed(percent) picks among those the fan exposes.
+_FAN_SPEEDS = ("low", "medium", "high")
+_MIRED_PER_KELVIN = 1_000_000  # kelvin = 1e6 / mireds, both ways
+
+
+# ---------------------------------------------------------------------------------------------- values
+
+
+def _bad(why: str) -> CodecError:
+    return CodecError(why)
+
+
+def _finite(raw: Any) -> float:
+    # bool is an int in Python; a Z2M number is never true/false.
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise _bad(f"expected a number, got {type(raw).__name__} {_short(raw)}")
+    if not math.isfinite(raw):
+        raise _bad(f"expected a finite number, got {raw}")
+    return raw
+
+
+def _in_range(value: float, low: float | None, high: float | None) -> float:
+    if (low is not None and value < low) or (high is not None and value > high):
+        span = f"{'-inf' if low is None else f'{low:g}'}..{'inf' if high is None else f'{high:g}'}"
+        raise _bad(f"{value} is outside {span}")
+    return value
+
+
+def _short(raw: Any) -> str:
+    text = repr(raw)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# Decoders: (raw payload value, binding) -> canonical value, or raise CodecError. Units are in the names.
+
+
+def decode_number(raw: Any, b: Binding) -> float:
+    return _finite(raw)
+
+
+def decode_non_negative(raw: Any, b: Binding) -> float:
+    return _in_range(_finite(raw), 0, None)
+
+
+def decode_percent(raw: Any, b: Binding) -> float:
+    return _in_range(_finite(raw), 0, 100)
+
+
+def decode_celsius(raw: Any, b: Binding) -> float:
+    return _in_range(_finite(raw), -273.15, None)
+
+
+def decode_setpoint_celsius(raw: Any, b: Binding) -> float:
+    # The model bounds every thermostat target to -50..100 °C.
+    return _in_range(_finite(raw), -50, 100)
+
+
+def decode_lqi(raw: Any, b: Binding) -> float:
+    return _in_range(_finite(raw), 0, 255)
+
+
+def decode_brightness_percent(raw: Any, b: Binding) -> float:
+    # Z2M brightness is 0..value_max (254 for every ZCL light); ours is 0-100 %, one decimal is plenty.
+    top = b.value_max or 254
+    return round(_in_range(_finite(raw), 0, top) * 100 / top, 1)
+
+
+def decode_mired_to_kelvin(raw: Any, b: Binding) -> int:
+    mired = _finite(raw)
+    # 50..1000 mireds is 20000..1000 K, the model's range; outside is a bulb reporting garbage (0, 65535).
+    _in_range(mired, 50, 1000)
+    return round(_MIRED_PER_KELVIN / mired)
+
+
+def decode_millivolts_to_volts(raw: Any, b: Binding) -> float:
+    return round(_in_range(_finite(raw), 0, None) / 1000, 3)
+
+
+def decode_volts(raw: Any, b: Binding) -> float:
+    return _in_range(_finite(raw), 0, None)
+
+
+def decode_energy_kwh(raw: Any, b: Binding) -> float:
+    value = _in_range(_finite(raw), 0, None)
+    return value / 1000 if b.unit == "Wh" else value
+
+
+def decode_pressure_hpa(raw: Any, b: Binding) -> float:
+    value = _in_range(_finite(raw), 0, None)
+    return value * 10 if b.unit == "kPa" else value
+
+
+def decode_power_factor(raw: Any, b: Binding) -> float:
+    value = _finite(raw)
+    # Some meters report it in percent (unit "%"), others as -1..1.
+    if b.unit == "%":
+        value = value / 100
+    return _in_range(value, -1, 1)
+
+
+def decode_voc_index(raw: Any, b: Binding) -> float:
+    return _in_range(_finite(raw), 0, 500)
+
+
+def decode_bool(raw: Any, b: Binding) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if raw == b.value_on:
+        return True
+    if raw == b.value_off:
+        return False
+    raise _bad(f"expected true/false or {b.value_on!r}/{b.value_off!r}, got {_short(raw)}")
+
+
+def decode_on_off(raw: Any, b: Binding) -> bool:
+    if raw == b.value_on:
+        return True
+    if raw == b.value_off:
+        return False
+    if isinstance(raw, str) and raw.upper() in ("ON", "OFF"):
+        return raw.upper() == "ON"
+    raise _bad(f"expected {b.value_on!r} or {b.value_off!r}, got {_short(raw)}")
+
+
+def decode_contact_open(raw: Any, b: Binding) -> bool:
+    # Z2M `contact: true` means the magnet is near: CLOSED. Ours is `open`, true = open. Decided on the raw
+    # boolean, never on value_on/value_off, which some definitions (MCCGQ01LM) publish inverted.
+    if not isinstance(raw, bool):
+        raise _bad(f"expected true/false, got {_short(raw)}")
+    return not raw
+
+
+def decode_lock_state(raw: Any, b: Binding) -> str:
+    if raw == b.value_on:
+        return "locked"
+    if raw == b.value_off:
+        return "unlocked"
+    raise _bad(f"expected {b.value_on!r} or {b.value_off!r}, got {_short(raw)}")
+
+
+def decode_lock_detail(raw: Any, b: Binding) -> str:
+    state = _LOCK_STATE.get(raw) if isinstance(raw, str) else None
+    if state is None:
+        raise _bad(f"unknown lock_state {_short(raw)}")
+    return state
+
+
+def decode_system_mode(raw: Any, b: Binding) -> str:
+    if not isinstance(raw, str) or raw not in THERMOSTAT_MODES:
+        raise _bad(f"system_mode {_short(raw)} is not one of {', '.join(sorted(THERMOSTAT_MODES))}")
+    return raw
+
+
+def decode_running_state(raw: Any, b: Binding) -> str:
+    running = _RUNNING.get(raw) if isinstance(raw, str) else None
+    if running is None:
+        raise _bad(f"running_state {_short(raw)} is not idle/heat/cool")
+    return running
+
+
+def decode_moving(raw: Any, b: Binding) -> str:
+    motion = _MOVING.get(raw.upper()) if isinstance(raw, str) else None
+    if motion is None:
+        raise _bad(f"moving {_short(raw)} is not UP/DOWN/STOP")
+    return motion
+
+
+def decode_text(raw: Any, b: Binding) -> str:
+    if not isinstance(raw, str):
+        raise _bad(f"expected a string, got {_short(raw)}")
+    return raw
+
+
+def decode_last_seen(raw: Any, b: Binding) -> str:
+    """Z2M `last_seen` is ISO-8601 (``ISO_8601``, ``ISO_8601_local``) or epoch milliseconds (``epoch``)."""
+    if isinstance(raw, str):
+        try:
+            when = datetime.fromisoformat(raw)
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)  # no offset: Z2M's ISO_8601 is UTC
+            return iso_utc(when.timestamp())
+        except (ValueError, OverflowError, OSError) as err:
+            raise _bad(f"last_seen {_short(raw)} is not an ISO-8601 time") from err
+    value = _finite(raw)
+    # Epoch milliseconds; a value that small is seconds (another bridge's habit).
+    seconds = value / 1000 if value > 1e11 else value
+    try:
+        return iso_utc(seconds)
+    except (OverflowError, OSError, ValueError) as err:
+        raise _bad(f"last_seen {value} is not a time") from err
+
+
+def _decode_color(raw: Any, b: Binding) -> list[tuple[str, float]]:
+    if not isinstance(raw, dict):
+        raise _bad(f"expected a colour object, got {_short(raw)}")
+    out: list[tuple[str, float]] = []
+    if "xy" in b.roles:
+        for axis in ("x", "y"):
+            if axis in raw:
+                out.append((axis, round(_in_range(_finite(raw[axis]), 0, 1), 4)))
+    if "hs" in b.roles:
+        if "hue" in raw:
+            out.append(("hue", _in_range(_finite(raw["hue"]), 0, 360)))
+        if "saturation" in raw:
+            out.append(("saturation", _in_range(_finite(raw["saturation"]), 0, 100)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- button
+
+_PRESS_KIND_BY_TOKEN = {
+    "single": "single", "click": "single", "press": "single", "short": "single", "on": "single", "off": "single",
+    "toggle": "single", "open": "single", "close": "single", "arrow": "single",
+    "double": "double", "triple": "triple",
+    "long": "long", "hold": "hold", "move": "hold",
+    "release": "release", "stop": "release",
+}
+# Which button a word names: two-button remotes use on/off, up/down, left/right. "both" is button 0.
+_BUTTON_BY_TOKEN = {"on": 1, "up": 1, "left": 1, "off": 2, "down": 2, "right": 2, "both": 0}
+
+
+def action_to_press(action: str) -> tuple[str | None, int]:
+    """Best-effort (kind, button) of a Z2M action string: ``1_single`` -> ("single", 1), ``hold_right`` ->
+    ("hold", 2), ``brightness_move_up`` -> ("hold", 1), ``on`` -> ("single", 1). kind None: not a press
+    (``rotate_left``, ``shake``, ``quadruple``)."""
+    tokens = action.lower().replace("-", "_").split("_")
+    kind: str | None = None
+    for token in reversed(tokens):  # the modifier is last: on_hold_release -> release
+        kind = _PRESS_KIND_BY_TOKEN.get(token)
+        if kind is not None:
+            break
+    button = 1
+    for token in tokens:
+        if token.isdigit():
+            button = int(token)
+            break
+        if token in _BUTTON_BY_TOKEN:
+            button = _BUTTON_BY_TOKEN[token]
+            break
+    return kind, button
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+DecodeFn = Callable[[Any, "Binding"], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What a Z2M expose means in our model. ``attribute`` None: the property is only a command target
+    (cover ``state``) or decodes to several attributes (colour). ``commands``: the commands of the capability
+    it enables when its access has the settable bit. ``rank``: when two properties give the same attribute,
+    the lower rank wins (``illuminance_lux`` over ``illuminance``)."""
+
+    capability: str
+    attribute: str | None
+    decode: DecodeFn | None = None
+    commands: frozenset[str] = frozenset()
+    role: str = ""
+    rank: int = 0
+
+
+def _r(capability: str, attribute: str | None, decode: DecodeFn | None = None, commands: Iterable[str] = (),
+       role: str = "", rank: int = 0) -> Rule:
+    return Rule(capability, attribute, decode, frozenset(commands), role or (attribute or ""), rank)
+
+
+_ON_OFF = _r("on_off", "on", decode_on_off, ("on", "off", "toggle"))
+_SETPOINT = _r("thermostat", "target_celsius", decode_setpoint_celsius, ("set_target",), role="setpoint")
+
+#: (specific expose type, feature name) -> rule
+SPECIFIC_RULES: dict[tuple[str, str], Rule] = {
+    ("light", "state"): _ON_OFF,
+    ("switch", "state"): _ON_OFF,
+    ("light", "brightness"): _r("level", "percent", decode_brightness_percent, ("set",)),
+    ("light", "color_temp"): _r("color_temperature", "kelvin", decode_mired_to_kelvin, ("set",)),
+    ("light", "color_xy"): _r("color", None, _decode_color, ("set_xy",), role="xy"),
+    ("light", "color_hs"): _r("color", None, _decode_color, ("set",), role="hs"),
+    ("fan", "state"): _r("fan", "on", decode_on_off),
+    ("fan", "mode"): _r("fan", "preset", decode_text, ("set_preset", "set_speed")),
+    ("cover", "state"): _r("cover", None, None, ("open", "close", "stop"), role="state"),
+    ("cover", "position"): _r("cover", "position_percent", decode_percent, ("set_position",)),
+    ("cover", "tilt"): _r("cover", "tilt_percent", decode_percent, ("set_tilt",)),
+    ("lock", "state"): _r("lock", "state", decode_lock_state, ("lock", "unlock")),
+    ("lock", "lock_state"): _r("lock", "state", decode_lock_detail, rank=1),
+    ("climate", "local_temperature"): _r("thermostat", "current_celsius", decode_celsius),
+    ("climate", "occupied_heating_setpoint"): _SETPOINT,
+    ("climate", "current_heating_setpoint"): _SETPOINT,
+    # A cooling-only unit: its cooling setpoint is the target; a heat pump with both keeps the heating one.
+    ("climate", "occupied_cooling_setpoint"): Rule(
+        "thermostat", "target_celsius", decode_setpoint_celsius, frozenset({"set_target"}), "setpoint", 1),
+    ("climate", "system_mode"): _r("thermostat", "mode", decode_system_mode, ("set_mode",)),
+    ("climate", "running_state"): _r("thermostat", "running", decode_running_state),
+    ("climate", "pi_heating_demand"): _r("valve", "position_percent", decode_percent),
+}
+
+#: generic expose name -> rule (also used for features of specific exposes not in SPECIFIC_RULES)
+GENERIC_RULES: dict[str, Rule] = {
+    "occupancy": _r("occupancy", "occupied", decode_bool),
+    "presence": _r("occupancy", "occupied", decode_bool, rank=1),
+    "contact": _r("contact", "open", decode_contact_open),
+    "water_leak": _r("water_leak", "leak", decode_bool),
+    "smoke": _r("smoke_co_alarm", "smoke", decode_bool),
+    "carbon_monoxide": _r("smoke_co_alarm", "co", decode_bool),
+    "selftest": _r("smoke_co_alarm", None, None, ("self_test",), role="selftest"),
+    "vibration": _r("vibration", "detected", decode_bool),
+    "tamper": _r("tamper", "tampered", decode_bool),
+    "battery": _r("battery", "percent", decode_percent),
+    "battery_low": _r("battery", "low", decode_bool),
+    # "voltage" is resolved per device by _voltage_rule (battery mV or mains V).
+    "power": _r("power_meter", "watts", decode_number),
+    "current": _r("power_meter", "amps", decode_number),
+    "power_factor": _r("power_meter", "power_factor", decode_power_factor),
+    "ac_frequency": _r("power_meter", "hertz", decode_non_negative),
+    "energy": _r("energy_meter", "kwh", decode_energy_kwh),
+    "produced_energy": _r("energy_meter", "exported_kwh", decode_energy_kwh),
+    "temperature": _r("temperature", "celsius", decode_celsius),
+    "humidity": _r("humidity", "percent", decode_percent),
+    "pressure": _r("pressure", "hpa", decode_pressure_hpa),
+    "illuminance_lux": _r("illuminance", "lux", decode_non_negative),
+    "illuminance": _r("illuminance", "lux", decode_non_negative, rank=1),
+    "co2": _r("air_quality", "co2_ppm", decode_non_negative),
+    "pm25": _r("air_quality", "pm25_ugm3", decode_non_negative),
+    "pm10": _r("air_quality", "pm10_ugm3", decode_non_negative),
+    "voc": _r("air_quality", "voc_ppb", decode_non_negative),
+    "voc_index": _r("air_quality", "voc_index", decode_voc_index),
+    "linkquality": _r("connectivity", "lqi", decode_lqi),
+    "last_seen": _r("connectivity", "last_seen", decode_last_seen),
+    "action": _r("button", "last_event", None, role="action"),
+    "moving": _r("cover", "motion", decode_moving),
+    "identify": _r("identify", None, None, ("identify",), role="identify"),
+}
+
+# Z2M 2.x no longer lists these in exposes but still publishes them for every device.
+_IMPLICIT = ("linkquality", "last_seen")
+
+
+def _voltage_rule(battery_powered: bool, unit: str | None) -> Rule:
+    # A battery device's `voltage` is its cell (mV in Z2M); a mains plug's is the grid (V).
+    millivolts = unit == "mV" or (unit is None and battery_powered)
+    decode = decode_millivolts_to_volts if millivolts else decode_volts
+    return _r("battery" if battery_powered else "power_meter", "volts", decode)
+
+
+# ---------------------------------------------------------------------------------------------- devices
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """One payload key of one device, compiled from its expose: where its value goes and how."""
+
+    property: str
+    component: str
+    capability: str
+    attribute: str | None
+    decode: DecodeFn | None
+    role: str
+    readable: bool
+    settable: bool
+    rank: int = 0
+    commands: frozenset[str] = frozenset()
+    unit: str | None = None
+    value_min: float | None = None
+    value_max: float | None = None
+    value_on: Any = "ON"
+    value_off: Any = "OFF"
+    value_toggle: Any = None
+    values: tuple[str, ...] = ()
+    roles: frozenset[str] = frozenset()  # colour: which of "xy"/"hs" the device exposes
+
+
+@dataclass(slots=True)
+class Z2MDevice:
+    """A device as compiled from its bridge/devices entry."""
+
+    id: str
+    ieee: str
+    friendly_name: str
+    info: DeviceInfo
+    battery_powered: bool
+    bindings: dict[str, Binding]  # payload key -> binding (readable ones, plus implicit)
+    setters: dict[tuple[str, str, str], Binding]  # (component, capability, role) -> settable binding
+    initial: list[Update] = field(default_factory=list)  # facts from the definition (kelvin range)
+    entry: dict[str, Any] = field(default_factory=dict)  # trimmed bridge/devices entry, for storage
+
+
+def device_id_for(ieee: str) -> str:
+    return f"{SOURCE}:{ieee.lower()}"
+
+
+Leaf = tuple[dict[str, Any], str | None, Any]
+
+
+def _leaves(exposes: Any, parent: str | None = None, endpoint: Any = None) -> Iterable[Leaf]:
+    """Every feature of an exposes list as (feature, specific parent type, endpoint). Unknown shapes (strings
+    of Z2M 1.1x, lists, texts) are skipped, not an error: exposes grow with every Z2M release."""
+    if not isinstance(exposes, list):
+        return
+    for expose in exposes:
+        if not isinstance(expose, dict):
+            continue
+        kind = expose.get("type")
+        ep = expose.get("endpoint", endpoint)
+        features = expose.get("features")
+        if kind == "composite":
+            # A composite is one payload key (`color`); its own access and name say what it is.
+            yield expose, parent, ep
+        elif isinstance(features, list):
+            yield from _leaves(features, kind if isinstance(kind, str) else parent, ep)
+        else:
+            yield expose, parent, ep
+
+
+def _number_or_none(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return value
+
+
+def _component(endpoint: Any) -> str:
+    if isinstance(endpoint, (str, int)) and not isinstance(endpoint, bool) and str(endpoint).strip():
+        return str(endpoint).strip().lower()
+    return "main"
+
+
+def _text(value: Any) -> str | None:
+    """A metadata string from Z2M, without the NUL padding some firmwares put in software_build_id."""
+    if not isinstance(value, str):
+        return None
+    text = value.replace("\x00", "").strip()
+    return text or None
+
+
+def _trim_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """What we keep of a bridge/devices entry in storage: enough to compile it again, not its endpoints."""
+    keep = {k: entry[k] for k in ("ieee_address", "friendly_name", "type", "power_source", "software_build_id",
+                                  "disabled", "supported") if k in entry}
+    definition = entry.get("definition")
+    if isinstance(definition, dict):
+        keep["definition"] = {k: definition[k] for k in ("vendor", "model", "description", "exposes")
+                              if k in definition}
+    else:
+        keep["definition"] = None
+    return keep
+
+
+def compile_device(entry: Any) -> Z2MDevice | None:
+    """Turn one bridge/devices entry into a device. None for the coordinator and disabled devices.
+    Raises CodecError for an entry without a usable ieee_address/friendly_name."""
+    if not isinstance(entry, dict):
+        raise _bad(f"bridge/devices entry is not an object: {_short(entry)}")
+    ieee = entry.get("ieee_address")
+    name = entry.get("friendly_name")
+    if not isinstance(ieee, str) or not ieee.strip() or not isinstance(name, str) or not name:
+        raise _bad(f"bridge/devices entry without ieee_address/friendly_name: {_short(entry)}")
+    if entry.get("type") == "Coordinator" or entry.get("disabled") is True:
+        return None
+    battery = entry.get("power_source") == "Battery"
+    definition = entry.get("definition") if isinstance(entry.get("definition"), dict) else {}
+
+    candidates: list[Binding] = []
+    for feature, parent, endpoint in _leaves(definition.get("exposes")):
+        fname = feature.get("name")
+        prop = feature.get("property", fname)
+        if not isinstance(fname, str) or not isinstance(prop, str) or not prop:
+            continue
+        access = feature.get("access", ACCESS_READABLE)
+        access = access if isinstance(access, int) and not isinstance(access, bool) else ACCESS_READABLE
+        if fname == "voltage":
+            unit = feature.get("unit")
+            rule: Rule | None = _voltage_rule(battery, unit if isinstance(unit, str) else None)
+        else:
+            rule = SPECIFIC_RULES.get((parent, fname)) if parent else None
+            rule = rule or GENERIC_RULES.get(fname)
+        if rule is None:
+            continue
+        candidates.append(_binding(rule, feature, prop, _component(endpoint), access))
+
+    bindings: dict[str, Binding] = {}
+    chosen: dict[tuple[str, str, str], Binding] = {}  # (component, capability, attribute or role)
+    for b in sorted(candidates, key=lambda c: c.rank):
+        # colour xy and hs are one payload key (`color`): one binding, both roles
+        key = (b.component, b.capability, b.property if b.roles else (b.attribute or b.role))
+        if key in chosen and chosen[key].property != b.property:
+            continue  # a better-ranked property already gives this attribute
+        if key in chosen:  # same payload key exposed twice (colour xy + hs): merge what they allow
+            prev = chosen[key]
+            b = Binding(**{**_as_kwargs(prev), "roles": prev.roles | b.roles, "commands": prev.commands | b.commands,
+                           "settable": prev.settable or b.settable, "readable": prev.readable or b.readable})
+        chosen[key] = b
+
+    components: dict[str, dict[str, CapabilitySupport]] = {}
+    setters: dict[tuple[str, str, str], Binding] = {}
+    initial: list[Update] = []
+    dev_id = device_id_for(ieee)
+    for b in chosen.values():
+        if b.readable and (b.decode is not None or b.role == "action"):
+            bindings[b.property] = b
+        if b.settable and b.commands:
+            for role in b.roles or {b.role}:
+                setters[(b.component, b.capability, role)] = b
+        caps = components.setdefault(b.component, {})
+        support = caps.get(b.capability) or CapabilitySupport(frozenset())
+        attrs = set(support.attributes)
+        if b.readable:
+            attrs |= _attributes_of(b)
+        cmds = set(support.commands) | (set(b.commands) if b.settable else set())
+        limits = dict(support.limits)
+        new_limits = _limits_of(b, dev_id, initial)
+        limits.update(new_limits)
+        if "kelvin" in new_limits:
+            attrs |= {"min_kelvin", "max_kelvin"}
+        caps[b.capability] = CapabilitySupport(frozenset(attrs), frozenset(cmds), limits)
+    # drop capabilities that ended up with nothing to report or do (a write-only property we don't use)
+    for comp in list(components):
+        components[comp] = {c: s for c, s in components[comp].items() if s.attributes or s.commands}
+        if not components[comp]:
+            del components[comp]
+    for implicit in _IMPLICIT:
+        if implicit not in bindings:
+            rule = GENERIC_RULES[implicit]
+            bindings[implicit] = _binding(rule, {}, implicit, "main", ACCESS_READABLE)
+
+    info = DeviceInfo(
+        id=dev_id,
+        name=name,
+        source=SOURCE,
+        components=components or {"main": {}},
+        manufacturer=_text(definition.get("vendor")),
+        model=_text(definition.get("model")),
+        sw_version=_text(entry.get("software_build_id")),
+        aliases=(name,),
+    )
+    return Z2MDevice(dev_id, ieee.lower(), name, info, battery, bindings, setters, initial, _trim_entry(entry))
+
+
+def _as_kwargs(b: Binding) -> dict[str, Any]:
+    return {slot: getattr(b, slot) for slot in Binding.__slots__}
+
+
+def _binding(rule: Rule, feature: dict[str, Any], prop: str, component: str, access: int) -> Binding:
+    values = feature.get("values")
+    unit = feature.get("unit")
+    return Binding(
+        property=prop,
+        component=component,
+        capability=rule.capability,
+        attribute=rule.attribute,
+        decode=rule.decode,
+        role=rule.role,
+        readable=bool(access & ACCESS_READABLE),
+        settable=bool(access & ACCESS_SETTABLE),
+        rank=rule.rank,
+        commands=rule.commands,
+        unit=unit if isinstance(unit, str) else None,
+        value_min=_number_or_none(feature.get("value_min")),
+        value_max=_number_or_none(feature.get("value_max")),
+        value_on=feature.get("value_on", "ON"),
+        value_off=feature.get("value_off", "OFF"),
+        value_toggle=feature.get("value_toggle"),
+        values=tuple(v for v in values if isinstance(v, str)) if isinstance(values, list) else (),
+        roles=frozenset({rule.role}) if rule.capability == "color" else frozenset(),
+    )
+
+
+def _attributes_of(b: Binding) -> set[str]:
+    if b.capability == "color":
+        return ({"x", "y"} if "xy" in b.roles else set()) | ({"hue", "saturation"} if "hs" in b.roles else set())
+    if b.role == "action":
+        return {"last_event", "button"}
+    return {b.attribute} if b.attribute else set()
+
+
+def _limits_of(b: Binding, dev_id: str, initial: list[Update]) -> dict[str, tuple[float | None, float | None]]:
+    if b.capability == "color_temperature" and b.value_min and b.value_max and b.value_min > 0:
+        # The bulb's range in mireds, inverted: the warmest (max mired) is the lowest kelvin.
+        low, high = round(_MIRED_PER_KELVIN / b.value_max), round(_MIRED_PER_KELVIN / b.value_min)
+        if 1000 <= low <= high <= 20000:
+            initial.append(Update(dev_id, b.component, "color_temperature", "min_kelvin", low))
+            initial.append(Update(dev_id, b.component, "color_temperature", "max_kelvin", high))
+            return {"kelvin": (low, high)}
+    if b.role == "setpoint" and (b.value_min is not None or b.value_max is not None):
+        return {"celsius": (b.value_min, b.value_max)}
+    return {}
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+
+
+@dataclass(slots=True)
+class Decoded:
+    """What one MQTT message means. The adapter applies it to its context in this order."""
+
+    upserts: list[DeviceInfo] = field(default_factory=list)
+    removals: list[str] = field(default_factory=list)
+    updates: list[Update] = field(default_factory=list)
+    events: list[DeviceEventUpdate] = field(default_factory=list)
+    availability: list[tuple[str, bool | None]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    definitions_changed: bool = False
+
+    def extend(self, other: Decoded) -> None:
+        self.upserts += other.upserts
+        self.removals += other.removals
+        self.updates += other.updates
+        self.events += other.events
+        self.availability += other.availability
+        self.problems += other.problems
+        self.definitions_changed = self.definitions_changed or other.definitions_changed
+
+
+def parse_json(payload: bytes | str) -> Any:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise _bad(f"payload of {len(payload)} bytes is over the {MAX_PAYLOAD_BYTES // 1024} KiB limit")
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as err:
+        raise _bad(f"payload is not JSON ({err.msg}): {_short(payload[:60])}") from err
+
+
+def _online_word(payload: bytes) -> bool | None:
+    text = payload.strip().lower()
+    if text in (b"online", b'"online"'):
+        return True
+    if text in (b"offline", b'"offline"'):
+        return False
+    return None
+
+
+def decode_availability(payload: bytes) -> bool:
+    """``{"state":"online"}`` (Z2M 2.x) or the legacy plain ``online``/``offline``."""
+    word = _online_word(payload)
+    if word is not None:
+        return word
+    try:
+        data = parse_json(payload)
+    except CodecError:
+        data = None
+    state = data.get("state") if isinstance(data, dict) else None
+    if state == "online":
+        return True
+    if state == "offline":
+        return False
+    raise _bad(f"availability payload is neither online nor offline: {_short(payload[:80])}")
+
+
+def decode_state(device: Z2MDevice, data: dict[str, Any], out: Decoded) -> None:
+    """The hot path: one device state object into updates (and button events) appended to ``out``."""
+    bindings = device.bindings
+    dev_id = device.id
+    updates = out.updates
+    for key, raw in data.items():
+        b = bindings.get(key)
+        if b is None:
+            continue  # a property we don't model (update, power_outage_count, …)
+        try:
+            if raw is None:
+                # Reported, but unknown (Z2M's `"power": null` before the first reading).
+                if b.attribute is not None and b.role != "action":
+                    updates.append(Update(dev_id, b.component, b.capability, b.attribute, None))
+            elif b.role == "action":
+                _decode_action(device, b, raw, out)
+            elif b.capability == "color":
+                for attribute, value in _decode_color(raw, b):
+                    updates.append(Update(dev_id, b.component, "color", attribute, value))
+            else:
+                updates.append(Update(dev_id, b.component, b.capability, b.attribute, b.decode(raw, b)))  # type: ignore[arg-type,misc]
+        except CodecError as err:
+            out.problems.append(f"{SOURCE} {device.friendly_name!r}: {key}: {err}")
+
+
+def _decode_action(device: Z2MDevice, b: Binding, raw: Any, out: Decoded) -> None:
+    if raw == "":
+        return  # Z2M clears `action` right after publishing it
+    if not isinstance(raw, str):
+        raise _bad(f"expected an action string, got {_short(raw)}")
+    kind, button = action_to_press(raw)
+    data: dict[str, Any] = {"button": button, "action": raw}
+    if kind is not None:
+        data["kind"] = kind
+        out.updates.append(Update(device.id, b.component, "button", "last_event", kind))
+        out.updates.append(Update(device.id, b.component, "button", "button", button))
+    # Not a press (a cube's rotate_left): still an event, with the native action and no kind.
+    out.events.append(DeviceEventUpdate(device.id, b.component, "button", "pressed", data))
+
+
+# ---------------------------------------------------------------------------------------------- encoding
+
+
+def _setter(device: Z2MDevice, command: Command, role: str) -> Binding:
+    b = device.setters.get((command.component, command.capability, role))
+    if b is None:
+        raise _bad(f"{device.friendly_name!r} has no settable {command.capability} "
+                   f"({role}) on component {command.component!r}")
+    return b
+
+
+def _arg_number(command: Command, name: str) -> float:
+    try:
+        return _finite(command.args.get(name))
+    except CodecError as err:
+        raise _bad(f"{command.capability}.{command.command}: argument {name}: {err}") from err
+
+
+def _enc_on_off(value_attr: str, default: str) -> Callable[[Z2MDevice, Command], dict[str, Any]]:
+    def encode(device: Z2MDevice, command: Command) -> dict[str, Any]:
+        b = _setter(device, command, "on")
+        value = getattr(b, value_attr)
+        return {b.property: default if value is None else value}
+    return encode
+
+
+def _enc_level(device: Z2MDevice, command: Command) -> dict[str, Any]:
+    b = _setter(device, command, "percent")
+    top = b.value_max or 254
+    percent = _in_range(_arg_number(command, "percent"), 0, 100)
+    out: dict[str, Any] = {b.property: round(percent * top / 100)}
+    if command.args.get("transition_s") is not None:
+        out["transition"] = _in_range(_arg_number(command, "transition_s"), 0, 3600)
+    return out
+
+
+def _enc_color_temp(device: Z2MDevice, command: Command) -> dict[str, Any]:
+    b = _setter(device, command, "kelvin")
+    kelvin = _in_range(_arg_number(command, "kelvin"), 1000, 20000)
+    mired = round(_MIRED_PER_KELVIN / kelvin)
+    # Clamp to the bulb's own range: Z2M would clamp anyway, this keeps the expected state honest.
+    if b.value_min is not None:
+        mired = max(mired, round(b.value_min))
+    if b.value_max is not None:
+        mired = min(mired, round(b.value_max))
+    return {b.property: mired}
+
+
+def _enc_color_hs(device: Z2MDevice, command: Command) -> dict[str, Any]:
+    b = _setter(device, command, "hs")
+    return {b.property: {"hue": _in_range(_arg_number(command, "hue"), 0, 360),
+                         "saturation": _in_range(_arg_number(command, "saturation"), 0, 100)}}
+
+
+def _enc_color_xy(device: Z2MDevice, command: Command) -> dict[str, Any]:
+    b = _setter(device, command, "xy")
+    return {b.property: {"x": _in_range(_arg_number(command, "x"), 0, 1),
+                         "y": _in_range(_arg_number(command, "y"), 0, 1)}}
+
+
+def _enc_setpoint(device: Z2MDevice, command: Command) -> dict[str, Any]:
+    b = _setter(device, command, "setpoint")
+    celsius = _in_range(_arg_number(command, "celsius"), b.value_min, b.value_max)
+    return {b.property: celsius}
+
+
+def _enc_choice(role: str, arg: str) -> Callable[[Z2MDevice, Command], dict[str, Any]]:
+    def encode(device: Z2MDevice, command: Command) -> dict[str, Any]:
+        b = _setter(device, command, role)
+        value = command.args.get(arg)
+        if not isinstance(value, str) or (b.values and value not in b.values):
+            allowed = ", ".join(b.values) or "?"
+            raise _bad(f"{device.friendly_name!r} does not support {arg} {_short(value)} (it supports: {allowed})")
+        return {b.property: value}
+    return encode
+
+
+def _enc_cover_state(word: str) -> Callable[[Z2MDevice, Command], dict[str, Any]]:
+    def encode(device: Z2MDevice, command: Command) -> dict[str, Any]:
+        b = _setter(device, command, "state")
+        value = next((v for v in b.values if v.upper() == word), word)
+        return {b.property: value}
+    return encode
+
+
+def _enc_percent(role: str) -> Callable[[Z2MDevice, Command], dict[str, Any]]:
+    def encode(device: Z2MDevice, command: Command) -> dict[str, Any]:
+        b = _setter(device, command, role)
+        percent = _in_range(_arg_number(command, "percent"), 0, 100)
+        return {b.property: int(percent) if float(percent).is_integer() else percent}
+    return encode
+
+
+def _enc_lock(value_attr: str) -> Callable[[Z2MDevice, Command], dict[str, Any]]:
+    def encode(device: Z2MDevice, command: Command) -> dict[str, Any]:
+        b = _setter(device, command, "state")
+        return {b.property: getattr(b, value_attr)}
+    return encode
+
+
+def _enc_fan_speed(device: Z2MDevice, command: Command) -> dict[str, Any]:
+    b = _setter(device, command, "preset")
+    percent = _in_range(_arg_number(command, "percent"), 0, 100)
+    speeds = [s for s in _FAN_SPEEDS if s in b.values] or list(_FAN_SPEEDS)
+    if percent == 0:
+        if b.values and "off" not in b.values:
+            raise _bad(f"{device.friendly_name!r} has no 'off' fan mode")
+        return {b.property: "off"}
+    return {b.property: speeds[min(len(speeds) - 1, math.ceil(percent / 100 * len(speeds)) - 1)]}
+
+
+def _enc_trigger(role: str, default: str) -> Callable[[Z2MDevice, Command], dict[str, Any]]:
+    def encode(device: Z2MDevice, command: Command) -> dict[str, Any]:
+        b = _setter(device, command, role)
+        return {b.property: b.values[0] if b.values else default}
+    return encode
+
+
+#: (capability, command) -> encoder producing the JSON object for <friendly_name>/set
+ENCODERS: dict[tuple[str, str], Callable[[Z2MDevice, Command], dict[str, Any]]] = {
+    ("on_off", "on"): _enc_on_off("value_on", "ON"),
+    ("on_off", "off"): _enc_on_off("value_off", "OFF"),
+    ("on_off", "toggle"): _enc_on_off("value_toggle", "TOGGLE"),
+    ("level", "set"): _enc_level,
+    ("color_temperature", "set"): _enc_color_temp,
+    ("color", "set"): _enc_color_hs,
+    ("color", "set_xy"): _enc_color_xy,
+    ("thermostat", "set_target"): _enc_setpoint,
+    ("thermostat", "set_mode"): _enc_choice("mode", "mode"),
+    ("cover", "open"): _enc_cover_state("OPEN"),
+    ("cover", "close"): _enc_cover_state("CLOSE"),
+    ("cover", "stop"): _enc_cover_state("STOP"),
+    ("cover", "set_position"): _enc_percent("position_percent"),
+    ("cover", "set_tilt"): _enc_percent("tilt_percent"),
+    ("lock", "lock"): _enc_lock("value_on"),
+    ("lock", "unlock"): _enc_lock("value_off"),
+    ("fan", "set_preset"): _enc_choice("preset", "preset"),
+    ("fan", "set_speed"): _enc_fan_speed,
+    ("identify", "identify"): _enc_trigger("identify", "identify"),
+    ("smoke_co_alarm", "self_test"): _enc_trigger("selftest", ""),
+}
+
+
+def encode_command(device: Z2MDevice, command: Command) -> dict[str, Any]:
+    """The JSON object to publish on ``<base>/<friendly_name>/set``. Raises CodecError if the device cannot."""
+    encoder = ENCODERS.get((command.capability, command.command))
+    if encoder is None:
+        raise _bad(f"zigbee2mqtt cannot send {command.capability}.{command.command}")
+    if not isinstance(command.args, dict):
+        raise _bad("command arguments must be an object")
+    return encoder(device, command)
+
+
+# ---------------------------------------------------------------------------------------------- codec
+
+_BRIDGE_IGNORED = frozenset({"info", "logging", "event", "definitions", "extensions", "health", "config",
+                             "converters", "options"})
+
+
+class Zigbee2MqttCodec:
+    """Everything one Zigbee2MQTT bridge says, decoded. Pure: holds only what the bridge told it."""
+
+    def __init__(self, base_topic: str = "zigbee2mqtt") -> None:
+        self.base_topic = base_topic
+        self._prefix = base_topic + "/"
+        self.by_name: dict[str, Z2MDevice] = {}
+        self.by_id: dict[str, Z2MDevice] = {}
+        self.group_names: set[str] = set()
+        self.devices_seen = False  # a live bridge/devices arrived (not just restored definitions)
+        self.bridge_online: bool | None = None
+        self._availability: dict[str, bool] = {}  # device id -> last availability the bridge reported
+        self._known_ids: set[str] = set()  # devices the hub has for us (restored), to prune on bridge/devices
+        self._pending: dict[str, bytes] = {}
+
+    # -- setup
+
+    def restore(self, entries: Any, known_ids: Iterable[str] = ()) -> Decoded:
+        """Definitions remembered from a previous run, so restored devices take commands at once."""
+        self._known_ids = set(known_ids)
+        out = Decoded()
+        if isinstance(entries, list):
+            self._apply_devices(entries, out, prune=False)
+        return out
+
+    def definitions(self) -> list[dict[str, Any]]:
+        return [device.entry for device in self.by_id.values()]
+
+    def device(self, device_id: str) -> Z2MDevice | None:
+        return self.by_id.get(device_id)
+
+    # -- decoding
+
+    def decode(self, topic: str, payload: bytes) -> Decoded:
+        out = Decoded()
+        if not topic.startswith(self._prefix):
+            out.problems.append(f"{SOURCE}: topic {topic!r} is not under {self._prefix!r}")
+            return out
+        rest = topic[len(self._prefix):]
+        device = self.by_name.get(rest)
+        if device is not None:  # the hot path: <base>/<friendly_name>
+            self._decode_device_state(device, payload, out)
+            return out
+        if rest.startswith("bridge/"):
+            self._decode_bridge(rest[7:], payload, out)
+            return out
+        self._decode_other(topic, rest, payload, out)
+        return out
+
+    def _decode_device_state(self, device: Z2MDevice, payload: bytes, out: Decoded) -> None:
+        if not payload:
+            return  # a retained message being cleared
+        try:
+            data = parse_json(payload)
+        except CodecError as err:
+            out.problems.append(f"{SOURCE} {device.friendly_name!r}: {err}")
+            return
+        if not isinstance(data, dict):
+            out.problems.append(f"{SOURCE} {device.friendly_name!r}: expected a JSON object, got {_short(data)}")
+            return
+        decode_state(device, data, out)
+
+    def _decode_bridge(self, sub: str, payload: bytes, out: Decoded) -> None:
+        if sub == "state":
+            try:
+                online = decode_availability(payload)
+            except CodecError as err:
+                out.problems.append(f"{SOURCE} bridge/state: {err}")
+                return
+            self._set_bridge_online(online, out)
+        elif sub == "devices":
+            try:
+                entries = parse_json(payload)
+            except CodecError as err:
+                out.problems.append(f"{SOURCE} bridge/devices: {err}")
+                return
+            if not isinstance(entries, list):
+                out.problems.append(f"{SOURCE} bridge/devices: expected a JSON array, got {_short(entries)}")
+                return
+            self._apply_devices(entries, out, prune=True)
+        elif sub == "groups":
+            self._apply_groups(payload, out)
+        # bridge/info, logging, event, response/*, request/*, definitions, extensions, …: not ours to decode.
+
+    def _decode_other(self, topic: str, rest: str, payload: bytes, out: Decoded) -> None:
+        if rest in self.group_names:
+            return
+        name, suffix = self._split_known(rest)
+        if name is None:
+            if rest.endswith(("/set", "/get")) or "/set/" in rest or "/get/" in rest:
+                return  # commands (ours or someone else's) to a device we don't know (yet)
+            if not self.devices_seen:
+                self._buffer(topic, payload)
+                return
+            out.problems.append(f"{SOURCE}: message for unknown device topic {topic!r}")
+            return
+        device = self.by_name.get(name)
+        head = suffix.split("/", 1)[0]
+        if suffix == "availability":
+            if device is not None:
+                self._decode_availability(device, payload, out)
+        elif head in ("set", "get") or suffix.endswith(("/set", "/get")) or "/set/" in suffix:
+            return  # <name>/set, <name>/get, <name>/l1/set, <name>/set/<attr>: commands, ours echoed
+        elif device is not None and suffix in device.bindings and payload:
+            # `output: attribute`: <name>/<property> with the raw value.
+            try:
+                raw: Any = parse_json(payload)
+            except CodecError:
+                raw = payload.decode("utf-8", "replace")
+            decode_state(device, {suffix: raw}, out)
+
+    def _split_known(self, rest: str) -> tuple[str | None, str]:
+        """The longest known friendly name (device or group) that ``rest`` starts with, and what follows.
+        Names contain '/' (``livingroom/lights/bulb1``), so only the known names can tell where one ends."""
+        cut = len(rest)
+        while True:
+            cut = rest.rfind("/", 0, cut)
+            if cut <= 0:
+                return None, ""
+            head = rest[:cut]
+            if head in self.by_name or head in self.group_names:
+                return head, rest[cut + 1:]
+
+    def _decode_availability(self, device: Z2MDevice, payload: bytes, out: Decoded) -> None:
+        if not payload:
+            return
+        try:
+            online = decode_availability(payload)
+        except CodecError as err:
+            out.problems.append(f"{SOURCE} {device.friendly_name!r}/availability: {err}")
+            return
+        self._availability[device.id] = online
+        out.availability.append((device.id, online))
+
+    def _set_bridge_online(self, online: bool, out: Decoded) -> None:
+        self.bridge_online = online
+        for dev_id in self.by_id:
+            # An offline bridge means no device is reachable; back online, each is what it last said (or unknown).
+            out.availability.append((dev_id, False if not online else self._availability.get(dev_id)))
+
+    def _apply_groups(self, payload: bytes, out: Decoded) -> None:
+        try:
+            groups = parse_json(payload)
+        except CodecError as err:
+            out.problems.append(f"{SOURCE} bridge/groups: {err}")
+            return
+        if isinstance(groups, list):
+            self.group_names = {g["friendly_name"] for g in groups
+                                if isinstance(g, dict) and isinstance(g.get("friendly_name"), str)}
+
+    def _apply_devices(self, entries: list[Any], out: Decoded, *, prune: bool) -> None:
+        devices: dict[str, Z2MDevice] = {}
+        for entry in entries:
+            try:
+                device = compile_device(entry)
+            except CodecError as err:
+                out.problems.append(f"{SOURCE} bridge/devices: {err}")
+                continue
+            except Exception as err:  # a definition shape we never saw must not lose the other devices
+                out.problems.append(f"{SOURCE} bridge/devices: cannot use {_short(entry)}: {err!r}")
+                continue
+            if device is not None:
+                devices[device.id] = device
+        if prune:
+            gone = (set(self.by_id) | self._known_ids) - set(devices)
+            out.removals.extend(sorted(gone))
+            for dev_id in gone:
+                self._availability.pop(dev_id, None)
+            self._known_ids = set()
+        changed = [d for d in devices.values() if self._changed(d)]
+        self.by_id = devices if prune else {**self.by_id, **devices}
+        self.by_name = {d.friendly_name: d for d in self.by_id.values()}
+        for device in changed:
+            out.upserts.append(device.info)
+            out.updates.extend(device.initial)
+        out.definitions_changed = prune and (bool(changed) or bool(out.removals))
+        if prune and not self.devices_seen:
+            self.devices_seen = True
+            pending, self._pending = self._pending, {}
+            for topic, payload in pending.items():
+                out.extend(self.decode(topic, payload))
+
+    def _changed(self, device: Z2MDevice) -> bool:
+        old = self.by_id.get(device.id)
+        return old is None or old.entry != device.entry or device.id in self._known_ids
+
+    def _buffer(self, topic: str, payload: bytes) -> None:
+        if topic in self._pending or len(self._pending) < MAX_PENDING_TOPICS:
+            self._pending.pop(topic, None)
+            self._pending[topic] = payload
+
+    # -- encoding
+
+    def encode(self, command: Command) -> tuple[str, bytes]:
+        """(topic, payload) that carries out ``command``. Raises CodecError if it cannot be sent."""
+        device = self.by_id.get(command.device_id)
+        if device is None:
+            raise _bad(f"{command.device_id} is not (or no longer) in this bridge's bridge/devices")
+        body = encode_command(device, command)
+        return f"{self._prefix}{device.friendly_name}/set", orjson.dumps(body)
