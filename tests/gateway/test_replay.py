@@ -1,0 +1,102 @@
+"""``hearth replay``: a recorded Zigbee2MQTT house, through the real adapters and hub, with no network."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "z2m"
+CAPTURE = FIXTURES / "capture.jsonl"
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    assert main(["replay", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def by_id(result: dict) -> dict[str, dict]:
+    return {d["id"]: d for d in result["devices"]}
+
+
+def test_replay_json_follows_the_contract(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_json(capsys, str(CAPTURE))
+    assert set(result) == {"devices", "actions", "alerts", "errors"}
+    ids = [d["id"] for d in result["devices"]]
+    assert ids == sorted(ids)
+    for device in result["devices"]:
+        assert set(device) == {"id", "name", "source", "manufacturer", "model", "area", "available", "components"}
+        assert device["id"].startswith("zigbee2mqtt:0x")
+    assert result["errors"] == []
+
+
+def test_replay_shows_canonical_units(capsys: pytest.CaptureFixture[str]) -> None:
+    devices = by_id(run_json(capsys, str(CAPTURE)))
+    light = devices["zigbee2mqtt:0x00158d0002b7d6be"]["components"]["main"]
+    assert light["on_off"] == {"on": False}
+    assert light["level"]["percent"] == pytest.approx(41 / 254 * 100, abs=0.1)
+    assert light["color_temperature"]["kelvin"] == pytest.approx(1e6 / 260, abs=1)
+    door = devices["zigbee2mqtt:0x00158d000122fcd1"]
+    assert door["components"]["main"]["contact"] == {"open": True}  # Z2M contact: false = open
+    assert door["components"]["main"]["battery"]["volts"] == pytest.approx(3.095)
+    climate = devices["zigbee2mqtt:0x00158d00040726f1"]["components"]["main"]
+    assert climate["temperature"]["celsius"] == 20.74
+    assert climate["pressure"]["hpa"] == pytest.approx(957.4)
+    trv = devices["zigbee2mqtt:0x0016e9fffe0a1b2c"]
+    assert trv["name"] == "bedroom/radiator"  # a friendly name with '/'
+    assert trv["components"]["main"]["thermostat"]["target_celsius"] == 20
+    two_gang = devices["zigbee2mqtt:0x5c0272fffec89ec2"]["components"]
+    assert two_gang["l1"]["on_off"] == {"on": True} and two_gang["l2"]["on_off"] == {"on": False}
+    assert devices["zigbee2mqtt:0x00158d0002a71b33"]["available"] is False  # the cube went offline
+
+
+def test_areas_come_from_the_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "house.toml"
+    config.write_text('[areas]\n"Door Sensor" = "hall"\n"zigbee2mqtt:0x0016e9fffe0a1b2c" = "bedroom"\n')
+    devices = by_id(run_json(capsys, str(CAPTURE), "--config", str(config)))
+    assert devices["zigbee2mqtt:0x00158d000122fcd1"]["area"] == "hall"
+    assert devices["zigbee2mqtt:0x0016e9fffe0a1b2c"]["area"] == "bedroom"
+
+
+def test_bad_lines_and_payloads_become_errors_not_crashes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capture = tmp_path / "bad.jsonl"
+    lines = CAPTURE.read_text().splitlines()[:6]
+    lines += [
+        "this is not json",
+        json.dumps({"t": "yesterday", "source": "mqtt", "topic": "x", "payload": "y"}),
+        json.dumps({"t": 1705302000, "source": "mqtt", "topic": "zigbee2mqtt/Door Sensor", "payload": "{not json"}),
+        json.dumps({"t": 1705302001, "source": "mqtt", "topic": "zigbee2mqtt/Door Sensor",
+                    "payload": {"contact": "maybe", "battery": 250}}),
+        json.dumps({"t": 1705302002, "source": "ble", "address": "AA:BB:CC:DD:EE:FF", "rssi": -60}),
+        json.dumps({"t": 1705302003, "source": "mqtt", "topic": "zigbee2mqtt/Door Sensor",
+                    "payload": {"contact": False}}),
+    ]
+    capture.write_text("\n".join(lines) + "\n")
+    result = run_json(capsys, str(capture))
+    messages = [e["message"] for e in result["errors"]]
+    assert any("bad.jsonl:7" in m for m in messages)
+    assert any("bad.jsonl:8" in m for m in messages)
+    assert sum("Door Sensor" in m for m in messages) >= 2
+    assert any("'ble'" in m for m in messages)
+    # the good message after the bad ones still counts
+    assert by_id(result)["zigbee2mqtt:0x00158d000122fcd1"]["components"]["main"]["contact"] == {"open": True}
+
+
+def test_human_readable_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(CAPTURE)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("16 devices")
+    assert "zigbee2mqtt:0x00158d0001db18f9  Plug  (Xiaomi ZNCZ02LM)" in out
+    assert "power_meter" in out and "watts=4.6 W" in out
+
+
+def test_replay_runs_as_a_command_with_no_network(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "hearth"
+    out = subprocess.run([str(script), "replay", str(CAPTURE), "--json"], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert len(json.loads(out.stdout)["devices"]) == 16
