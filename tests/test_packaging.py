@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import subprocess
 import sys
 import tomllib
@@ -21,9 +20,11 @@ def test_every_python_package_in_the_tree_is_listed_for_installation() -> None:
     assert on_disk == listed
 
 
-def test_profiles_are_reachable_as_package_data() -> None:
-    files = importlib.resources.files("gateway.profiles")
-    assert files.joinpath("README.md").is_file()
+def test_the_installed_package_carries_the_profiles(tmp_path: Path) -> None:
+    # Run away from the source tree, so that what is imported is what pip installed.
+    code = "import importlib.resources as r; print(r.files('gateway.profiles').joinpath('README.md').is_file())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert out.stdout.strip() == "True"
 
 
 def test_import_gateway_stays_light_and_has_no_cycles() -> None:
