@@ -33,7 +33,7 @@ from gateway.sdk import MessageCallback, Unsubscribe
 
 __all__ = ["MqttSession", "topic_matches", "validate_topic_filter"]
 
-_log = logging.getLogger(__name__)
+_log = logging.getLogger("hearth.mqtt")
 
 # Packets handled per "socket readable" wake-up. Draining the socket in batches saves one trip
 # through the selector per message (most of the cost at high rates); the cap keeps a flood of
