@@ -211,7 +211,7 @@ async def test_birth_retained_will_on_abrupt_loss_and_offline_on_clean_exit(mosq
 async def test_broker_restart_reconnects_resubscribes_and_logs_the_loss_once(
     mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="gateway.mqtt")
+    caplog.set_level(logging.DEBUG, logger="hearth.mqtt")
     async with make_session(mosquitto.port) as session:
         assert await session.wait_connected(5)
         received, callback = collector()
@@ -243,7 +243,7 @@ async def test_broker_restart_reconnects_resubscribes_and_logs_the_loss_once(
         assert session.stats()["reconnects"] == 1
         assert ("house/lamp/state", b"lost", False) not in received
 
-    warnings = [r.getMessage() for r in caplog.records if r.name == "gateway.mqtt" and r.levelno >= logging.WARNING]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "hearth.mqtt" and r.levelno >= logging.WARNING]
     assert len([w for w in warnings if w.startswith("lost the MQTT connection")]) == 1, warnings
     assert len([w for w in warnings if w.startswith("cannot connect")]) == 1, warnings
 
@@ -322,13 +322,13 @@ async def test_tcp_nodelay_is_set(mosquitto_session: Mosquitto) -> None:
 async def test_refused_connection_is_retried_and_logged_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="gateway.mqtt")
+    caplog.set_level(logging.DEBUG, logger="hearth.mqtt")
     with Mosquitto(tmp_path / "closed", extra_config=["allow_anonymous false"]) as broker:
         async with make_session(broker.port) as session:
             assert not await session.wait_connected(0.8)
-    warnings = [r.getMessage() for r in caplog.records if r.name == "gateway.mqtt" and r.levelno >= logging.WARNING]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "hearth.mqtt" and r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "refused" in warnings[0], warnings
-    attempts = [r for r in caplog.records if r.name == "gateway.mqtt" and "cannot connect" in r.getMessage()]
+    attempts = [r for r in caplog.records if r.name == "hearth.mqtt" and "cannot connect" in r.getMessage()]
     assert len(attempts) >= 3  # kept trying, quietly after the first
 
 
