@@ -34,6 +34,8 @@ class Gateway:
         self.mqtt: Any = None
         self.supervisor: Supervisor | None = None
         self.api: Any = None
+        self.notifier: Any = None
+        self.engine: Any = None
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
 
@@ -55,8 +57,19 @@ class Gateway:
             ),
             "adapters": adapters,
             "store": self.store.stats() if self.store is not None else None,
+            "scenes": None if self.engine is None else {
+                "scenes": len(self.engine.scenes), "mode": self.engine.mode,
+                "open_alerts": sum(a["state"] == "open" for a in self.engine.alerts.values()),
+                **self.engine.counters,
+            },
+            "notifications": self.notifier.stats() if self.notifier is not None else None,
             "bad_input": dict(self.hub.bad_input_by_source),
         }
+
+    def _notification_result(self, result: Any) -> None:
+        self.hub.counters[f"notifications_{result.status}"] += 1
+        if self.engine is not None:
+            self.engine.notification_result(result)
 
     def _say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -64,9 +77,15 @@ class Gateway:
     async def run(self, *, install_signal_handlers: bool = True) -> None:
         from gateway.api.app import ApiServer, create_app
         from gateway.api.auth import TokenStore
+        from gateway.scenes.engine import SceneEngine
+        from gateway.scenes.notify import Notifier
+        from gateway.scenes.setup import engine_settings, load_profiles, notify_targets
         from gateway.store import Store
 
         config = self.config
+        # Profiles first: a config that names a broken profile stops here, before anything starts.
+        profiles = load_profiles(config)
+        targets = notify_targets(config)
         loop = asyncio.get_running_loop()
         if install_signal_handlers:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -98,16 +117,29 @@ class Gateway:
                 Supervisor(self.hub, classes, config.adapters, mqtt=self.mqtt, storage_for=self.store.kv)
             )
 
+            self.notifier = await stack.enter_async_context(
+                Notifier(targets, self.clock, mqtt=self.mqtt, on_result=self._notification_result)
+            )
+            self.engine = SceneEngine(
+                self.hub, profiles, notifier=self.notifier, storage=self.store.kv("scenes"),
+                trace_storage=self.store.kv("scene_traces"), settings=engine_settings(config),
+            )
+            await stack.enter_async_context(self.engine)
+
             if config.api.enabled:
+                from gateway.api.scenes import add_scene_routes
+
                 tokens = TokenStore(config.token_file)
                 initial = await asyncio.to_thread(tokens.ensure_initial)
                 stack.callback(tokens.flush)
                 app = create_app(self.hub, tokens, health=self.health,
                                  command_timeout_s=config.api.command_timeout_s)
+                add_scene_routes(app, self.engine)
                 self.api = await stack.enter_async_context(ApiServer(app, config.api.host, config.api.port))
                 if initial:
                     self._say(f"API token (shown once, stored hashed in {config.token_file}): {initial}")
-                self._say(f"Hearth {__version__} ready: API at {self.api.url}, {restored} devices restored")
+                self._say(f"Hearth {__version__} ready: API at {self.api.url}, {restored} devices restored, "
+                          f"{len(self.engine.scenes)} scenes")
             else:
                 self._say(f"Hearth {__version__} ready (API disabled), {restored} devices restored")
             self.ready.set()

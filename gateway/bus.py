@@ -81,6 +81,31 @@ class InputRejected(Event):
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class ModeChanged(Event):
+    """The house mode changed (home / away / night / vacation)."""
+
+    old: str
+    new: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChanged(Event):
+    """An alert was raised, escalated, acknowledged or cleared. ``alert`` is its public JSON form."""
+
+    alert: dict[str, Any]
+    change: str  # raised | escalated | acknowledged | cleared
+
+
+@dataclass(frozen=True, slots=True)
+class SceneRan(Event):
+    """A scene finished a run; ``trace`` is the run's trace."""
+
+    scene: str
+    trace: dict[str, Any]
+
+
 E = TypeVar("E", bound=Event)
 Unsubscribe = Callable[[], None]
 

@@ -60,12 +60,78 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     config = _load(args.config) if args.config else None
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
-    result = asyncio.run(replay(path, config))
+    result = asyncio.run(replay(path, config, args.profile))
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
     else:
         print(format_table(result))
     return 0
+
+
+def cmd_profile_list(args: argparse.Namespace) -> int:
+    from gateway.scenes.profile import load_profile, shipped_profiles
+
+    config = _load(args.config) if args.config else None
+    dirs = list(config.scenes.profile_dirs) if config else []
+    found = {path.stem: path for d in dirs for path in sorted(Path(d).glob("*.toml"))}
+    for name, path in shipped_profiles().items():
+        found.setdefault(name, path)
+    for name, path in sorted(found.items()):
+        try:
+            profile = load_profile(path, _placeholder_params(path))
+            summary = (profile.description.strip().splitlines() or [""])[0]
+            print(f"{name:<24} {len(profile.scenes)} scenes  {summary}")
+        except ConfigError as err:
+            print(f"{name:<24} BROKEN: {err.problems[0]}")
+    return 0
+
+
+def _placeholder_params(path: Path) -> dict[str, object]:
+    """Values for required parameters, so a profile can be shown before it is configured."""
+    import tomllib
+
+    try:
+        parameters = tomllib.loads(path.read_text(encoding="utf-8")).get("parameters", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    samples = {"notify_targets": ["log"], "area": "living_room", "areas": ["living_room"], "string": "x",
+               "tag": "x", "duration": "10m", "time": "12:00", "number": 1, "integer": 1, "bool": False,
+               "selector": {"capability": "on_off"}}
+    return {name: samples.get(spec.get("type"), "x") for name, spec in parameters.items()
+            if isinstance(spec, dict) and "default" not in spec}
+
+
+def cmd_profile_show(args: argparse.Namespace) -> int:
+    from gateway.scenes.profile import find_profile, load_profile
+
+    config = _load(args.config) if args.config else None
+    path = find_profile(args.name, list(config.scenes.profile_dirs) if config else [])
+    use = next((u for u in config.profiles if u.use == args.name), None) if config else None
+    profile = load_profile(path, use.params if use else _placeholder_params(path))
+    print(f"{profile.name} (schema {profile.version}) — {path}")
+    if profile.description:
+        print(profile.description.strip())
+    print("\nparameters:")
+    for name, spec in profile.parameters.items():
+        value = profile.values.get(name)
+        if spec.type == "duration" and isinstance(value, (int, float)):
+            value = f"{value / 60:g} min"
+        source = "config" if use and name in use.params else ("default" if spec.default is not None else "REQUIRED")
+        unit = f" {spec.unit}" if spec.unit else ""
+        note = f"  {spec.description}" if spec.description else ""
+        print(f"  {name:<22} {spec.type:<15} = {value}{unit}  ({source}){note}")
+    print("\nscenes:")
+    for scene in profile.scenes:
+        triggers = ", ".join(t.kind for t in scene.triggers)
+        actions = ", ".join(a.kind for a in scene.actions)
+        print(f"  {profile.name}.{scene.id:<28} {scene.name}  [triggers: {triggers}; actions: {actions}]")
+    return 0
+
+
+def cmd_profile_check(args: argparse.Namespace) -> int:
+    from gateway.scenes.check import check_profile_command
+
+    return check_profile_command(Path(args.file), args.house, args.config, sys.stdout)
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
@@ -120,8 +186,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="show what the gateway makes of a capture (no network)")
     p.add_argument("capture", help="capture file (JSON Lines)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--config", "-c", help="config file for areas and adapter settings")
+    p.add_argument("--config", "-c", help="config file for areas, tags, location and profile parameters")
+    p.add_argument("--profile", "-p", action="append",
+                   help="dry-run this profile (name or file; repeatable); default: the config's [[profiles]]")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("profile", help="scene profiles: list, show, check")
+    profile_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = profile_sub.add_parser("list", help="the profiles this gateway can use")
+    q.add_argument("--config", "-c")
+    q.set_defaults(func=cmd_profile_list)
+    q = profile_sub.add_parser("show", help="a profile's parameters and scenes")
+    q.add_argument("name")
+    q.add_argument("--config", "-c", help="show the parameters as this config sets them")
+    q.set_defaults(func=cmd_profile_show)
+    q = profile_sub.add_parser("check", help="validate a profile; errors name file, line and key")
+    q.add_argument("file")
+    q.add_argument("--house", help="a config (.toml) or capture (.jsonl): report what the profile needs that "
+                                   "this house lacks")
+    q.add_argument("--config", "-c", help="config whose [[profiles]] parameters to use (and areas, tags)")
+    q.set_defaults(func=cmd_profile_check)
 
     p = sub.add_parser("capture", help="record live MQTT traffic into a capture file")
     p.add_argument("--out", "-o", required=True, help="file to append to")

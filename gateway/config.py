@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway.errors import ConfigError, ConfigProblem
 
@@ -70,13 +70,58 @@ class ApiSection(_Section):
     command_timeout_s: float = Field(5.0, gt=0, le=120)
 
 
+class LocationSection(_Section):
+    """Where the house is: for sunrise/sunset (computed locally) and local time of day."""
+
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    # IANA name such as "Europe/Berlin"; default: the machine's local time zone.
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"an IANA time zone such as 'Europe/Berlin' ({err})") from None
+        return value
+
+
+class ScenesSection(_Section):
+    # A manual command (API, wall switch) on a light suspends automatic control of it this long.
+    manual_override_min: float = Field(30.0, ge=0, le=24 * 60)
+    # A scene may not override a device that a higher-priority scene commanded this recently.
+    priority_hold_s: float = Field(300.0, ge=0, le=86400)
+    command_timeout_s: float = Field(5.0, gt=0, le=120)
+    # Extra folders searched for `use = "name"` before the shipped profiles.
+    profile_dirs: list[Path] = Field(default_factory=list)
+
+
+class ProfileUse(_Section):
+    use: str = Field(min_length=1)
+    enabled: bool = True
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
 class Config(_Section):
     gateway: GatewaySection = GatewaySection()
     mqtt: MqttSection = MqttSection()
     store: StoreSection = StoreSection()
     api: ApiSection = ApiSection()
+    location: LocationSection = LocationSection()
+    scenes: ScenesSection = ScenesSection()
+    profiles: list[ProfileUse] = Field(default_factory=list)
+    # notification target name -> target ([notify.<name>] kind = "mqtt" | "webhook" | "log")
+    notify: dict[str, Any] = Field(default_factory=dict)
     # device id or name -> area
     areas: dict[str, str] = Field(default_factory=dict)
+    # device id or name -> tags (profiles select by tag: "always_on", "deferrable", "entrance", ...)
+    tags: dict[str, list[str]] = Field(default_factory=dict)
     # adapter name -> its own section (validated by the adapter); `enabled = false` turns one off
     adapters: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -102,37 +147,10 @@ class Config(_Section):
 
 
 def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
-    """The line where the key at ``loc`` (a pydantic error location) is written, best effort.
+    """The line where the key at ``loc`` (a pydantic error location) is written, best effort."""
+    from gateway.tomlloc import TomlLocator
 
-    tomllib keeps no positions, so this follows table headers (``[a.b]``, ``[[a]]``) and ``key =``
-    lines: enough to point a user at the right line for every error our schema can raise.
-    """
-    keys = [str(k) for k in loc if not isinstance(k, int)]
-    if not keys:
-        return None
-    header_re = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-    key_re = re.compile(r"^\s*(\"[^\"]*\"|'[^']*'|[A-Za-z0-9_.-]+)\s*=")
-    table: list[str] = []
-    best: int | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        header = header_re.match(line)
-        if header:
-            table = [p.strip().strip("\"'") for p in header.group(1).split(".")]
-            if table == keys[: len(table)] and best is None and len(table) == len(keys):
-                best = number
-            continue
-        match = key_re.match(line)
-        if not match:
-            continue
-        full = table + [p.strip().strip("\"'") for p in match.group(1).split(".")] if "." in match.group(1) \
-            and not match.group(1).startswith(("'", '"')) else [*table, match.group(1).strip("\"'")]
-        if full == keys:
-            return number
-        if keys[: len(full)] == full and best is None:
-            best = number
-    if best is None and len(keys) > 1:
-        return _line_of(text, tuple(keys[:-1]))
-    return best
+    return TomlLocator(text).line_of(loc)
 
 
 def _describe(error: Any) -> str:

@@ -59,13 +59,20 @@ class _ConfirmWaiter:
 
 
 class Hub:
-    def __init__(self, clock: Clock, bus: EventBus | None = None, areas: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        bus: EventBus | None = None,
+        areas: dict[str, str] | None = None,
+        tags: dict[str, list[str]] | None = None,
+    ) -> None:
         self.clock = clock
         self.bus = bus or EventBus()
         self.devices: dict[str, Device] = {}
         self.counters: Counter[str] = Counter()
         self.bad_input_by_source: Counter[str] = Counter()
         self._areas = {k.lower(): v for k, v in (areas or {}).items()}
+        self._tags = {k.lower(): tuple(v) for k, v in (tags or {}).items()}
         self._handlers: dict[str, CommandHandler] = {}
         self._attr_specs: dict[tuple[str, str], AttributeSpec] = {}
         self._waiters: dict[str, list[_ConfirmWaiter]] = {}
@@ -88,6 +95,15 @@ class Hub:
                 return area
         return suggested
 
+    def tags_for(self, info_id: str, names: Iterable[str]) -> tuple[str, ...]:
+        """``[tags]`` in config, by device id and by any of its names (all that match, in order)."""
+        found: list[str] = []
+        for key in (info_id, *names):
+            for tag in self._tags.get(key.lower(), ()):
+                if tag not in found:
+                    found.append(tag)
+        return tuple(found)
+
     def upsert_device(self, info: DeviceInfo, adapter: str) -> Device:
         now = self.clock.time()
         area = self.area_for(info.id, (info.name, *info.aliases), info.suggested_area)
@@ -98,6 +114,7 @@ class Hub:
                 manufacturer=info.manufacturer, model=info.model, sw_version=info.sw_version,
                 hw_version=info.hw_version, serial=info.serial, mac=info.mac, via=info.via, area=area,
                 aliases=info.aliases, support={c: dict(caps) for c, caps in info.components.items()},
+                tags=self.tags_for(info.id, (info.name, *info.aliases)),
             )
             self.devices[info.id] = device
             self.counters["devices_added"] += 1
@@ -115,6 +132,7 @@ class Hub:
         existing.mac = info.mac
         existing.via = info.via
         existing.area = area
+        existing.tags = self.tags_for(info.id, (info.name, *info.aliases))
         existing.aliases = info.aliases
         existing.support = {c: dict(caps) for c, caps in info.components.items()}
         # State of capabilities the device no longer has is dropped with them.
@@ -139,6 +157,7 @@ class Hub:
         count = 0
         for device in devices:
             device.area = self.area_for(device.id, (device.name, *device.aliases), device.area)
+            device.tags = self.tags_for(device.id, (device.name, *device.aliases)) or device.tags
             self.devices[device.id] = device
             count += 1
         return count
@@ -283,13 +302,21 @@ class Hub:
                 result = CommandResult("failed", f"adapter error: {err}")
             if result.status == "sent" and waiter is not None:
                 result.expected = expected
+                # The timeout runs on the injected clock, so a replay in simulated time waits in
+                # simulated seconds.
+                future = waiter.future
+                timer = self.clock.call_later(
+                    timeout_s, lambda: future.done() or future.set_exception(TimeoutError())
+                )
                 try:
-                    await asyncio.wait_for(asyncio.shield(waiter.future), timeout_s)
+                    await future
                     result.status = "confirmed"
                     result.message = "the device reported the new state"
                 except TimeoutError:
                     result.status = "timeout"
                     result.message = f"sent, but the device did not confirm within {timeout_s:g} s"
+                finally:
+                    timer.cancel()
         finally:
             if waiter is not None:
                 waiters = self._waiters.get(device.id, [])

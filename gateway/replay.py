@@ -76,9 +76,13 @@ class ReplayResult:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     published: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    scenes: list[str] = field(default_factory=list)
+    hub_devices: list[Any] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"devices": self.devices, "actions": self.actions, "alerts": self.alerts, "errors": self.errors}
+        return {"devices": self.devices, "actions": self.actions, "alerts": self.alerts, "errors": self.errors,
+                "notifications": self.notifications}
 
 
 def parse_time(value: Any) -> float:
@@ -134,52 +138,111 @@ def _device_json(device: dict[str, Any]) -> dict[str, Any]:
     return {k: device.get(k) for k in keys}
 
 
-async def replay(path: Path, config: Config | None = None) -> ReplayResult:
-    config = config or Config(mqtt={"enabled": True})
+def _profiles_for(config: Config, names: list[str] | None) -> list[Any]:
+    """The profiles to dry-run: those named (parameters from a matching ``[[profiles]]`` entry of the
+    config, if any), else every profile the config enables."""
+    from gateway.config import ProfileUse
+    from gateway.scenes.setup import load_profiles
+
+    if names is None:
+        return load_profiles(config)
+    uses = []
+    for name in names:
+        match = next((u for u in config.profiles if u.use == name or Path(u.use).stem == Path(name).stem), None)
+        uses.append(ProfileUse(use=name, params=match.params if match else {}))
+    return load_profiles(config.model_copy(update={"profiles": uses}))
+
+
+async def replay(path: Path, config: Config | None = None, profiles: list[str] | None = None,
+                 *, keep_devices: bool = False) -> ReplayResult:
+    """Run ``path`` through the adapters, the hub and (with profiles) the scene engine, in simulated time."""
+    from gateway.scenes.engine import SceneEngine
+    from gateway.scenes.notify import RecordingNotifier
+    from gateway.scenes.setup import engine_settings
+
+    config = config or Config()
+    loaded = _profiles_for(config, profiles)
     errors: list[dict[str, Any]] = []
     records = list(read_capture(path, errors))
     start = min((r.t for r in records), default=0.0)
     clock = SimulatedClock(start)
-    hub = Hub(clock, areas=config.areas)
+    hub = Hub(clock, areas=config.areas, tags=config.tags)
     hub.bus.subscribe(
         InputRejected, lambda e: errors.append({"t": iso_utc(e.t), "source": e.source, "message": e.message})
     )
     mqtt = ReplayMqtt(clock)
     classes = {n: c for n, c in discover_adapters().items() if config.adapter_enabled(n)}
     unhandled: set[str] = set()
+    actions: list[dict[str, Any]] = []
+    alerts: list[dict[str, Any]] = []
+    notifier = RecordingNotifier()
+    engine = SceneEngine(hub, loaded, notifier=notifier, settings=engine_settings(config),
+                         on_action=actions.append,
+                         on_alert=lambda a: alerts.append({k: a[k] for k in ("t", "scene", "severity", "message")}))
+
+    async def settle() -> None:
+        # Let scene runs and adapters do what they can without time passing.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        for _ in range(500):
+            if not engine.busy:
+                break
+            await asyncio.sleep(0)
+
+    async def advance(target: float) -> None:
+        while True:
+            due = clock.next_due()
+            if due is None or due > target:
+                break
+            clock.advance_to(due)
+            await settle()
+        clock.advance_to(target)
+
     async with Supervisor(hub, classes, config.adapters, mqtt=mqtt) as supervisor:
         # Let every adapter start (subscribe) before the first captured message.
         for _ in range(50):
             await asyncio.sleep(0)
-            if all(h.state != "starting" and h.state != "stopped" for h in supervisor.health.values()):
+            if all(h.state not in ("starting", "stopped") for h in supervisor.health.values()):
                 break
-        for record in records:
-            clock.advance_to(record.t)
-            if record.source == "mqtt":
-                topic = record.data.get("topic")
-                if not isinstance(topic, str) or not topic:
+        async with engine:
+            await settle()
+            for record in records:
+                await advance(record.t)
+                if record.source == "mqtt":
+                    topic = record.data.get("topic")
+                    if not isinstance(topic, str) or not topic:
+                        errors.append({"t": iso_utc(record.t), "source": "capture",
+                                       "message": f"{path.name}:{record.line}: mqtt line without a topic"})
+                        continue
+                    try:
+                        payload = _mqtt_payload(record.data)
+                    except (ValueError, TypeError) as err:
+                        errors.append({"t": iso_utc(record.t), "source": "capture",
+                                       "message": f"{path.name}:{record.line}: bad payload: {err}"})
+                        continue
+                    mqtt.deliver(topic, payload, bool(record.data.get("retain", False)))
+                elif record.source not in unhandled:
+                    unhandled.add(record.source)
                     errors.append({"t": iso_utc(record.t), "source": "capture",
-                                   "message": f"{path.name}:{record.line}: mqtt line without a topic"})
-                    continue
-                try:
-                    payload = _mqtt_payload(record.data)
-                except (ValueError, TypeError) as err:
-                    errors.append({"t": iso_utc(record.t), "source": "capture",
-                                   "message": f"{path.name}:{record.line}: bad payload: {err}"})
-                    continue
-                mqtt.deliver(topic, payload, bool(record.data.get("retain", False)))
-            elif record.source not in unhandled:
-                unhandled.add(record.source)
-                errors.append({"t": iso_utc(record.t), "source": "capture",
-                               "message": f"no adapter in this gateway handles source {record.source!r} "
-                                          f"(first at line {record.line}); those lines were skipped"})
-            # Adapters may schedule work on the loop (tasks, futures): let it run between messages.
-            await asyncio.sleep(0)
+                                   "message": f"no adapter in this gateway handles source {record.source!r} "
+                                              f"(first at line {record.line}); those lines were skipped"})
+                await settle()
         for name, health in supervisor.health.items():
             if health.last_error:
                 errors.append({"t": None, "source": name, "message": f"adapter {name}: {health.last_error}"})
     devices = [_device_json(hub.devices[i].as_dict(with_support=False)) for i in sorted(hub.devices)]
-    return ReplayResult(devices=devices, errors=errors, published=mqtt.published)
+    notifications = [{"t": iso_utc(n.t), "to": target, "title": n.title, "message": n.message,
+                      "severity": n.severity, "scene": n.scene, "alert": n.alert_id}
+                     for target, n in notifier.sent]
+    return ReplayResult(devices=devices, actions=actions, alerts=alerts, errors=errors, published=mqtt.published,
+                        notifications=notifications, scenes=sorted(engine.scenes),
+                        hub_devices=list(hub.devices.values()) if keep_devices else [])
+
+
+async def replay_devices(path: Path, config: Config | None = None) -> list[Any]:
+    """The devices a capture describes (for ``hearth profile check --house``)."""
+    result = await replay(path, config, profiles=[], keep_devices=True)
+    return result.hub_devices
 
 
 def _format_value(value: Any) -> str:
@@ -213,6 +276,17 @@ def format_table(result: ReplayResult) -> str:
                     parts.append(f"{attr}={_format_value(value)}{' ' + unit if unit and unit != '%' else unit or ''}")
                 prefix = f"  {component}." if component != "main" else "  "
                 lines.append(f"{prefix}{cap:<18} {', '.join(parts) if parts else '(no value reported yet)'}")
+    if result.scenes:
+        lines.append("")
+        lines.append(f"{len(result.scenes)} scenes: {len(result.actions)} actions, {len(result.alerts)} alerts")
+        for action in result.actions:
+            args = ", ".join(f"{k}={_format_value(v)}" for k, v in action["args"].items())
+            lines.append(f"  [{action['t']}] {action['scene']}: {action['device']} {action['component']} "
+                         f"{action['capability']}.{action['command']}({args})")
+        for alert in result.alerts:
+            lines.append(f"  [{alert['t']}] ALERT {alert['severity']} {alert['scene']}: {alert['message']}")
+        for note in result.notifications:
+            lines.append(f"  [{note['t']}] notify {note['to']}: {note['message']}")
     if result.errors:
         lines.append("")
         lines.append(f"{len(result.errors)} errors")

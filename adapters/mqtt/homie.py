@@ -1,0 +1,124 @@
+"""The Homie adapter (v4 and v5): the thin I/O shell around :mod:`adapters.mqtt.homie_codec`.
+
+It subscribes to ``<base_topic>/#``, hands every message to the codec and applies what it decoded. Commands are
+published, not retained, on ``…/<node>/<property>/set`` (Homie is state based: the device answers by publishing
+the property, from which the hub confirms the command). Properties without a clear capability are logged once
+per description at debug level.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from adapters.mqtt.homie_codec import Decoded, HomieCodec
+from gateway.sdk import (
+    AdapterContext,
+    AdapterNotReadyError,
+    CodecError,
+    Command,
+    CommandResult,
+    HearthError,
+    Unsubscribe,
+)
+
+__all__ = ["HomieAdapter", "HomieConfig"]
+
+
+class HomieConfig(BaseModel):
+    """``[adapters.homie]`` in config.toml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    base_topic: str = "homie"
+
+    @field_validator("base_topic")
+    @classmethod
+    def _plain_topic(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        if "+" in value or "#" in value or "\x00" in value:
+            raise ValueError("must be a plain topic without MQTT wildcards ('+', '#')")
+        if value.endswith("/"):
+            raise ValueError("must not end with '/' (write 'homie', not 'homie/')")
+        return value
+
+
+class HomieAdapter:
+    """Homie devices under one base topic, as Hearth devices ``homie:<device id>``."""
+
+    needs_mqtt: ClassVar[bool] = True
+    config_model: ClassVar[type[BaseModel]] = HomieConfig
+
+    def __init__(self) -> None:
+        self._ctx: AdapterContext | None = None
+        self._codec: HomieCodec | None = None
+        self._unsubscribe: Unsubscribe | None = None
+
+    async def __aenter__(self) -> HomieAdapter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def codec(self) -> HomieCodec | None:
+        return self._codec
+
+    async def start(self, ctx: AdapterContext) -> None:
+        try:
+            config = HomieConfig.model_validate(ctx.config or {})
+        except ValidationError as err:
+            raise HearthError(f"[adapters.{ctx.name}]: {err}") from err
+        if ctx.mqtt is None:
+            raise AdapterNotReadyError("homie needs the gateway's MQTT session ([mqtt] in config)")
+        self._ctx = ctx
+        self._codec = HomieCodec(config.base_topic)
+        self._unsubscribe = ctx.mqtt.subscribe(f"{config.base_topic}/#", self._on_message)
+        ctx.log.info("homie: listening on %s/#", config.base_topic)
+
+    async def stop(self) -> None:
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+
+    async def execute(self, command: Command) -> CommandResult:
+        ctx, codec = self._ctx, self._codec
+        if ctx is None or codec is None or ctx.mqtt is None:
+            return CommandResult("failed", "the homie adapter is not running")
+        try:
+            topic, payload = codec.encode(command)
+        except CodecError as err:
+            return CommandResult("rejected", str(err))
+        # Not retained (the convention): a retained /set would replay the command on every reconnect.
+        ctx.mqtt.publish(topic, payload, retain=False)
+        return CommandResult("sent", f"published to {topic}")
+
+    def _on_message(self, topic: str, payload: bytes, retain: bool) -> None:
+        ctx, codec = self._ctx, self._codec
+        if ctx is None or codec is None:
+            return
+        try:
+            self._apply(codec.decode(topic, payload))
+        except Exception as err:
+            ctx.log.exception("homie: failed on %s", topic)
+            ctx.report_bad_input(f"homie: could not handle {topic!r}: {err!r}")
+
+    def _apply(self, decoded: Decoded) -> None:
+        ctx = self._ctx
+        if ctx is None:
+            return
+        for info in decoded.upserts:
+            ctx.upsert_device(info)
+        for device_id in decoded.removals:
+            ctx.remove_device(device_id)
+        if decoded.updates:
+            ctx.push(decoded.updates)
+        for device_id, available in decoded.availability:
+            ctx.set_available(device_id, available)
+        for problem in decoded.problems:
+            ctx.report_bad_input(problem)
+        for note in decoded.notes:
+            ctx.log.debug("%s", note)

@@ -1,0 +1,145 @@
+"""Scene, alert and house-mode routes: ``/api/scenes``, ``/api/alerts``, ``/api/mode``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gateway.api.app import TOKEN_INFO_KEY, _error, _json
+from gateway.scenes.engine import SceneEngine
+
+ENGINE_KEY = web.AppKey("hearth.scenes", SceneEngine)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SceneUpdate(_Body):
+    enabled: bool
+
+
+class RunBody(_Body):
+    skip_conditions: bool = False
+
+
+class ModeBody(_Body):
+    mode: Literal["home", "away", "night", "vacation"]
+
+
+async def _body(request: web.Request, model: type[_Body], *, optional: bool = False) -> Any:
+    raw = await request.read()
+    if not raw.strip() and optional:
+        return model()
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return _error(400, "the body is not valid JSON", field="body")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        return _error(400, f"{field}: {message}", field=field, reason=first["type"])
+
+
+def _engine(request: web.Request) -> SceneEngine:
+    return request.app[ENGINE_KEY]
+
+
+def _scene(request: web.Request) -> Any:
+    scene_id = request.match_info["id"]
+    rt = _engine(request).scenes.get(scene_id)
+    if rt is None:
+        return _error(404, f"no scene {scene_id!r}", field="id")
+    return rt
+
+
+async def list_scenes(request: web.Request) -> web.Response:
+    engine = _engine(request)
+    return _json({"scenes": [rt.as_dict() for _, rt in sorted(engine.scenes.items())], "mode": engine.mode})
+
+
+async def get_scene(request: web.Request) -> web.Response:
+    rt = _scene(request)
+    if isinstance(rt, web.Response):
+        return rt
+    return _json({**rt.as_dict(), "definition": rt.scene.model_dump(mode="json", by_alias=True)})
+
+
+async def patch_scene(request: web.Request) -> web.Response:
+    rt = _scene(request)
+    if isinstance(rt, web.Response):
+        return rt
+    body = await _body(request, SceneUpdate)
+    if isinstance(body, web.Response):
+        return body
+    _engine(request).set_enabled(rt.id, body.enabled)
+    return _json(rt.as_dict())
+
+
+async def run_scene(request: web.Request) -> web.Response:
+    rt = _scene(request)
+    if isinstance(rt, web.Response):
+        return rt
+    body = await _body(request, RunBody, optional=True)
+    if isinstance(body, web.Response):
+        return body
+    trace_id = _engine(request).run_now(rt.id, skip_conditions=body.skip_conditions)
+    if not trace_id:
+        return _error(409, f"scene {rt.id} is already running", field="id")
+    return _json({"scene": rt.id, "trace": trace_id}, status=202)
+
+
+async def scene_traces(request: web.Request) -> web.Response:
+    rt = _scene(request)
+    if isinstance(rt, web.Response):
+        return rt
+    return _json({"scene": rt.id, "traces": list(reversed(rt.traces))})
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    state = request.query.get("state")
+    if state not in (None, "open", "all"):
+        return _error(400, "state: expected 'open' or 'all'", field="query.state")
+    return _json({"alerts": _engine(request).list_alerts(open_only=state == "open")})
+
+
+async def ack_alert(request: web.Request) -> web.Response:
+    engine = _engine(request)
+    alert_id = request.match_info["id"]
+    if alert_id not in engine.alerts:
+        return _error(404, f"no alert {alert_id!r}", field="id")
+    token = request.get(TOKEN_INFO_KEY)
+    by = f"token:{token.name}" if token is not None else "api"
+    return _json(engine.acknowledge(alert_id, by))
+
+
+async def get_mode(request: web.Request) -> web.Response:
+    return _json({"mode": _engine(request).mode})
+
+
+async def put_mode(request: web.Request) -> web.Response:
+    body = await _body(request, ModeBody)
+    if isinstance(body, web.Response):
+        return body
+    engine = _engine(request)
+    engine.set_mode(body.mode, source="api")
+    return _json({"mode": engine.mode})
+
+
+def add_scene_routes(app: web.Application, engine: SceneEngine) -> None:
+    app[ENGINE_KEY] = engine
+    app.router.add_get("/api/scenes", list_scenes)
+    app.router.add_get("/api/scenes/{id}", get_scene)
+    app.router.add_patch("/api/scenes/{id}", patch_scene)
+    app.router.add_post("/api/scenes/{id}/run", run_scene)
+    app.router.add_get("/api/scenes/{id}/traces", scene_traces)
+    app.router.add_get("/api/alerts", list_alerts)
+    app.router.add_post("/api/alerts/{id}/ack", ack_alert)
+    app.router.add_get("/api/mode", get_mode)
+    app.router.add_put("/api/mode", put_mode)

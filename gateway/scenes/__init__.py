@@ -1,0 +1,1 @@
+"""Whole-house scenes: the profile language, the engine, alerts and notifications."""

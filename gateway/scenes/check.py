@@ -1,0 +1,179 @@
+"""``hearth profile check``: is the profile valid, and (with ``--house``) does this house have what it needs?"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, TextIO
+
+from gateway.errors import ConfigError
+from gateway.model.types import CapabilitySupport, Device
+from gateway.scenes.engine import SceneEngine
+from gateway.scenes.profile import (
+    TRIGGER_REF,
+    AbsenceTrigger,
+    ButtonTrigger,
+    CommandAction,
+    Profile,
+    SaveStateAction,
+    Selector,
+    StateCondition,
+    StateTrigger,
+    WaitForAction,
+    load_profile,
+)
+
+NOUNS = {
+    "occupancy": "occupancy sensor", "contact": "door/window contact", "temperature": "temperature sensor",
+    "level": "dimmable light", "on_off": "switchable device", "power_meter": "metering plug",
+    "thermostat": "thermostat", "button": "button", "appliance": "appliance", "water_leak": "leak sensor",
+    "energy_meter": "energy meter", "humidity": "humidity sensor",
+}
+
+
+def describe(selector: Selector) -> str:
+    caps = selector.capability or []
+    noun = " or ".join(NOUNS.get(c, f"{c} device") for c in caps) or "device"
+    parts = [noun]
+    areas = [a for a in selector.area or [] if a != TRIGGER_REF]
+    if areas:
+        parts.append(f"in area {' or '.join(repr(a) for a in areas)}")
+    if selector.tag:
+        parts.append(f"tagged {' or '.join(repr(t) for t in selector.tag)}")
+    devices = [d for d in selector.device or [] if d != TRIGGER_REF]
+    if devices:
+        parts.append(f"with id {' or '.join(devices)}")
+    return " ".join(parts)
+
+
+def _static(selector: Selector) -> Selector | None:
+    """The selector without its ``@trigger`` parts and ``where`` filter (what must exist at all)."""
+    data = selector.model_dump(exclude_none=True, by_alias=True)
+    data.pop("where", None)
+    for key in ("device", "area"):
+        if key in data:
+            rest = [v for v in data[key] if v != TRIGGER_REF]
+            if rest:
+                data[key] = rest
+            else:
+                data.pop(key)
+    if not any(k in data for k in ("device", "area", "capability", "tag")):
+        return None
+    return Selector.model_validate(data)
+
+
+def house_gaps(profile: Profile, devices: list[Device]) -> list[str]:
+    """What the profile needs that these devices do not offer, one sentence each."""
+    from gateway.clock import SimulatedClock
+    from gateway.hub import Hub
+
+    hub = Hub(SimulatedClock())
+    hub.devices = {d.id: d for d in devices}
+    engine = SceneEngine(hub, [], notifier=_Null())
+    gaps: list[str] = []
+    for scene in profile.scenes:
+        needs: list[tuple[str, Selector, str | None, str | None]] = []
+        for i, trigger in enumerate(scene.triggers, start=1):
+            if isinstance(trigger, (StateTrigger, AbsenceTrigger, ButtonTrigger)):
+                needs.append((f"trigger {i}", trigger.selector, None, None))
+        for i, condition in enumerate(scene.conditions, start=1):
+            if isinstance(condition, StateCondition):
+                needs.append((f"condition {i}", condition.selector, None, None))
+        for i, action in enumerate(scene.actions, start=1):
+            if isinstance(action, CommandAction):
+                needs.append((f"action {i}", action.target, action.capability, action.command))
+            elif isinstance(action, SaveStateAction):
+                needs.append((f"action {i}", action.target, None, None))
+            elif isinstance(action, WaitForAction):
+                needs.append((f"action {i}", action.selector, None, None))
+        for where, selector, capability, command in needs:
+            static = _static(selector)
+            if static is None:
+                continue
+            matched = [d for d in devices if engine._matches(static, d, None)]
+            if capability is not None:
+                matched = [d for d in matched if any(
+                    isinstance(caps.get(capability), CapabilitySupport) and command in caps[capability].commands
+                    for caps in d.support.values())]
+            if not matched:
+                what = describe(static)
+                if capability is not None:
+                    what += f" that takes {capability}.{command}"
+                gaps.append(f"{profile.name}.{scene.id} ({where}): no {what}")
+    return gaps
+
+
+class _Null:
+    def send(self, target: str, notification: Any) -> None:
+        pass
+
+
+def check_profile_command(file: Path, house: str | None, config_path: str | None, out: TextIO) -> int:
+    from gateway.cli import _placeholder_params
+    from gateway.config import load_config
+
+    config = load_config(config_path) if config_path else None
+    use = None
+    if config is not None:
+        use = next((u for u in config.profiles if Path(u.use).stem == file.stem or u.use == str(file)), None)
+    params = use.params if use else _placeholder_params(file)
+    try:
+        profile = load_profile(file, params)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(f"error: {problem}", file=out)
+        print(f"{file}: {len(err.problems)} error{'s' if len(err.problems) != 1 else ''}", file=out)
+        return 2
+    print(f"{file}: ok — profile {profile.name!r}, {len(profile.scenes)} scenes", file=out)
+    if house is None:
+        return 0
+    house_path = Path(house)
+    if house_path.suffix == ".toml":
+        house_config = load_config(house_path)
+        config = config or house_config
+        capture = None
+    else:
+        capture = house_path
+    if capture is None:
+        areas = set(config.areas.values()) if config else set()
+        tags = {t for ts in config.tags.values() for t in ts} if config else set()
+        gaps = _config_gaps(profile, areas, tags)
+    else:
+        from gateway.replay import replay_devices
+
+        devices = asyncio.run(replay_devices(capture, config))
+        gaps = house_gaps(profile, devices)
+    for gap in gaps:
+        print(f"house: {gap}", file=out)
+    if gaps:
+        print(f"{house}: {len(gaps)} thing{'s' if len(gaps) != 1 else ''} this house lacks", file=out)
+        return 1
+    print(f"{house}: the house has everything the profile needs", file=out)
+    return 0
+
+
+def _config_gaps(profile: Profile, areas: set[str], tags: set[str]) -> list[str]:
+    """With only a config (no devices): areas and tags the profile names that the config never assigns."""
+    gaps = []
+    seen: set[str] = set()
+    for scene in profile.scenes:
+        for selector in _selectors(scene):
+            for area in selector.area or []:
+                if area != TRIGGER_REF and area not in areas and f"area:{area}" not in seen:
+                    seen.add(f"area:{area}")
+                    gaps.append(f"{profile.name}.{scene.id}: no device is put in area {area!r} ([areas])")
+            for tag in selector.tag or []:
+                if tag not in tags and f"tag:{tag}" not in seen:
+                    seen.add(f"tag:{tag}")
+                    gaps.append(f"{profile.name}.{scene.id}: no device is tagged {tag!r} ([tags])")
+    return gaps
+
+
+def _selectors(scene: Any) -> list[Selector]:
+    found: list[Selector] = []
+    for item in [*scene.triggers, *scene.conditions, *scene.actions]:
+        for name in ("selector", "target"):
+            value = getattr(item, name, None)
+            if isinstance(value, Selector):
+                found.append(value)
+    return found

@@ -1,0 +1,1174 @@
+"""The scene engine: runs the scenes of the enabled profiles on the hub's event bus.
+
+Everything time-based goes through the injected clock, so a recorded day replays in seconds with the
+same results. What must survive a restart (pending "for" timers, absence tracking, open alerts and
+their escalation, the house mode, saved states) is kept in the store's key-value scope ``scenes``.
+
+Rules that keep scenes from fighting:
+- **Priority hold**: a scene does not command a device that a scene of *higher* priority commanded in
+  the last ``priority_hold_s``; otherwise the last writer wins.
+- **Manual override**: a manual change of a light (a command from the API, or a change the engine did
+  not cause, such as a wall switch) suspends automatic light control of that device for
+  ``manual_override_s``.
+- **Single run**: a scene that is still running is not started again; **cooldown** keeps a scene
+  quiet for a while after a run that acted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any, Protocol
+
+from gateway.bus import (
+    AlertChanged,
+    CommandResultEvent,
+    DeviceAdded,
+    DeviceEvent,
+    DeviceRemoved,
+    DeviceUpdated,
+    ModeChanged,
+    SceneRan,
+    StateChanged,
+)
+from gateway.clock import Clock, TimerHandle, iso_utc
+from gateway.errors import CommandValidationError, ConfigError, ConfigProblem
+from gateway.hub import Hub
+from gateway.model.types import Command, Device
+from gateway.scenes.profile import (
+    TRIGGER_REF,
+    AbsenceTrigger,
+    AlertAction,
+    AnyCondition,
+    ButtonTrigger,
+    ClearAlertAction,
+    CommandAction,
+    Condition,
+    DelayAction,
+    LastActivityCondition,
+    ModeCondition,
+    ModeTrigger,
+    NotCondition,
+    NotifyAction,
+    Profile,
+    ReportAction,
+    RestoreStateAction,
+    SaveStateAction,
+    Scene,
+    Selector,
+    SetModeAction,
+    StartTrigger,
+    StateCondition,
+    StateTest,
+    StateTrigger,
+    SunTrigger,
+    TimeCondition,
+    TimeTrigger,
+    TimeWindow,
+    WaitForAction,
+    WeekdayCondition,
+    _same,
+)
+
+log = logging.getLogger("hearth.scenes")
+
+LIGHT_CAPABILITIES = frozenset({"on_off", "level", "color_temperature", "color"})
+# A change of a light within this long after the engine commanded it is taken as the engine's own.
+OWN_CHANGE_WINDOW_S = 15.0
+TRACES_KEPT = 50
+TRACES_STORED = 20
+ALERTS_KEPT = 200
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+# Which command puts a saved attribute back.
+RESTORE_COMMANDS: dict[tuple[str, str], Callable[[Any], tuple[str, dict[str, Any]]]] = {
+    ("thermostat", "target_celsius"): lambda v: ("set_target", {"celsius": v}),
+    ("thermostat", "mode"): lambda v: ("set_mode", {"mode": v}),
+    ("on_off", "on"): lambda v: ("on" if v else "off", {}),
+    ("level", "percent"): lambda v: ("set", {"percent": v}),
+    ("cover", "position_percent"): lambda v: ("set_position", {"percent": v}),
+    ("valve", "position_percent"): lambda v: ("set_position", {"percent": v}),
+    ("fan", "speed_percent"): lambda v: ("set_speed", {"percent": v}),
+    ("color_temperature", "kelvin"): lambda v: ("set", {"kelvin": v}),
+}
+
+
+class NotifierLike(Protocol):
+    def send(self, target: str, notification: Any) -> None: ...
+
+
+class Storage(Protocol):
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+
+class _MemoryStorage:
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.data[key] = value
+
+
+@dataclass
+class EngineSettings:
+    timezone: tzinfo = UTC
+    latitude: float | None = None
+    longitude: float | None = None
+    manual_override_s: float = 1800.0
+    priority_hold_s: float = 300.0
+    command_timeout_s: float = 5.0
+
+
+@dataclass
+class TriggerContext:
+    kind: str
+    t: float
+    device_id: str | None = None
+    component: str | None = None
+    area: str | None = None
+    value: Any = None
+    old: Any = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {"kind": self.kind, "t": iso_utc(self.t)}
+        for key in ("device_id", "component", "area", "value", "old"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        out.update(self.detail)
+        return out
+
+
+@dataclass
+class SceneRuntime:
+    id: str  # "<profile>.<scene>"
+    profile: str
+    scene: Scene
+    enabled: bool
+    running: bool = False
+    last_acted: float | None = None
+    traces: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=TRACES_KEPT))
+
+    def as_dict(self) -> dict[str, Any]:
+        last = self.traces[-1] if self.traces else None
+        return {
+            "id": self.id,
+            "profile": self.profile,
+            "scene": self.scene.id,
+            "name": self.scene.name,
+            "description": self.scene.description,
+            "enabled": self.enabled,
+            "priority": self.scene.priority,
+            "running": self.running,
+            "triggers": [t.kind for t in self.scene.triggers],
+            "last_run": last and {"t": last["t"], "result": last["result"]},
+        }
+
+
+def _split(attribute: str) -> tuple[str, str]:
+    cap, _, attr = attribute.partition(".")
+    return cap, attr
+
+
+_PLACEHOLDER = re.compile(r"\{(device|area|value|scene|time|date|duration)\}")
+
+
+class SceneEngine:
+    def __init__(
+        self,
+        hub: Hub,
+        profiles: Iterable[Profile],
+        *,
+        notifier: NotifierLike,
+        storage: Storage | None = None,
+        trace_storage: Storage | None = None,
+        settings: EngineSettings | None = None,
+        on_action: Callable[[dict[str, Any]], None] | None = None,
+        on_alert: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.hub = hub
+        self.clock: Clock = hub.clock
+        self.notifier = notifier
+        self.storage: Storage = storage or _MemoryStorage()
+        self.trace_storage: Storage = trace_storage or _MemoryStorage()
+        self.settings = settings or EngineSettings()
+        self.on_action = on_action
+        self.on_alert = on_alert
+        self.scenes: dict[str, SceneRuntime] = {}
+        for profile in profiles:
+            for scene in profile.scenes:
+                sid = f"{profile.name}.{scene.id}"
+                self.scenes[sid] = SceneRuntime(sid, profile.name, scene, scene.enabled)
+        self._check_sun()
+        self.mode = "home"
+        self.alerts: dict[str, dict[str, Any]] = {}
+        self.saved: dict[str, dict[str, Any]] = {}
+        self.overrides: dict[str, float] = {}
+        self.day: dict[str, Any] = {}
+        self.last_area: str | None = None
+        self._absence: dict[str, dict[str, Any]] = {}
+        self._pending: dict[str, dict[str, Any]] = {}  # "for" timers, persisted
+        self._timers: dict[str, TimerHandle] = {}
+        self._last_change: dict[tuple[str, str, str, str], float] = {}
+        self._engine_sent: dict[str, float] = {}
+        self._holds: dict[str, tuple[int, float, str]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._blocked = 0
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._ids = itertools.count(1)
+        self._waiters: list[tuple[WaitForAction, TriggerContext, asyncio.Future[bool]]] = []
+        self._selector_cache: dict[tuple[int, str], bool] = {}
+        self.counters: dict[str, int] = defaultdict(int)
+        self._started_at = self.clock.time()
+        self._index_triggers()
+
+    # ------------------------------------------------------------------ set-up
+
+    def _check_sun(self) -> None:
+        problems = []
+        for rt in self.scenes.values():
+            for trigger in rt.scene.triggers:
+                no_location = self.settings.latitude is None or self.settings.longitude is None
+                if isinstance(trigger, SunTrigger) and no_location:
+                    problems.append(ConfigProblem("config", None, "location",
+                                                  f"scene {rt.id} has a sunrise/sunset trigger: set [location] "
+                                                  "latitude and longitude"))
+        if problems:
+            raise ConfigError(problems)
+
+    def _index_triggers(self) -> None:
+        self._state_triggers: dict[tuple[str, str], list[tuple[SceneRuntime, int, StateTrigger]]] = defaultdict(list)
+        self._absence_triggers: dict[tuple[str, str], list[tuple[SceneRuntime, int, AbsenceTrigger]]] = defaultdict(
+            list)
+        self._button_triggers: list[tuple[SceneRuntime, int, ButtonTrigger]] = []
+        self._mode_triggers: list[tuple[SceneRuntime, int, ModeTrigger]] = []
+        for rt in self.scenes.values():
+            for index, trigger in enumerate(rt.scene.triggers):
+                if isinstance(trigger, StateTrigger):
+                    self._state_triggers[_split(trigger.attribute)].append((rt, index, trigger))
+                elif isinstance(trigger, AbsenceTrigger):
+                    self._absence_triggers[_split(trigger.attribute)].append((rt, index, trigger))
+                elif isinstance(trigger, ButtonTrigger):
+                    self._button_triggers.append((rt, index, trigger))
+                elif isinstance(trigger, ModeTrigger):
+                    self._mode_triggers.append((rt, index, trigger))
+
+    async def start(self) -> None:
+        self._restore()
+        bus = self.hub.bus
+        self._unsubscribe = [
+            bus.subscribe(StateChanged, self._on_state),
+            bus.subscribe(DeviceEvent, self._on_device_event),
+            bus.subscribe(CommandResultEvent, self._on_command_result),
+            bus.subscribe(DeviceAdded, self._on_device_changed),
+            bus.subscribe(DeviceUpdated, self._on_device_changed),
+            bus.subscribe(DeviceRemoved, self._on_device_changed),
+        ]
+        for rt in self.scenes.values():
+            for index, trigger in enumerate(rt.scene.triggers):
+                if isinstance(trigger, (TimeTrigger, SunTrigger)):
+                    self._arm_clock_trigger(rt, index, trigger)
+                elif isinstance(trigger, AbsenceTrigger):
+                    self._arm_absence(rt, index, trigger)
+        for key, pending in list(self._pending.items()):
+            self._arm_pending(key, pending)
+        for alert in self.alerts.values():
+            if alert.get("next_escalation_at") is not None and alert["state"] == "open":
+                self._arm_escalation(alert)
+        for rt in self.scenes.values():
+            for trigger in rt.scene.triggers:
+                if isinstance(trigger, StartTrigger):
+                    self._fire(rt, TriggerContext("start", self.clock.time()))
+        log.info("scene engine running %d scenes (mode %s, %d open alerts)", len(self.scenes), self.mode,
+                 sum(a["state"] == "open" for a in self.alerts.values()))
+
+    async def stop(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._save()
+
+    async def __aenter__(self) -> SceneEngine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def busy(self) -> bool:
+        """Some run can make progress without time passing (used by replay to let runs settle)."""
+        return len(self._tasks) > self._blocked
+
+    # ------------------------------------------------------------------ persistence
+
+    def _restore(self) -> None:
+        data = self.storage.get("state") or {}
+        self.mode = data.get("mode", "home")
+        self.alerts = {a["id"]: a for a in data.get("alerts", [])}
+        self.saved = data.get("saved", {})
+        self.overrides = data.get("overrides", {})
+        self.day = data.get("day", {})
+        self.last_area = data.get("last_area")
+        self._absence = data.get("absence", {})
+        self._pending = data.get("pending", {})
+        for sid, enabled in data.get("enabled", {}).items():
+            if sid in self.scenes:
+                self.scenes[sid].enabled = enabled
+        for sid, t in data.get("last_acted", {}).items():
+            if sid in self.scenes:
+                self.scenes[sid].last_acted = t
+        for sid, rt in self.scenes.items():
+            rt.traces.extend(self.trace_storage.get(sid) or [])
+
+    def _save(self) -> None:
+        # Alerts: the open ones and the most recent closed ones.
+        alerts = sorted(self.alerts.values(), key=lambda a: a["raised_at"])
+        closed = [a for a in alerts if a["state"] != "open"]
+        keep = [a for a in alerts if a["state"] == "open"] + closed[-ALERTS_KEPT:]
+        self.storage.set("state", {
+            "mode": self.mode,
+            "alerts": keep,
+            "saved": self.saved,
+            "overrides": {d: t for d, t in self.overrides.items() if t > self.clock.time()},
+            "day": self.day,
+            "last_area": self.last_area,
+            "absence": self._absence,
+            "pending": self._pending,
+            "enabled": {sid: rt.enabled for sid, rt in self.scenes.items() if rt.enabled != rt.scene.enabled},
+            "last_acted": {sid: rt.last_acted for sid, rt in self.scenes.items() if rt.last_acted is not None},
+        })
+
+    # ------------------------------------------------------------------ time helpers
+
+    def _local(self, t: float) -> datetime:
+        return datetime.fromtimestamp(t, self.settings.timezone)
+
+    def _minute_of_day(self, t: float) -> float:
+        local = self._local(t)
+        return local.hour * 60 + local.minute + local.second / 60
+
+    def _at_local(self, day: date, minute: int) -> float:
+        naive = datetime.combine(day, time(minute // 60, minute % 60))
+        return naive.replace(tzinfo=self.settings.timezone).timestamp()
+
+    def _call_at(self, key: str, due: float, callback: Callable[[], None]) -> None:
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            callback()
+
+        self._timers[key] = self.clock.call_later(max(0.0, due - self.clock.time()), fire)
+
+    def _cancel(self, key: str) -> None:
+        handle = self._timers.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+
+    # ------------------------------------------------------------------ selectors
+
+    def _on_device_changed(self, event: Any) -> None:
+        self._selector_cache.clear()
+
+    def matches(self, selector: Selector, device: Device, ctx: TriggerContext | None = None) -> bool:
+        if selector.uses_trigger or selector.where is not None:
+            return self._matches(selector, device, ctx)
+        key = (id(selector), device.id)
+        cached = self._selector_cache.get(key)
+        if cached is None:
+            cached = self._selector_cache[key] = self._matches(selector, device, None)
+        return cached
+
+    def _matches(self, selector: Selector, device: Device, ctx: TriggerContext | None) -> bool:
+        def resolve(values: list[str] | None, trigger_value: str | None) -> list[str] | None:
+            if values is None:
+                return None
+            return [trigger_value if v == TRIGGER_REF else v for v in values if v != TRIGGER_REF or trigger_value]
+
+        devices = resolve(selector.device, ctx.device_id if ctx else None)
+        if devices is not None and device.id not in devices:
+            return False
+        areas = resolve(selector.area, ctx.area if ctx else None)
+        if areas is not None and device.area not in areas:
+            return False
+        if selector.capability is not None and not any(
+            cap in caps for caps in device.support.values() for cap in selector.capability
+        ):
+            return False
+        if selector.tag is not None and not set(selector.tag) & set(device.tags):
+            return False
+        if selector.exclude_device and device.id in selector.exclude_device:
+            return False
+        if selector.exclude_area and device.area in selector.exclude_area:
+            return False
+        if selector.exclude_tag and set(selector.exclude_tag) & set(device.tags):
+            return False
+        return not (selector.where is not None and not self._passes(selector.where, device))
+
+    def select(self, selector: Selector, ctx: TriggerContext | None = None) -> list[Device]:
+        return [d for _, d in sorted(self.hub.devices.items()) if self.matches(selector, d, ctx)]
+
+    def _passes(self, test: StateTest, device: Device) -> bool:
+        """Some component of ``device`` passes ``test`` (and has for ``test.for_``)."""
+        cap, attr = _split(test.attribute)
+        now = self.clock.time()
+        for component, caps in device.state.items():
+            if cap not in caps or attr not in caps[cap]:
+                continue
+            if not test.test(caps[cap][attr]):
+                continue
+            if test.for_ > 0:
+                since = self._last_change.get((device.id, component, cap, attr), self._started_at)
+                if now - since < test.for_:
+                    continue
+            return True
+        return False
+
+    # ------------------------------------------------------------------ events
+
+    def _on_state(self, event: StateChanged) -> None:
+        key = (event.capability, event.attribute)
+        self._last_change[(event.device_id, event.component, event.capability, event.attribute)] = event.t
+        device = self.hub.devices.get(event.device_id)
+        if device is None:
+            return
+        if event.capability in LIGHT_CAPABILITIES:
+            self._detect_manual_change(device, event)
+        if event.capability in ("occupancy", "contact", "energy_meter"):
+            self._track_day(device, event)
+        for rt, index, trigger in self._state_triggers.get(key, ()):
+            if rt.enabled and self.matches(trigger.selector, device):
+                self._state_trigger(rt, index, trigger, device, event)
+        for rt, index, trigger in self._absence_triggers.get(key, ()):
+            if rt.enabled and self.matches(trigger.selector, device) and (
+                trigger.activity is None or _same(event.new, trigger.activity)
+            ):
+                tkey = f"{rt.id}#{index}"
+                self._absence[tkey] = {"last_activity": event.t}
+                self._arm_absence(rt, index, trigger)
+                self._save()
+        if self._waiters:
+            for wait, ctx, future in list(self._waiters):
+                if not future.done() and (wait.attribute == f"{event.capability}.{event.attribute}") and \
+                        self.matches(wait.selector, device, ctx) and wait.test(event.new):
+                    future.set_result(True)
+
+    def _state_trigger(self, rt: SceneRuntime, index: int, trigger: StateTrigger, device: Device,
+                       event: StateChanged) -> None:
+        has_level = trigger.to is not None or trigger.above is not None or trigger.below is not None
+        now_ok = _trigger_level(trigger, event.new) if has_level else True
+        was_ok = _trigger_level(trigger, event.old) if has_level else False
+        from_ok = trigger.from_ is None or _same(event.old, trigger.from_)
+        pkey = f"{rt.id}#{index}#{device.id}#{event.component}"
+        ctx = TriggerContext("state", event.t, device.id, event.component, device.area, event.new, event.old,
+                             {"attribute": trigger.attribute})
+        if trigger.for_ <= 0:
+            if now_ok and not was_ok and from_ok:
+                self._fire(rt, ctx)
+            return
+        if not now_ok:
+            if pkey in self._pending:
+                self._pending.pop(pkey)
+                self._cancel(pkey)
+                self._save()
+            return
+        if pkey in self._pending or (was_ok and has_level) or not from_ok:
+            return
+        pending = {"due": event.t + trigger.for_, "scene": rt.id, "trigger": index, "device": device.id,
+                   "component": event.component, "value": event.new, "old": event.old}
+        self._pending[pkey] = pending
+        self._arm_pending(pkey, pending)
+        self._save()
+
+    def _arm_pending(self, key: str, pending: dict[str, Any]) -> None:
+        rt = self.scenes.get(pending["scene"])
+        if rt is None:
+            self._pending.pop(key, None)
+            return
+
+        def fire() -> None:
+            self._pending.pop(key, None)
+            self._save()
+            device = self.hub.devices.get(pending["device"])
+            if device is None:
+                return
+            trigger = rt.scene.triggers[pending["trigger"]]
+            assert isinstance(trigger, StateTrigger)
+            cap, attr = _split(trigger.attribute)
+            value = device.value(pending["component"], cap, attr)
+            if not _trigger_level(trigger, value):
+                return  # the value moved away in the meantime (a change we did not see, e.g. while down)
+            self._fire(rt, TriggerContext("state", self.clock.time(), device.id, pending["component"], device.area,
+                                          value, pending.get("old"),
+                                          {"attribute": trigger.attribute, "held_s": trigger.for_}))
+
+        self._call_at(key, pending["due"], fire)
+
+    def _on_device_event(self, event: DeviceEvent) -> None:
+        if event.capability != "button" or event.event != "pressed":
+            return
+        device = self.hub.devices.get(event.device_id)
+        if device is None:
+            return
+        kind = event.data.get("kind")
+        for rt, _index, trigger in self._button_triggers:
+            if not rt.enabled or not self.matches(trigger.selector, device):
+                continue
+            if trigger.press is not None and kind not in trigger.press:
+                continue
+            self._fire(rt, TriggerContext("button", event.t, device.id, event.component, device.area, kind,
+                                          detail={"button": event.data.get("button")}))
+
+    def _on_command_result(self, event: CommandResultEvent) -> None:
+        command = event.command
+        if command.source.startswith("scene:") or command.capability not in LIGHT_CAPABILITIES:
+            return
+        if event.result.status in ("confirmed", "sent", "timeout"):
+            self._set_override(command.device_id, f"manual command from {command.source}")
+
+    def _detect_manual_change(self, device: Device, event: StateChanged) -> None:
+        sent = self._engine_sent.get(device.id)
+        if event.old is None:
+            return  # a first report, not a change anybody made
+        if sent is not None and event.t - sent <= OWN_CHANGE_WINDOW_S:
+            return
+        self._set_override(device.id, "changed outside the scenes (switch or another controller)")
+
+    def _set_override(self, device_id: str, why: str) -> None:
+        if self.settings.manual_override_s <= 0:
+            return
+        self.overrides[device_id] = self.clock.time() + self.settings.manual_override_s
+        log.debug("manual override of %s: %s", device_id, why)
+
+    # ------------------------------------------------------------------ day statistics
+
+    def _track_day(self, device: Device, event: StateChanged) -> None:
+        today = self._local(event.t).date().isoformat()
+        if self.day.get("date") != today:
+            self.day = {"date": today, "first_activity": None, "transitions": 0, "last_area": None,
+                        "door_events": [], "energy_start": {}}
+        if event.capability == "occupancy" and event.new is True:
+            if device.area:
+                self.last_area = device.area
+            if self.day["first_activity"] is None:
+                self.day["first_activity"] = event.t
+            if device.area and device.area != self.day["last_area"]:
+                if self.day["last_area"] is not None:
+                    self.day["transitions"] += 1
+                self.day["last_area"] = device.area
+        elif event.capability == "contact" and event.new is True:
+            self.day["door_events"].append([event.t, device.id])
+            del self.day["door_events"][:-500]
+        elif event.capability == "energy_meter" and event.attribute == "kwh" and isinstance(event.new, (int, float)):
+            start = self.day["energy_start"]
+            if device.id not in start:
+                start[device.id] = event.old if isinstance(event.old, (int, float)) else event.new
+
+    # ------------------------------------------------------------------ clock triggers
+
+    def _next_time(self, trigger: TimeTrigger, after: float) -> float:
+        local_day = self._local(after).date()
+        for offset in range(9):
+            day = local_day + timedelta(days=offset)
+            if trigger.weekdays and WEEKDAY_NAMES[day.weekday()] not in trigger.weekdays:
+                continue
+            due = self._at_local(day, trigger.at)
+            if due > after:
+                return due
+        raise AssertionError("no weekday in a week")  # pragma: no cover - weekdays is never empty
+
+    def _arm_clock_trigger(self, rt: SceneRuntime, index: int, trigger: TimeTrigger | SunTrigger) -> None:
+        now = self.clock.time()
+        if isinstance(trigger, TimeTrigger):
+            due: float | None = self._next_time(trigger, now)
+        else:
+            from gateway.scenes.sun import next_sun_event
+
+            assert self.settings.latitude is not None and self.settings.longitude is not None
+            when = next_sun_event(datetime.fromtimestamp(now, UTC), trigger.event, trigger.offset,
+                                  self.settings.latitude, self.settings.longitude)
+            due = when.timestamp() if when else now + 86400  # polar day/night: look again tomorrow
+        key = f"clock:{rt.id}#{index}"
+
+        def fire() -> None:
+            if rt.enabled and (isinstance(trigger, TimeTrigger) or due is not None):
+                detail = {"at": self._local(self.clock.time()).strftime("%H:%M")}
+                if isinstance(trigger, SunTrigger):
+                    detail["event"] = trigger.event
+                self._fire(rt, TriggerContext(trigger.kind, self.clock.time(), detail=detail))
+            self._arm_clock_trigger(rt, index, trigger)
+
+        assert due is not None
+        self._call_at(key, due, fire)
+
+    def _window_bounds(self, window: TimeWindow, day: date) -> tuple[float, float]:
+        start = self._at_local(day, window.after)
+        end_day = day if window.after < window.before else day + timedelta(days=1)
+        return start, self._at_local(end_day, window.before)
+
+    def next_absence_due(self, trigger: AbsenceTrigger, last_activity: float, fired: float | None,
+                         now: float) -> float | None:
+        """When the absence fires next (``now`` if it is overdue), or None until new activity."""
+        if trigger.window is None:
+            assert trigger.for_ is not None
+            if fired is not None and fired >= last_activity:
+                return None
+            return max(now, last_activity + trigger.for_)
+        today = self._local(now).date()
+        for offset in (-1, 0, 1, 2):
+            start, end = self._window_bounds(trigger.window, today + timedelta(days=offset))
+            if end <= now:
+                continue
+            if fired is not None and fired >= start and fired >= last_activity:
+                continue  # already fired in this window for this absence
+            if trigger.for_ is None:
+                # The whole window: due at its end (a second before it, so it is still inside).
+                if last_activity >= start:
+                    continue
+                due = end - 1.0
+            else:
+                due = max(last_activity, start) + trigger.for_
+                if due >= end:
+                    continue
+            return max(due, now)
+        return None
+
+    def _arm_absence(self, rt: SceneRuntime, index: int, trigger: AbsenceTrigger) -> None:
+        tkey = f"{rt.id}#{index}"
+        record = self._absence.setdefault(tkey, {"last_activity": self._started_at})
+        now = self.clock.time()
+        due = self.next_absence_due(trigger, record["last_activity"], record.get("fired"), now)
+        key = f"absence:{tkey}"
+        if due is None:
+            self._cancel(key)
+            return
+
+        def fire() -> None:
+            record["fired"] = self.clock.time()
+            self._save()
+            if rt.enabled:
+                quiet = self.clock.time() - record["last_activity"]
+                self._fire(rt, TriggerContext("absence", self.clock.time(), value=None, detail={
+                    "attribute": trigger.attribute, "quiet_s": round(quiet),
+                    "last_activity": iso_utc(record["last_activity"])}))
+            self._arm_absence(rt, index, trigger)
+
+        self._call_at(key, due, fire)
+
+    # ------------------------------------------------------------------ mode
+
+    def set_mode(self, mode: str, source: str = "api") -> None:
+        old = self.mode
+        if mode == old:
+            return
+        self.mode = mode
+        self._save()
+        self.hub.bus.publish(ModeChanged(self.clock.time(), old, mode, source))
+        for rt, _index, trigger in self._mode_triggers:
+            if rt.enabled and (trigger.to is None or trigger.to == mode) and (
+                    trigger.from_ is None or trigger.from_ == old):
+                self._fire(rt, TriggerContext("mode", self.clock.time(), value=mode, old=old))
+
+    # ------------------------------------------------------------------ runs
+
+    def set_enabled(self, scene_id: str, enabled: bool) -> None:
+        self.scenes[scene_id].enabled = enabled
+        self._save()
+
+    def run_now(self, scene_id: str, *, skip_conditions: bool = False) -> str:
+        """Start a scene by hand (API). Returns the run's trace id."""
+        rt = self.scenes[scene_id]
+        return self._fire(rt, TriggerContext("manual", self.clock.time()), manual=True,
+                          skip_conditions=skip_conditions) or ""
+
+    def _fire(self, rt: SceneRuntime, ctx: TriggerContext, *, manual: bool = False,
+              skip_conditions: bool = False) -> str | None:
+        now = self.clock.time()
+        trace: dict[str, Any] = {"id": f"{rt.id}-{next(self._ids)}-{int(now)}", "scene": rt.id, "t": iso_utc(now),
+                                 "trigger": ctx.as_dict(), "conditions": [], "actions": [], "result": "running"}
+        self.counters["triggers"] += 1
+        if rt.running:
+            trace["result"] = "skipped: still running"
+            self._finish(rt, trace, store=False)
+            return None
+        if not manual and rt.scene.cooldown and rt.last_acted is not None and now - rt.last_acted < rt.scene.cooldown:
+            trace["result"] = f"skipped: cooldown until {iso_utc(rt.last_acted + rt.scene.cooldown)}"
+            self._finish(rt, trace, store=False)
+            return None
+        if not skip_conditions:
+            for condition in rt.scene.conditions:
+                ok, detail = self._evaluate(condition, ctx)
+                trace["conditions"].append(detail)
+                if not ok:
+                    trace["result"] = "conditions not met"
+                    self._finish(rt, trace, store=False)
+                    return trace["id"]
+        rt.running = True
+        task = asyncio.get_running_loop().create_task(self._run(rt, ctx, trace), name=f"scene:{rt.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return trace["id"]
+
+    def _finish(self, rt: SceneRuntime, trace: dict[str, Any], *, store: bool = True) -> None:
+        trace["finished"] = iso_utc(self.clock.time())
+        rt.traces.append(trace)
+        if store:
+            self.trace_storage.set(rt.id, list(rt.traces)[-TRACES_STORED:])
+        self.hub.bus.publish(SceneRan(self.clock.time(), rt.id, trace))
+
+    async def _run(self, rt: SceneRuntime, ctx: TriggerContext, trace: dict[str, Any]) -> None:
+        acted = False
+        try:
+            for action in rt.scene.actions:
+                entry: dict[str, Any] = {"kind": action.kind, "t": iso_utc(self.clock.time())}
+                trace["actions"].append(entry)
+                carry_on = await self._act(rt, action, ctx, entry)
+                acted = acted or entry.get("acted", False)
+                if not carry_on:
+                    break
+            trace["result"] = "done"
+        except asyncio.CancelledError:
+            trace["result"] = "cancelled"
+            raise
+        except Exception as err:  # a bug must not take the engine down; the trace shows it
+            log.exception("scene %s failed", rt.id)
+            trace["result"] = f"error: {err}"
+            self.counters["errors"] += 1
+        finally:
+            rt.running = False
+            if acted:
+                rt.last_acted = self.clock.time()
+                self._save()
+            self.counters["runs"] += 1
+            self._finish(rt, trace)
+
+    async def _blocked_on(self, awaitable: Any) -> Any:
+        self._blocked += 1
+        try:
+            return await awaitable
+        finally:
+            self._blocked -= 1
+
+    # ------------------------------------------------------------------ conditions
+
+    def _evaluate(self, condition: Condition, ctx: TriggerContext) -> tuple[bool, dict[str, Any]]:
+        now = self.clock.time()
+        if isinstance(condition, TimeCondition):
+            minute = self._minute_of_day(now)
+            ok = condition.window.contains(minute)
+            return ok, {"kind": "time", "result": ok, "now": self._local(now).strftime("%H:%M")}
+        if isinstance(condition, WeekdayCondition):
+            day = WEEKDAY_NAMES[self._local(now).weekday()]
+            ok = day in condition.days
+            return ok, {"kind": "weekday", "result": ok, "today": day}
+        if isinstance(condition, ModeCondition):
+            ok = self.mode in condition.is_
+            return ok, {"kind": "mode", "result": ok, "mode": self.mode}
+        if isinstance(condition, StateCondition):
+            devices = self.select(condition.selector, ctx)
+            cap, attr = _split(condition.attribute)
+            values = {d.id: self._first_value(d, cap, attr) for d in devices}
+            passing = [d.id for d in devices if self._passes(condition, d)]
+            if condition.match == "any":
+                ok = bool(passing)
+            elif condition.match == "all":
+                ok = bool(devices) and len(passing) == len(devices)
+            else:
+                ok = not passing
+            return ok, {"kind": "state", "result": ok, "attribute": condition.attribute, "match": condition.match,
+                        "values": values, "passing": passing}
+        if isinstance(condition, LastActivityCondition):
+            last = self.last_area
+            ok = last in condition.area
+            return ok, {"kind": "last_activity", "result": ok, "last_area": last}
+        if isinstance(condition, AnyCondition):
+            details = [self._evaluate(c, ctx) for c in condition.conditions]
+            ok = any(r for r, _ in details)
+            return ok, {"kind": "any", "result": ok, "conditions": [d for _, d in details]}
+        if isinstance(condition, NotCondition):
+            inner_ok, inner = self._evaluate(condition.condition, ctx)
+            return not inner_ok, {"kind": "not", "result": not inner_ok, "condition": inner}
+        raise AssertionError(f"unknown condition {condition!r}")  # pragma: no cover
+
+    @staticmethod
+    def _first_value(device: Device, cap: str, attr: str) -> Any:
+        for caps in device.state.values():
+            if cap in caps and attr in caps[cap]:
+                return caps[cap][attr]
+        return None
+
+    # ------------------------------------------------------------------ actions
+
+    def _text(self, template: str, rt: SceneRuntime, ctx: TriggerContext) -> str:
+        device = self.hub.devices.get(ctx.device_id) if ctx.device_id else None
+        local = self._local(self.clock.time())
+        values = {
+            "device": device.name if device else (ctx.device_id or ""),
+            "area": ctx.area or (device.area if device else "") or "",
+            "value": "" if ctx.value is None else str(ctx.value),
+            "scene": rt.scene.name,
+            "time": local.strftime("%H:%M"),
+            "date": local.date().isoformat(),
+            "duration": _human_duration(ctx.detail.get("quiet_s") or ctx.detail.get("held_s") or 0),
+        }
+        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+    async def _act(self, rt: SceneRuntime, action: Any, ctx: TriggerContext, entry: dict[str, Any]) -> bool:
+        if isinstance(action, CommandAction):
+            await self._command(rt, action.target, action.capability, action.command, action.args, ctx, entry)
+            return True
+        if isinstance(action, SetModeAction):
+            entry.update(mode=action.mode, acted=self.mode != action.mode)
+            self.set_mode(action.mode, source=f"scene:{rt.id}")
+            return True
+        if isinstance(action, NotifyAction):
+            from gateway.scenes.notify import Notification
+
+            message = self._text(action.message, rt, ctx)
+            for target in action.to:
+                self.notifier.send(target, Notification(
+                    id=f"{rt.id}-{next(self._ids)}", t=self.clock.time(), title=self._text(action.title, rt, ctx)
+                    or rt.scene.name, message=message, severity=action.severity, scene=rt.id, alert_id=None,
+                    data={}))
+            entry.update(to=action.to, message=message, acted=True)
+            return True
+        if isinstance(action, AlertAction):
+            self._raise_alert(rt, action, ctx, entry)
+            return True
+        if isinstance(action, ClearAlertAction):
+            cleared = [a["id"] for a in self.alerts.values()
+                       if a["state"] == "open" and a["key"] == action.alert
+                       and a["scene"].startswith(f"{rt.profile}.")]
+            for alert_id in cleared:
+                self._close_alert(alert_id, "cleared", by=f"scene:{rt.id}")
+            entry.update(alert=action.alert, cleared=cleared, acted=bool(cleared))
+            return True
+        if isinstance(action, DelayAction):
+            entry["for_s"] = action.for_
+            await self._blocked_on(self.clock.sleep(action.for_))
+            return True
+        if isinstance(action, WaitForAction):
+            return await self._wait_for(action, ctx, entry)
+        if isinstance(action, SaveStateAction):
+            cap, attr = _split(action.attribute)
+            record = self.saved.setdefault(action.key, {"attribute": action.attribute, "values": {}})
+            saved: dict[str, Any] = {}
+            for device in self.select(action.target, ctx):
+                for component, caps in device.state.items():
+                    key = f"{device.id}|{component}"
+                    if attr in caps.get(cap, {}) and key not in record["values"]:
+                        saved[key] = caps[cap][attr]
+            record["values"].update(saved)
+            self._save()
+            entry.update(key=action.key, saved=saved)
+            return True
+        if isinstance(action, RestoreStateAction):
+            await self._restore_state(rt, action, ctx, entry)
+            return True
+        if isinstance(action, ReportAction):
+            self._report(rt, action, entry)
+            return True
+        raise AssertionError(f"unknown action {action!r}")  # pragma: no cover
+
+    async def _command(self, rt: SceneRuntime, target: Selector | list[tuple[Device, str]], capability: str,
+                       command: str, args: dict[str, Any], ctx: TriggerContext, entry: dict[str, Any]) -> None:
+        now = self.clock.time()
+        results: list[dict[str, Any]] = []
+        jobs = []
+        pairs: list[tuple[Device, str]]
+        if isinstance(target, Selector):
+            pairs = [(device, component) for device in self.select(target, ctx)
+                     for component, caps in sorted(device.support.items())
+                     if capability in caps and command in caps[capability].commands]
+        else:
+            pairs = target
+        for device, component in pairs:
+            result: dict[str, Any] = {"device": device.id, "component": component}
+            results.append(result)
+            override = self.overrides.get(device.id)
+            if capability in LIGHT_CAPABILITIES and override is not None and override > now:
+                result["status"] = f"skipped: manual override until {iso_utc(override)}"
+                continue
+            hold = self._holds.get(device.id)
+            if hold is not None and hold[2] != rt.id and hold[0] > rt.scene.priority and \
+                    now - hold[1] < self.settings.priority_hold_s:
+                result["status"] = f"skipped: held by higher-priority scene {hold[2]}"
+                continue
+            if device.available is False:
+                result["status"] = "skipped: device offline"
+                continue
+            self._holds[device.id] = (rt.scene.priority, now, rt.id)
+            self._engine_sent[device.id] = now
+            cmd = Command(device.id, component, capability, command, dict(args), source=f"scene:{rt.id}")
+            if self.on_action is not None:
+                self.on_action({"t": iso_utc(now), "scene": rt.id, "device": device.id, "component": component,
+                                "capability": capability, "command": command, "args": dict(args)})
+            self.counters["commands"] += 1
+            jobs.append(self._execute(cmd, result))
+        entry.update(capability=capability, command=command, args=args, targets=results,
+                     acted=bool(jobs))
+        if not pairs:
+            entry["note"] = "no device matched the target"
+        if jobs:
+            await self._blocked_on(asyncio.gather(*jobs))
+
+    async def _execute(self, command: Command, result: dict[str, Any]) -> None:
+        try:
+            outcome = await self.hub.execute(command, timeout_s=self.settings.command_timeout_s)
+            result["status"] = outcome.status
+            if outcome.message and outcome.status != "confirmed":
+                result["message"] = outcome.message
+        except CommandValidationError as err:
+            result["status"] = "rejected"
+            result["message"] = str(err)
+
+    async def _wait_for(self, action: WaitForAction, ctx: TriggerContext, entry: dict[str, Any]) -> bool:
+        entry.update(attribute=action.attribute, timeout_s=action.timeout)
+        if any(self._passes(action, d) for d in self.select(action.selector, ctx)):
+            entry["result"] = "already true"
+            return True
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        waiter = (action, ctx, future)
+        self._waiters.append(waiter)
+        timer = self.clock.call_later(action.timeout, lambda: future.done() or future.set_result(False))
+        try:
+            happened = await self._blocked_on(future)
+        finally:
+            timer.cancel()
+            self._waiters.remove(waiter)
+        entry["result"] = "happened" if happened else "timed out"
+        return happened or action.on_timeout == "continue"
+
+    async def _restore_state(self, rt: SceneRuntime, action: RestoreStateAction, ctx: TriggerContext,
+                             entry: dict[str, Any]) -> None:
+        saved = self.saved.get(action.key)
+        entry["key"] = action.key
+        if not saved:
+            entry["note"] = "nothing saved under this key"
+            return
+        cap, attr = _split(saved["attribute"])
+        to_command = RESTORE_COMMANDS.get((cap, attr))
+        if to_command is None:
+            entry["note"] = f"{saved['attribute']} cannot be restored by a command"
+            return
+        wanted = set(d.id for d in self.select(action.target, ctx)) if action.target else None
+        remaining = dict(saved["values"])
+        for key, value in saved["values"].items():
+            device_id, _, component = key.partition("|")
+            device = self.hub.devices.get(device_id)
+            if device is None or (wanted is not None and device_id not in wanted):
+                continue
+            command, args = to_command(value)
+            remaining.pop(key)
+            sub: dict[str, Any] = {"kind": "command", "t": iso_utc(self.clock.time())}
+            await self._command(rt, [(device, component)], cap, command, args, ctx, sub)
+            entry.setdefault("targets", []).extend(sub.get("targets", []))
+            entry["acted"] = entry.get("acted", False) or sub.get("acted", False)
+        if remaining:
+            self.saved[action.key]["values"] = remaining
+        else:
+            self.saved.pop(action.key, None)
+        self._save()
+
+    # ------------------------------------------------------------------ alerts
+
+    def _raise_alert(self, rt: SceneRuntime, action: AlertAction, ctx: TriggerContext, entry: dict[str, Any]) -> None:
+        entry["alert"] = action.alert
+        for alert in self.alerts.values():
+            if alert["state"] == "open" and alert["key"] == action.alert and alert["scene"] == rt.id:
+                entry["note"] = f"already open as {alert['id']}"
+                return
+        now = self.clock.time()
+        alert_id = f"{action.alert}-{int(now)}-{next(self._ids)}"
+        alert = {
+            "id": alert_id, "key": action.alert, "scene": rt.id, "severity": action.severity,
+            "title": self._text(action.title, rt, ctx) or rt.scene.name,
+            "message": self._text(action.message, rt, ctx), "state": "open",
+            "raised_at": now, "acknowledged_at": None, "acknowledged_by": None, "closed_at": None,
+            "device_id": ctx.device_id, "area": ctx.area,
+            "notify": list(action.notify), "escalate_after_s": action.escalate_after,
+            "max_notifications": action.max_notifications, "notifications": [], "next_escalation_at": None,
+        }
+        self.alerts[alert_id] = alert
+        self.counters["alerts"] += 1
+        entry.update(id=alert_id, acted=True)
+        if self.on_alert is not None:
+            self.on_alert({"t": iso_utc(now), "scene": rt.id, "severity": action.severity,
+                           "message": alert["message"], "id": alert_id})
+        self._notify_alert(alert)
+        self._save()
+        self.hub.bus.publish(AlertChanged(now, public_alert(alert), "raised"))
+
+    def _notify_alert(self, alert: dict[str, Any]) -> None:
+        from gateway.scenes.notify import Notification
+
+        step = len(alert["notifications"])
+        if alert["notify"]:
+            target = alert["notify"][min(step, len(alert["notify"]) - 1)]
+            now = self.clock.time()
+            alert["notifications"].append({"t": now, "target": target, "id": f"{alert['id']}#{step}",
+                                           "status": "pending"})
+            prefix = "" if step == 0 else f"[not acknowledged, reminder {step}] "
+            self.notifier.send(target, Notification(
+                id=f"{alert['id']}#{step}", t=now, title=alert["title"], message=prefix + alert["message"],
+                severity=alert["severity"], scene=alert["scene"], alert_id=alert["id"],
+                data={"step": step, "device_id": alert["device_id"], "area": alert["area"]}))
+        more = len(alert["notifications"]) < alert["max_notifications"] and alert["notify"]
+        if alert["escalate_after_s"] and more:
+            alert["next_escalation_at"] = self.clock.time() + alert["escalate_after_s"]
+            self._arm_escalation(alert)
+        else:
+            alert["next_escalation_at"] = None
+
+    def _arm_escalation(self, alert: dict[str, Any]) -> None:
+        alert_id = alert["id"]
+
+        def escalate() -> None:
+            current = self.alerts.get(alert_id)
+            if current is None or current["state"] != "open" or current["acknowledged_at"] is not None:
+                return
+            self._notify_alert(current)
+            self._save()
+            self.hub.bus.publish(AlertChanged(self.clock.time(), public_alert(current), "escalated"))
+
+        self._call_at(f"escalate:{alert_id}", alert["next_escalation_at"], escalate)
+
+    def notification_result(self, result: Any) -> None:
+        """A delivery finished (delivered, failed, …): shown on the alert it belongs to."""
+        alert_id = result.notification_id.partition("#")[0]
+        alert = self.alerts.get(alert_id)
+        if alert is None:
+            return
+        for entry in alert["notifications"]:
+            if entry.get("id") == result.notification_id:
+                entry["status"] = result.status
+                if result.error:
+                    entry["error"] = result.error
+                self._save()
+                self.hub.bus.publish(AlertChanged(self.clock.time(), public_alert(alert), "notified"))
+
+    def acknowledge(self, alert_id: str, by: str) -> dict[str, Any]:
+        alert = self.alerts[alert_id]
+        if alert["acknowledged_at"] is None:
+            alert["acknowledged_at"] = self.clock.time()
+            alert["acknowledged_by"] = by
+            alert["next_escalation_at"] = None
+            self._cancel(f"escalate:{alert_id}")
+            self._save()
+            self.hub.bus.publish(AlertChanged(self.clock.time(), public_alert(alert), "acknowledged"))
+        return public_alert(alert)
+
+    def _close_alert(self, alert_id: str, state: str, by: str) -> None:
+        alert = self.alerts[alert_id]
+        alert["state"] = state
+        alert["closed_at"] = self.clock.time()
+        alert["next_escalation_at"] = None
+        self._cancel(f"escalate:{alert_id}")
+        self._save()
+        self.hub.bus.publish(AlertChanged(self.clock.time(), public_alert(alert), "cleared"))
+
+    def list_alerts(self, *, open_only: bool = False) -> list[dict[str, Any]]:
+        alerts = sorted(self.alerts.values(), key=lambda a: a["raised_at"], reverse=True)
+        return [public_alert(a) for a in alerts if not open_only or a["state"] == "open"]
+
+    # ------------------------------------------------------------------ reports
+
+    def _report(self, rt: SceneRuntime, action: ReportAction, entry: dict[str, Any]) -> None:
+        from gateway.scenes.notify import Notification
+
+        now = self.clock.time()
+        day = self.day if self.day.get("date") == self._local(now).date().isoformat() else {}
+        data: dict[str, Any]
+        if action.report == "energy":
+            per_device: dict[str, float] = {}
+            for device_id, start in day.get("energy_start", {}).items():
+                device = self.hub.devices.get(device_id)
+                current = self._first_value(device, "energy_meter", "kwh") if device else None
+                if isinstance(current, (int, float)) and isinstance(start, (int, float)) and current >= start:
+                    per_device[device_id] = round(current - start, 3)
+            total = round(sum(per_device.values()), 3)
+            data = {"kwh": per_device, "total_kwh": total}
+            lines = [f"Energy today: {total:.2f} kWh"]
+            if action.price_per_kwh is not None:
+                data["cost"] = round(total * action.price_per_kwh, 2)
+                data["currency"] = action.currency
+                lines[0] += f", about {data['cost']:.2f} {action.currency}"
+            for device_id, kwh in sorted(per_device.items(), key=lambda kv: -kv[1]):
+                device = self.hub.devices.get(device_id)
+                lines.append(f"- {device.name if device else device_id}: {kwh:.2f} kWh")
+        else:
+            first = day.get("first_activity")
+            doors = day.get("door_events", [])
+            if action.night is not None:
+                doors = [e for e in doors if action.night.contains(self._minute_of_day(e[0]))]
+            if action.doors is not None:
+                wanted = {d.id for d in self.select(action.doors)}
+                doors = [e for e in doors if e[1] in wanted]
+            data = {"first_activity": iso_utc(first) if first else None,
+                    "room_transitions": day.get("transitions", 0), "night_door_events": len(doors)}
+            first_text = self._local(first).strftime("%H:%M") if first else "no activity seen"
+            lines = [f"First activity: {first_text}", f"Moves between rooms: {data['room_transitions']}",
+                     f"Door openings at night: {len(doors)}"]
+        message = "\n".join(lines)
+        for target in action.to:
+            self.notifier.send(target, Notification(
+                id=f"{rt.id}-{next(self._ids)}", t=now, title=f"Daily {action.report} summary", message=message,
+                severity="info", scene=rt.id, alert_id=None, data=data))
+        entry.update(report=action.report, data=data, acted=True)
+
+
+def _trigger_level(trigger: StateTrigger, value: Any) -> bool:
+    """Whether ``value`` is where the trigger wants it (``to``, ``above``, ``below``)."""
+    if value is None:
+        return False
+    if trigger.to is not None and not _same(value, trigger.to):
+        return False
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if trigger.above is not None and not (numeric and value > trigger.above):
+        return False
+    return not (trigger.below is not None and not (numeric and value < trigger.below))
+
+
+def public_alert(alert: dict[str, Any]) -> dict[str, Any]:
+    """The API form of an alert: times in ISO-8601."""
+    out = {k: v for k, v in alert.items() if k not in ("notify", "max_notifications")}
+    for key in ("raised_at", "acknowledged_at", "closed_at", "next_escalation_at"):
+        if out.get(key) is not None:
+            out[key] = iso_utc(out[key])
+    out["notifications"] = [{"t": iso_utc(n["t"]), "target": n["target"], "status": n.get("status", "pending"),
+                             **({"error": n["error"]} if n.get("error") else {})} for n in alert["notifications"]]
+    return out
+
+
+def _human_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes = rest // 60
+    if hours and minutes:
+        return f"{hours} h {minutes} min"
+    if hours:
+        return f"{hours} h"
+    return f"{minutes} min"
+
