@@ -41,13 +41,21 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     from gateway.config import load_config
     from gateway.supervisor import adapter_config_problems, discover_adapters
 
+    from gateway.scenes.setup import load_profiles
+
     path = Path(args.file)
     config = load_config(path)
-    problems = adapter_config_problems(str(path), path.read_text(encoding="utf-8"), config.adapters,
-                                       discover_adapters())
+    text = path.read_text(encoding="utf-8")
+    problems = adapter_config_problems(str(path), text, config.adapters, discover_adapters())
+    try:
+        profiles = load_profiles(config, text)
+    except ConfigError as err:
+        problems += err.problems
+        profiles = []
     if problems:
         raise ConfigError(problems)
-    print(f"{path}: ok")
+    scenes = sum(len(p.scenes) for p in profiles)
+    print(f"{path}: ok ({len(profiles)} profiles, {scenes} scenes)")
     return 0
 
 

@@ -77,6 +77,9 @@ class Hub:
         self._attr_specs: dict[tuple[str, str], AttributeSpec] = {}
         self._waiters: dict[str, list[_ConfirmWaiter]] = {}
         self._log_window: dict[str, tuple[float, int]] = {}
+        # Called with each command an adapter accepted, before the hub waits for the device; replay
+        # uses it to play devices that obey (a recording cannot answer).
+        self.after_command: Callable[[Command, dict[str, Any]], None] | None = None
         self.refresh_model()
 
     def refresh_model(self) -> None:
@@ -300,6 +303,8 @@ class Hub:
             except Exception as err:
                 log.exception("adapter %s failed to execute %s", device.adapter, command)
                 result = CommandResult("failed", f"adapter error: {err}")
+            if result.status == "sent" and self.after_command is not None:
+                self.after_command(command, expected)
             if result.status == "sent" and waiter is not None:
                 result.expected = expected
                 # The timeout runs on the injected clock, so a replay in simulated time waits in

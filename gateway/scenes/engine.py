@@ -40,6 +40,7 @@ from gateway.bus import (
 from gateway.clock import Clock, TimerHandle, iso_utc
 from gateway.errors import CommandValidationError, ConfigError, ConfigProblem
 from gateway.hub import Hub
+from gateway.model import expected_state, matches_expected
 from gateway.model.types import Command, Device
 from gateway.scenes.profile import (
     TRIGGER_REF,
@@ -157,7 +158,9 @@ class SceneRuntime:
     profile: str
     scene: Scene
     enabled: bool
-    running: bool = False
+    # Runs in progress, by what triggered them (the device, else the scene itself): one room's
+    # "lights off" must not stop another room's from running at the same moment.
+    running: set[str] = field(default_factory=set)
     last_acted: float | None = None
     traces: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=TRACES_KEPT))
 
@@ -171,7 +174,7 @@ class SceneRuntime:
             "description": self.scene.description,
             "enabled": self.enabled,
             "priority": self.scene.priority,
-            "running": self.running,
+            "running": bool(self.running),
             "triggers": [t.kind for t in self.scene.triggers],
             "last_run": last and {"t": last["t"], "result": last["result"]},
         }
@@ -313,6 +316,10 @@ class SceneEngine:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    @property
+    def has_runs(self) -> bool:
+        return bool(self._tasks)
 
     @property
     def busy(self) -> bool:
@@ -644,10 +651,10 @@ class SceneEngine:
             if fired is not None and fired >= start and fired >= last_activity:
                 continue  # already fired in this window for this absence
             if trigger.for_ is None:
-                # The whole window: due at its end (a second before it, so it is still inside).
+                # The whole window: due at its end ("nobody up by 09:30" fires at 09:30).
                 if last_activity >= start:
                     continue
-                due = end - 1.0
+                due = end
             else:
                 due = max(last_activity, start) + trigger.for_
                 if due >= end:
@@ -709,7 +716,8 @@ class SceneEngine:
         trace: dict[str, Any] = {"id": f"{rt.id}-{next(self._ids)}-{int(now)}", "scene": rt.id, "t": iso_utc(now),
                                  "trigger": ctx.as_dict(), "conditions": [], "actions": [], "result": "running"}
         self.counters["triggers"] += 1
-        if rt.running:
+        run_key = ctx.device_id or ""
+        if run_key in rt.running:
             trace["result"] = "skipped: still running"
             self._finish(rt, trace, store=False)
             return None
@@ -725,7 +733,7 @@ class SceneEngine:
                     trace["result"] = "conditions not met"
                     self._finish(rt, trace, store=False)
                     return trace["id"]
-        rt.running = True
+        rt.running.add(run_key)
         task = asyncio.get_running_loop().create_task(self._run(rt, ctx, trace), name=f"scene:{rt.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -757,7 +765,7 @@ class SceneEngine:
             trace["result"] = f"error: {err}"
             self.counters["errors"] += 1
         finally:
-            rt.running = False
+            rt.running.discard(ctx.device_id or "")
             if acted:
                 rt.last_acted = self.clock.time()
                 self._save()
@@ -910,6 +918,7 @@ class SceneEngine:
             override = self.overrides.get(device.id)
             if capability in LIGHT_CAPABILITIES and override is not None and override > now:
                 result["status"] = f"skipped: manual override until {iso_utc(override)}"
+                self._retry_after_override(rt, ctx, override)
                 continue
             hold = self._holds.get(device.id)
             if hold is not None and hold[2] != rt.id and hold[0] > rt.scene.priority and \
@@ -919,9 +928,13 @@ class SceneEngine:
             if device.available is False:
                 result["status"] = "skipped: device offline"
                 continue
+            cmd = Command(device.id, component, capability, command, dict(args), source=f"scene:{rt.id}")
+            wanted = expected_state(cmd, device)
+            if wanted and all(matches_expected(v, device.value(component, capability, a)) for a, v in wanted.items()):
+                result["status"] = "skipped: already in that state"
+                continue
             self._holds[device.id] = (rt.scene.priority, now, rt.id)
             self._engine_sent[device.id] = now
-            cmd = Command(device.id, component, capability, command, dict(args), source=f"scene:{rt.id}")
             if self.on_action is not None:
                 self.on_action({"t": iso_utc(now), "scene": rt.id, "device": device.id, "component": component,
                                 "capability": capability, "command": command, "args": dict(args)})
@@ -933,6 +946,20 @@ class SceneEngine:
             entry["note"] = "no device matched the target"
         if jobs:
             await self._blocked_on(asyncio.gather(*jobs))
+
+    def _retry_after_override(self, rt: SceneRuntime, ctx: TriggerContext, until: float) -> None:
+        """Run the scene again when the override ends: its conditions decide then (a room still empty
+        has its light switched off after all; one in use again does not)."""
+        key = f"override-retry:{rt.id}"
+        if key in self._timers:
+            return
+
+        def retry() -> None:
+            if rt.enabled:
+                self._fire(rt, TriggerContext(ctx.kind, self.clock.time(), ctx.device_id, ctx.component, ctx.area,
+                                              ctx.value, ctx.old, {**ctx.detail, "retry": "manual override ended"}))
+
+        self._call_at(key, until + 1.0, retry)
 
     async def _execute(self, command: Command, result: dict[str, Any]) -> None:
         try:
