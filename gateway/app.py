@@ -29,7 +29,7 @@ class Gateway:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.out = out or sys.stdout
-        self.hub = Hub(self.clock, areas=config.areas)
+        self.hub = Hub(self.clock, areas=config.areas, tags=config.tags)
         self.store: Any = None
         self.mqtt: Any = None
         self.supervisor: Supervisor | None = None

@@ -39,9 +39,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     from gateway.config import load_config
-    from gateway.supervisor import adapter_config_problems, discover_adapters
-
     from gateway.scenes.setup import load_profiles
+    from gateway.supervisor import adapter_config_problems, discover_adapters
 
     path = Path(args.file)
     config = load_config(path)

@@ -108,15 +108,40 @@ class _Null:
         pass
 
 
+# Sample values for required parameters, so a profile can be checked before it is configured.
+PLACEHOLDERS: dict[str, object] = {
+    "notify_targets": ["log"], "area": "living_room", "areas": ["living_room"], "string": "x", "tag": "x",
+    "duration": "10m", "time": "12:00", "number": 1, "integer": 1, "bool": False, "selector": {"capability": "on_off"},
+}
+
+
+def placeholder_params(path: Path) -> dict[str, object]:
+    """Values for the required parameters of the profile at ``path``. Never raises: a file too broken to
+    read its parameters gets none, and loading it then reports what is wrong, file:line:key."""
+    import tomllib
+
+    try:
+        parameters = tomllib.loads(path.read_text(encoding="utf-8")).get("parameters", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+    if not isinstance(parameters, dict):
+        return {}
+    out: dict[str, object] = {}
+    for name, spec in parameters.items():
+        if isinstance(spec, dict) and "default" not in spec:
+            kind = spec.get("type")
+            out[name] = PLACEHOLDERS.get(kind, "x") if isinstance(kind, str) else "x"
+    return out
+
+
 def check_profile_command(file: Path, house: str | None, config_path: str | None, out: TextIO) -> int:
-    from gateway.cli import _placeholder_params
     from gateway.config import load_config
 
     config = load_config(config_path) if config_path else None
     use = None
     if config is not None:
         use = next((u for u in config.profiles if Path(u.use).stem == file.stem or u.use == str(file)), None)
-    params = use.params if use else _placeholder_params(file)
+    params = use.params if use else placeholder_params(file)
     try:
         profile = load_profile(file, params)
     except ConfigError as err:

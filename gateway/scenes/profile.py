@@ -11,6 +11,7 @@ are errors naming the file, the line and the key.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -47,15 +48,17 @@ _SLUG = r"^[a-z][a-z0-9_-]*$"
 def parse_duration(value: Any) -> float:
     """``"90s"``, ``"10m"``, ``"1h30m"``, ``"-15m"`` or a number of seconds -> seconds."""
     if isinstance(value, bool):
-        raise ValueError("a duration such as '10m', '1h30m' or '45s'")
+        raise ValueError(f"expected a duration such as '10m', '1h30m' or '45s' (got {value!r})")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):  # TOML has inf and nan; a timer due at nan would fire at once
+            raise ValueError(f"expected a duration such as '10m', '1h30m' or '45s' (got {value!r})")
         return float(value)
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
             seconds = sum(float(n) * _UNIT_S[u] for n, u in _DURATION_PART.findall(match.group(2)))
             return -seconds if match.group(1) else seconds
-    raise ValueError(f"a duration such as '10m', '1h30m' or '45s' (got {value!r})")
+    raise ValueError(f"expected a duration such as '10m', '1h30m' or '45s' (got {value!r})")
 
 
 def parse_time_of_day(value: Any) -> int:
@@ -64,7 +67,7 @@ def parse_time_of_day(value: Any) -> int:
         match = _TIME.match(value.strip())
         if match:
             return int(match.group(1)) * 60 + int(match.group(2))
-    raise ValueError(f"a time of day 'HH:MM' such as '07:30' (got {value!r})")
+    raise ValueError(f"expected a time of day 'HH:MM' such as '07:30' (got {value!r})")
 
 
 def format_time_of_day(minutes: int) -> str:
@@ -73,7 +76,7 @@ def format_time_of_day(minutes: int) -> str:
 
 def _nonnegative(seconds: float) -> float:
     if seconds < 0:
-        raise ValueError("a positive duration")
+        raise ValueError(f"expected a duration of zero or more (got {seconds:g} s)")
     return seconds
 
 
@@ -510,9 +513,15 @@ def _convert_param(name: str, spec: Parameter, value: Any) -> Any:
     """A parameter value in its type (raises ValueError with what was expected)."""
     kind = spec.type
     if kind == "duration":
-        return parse_duration(value)
+        try:
+            return parse_duration(value)
+        except ValueError:
+            raise ValueError("a duration such as '10m', '1h30m' or '45s'") from None
     if kind == "time":
-        parse_time_of_day(value)
+        try:
+            parse_time_of_day(value)
+        except ValueError:
+            raise ValueError("a time of day 'HH:MM' such as '07:30'") from None
         return value
     if kind in ("number", "integer"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == "integer"
@@ -540,35 +549,46 @@ def _convert_param(name: str, spec: Parameter, value: Any) -> Any:
     if kind == "selector":
         if not isinstance(value, dict):
             raise ValueError("a selector table such as { capability = \"occupancy\", area = \"bathroom\" }")
-        Selector.model_validate(value)
+        try:
+            Selector.model_validate(value)
+        except ValidationError as err:
+            # Not pydantic's multi-line dump: the same one-line reasons as a selector in a scene.
+            reasons = "; ".join(
+                ".".join(map(str, e["loc"])) + ": " + _describe(e) if e["loc"] else _describe(e)
+                for e in err.errors())
+            raise ValueError(f"a valid selector ({reasons})") from None
         return value
     raise ValueError(f"unknown parameter type {kind}")  # pragma: no cover - Literal guards it
 
 
 def _substitute(node: Any, values: Mapping[str, Any], path: tuple[str | int, ...],
-                problems: list[tuple[tuple[str | int, ...], str]]) -> Any:
+                problems: list[tuple[tuple[str | int, ...], str]], declared: frozenset[str] = frozenset()) -> Any:
+    """Replace ``${name}`` references. A name in ``declared`` without a value had its own problem
+    reported already (missing or wrong value): its uses are not reported again as unknown."""
     if isinstance(node, str):
         whole = _REF.fullmatch(node)
         if whole:
             name = whole.group(1)
             if name not in values:
-                problems.append((path, f"unknown parameter ${{{name}}}"))
+                if name not in declared:
+                    problems.append((path, f"unknown parameter ${{{name}}}"))
                 return node
             return values[name]
 
         def text(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in values:
-                problems.append((path, f"unknown parameter ${{{name}}}"))
+                if name not in declared:
+                    problems.append((path, f"unknown parameter ${{{name}}}"))
                 return match.group(0)
             value = values[name]
             return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
         return _REF.sub(text, node)
     if isinstance(node, list):
-        return [_substitute(v, values, (*path, i), problems) for i, v in enumerate(node)]
+        return [_substitute(v, values, (*path, i), problems, declared) for i, v in enumerate(node)]
     if isinstance(node, dict):
-        return {k: _substitute(v, values, (*path, k), problems) for k, v in node.items()}
+        return {k: _substitute(v, values, (*path, k), problems, declared) for k, v in node.items()}
     return node
 
 
@@ -584,9 +604,8 @@ def _describe(error: Any) -> str:
         return f"unknown kind {ctx.get('tag')!r} (expected one of {ctx.get('expected_tags')})"
     if kind == "union_tag_not_found":
         return "needs a 'kind'"
-    if message.startswith("Value error, "):
-        message = "expected " + message[len("Value error, "):]
-    return message
+    # Our validators word their own messages ("expected a duration ...", "unknown capability ...").
+    return message.removeprefix("Value error, ")
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
@@ -597,8 +616,9 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
              "set_mode", "notify", "alert", "clear_alert", "delay", "wait_for", "save_state", "restore_state",
              "report", "function-after[_not_empty(), TimeWindow]"}
     for part in loc:
-        if isinstance(part, str) and (part in kinds or part.startswith("function-")) and out and isinstance(
-                out[-1], int):
+        # After a list index, or after ``not``'s single ``condition``, the next part is the union's tag.
+        if isinstance(part, str) and (part in kinds or part.startswith("function-")) and out and (
+                isinstance(out[-1], int) or out[-1] == "condition"):
             continue
         out.append(part)
     return tuple("for" if p == "for_" else "from" if p == "from_" else "is" if p == "is_" else p for p in out)
@@ -652,7 +672,7 @@ def load_profile_text(text: str, source: str, params: Mapping[str, Any] | None =
                                       f"profile {header.name!r} has no parameter {name!r} (parameters: {known})"))
     # Durations are bound as seconds and times as text; both validate again in the scene models.
     subst: list[tuple[tuple[str | int, ...], str]] = []
-    bound = _substitute(raw.get("scenes", []), values, ("scenes",), subst)
+    bound = _substitute(raw.get("scenes", []), values, ("scenes",), subst, frozenset(header.parameters))
     problems += [problem(loc, message) for loc, message in subst]
     if problems:
         raise ConfigError(problems)
@@ -660,10 +680,17 @@ def load_profile_text(text: str, source: str, params: Mapping[str, Any] | None =
         scenes = _Scenes.model_validate({"scenes": bound}).scenes
     except ValidationError as err:
         raise ConfigError([problem(_clean_loc(e["loc"]), _describe(e)) for e in err.errors()]) from err
-    ids = [s.id for s in scenes]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    first_index: dict[str, int] = {}
+    duplicates: list[ConfigProblem] = []
+    for index, scene in enumerate(scenes):
+        if scene.id in first_index:
+            first = locator.line_of(("scenes", first_index[scene.id], "id"))
+            duplicates.append(problem(("scenes", index, "id"), f"scene id {scene.id!r} is used twice "
+                                      f"(first{f' on line {first}' if first else ''}): scene ids must be unique"))
+        else:
+            first_index[scene.id] = index
     if duplicates:
-        raise ConfigError([problem(("scenes",), f"scene ids must be unique: {', '.join(duplicates)}")])
+        raise ConfigError(duplicates)
     targets: set[str] = set()
     for scene in scenes:
         for action in scene.actions:
