@@ -51,8 +51,11 @@ __all__ = [
 ]
 
 SOURCE = "zigbee2mqtt"
-# A bridge/devices of a few hundred devices is ~100-200 KiB; anything far beyond is not Zigbee2MQTT talking.
+# A device's state is a few hundred bytes; anything far beyond is not Zigbee2MQTT talking.
 MAX_PAYLOAD_BYTES = 256 * 1024
+# bridge/devices carries every device's definition, endpoints, bindings and reporting: 5-20 KiB per
+# device, so a few MiB for a large network. The cap only guards memory against a runaway publisher.
+MAX_BRIDGE_PAYLOAD_BYTES = 64 * 1024 * 1024
 # Messages for names not yet known are kept (last one per topic) until the first bridge/devices arrives:
 # retained state topics are often delivered before the retained bridge/devices. Bounded so a flood of
 # junk topics cannot grow memory.
@@ -676,9 +679,9 @@ class Decoded:
         self.definitions_changed = self.definitions_changed or other.definitions_changed
 
 
-def parse_json(payload: bytes | str) -> Any:
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise _bad(f"payload of {len(payload)} bytes is over the {MAX_PAYLOAD_BYTES // 1024} KiB limit")
+def parse_json(payload: bytes | str, limit: int = MAX_PAYLOAD_BYTES) -> Any:
+    if len(payload) > limit:
+        raise _bad(f"payload of {len(payload)} bytes is over the {limit // 1024} KiB limit")
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as err:
@@ -982,7 +985,7 @@ class Zigbee2MqttCodec:
             self._set_bridge_online(online, out)
         elif sub == "devices":
             try:
-                entries = parse_json(payload)
+                entries = parse_json(payload, MAX_BRIDGE_PAYLOAD_BYTES)
             except CodecError as err:
                 out.problems.append(f"{SOURCE} bridge/devices: {err}")
                 return
@@ -1052,7 +1055,7 @@ class Zigbee2MqttCodec:
 
     def _apply_groups(self, payload: bytes, out: Decoded) -> None:
         try:
-            groups = parse_json(payload)
+            groups = parse_json(payload, MAX_BRIDGE_PAYLOAD_BYTES)
         except CodecError as err:
             out.problems.append(f"{SOURCE} bridge/groups: {err}")
             return

@@ -11,9 +11,12 @@ from typing import Any, Literal
 CommandStatus = Literal["confirmed", "sent", "timeout", "failed", "rejected", "unavailable"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Update:
-    """One attribute of one device has this value now (in the canonical unit)."""
+    """One attribute of one device has this value now (in the canonical unit).
+
+    Treated as immutable, but not a frozen dataclass: one is built per reported value, and a frozen
+    dataclass costs about four times as much to build (0.66 vs 0.15 us measured here)."""
 
     device_id: str
     component: str
