@@ -230,6 +230,16 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
                                        "message": f"{path.name}:{record.line}: bad payload: {err}"})
                         continue
                     mqtt.deliver(topic, payload, bool(record.data.get("retain", False)))
+                elif record.source == "ble" and supervisor.instance("ble") is not None:
+                    from adapters.ble.decoders import advertisement_from_capture
+
+                    try:
+                        advertisement = advertisement_from_capture(record.data, record.t)
+                    except ValueError as err:
+                        errors.append({"t": iso_utc(record.t), "source": "capture",
+                                       "message": f"{path.name}:{record.line}: {err}"})
+                    else:
+                        supervisor.instance("ble").feed(advertisement)  # never raises; bad frames are reported
                 elif record.source not in unhandled:
                     unhandled.add(record.source)
                     errors.append({"t": iso_utc(record.t), "source": "capture",

@@ -35,7 +35,9 @@ STABLE_AFTER_S = 60.0
 # A start taking longer than this is logged: it delays nothing else, but the owner should know.
 SLOW_START_WARN_S = 10.0
 
-AdapterState = Literal["starting", "running", "backoff", "stopped", "disabled"]
+# "not_ready": the adapter said what it needs is not there (no Bluetooth adapter, say) and is retried
+# quietly; "backoff": it failed and waits to be restarted.
+AdapterState = Literal["starting", "running", "backoff", "not_ready", "stopped", "disabled"]
 
 
 class AdapterLoadError(HearthError):
@@ -300,7 +302,7 @@ class Supervisor:
                           exc_info=error)
             # Full jitter keeps several failing adapters (or gateways) from retrying in step.
             delay = backoff * (0.5 + self._rng.random() / 2)
-            health.state = "backoff"
+            health.state = "not_ready" if isinstance(error, AdapterNotReadyError) else "backoff"
             health.retry_in_s = delay
             await self.clock.sleep(delay)
             backoff = min(backoff * 2, BACKOFF_MAX_S)

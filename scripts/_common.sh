@@ -28,3 +28,18 @@ ensure_venv() {
   # A regular (not editable) install: what runs is what a user gets from `pip install`.
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$ROOT$extras"
 }
+
+# The mock-BlueZ tests (tests/adapters/test_ble_scanner.py) need dbus-daemon, and dbus-python (pulled in
+# by python-dbusmock in the test extras) builds against libdbus and GLib headers.
+ensure_ble_test_deps() {
+  local missing=()
+  command -v dbus-daemon >/dev/null 2>&1 || missing+=(dbus)
+  for pkg in libdbus-1-dev libglib2.0-dev pkg-config; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing ${missing[*]} for the BLE tests (apt)…" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}

@@ -72,7 +72,7 @@ def test_bad_lines_and_payloads_become_errors_not_crashes(tmp_path: Path, capsys
         json.dumps({"t": 1705302000, "source": "mqtt", "topic": "zigbee2mqtt/Door Sensor", "payload": "{not json"}),
         json.dumps({"t": 1705302001, "source": "mqtt", "topic": "zigbee2mqtt/Door Sensor",
                     "payload": {"contact": "maybe", "battery": 250}}),
-        json.dumps({"t": 1705302002, "source": "ble", "address": "AA:BB:CC:DD:EE:FF", "rssi": -60}),
+        json.dumps({"t": 1705302002, "source": "zwave", "node": 4}),
         json.dumps({"t": 1705302003, "source": "mqtt", "topic": "zigbee2mqtt/Door Sensor",
                     "payload": {"contact": False}}),
     ]
@@ -82,7 +82,7 @@ def test_bad_lines_and_payloads_become_errors_not_crashes(tmp_path: Path, capsys
     assert any("bad.jsonl:7" in m for m in messages)
     assert any("bad.jsonl:8" in m for m in messages)
     assert sum("Door Sensor" in m for m in messages) >= 2
-    assert any("'ble'" in m for m in messages)
+    assert any("'zwave'" in m for m in messages)
     # the good message after the bad ones still counts
     assert by_id(result)["zigbee2mqtt:0x00158d000122fcd1"]["components"]["main"]["contact"] == {"open": True}
 

@@ -1,0 +1,175 @@
+"""The Home Assistant MQTT discovery adapter: the thin I/O shell around :mod:`adapters.mqtt.ha_codec`.
+
+It subscribes to ``<discovery_prefix>/#`` on the gateway's shared MQTT session, hands discovery configs to the
+codec, and subscribes (and unsubscribes) the state and availability topics the configs name as they come and
+go, keeping one handle per topic. Commands are published on the entity's command topic, as its config says;
+the hub confirms them from the state the device reports back.
+
+Devices that a native adapter represents better (Zigbee2MQTT, Tasmota, Shelly announcing themselves through
+HA discovery too) are skipped, and said so at debug level; see :mod:`adapters.mqtt.ha_codec` for the rule and
+the ``skip_native`` option.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from adapters.mqtt.ha_codec import DEFAULT_SKIP_NATIVE, Decoded, HomeAssistantCodec
+from gateway.sdk import (
+    AdapterContext,
+    AdapterNotReadyError,
+    CodecError,
+    Command,
+    CommandResult,
+    HearthError,
+    Unsubscribe,
+)
+
+__all__ = ["HomeAssistantDiscoveryAdapter", "HomeAssistantDiscoveryConfig"]
+
+NATIVE_SOURCES = ("zigbee2mqtt", "tasmota", "shelly")
+
+
+class HomeAssistantDiscoveryConfig(BaseModel):
+    """``[adapters.homeassistant]`` in config.toml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    #: Home Assistant's ``discovery_prefix``.
+    discovery_prefix: str = "homeassistant"
+    #: Sources whose devices are read natively: their HA discovery configs are skipped. Remove a source here
+    #: when you do not run its native adapter and want its devices through HA discovery instead.
+    skip_native: list[str] = list(DEFAULT_SKIP_NATIVE)
+
+    @field_validator("discovery_prefix")
+    @classmethod
+    def _plain_topic(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        if "+" in value or "#" in value or "\x00" in value:
+            raise ValueError("must be a plain topic without MQTT wildcards ('+', '#')")
+        if value.endswith("/"):
+            raise ValueError("must not end with '/' (write 'homeassistant', not 'homeassistant/')")
+        return value
+
+    @field_validator("skip_native")
+    @classmethod
+    def _known_sources(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(NATIVE_SOURCES))
+        if unknown:
+            raise ValueError(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(NATIVE_SOURCES)}")
+        return value
+
+
+class HomeAssistantDiscoveryAdapter:
+    """Devices announced through Home Assistant MQTT discovery, as Hearth devices ``ha:<identifier>``."""
+
+    needs_mqtt: ClassVar[bool] = True
+    config_model: ClassVar[type[BaseModel]] = HomeAssistantDiscoveryConfig
+
+    def __init__(self) -> None:
+        self._ctx: AdapterContext | None = None
+        self._codec: HomeAssistantCodec | None = None
+        self._handles: dict[str, Unsubscribe] = {}
+
+    async def __aenter__(self) -> HomeAssistantDiscoveryAdapter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self, ctx: AdapterContext) -> None:
+        try:
+            config = HomeAssistantDiscoveryConfig.model_validate(ctx.config or {})
+        except ValidationError as err:
+            raise HearthError(f"[adapters.{ctx.name}]: {err}") from err
+        if ctx.mqtt is None:
+            raise AdapterNotReadyError("homeassistant needs the gateway's MQTT session ([mqtt] in config)")
+        self._ctx = ctx
+        self._codec = HomeAssistantCodec(config.discovery_prefix, config.skip_native)
+        root = f"{config.discovery_prefix}/#"
+        self._handles[root] = ctx.mqtt.subscribe(root, self._on_message)
+        ctx.log.info("homeassistant: listening on %s (skipping devices read natively by %s)", root,
+                     ", ".join(config.skip_native) or "none")
+
+    async def stop(self) -> None:
+        handles, self._handles = self._handles, {}
+        for unsubscribe in handles.values():
+            unsubscribe()
+
+    async def execute(self, command: Command) -> CommandResult:
+        ctx, codec = self._ctx, self._codec
+        if ctx is None or codec is None or ctx.mqtt is None:
+            return CommandResult("failed", "the homeassistant adapter is not running")
+        try:
+            topic, payload, retain = codec.encode(command)
+        except CodecError as err:
+            return CommandResult("rejected", str(err))
+        ctx.mqtt.publish(topic, payload, retain=retain)
+        return CommandResult("sent", f"published to {topic}")
+
+    # -- the hot path: every discovery config, and every state/availability message the configs named
+
+    def _on_message(self, topic: str, payload: bytes, retain: bool) -> None:
+        ctx, codec = self._ctx, self._codec
+        if ctx is None or codec is None:
+            return
+        try:
+            decoded = codec.decode(topic, payload, self._known)
+            self._apply(decoded)
+            if decoded.topics_changed:
+                self._sync_subscriptions()
+        except Exception as err:
+            # The codec reports what it understands as bad input itself; this is a bug of ours, and one
+            # message must never take the MQTT session's dispatch down with it.
+            ctx.log.exception("homeassistant: failed on %s", topic)
+            ctx.report_bad_input(f"homeassistant: could not handle {topic!r}: {err!r}")
+
+    def _known(self, device_id: str) -> bool:
+        return self._ctx is not None and self._ctx.device(device_id) is not None
+
+    def _apply(self, decoded: Decoded) -> None:
+        ctx = self._ctx
+        if ctx is None:
+            return
+        for info in decoded.upserts:
+            ctx.upsert_device(info)
+        for device_id in decoded.removals:
+            ctx.remove_device(device_id)
+        if decoded.updates:
+            ctx.push(decoded.updates)
+        for event in decoded.events:
+            ctx.push_event(event)
+        for device_id, available in decoded.availability:
+            ctx.set_available(device_id, available)
+        for problem in decoded.problems:
+            ctx.report_bad_input(problem)
+        for note in decoded.notes:
+            ctx.log.debug("%s", note)
+
+    def _sync_subscriptions(self) -> None:
+        ctx, codec = self._ctx, self._codec
+        if ctx is None or codec is None or ctx.mqtt is None:
+            return
+        root = f"{codec.prefix}/#"
+        wanted = codec.topics() | {root}
+        for topic in [t for t in self._handles if t not in wanted]:
+            self._handles.pop(topic)()
+        for topic in sorted(wanted - set(self._handles)):
+            self._handles[topic] = ctx.mqtt.subscribe(topic, self._on_message)
+
+    # For tests and tools: what the adapter currently knows.
+    @property
+    def codec(self) -> HomeAssistantCodec | None:
+        return self._codec
+
+    @property
+    def subscriptions(self) -> list[str]:
+        return sorted(self._handles)
+
+    def __repr__(self) -> str:
+        prefix = self._codec.prefix if self._codec else "-"
+        return f"<HomeAssistantDiscoveryAdapter prefix={prefix!r} topics={len(self._handles)}>"

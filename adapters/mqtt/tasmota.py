@@ -1,0 +1,153 @@
+"""The Tasmota adapter: the thin I/O shell around :mod:`adapters.mqtt.tasmota_codec`.
+
+It subscribes to the native discovery topics (``<discovery_prefix>/#``) and to the ``stat``/``tele`` topics of
+every device with the configured FullTopic, plus the topics of any discovered device whose own FullTopic or
+prefixes differ (one handle per filter, kept and undone on stop). Commands are published on
+``cmnd/<topic>/<Command>``; the hub confirms them from the ``stat/<topic>/RESULT`` the device answers with.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from adapters.mqtt.tasmota_codec import DEFAULT_FULL_TOPIC, Decoded, TasmotaCodec
+from gateway.sdk import (
+    AdapterContext,
+    AdapterNotReadyError,
+    CodecError,
+    Command,
+    CommandResult,
+    HearthError,
+    Unsubscribe,
+)
+
+__all__ = ["TasmotaAdapter", "TasmotaConfig"]
+
+
+class TasmotaConfig(BaseModel):
+    """``[adapters.tasmota]`` in config.toml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    #: Tasmota's FullTopic as set on the devices (``%prefix%/%topic%/`` or, swapped, ``%topic%/%prefix%/``).
+    full_topic: str = DEFAULT_FULL_TOPIC
+    #: Where Tasmota publishes its native discovery (SetOption19 0).
+    discovery_prefix: str = "tasmota/discovery"
+
+    @field_validator("full_topic")
+    @classmethod
+    def _full_topic(cls, value: str) -> str:
+        if "%prefix%" not in value or "%topic%" not in value:
+            raise ValueError("must contain %prefix% and %topic% (Tasmota's default is '%prefix%/%topic%/')")
+        if "+" in value or "#" in value or "\x00" in value:
+            raise ValueError("must not contain MQTT wildcards ('+', '#')")
+        return value
+
+    @field_validator("discovery_prefix")
+    @classmethod
+    def _plain_topic(cls, value: str) -> str:
+        if not value.strip() or "+" in value or "#" in value or value.endswith("/") or "\x00" in value:
+            raise ValueError("must be a plain topic without wildcards and without a trailing '/'")
+        return value
+
+
+class TasmotaAdapter:
+    """Tasmota devices on the broker, as Hearth devices ``tasmota:<topic>``."""
+
+    needs_mqtt: ClassVar[bool] = True
+    config_model: ClassVar[type[BaseModel]] = TasmotaConfig
+
+    def __init__(self) -> None:
+        self._ctx: AdapterContext | None = None
+        self._codec: TasmotaCodec | None = None
+        self._handles: dict[str, Unsubscribe] = {}
+
+    async def __aenter__(self) -> TasmotaAdapter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self, ctx: AdapterContext) -> None:
+        try:
+            config = TasmotaConfig.model_validate(ctx.config or {})
+        except ValidationError as err:
+            raise HearthError(f"[adapters.{ctx.name}]: {err}") from err
+        if ctx.mqtt is None:
+            raise AdapterNotReadyError("tasmota needs the gateway's MQTT session ([mqtt] in config)")
+        self._ctx = ctx
+        self._codec = TasmotaCodec(config.full_topic, config.discovery_prefix)
+        self._sync_subscriptions()
+        ctx.log.info("tasmota: listening on %s", ", ".join(sorted(self._handles)))
+
+    async def stop(self) -> None:
+        handles, self._handles = self._handles, {}
+        for unsubscribe in handles.values():
+            unsubscribe()
+
+    async def execute(self, command: Command) -> CommandResult:
+        ctx, codec = self._ctx, self._codec
+        if ctx is None or codec is None or ctx.mqtt is None:
+            return CommandResult("failed", "the tasmota adapter is not running")
+        try:
+            topic, payload = codec.encode(command)
+        except CodecError as err:
+            return CommandResult("rejected", str(err))
+        ctx.mqtt.publish(topic, payload)
+        return CommandResult("sent", f"published to {topic}")
+
+    # -- the hot path
+
+    def _on_message(self, topic: str, payload: bytes, retain: bool) -> None:
+        ctx, codec = self._ctx, self._codec
+        if ctx is None or codec is None:
+            return
+        try:
+            decoded = codec.decode(topic, payload)
+            self._apply(decoded)
+            if decoded.topics_changed:
+                self._sync_subscriptions()
+        except Exception as err:
+            # A bug of ours: one message must never take the MQTT session's dispatch down with it.
+            ctx.log.exception("tasmota: failed on %s", topic)
+            ctx.report_bad_input(f"tasmota: could not handle {topic!r}: {err!r}")
+
+    def _apply(self, decoded: Decoded) -> None:
+        ctx = self._ctx
+        if ctx is None:
+            return
+        for info in decoded.upserts:
+            ctx.upsert_device(info)
+        for device_id in decoded.removals:
+            ctx.remove_device(device_id)
+        if decoded.updates:
+            ctx.push(decoded.updates)
+        for device_id, available in decoded.availability:
+            ctx.set_available(device_id, available)
+        for problem in decoded.problems:
+            ctx.report_bad_input(problem)
+
+    def _sync_subscriptions(self) -> None:
+        ctx, codec = self._ctx, self._codec
+        if ctx is None or codec is None or ctx.mqtt is None:
+            return
+        wanted = codec.filters()
+        for topic in [t for t in self._handles if t not in wanted]:
+            self._handles.pop(topic)()
+        for topic in sorted(wanted - set(self._handles)):
+            self._handles[topic] = ctx.mqtt.subscribe(topic, self._on_message)
+
+    # For tests and tools: what the adapter currently knows.
+    @property
+    def codec(self) -> TasmotaCodec | None:
+        return self._codec
+
+    @property
+    def subscriptions(self) -> list[str]:
+        return sorted(self._handles)
+
+    def __repr__(self) -> str:
+        return f"<TasmotaAdapter topics={len(self._handles)}>"

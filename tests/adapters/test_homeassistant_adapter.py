@@ -1,0 +1,150 @@
+"""The Home Assistant discovery adapter: ``hearth replay`` of a recorded house, the no-double-devices rule next to
+Zigbee2MQTT, subscriptions that follow the configs, and the command path against a real Mosquitto.
+
+Payload sources: tests/fixtures/homeassistant/README.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.mqtt.homeassistant import HomeAssistantDiscoveryAdapter, HomeAssistantDiscoveryConfig
+from gateway.clock import SystemClock
+from gateway.hub import Hub
+from gateway.replay import replay
+from gateway.sdk import Command
+from gateway.supervisor import Supervisor
+from tests.adapters.test_zigbee2mqtt_adapter import FakeMqtt, HubContext
+from tests.broker import Mosquitto
+from tests.gateway.test_mqtt import eventually, make_session, open_observer
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+CAPTURE = FIXTURES / "homeassistant" / "capture.jsonl"
+Z2M_CAPTURE = FIXTURES / "z2m" / "capture.jsonl"
+
+
+def by_id(devices: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {d["id"]: d for d in devices}
+
+
+async def test_replay_of_a_discovery_house() -> None:
+    result = await replay(CAPTURE)
+    devices = by_id(result.devices)
+    assert sorted(devices) == ["ha:5ccf7fe027f0", "ha:6055f97b55e0", "ha:c8c9a3f951e0", "ha:diy-hall-01",
+                               "ha:ea334450945afc", "ha:kitchen_light", "ha:sensor_sensorbedroomh",
+                               "ha:sensor_sensorbedroomt", "ha:switch_irrigation"]
+    esphome = devices["ha:c8c9a3f951e0"]
+    assert (esphome["name"], esphome["manufacturer"], esphome["model"], esphome["available"]) == (
+        "Test light sensor", "espressif", "esp32dev", True)
+    assert esphome["components"] == {"main": {"illuminance": {"lux": 152.5}}}
+    assert devices["ha:5ccf7fe027f0"]["components"]["main"] == {"on_off": {"on": True}, "level": {"percent": 50.2}}
+    assert devices["ha:6055f97b55e0"]["components"]["main"] == {"power_meter": {"volts": 1.234}}
+    assert devices["ha:ea334450945afc"]["components"] == {"main": {"temperature": {"celsius": 21.5},
+                                                                   "humidity": {"percent": 52.0}}}
+    assert devices["ha:switch_irrigation"]["components"] == {"main": {"on_off": {"on": False}}}
+    hall = devices["ha:diy-hall-01"]
+    assert (hall["area"], hall["available"]) == ("Hall", True)  # suggested_area; availability mode "all"
+    assert hall["components"]["indoor_temp"] == {"temperature": {"celsius": 20.5}}  # 68.9 °F, two temperatures
+    assert hall["components"]["outdoor_temp"] == {"temperature": {"celsius": 4.5}}
+    main = hall["components"]["main"]
+    assert main["energy_meter"] == {"kwh": 123.456} and main["power_meter"] == {"watts": 1250.0}
+    assert main["contact"] == {"open": True}
+    assert main["cover"] == {"motion": "opening", "position_percent": 50.2}
+    assert main["thermostat"] == {"current_celsius": 19.5, "target_celsius": 21.0, "mode": "heat"}
+    assert main["lock"] == {"state": "locked"} and main["fan"] == {"on": True, "speed_percent": 66.7}
+    assert main["button"] == {"last_event": "long", "button": 1}
+    # the garden sensor was removed by its empty config; native devices never appeared; m³ was reported
+    assert "ha:binary_sensor_garden" not in devices
+    assert not any(d.startswith(("ha:a2e12f", "ha:522851", "ha:aa:bb", "ha:zigbee2mqtt")) for d in devices)
+    # (other installed adapters may add their own errors: only ours and the capture's count here)
+    assert [e["message"] for e in result.errors if e["source"] in ("homeassistant", "capture")] == [
+        "ha sensor/watermeter/value: left out: sensor with device_class None and unit 'm³' has no place in the "
+        "capability model"]
+
+
+async def test_a_zigbee2mqtt_device_announced_through_ha_discovery_appears_once(tmp_path: Path) -> None:
+    """Zigbee2MQTT's own HA discovery of a device the zigbee2mqtt adapter already has: one device, the native one."""
+    lines = [{"t": "2024-01-15T08:00:00Z", "source": "mqtt", "retain": True, "topic": topic,
+              "payload": json.loads((FIXTURES / "homeassistant" / name).read_text())}
+             for topic, name in (
+                 ("homeassistant/binary_sensor/0x00158d000205d552/carbon_monoxide/config",
+                  "z2m_carbon_monoxide_config.json"),
+                 ("homeassistant/sensor/0x00158d00040726f1/temperature/config", "z2m_temperature_config.json"))]
+    capture = tmp_path / "house.jsonl"
+    capture.write_text(Z2M_CAPTURE.read_text() + "".join(json.dumps(line) + "\n" for line in lines))
+    for skip in (None, []):  # skipped by source, and (with skip_native empty) because the device is known
+        from gateway.config import Config
+
+        adapters = {"homeassistant": {"skip_native": skip}} if skip is not None else {}
+        result = await replay(capture, Config(mqtt={"enabled": True}, adapters=adapters))
+        ids = [d["id"] for d in result.devices]
+        assert "zigbee2mqtt:0x00158d000205d552" in ids
+        assert not [i for i in ids if i.startswith("ha:")], ids
+        assert ids.count("zigbee2mqtt:0x00158d000205d552") == 1
+        assert len(ids) == 16
+
+
+async def test_subscriptions_follow_the_configs() -> None:
+    hub = Hub(SystemClock())
+    mqtt = FakeMqtt()
+    ctx = HubContext(hub, mqtt, config={})
+    ctx.name = "homeassistant"
+    adapter = HomeAssistantDiscoveryAdapter()
+    await adapter.start(ctx)
+    assert adapter.subscriptions == ["homeassistant/#"]
+    config = (FIXTURES / "homeassistant" / "capture.jsonl").read_text().splitlines()[1]
+    mqtt.deliver("homeassistant/sensor/bh1750test/bh1750_illuminance/config", json.loads(config)["payload"])
+    assert adapter.subscriptions == ["bh1750test/sensor/bh1750_illuminance/state", "bh1750test/status",
+                                     "homeassistant/#"]
+    mqtt.deliver("homeassistant/sensor/bh1750test/bh1750_illuminance/config", b"")
+    assert adapter.subscriptions == ["homeassistant/#"] and "ha:c8c9a3f951e0" not in hub.devices
+    await adapter.stop()
+    assert mqtt.subscriptions == []
+
+
+def test_config_model() -> None:
+    assert HomeAssistantDiscoveryConfig().skip_native == ["zigbee2mqtt", "tasmota", "shelly"]
+    for bad in ({"discovery_prefix": "ha/#"}, {"skip_native": ["zwave"]}, {"prefix": "x"}):
+        with pytest.raises(ValueError):
+            HomeAssistantDiscoveryConfig.model_validate(bad)
+
+
+@pytest.mark.mqtt
+async def test_commands_reach_the_broker_with_the_exact_topic_and_payload(mosquitto_session: Mosquitto) -> None:
+    prefix = f"ha-{uuid.uuid4().hex[:8]}"
+    observer = await open_observer(mosquitto_session, f"{prefix}/#")
+    try:
+        async with make_session(mosquitto_session.port) as session:
+            assert await session.wait_connected(5)
+            hub = Hub(SystemClock())
+            async with Supervisor(hub, {"homeassistant": HomeAssistantDiscoveryAdapter},
+                                  {"homeassistant": {"discovery_prefix": prefix}}, mqtt=session):
+                config = {"~": f"{prefix}/light/kitchen", "name": "Kitchen", "unique_id": f"{prefix}_kitchen",
+                          "cmd_t": "~/set", "stat_t": "~/state", "schema": "json", "brightness": True}
+                observer.client.publish(f"{prefix}/light/kitchen/config", json.dumps(config), retain=True)
+                device_id = f"ha:{prefix}_kitchen"
+                await eventually(lambda: device_id in hub.devices, what="the discovered light")
+                await asyncio.sleep(0.1)  # the adapter subscribes the state topic as the config arrives
+
+                async def device_answers() -> None:
+                    # A real light reports its new state after a command.
+                    await eventually(lambda: any(t.endswith("/set") for t, _, _ in observer.snapshot()))
+                    observer.client.publish(f"{prefix}/light/kitchen/state", '{"state":"ON","brightness":128}')
+
+                answer = asyncio.create_task(device_answers())
+                result = await hub.execute(Command(device_id, "main", "level", "set", {"percent": 50}), timeout_s=5)
+                await answer
+                sent = [(t, p) for t, p, _ in observer.snapshot() if t.endswith("/set")]
+                assert sent == [(f"{prefix}/light/kitchen/set", b'{"state":"ON","brightness":128}')]
+                assert result.status == "confirmed", result
+                assert hub.devices[device_id].value("main", "level", "percent") == 50.2
+                observer.client.publish(f"{prefix}/light/kitchen/config", "", retain=True)
+                await eventually(lambda: device_id not in hub.devices, what="the removal")
+    finally:
+        observer.close()
