@@ -718,9 +718,12 @@ def shipped_profiles() -> dict[str, Path]:
 
     found: dict[str, Path] = {}
     try:
-        root = importlib.resources.files("gateway.profiles")
-    except ModuleNotFoundError:  # pragma: no cover - a broken install
-        return found
+        root: Any = importlib.resources.files("gateway.profiles")
+    except ModuleNotFoundError:
+        # Run from a source checkout that was never installed: profiles/ sits beside gateway/.
+        root = Path(__file__).resolve().parents[2] / "profiles"
+        if not root.is_dir():
+            return found
     for entry in root.iterdir():
         if entry.name.endswith(".toml"):
             found[entry.name[:-5]] = Path(str(entry))
