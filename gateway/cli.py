@@ -94,18 +94,9 @@ def cmd_profile_list(args: argparse.Namespace) -> int:
 
 
 def _placeholder_params(path: Path) -> dict[str, object]:
-    """Values for required parameters, so a profile can be shown before it is configured."""
-    import tomllib
+    from gateway.scenes.check import placeholder_params
 
-    try:
-        parameters = tomllib.loads(path.read_text(encoding="utf-8")).get("parameters", {})
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
-    samples = {"notify_targets": ["log"], "area": "living_room", "areas": ["living_room"], "string": "x",
-               "tag": "x", "duration": "10m", "time": "12:00", "number": 1, "integer": 1, "bool": False,
-               "selector": {"capability": "on_off"}}
-    return {name: samples.get(spec.get("type"), "x") for name, spec in parameters.items()
-            if isinstance(spec, dict) and "default" not in spec}
+    return placeholder_params(path)
 
 
 def cmd_profile_show(args: argparse.Namespace) -> int:
@@ -251,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `hearth profile show x | head`: the reader went away; that is not an error of ours.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -20,12 +20,45 @@ def _parts(dotted: str) -> list[str]:
             for m in _PART.finditer(dotted)]
 
 
+def _top_level_keys(inline: str) -> list[str]:
+    """Keys of the outermost inline table on a line: ``{ kind = "x", selector = { a = 1 } }`` ->
+    ``["kind", "selector"]``."""
+    keys: list[str] = []
+    depth = 0
+    quote: str | None = None
+    token = ""
+    for char in inline:
+        if quote:
+            if char == quote:
+                quote = None
+            continue
+        if char in "\"'":
+            quote = char
+        elif char in "{[":
+            depth += 1
+            token = ""
+        elif char in "}]":
+            depth -= 1
+        elif char == "," and depth == 1:
+            token = ""
+        elif char == "=" and depth == 1:
+            name = token.strip()
+            if re.fullmatch(r"[A-Za-z0-9_-]+", name):
+                keys.append(name)
+            token = ""
+        elif depth == 1:
+            token += char
+    return keys
+
+
 class TomlLocator:
     def __init__(self, text: str) -> None:
         self.lines: dict[Path, int] = {}
         arrays: dict[Path, int] = {}  # array-of-tables path -> index of its last element
         current: Path = ()
         in_multiline = False
+        array: Path | None = None  # inside a multi-line array of inline tables written at this path
+        array_index = 0
         for number, line in enumerate(text.splitlines(), start=1):
             # Skip the insides of multi-line strings: their lines are not keys.
             if in_multiline:
@@ -50,6 +83,19 @@ class TomlLocator:
                 self.lines.setdefault(path, number)
                 current = path
                 continue
+            if array is not None:
+                stripped = line.strip()
+                if stripped.startswith("]"):
+                    array = None
+                    continue
+                if stripped.startswith("{"):
+                    # One inline table per line, the way profiles write triggers and actions.
+                    element = (*array, array_index)
+                    array_index += 1
+                    self.lines.setdefault(element, number)
+                    for name in _top_level_keys(stripped):
+                        self.lines.setdefault((*element, name), number)
+                continue
             key = _KEY.match(line)
             if key:
                 path = (*current, *_parts(key.group(1)))
@@ -57,6 +103,8 @@ class TomlLocator:
                 rest = line[key.end():]
                 if rest.count('"""') % 2 == 1 or rest.count("'''") % 2 == 1:
                     in_multiline = True
+                elif rest.strip().startswith("[") and rest.count("[") > rest.count("]"):
+                    array, array_index = path, 0
 
     def line_of(self, loc: Sequence[str | int]) -> int | None:
         """The line of ``loc`` or of its nearest written ancestor (a value inside an inline table)."""

@@ -36,7 +36,7 @@ async def _body(request: web.Request, model: type[_Body], *, optional: bool = Fa
         return model()
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # bad UTF-8, bad JSON, or nested too deep to parse
         return _error(400, "the body is not valid JSON", field="body")
     try:
         return model.model_validate(data)

@@ -292,7 +292,7 @@ class SceneEngine:
                 self._arm_escalation(alert)
         for rt in self.scenes.values():
             for trigger in rt.scene.triggers:
-                if isinstance(trigger, StartTrigger):
+                if isinstance(trigger, StartTrigger) and rt.enabled:  # like every other trigger
                     self._fire(rt, TriggerContext("start", self.clock.time()))
         log.info("scene engine running %d scenes (mode %s, %d open alerts)", len(self.scenes), self.mode,
                  sum(a["state"] == "open" for a in self.alerts.values()))
@@ -348,10 +348,12 @@ class SceneEngine:
             rt.traces.extend(self.trace_storage.get(sid) or [])
 
     def _save(self) -> None:
-        # Alerts: the open ones and the most recent closed ones.
+        # Alerts: the ones still waiting for somebody, and the most recent of the others (closed or
+        # acknowledged: those are kept open until cleared, which may be never).
         alerts = sorted(self.alerts.values(), key=lambda a: a["raised_at"])
-        closed = [a for a in alerts if a["state"] != "open"]
-        keep = [a for a in alerts if a["state"] == "open"] + closed[-ALERTS_KEPT:]
+        waiting = [a for a in alerts if a["state"] == "open" and a["acknowledged_at"] is None]
+        done = [a for a in alerts if not (a["state"] == "open" and a["acknowledged_at"] is None)]
+        keep = sorted(waiting + done[-ALERTS_KEPT:], key=lambda a: a["raised_at"])
         self.storage.set("state", {
             "mode": self.mode,
             "alerts": keep,
@@ -511,7 +513,10 @@ class SceneEngine:
 
     def _arm_pending(self, key: str, pending: dict[str, Any]) -> None:
         rt = self.scenes.get(pending["scene"])
-        if rt is None:
+        index = pending.get("trigger")
+        # Saved before a restart with another version of the profile: that trigger is gone.
+        if rt is None or not isinstance(index, int) or not 0 <= index < len(rt.scene.triggers) or \
+                not isinstance(rt.scene.triggers[index], StateTrigger):
             self._pending.pop(key, None)
             return
 
@@ -950,7 +955,8 @@ class SceneEngine:
     def _retry_after_override(self, rt: SceneRuntime, ctx: TriggerContext, until: float) -> None:
         """Run the scene again when the override ends: its conditions decide then (a room still empty
         has its light switched off after all; one in use again does not)."""
-        key = f"override-retry:{rt.id}"
+        # One retry per scene *and triggering device*: two rooms overridden at once each get theirs.
+        key = f"override-retry:{rt.id}:{ctx.device_id or ''}"
         if key in self._timers:
             return
 
@@ -1023,8 +1029,11 @@ class SceneEngine:
 
     def _raise_alert(self, rt: SceneRuntime, action: AlertAction, ctx: TriggerContext, entry: dict[str, Any]) -> None:
         entry["alert"] = action.alert
+        # Not again while one is open and nobody has acknowledged it. Nothing closes an acknowledged
+        # alert (a panic press has no "all clear"), so it must not swallow the next press.
         for alert in self.alerts.values():
-            if alert["state"] == "open" and alert["key"] == action.alert and alert["scene"] == rt.id:
+            if alert["state"] == "open" and alert["acknowledged_at"] is None and alert["key"] == action.alert \
+                    and alert["scene"] == rt.id:
                 entry["note"] = f"already open as {alert['id']}"
                 return
         now = self.clock.time()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -328,30 +329,45 @@ class CommandAction(_Strict):
     target: Selector
     capability: str
     command: str
-    args: dict[str, Any] = Field(default_factory=dict)
+    # Checked even when left out: a command may need arguments.
+    args: dict[str, Any] = Field(default_factory=dict, validate_default=True)
 
-    @model_validator(mode="after")
-    def _fits_the_model(self) -> CommandAction:
-        spec = capability(self.capability)
-        if spec is None:
-            raise ValueError(f"unknown capability {self.capability!r}")
-        cmd = spec.commands.get(self.command)
-        if cmd is None:
-            raise ValueError(
-                f"{self.capability} has no command {self.command!r} (commands: {', '.join(spec.commands) or 'none'})"
-            )
-        for name, value in self.args.items():
+    # One validator per field (they run in field order and see the fields before them), so an error
+    # names the key that is wrong: ``capability``, ``command`` or ``args``.
+    @field_validator("capability")
+    @classmethod
+    def _known_capability(cls, value: str) -> str:
+        if capability(value) is None:
+            raise ValueError(f"unknown capability {value!r} (known: {', '.join(sorted(capabilities()))})")
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _known_command(cls, value: str, info: ValidationInfo) -> str:
+        spec = capability(info.data.get("capability", ""))
+        if spec is not None and value not in spec.commands:
+            raise ValueError(f"{spec.name} has no command {value!r} (commands: {', '.join(spec.commands) or 'none'})")
+        return value
+
+    @field_validator("args")
+    @classmethod
+    def _fitting_args(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        spec = capability(info.data.get("capability", ""))
+        cmd = spec.commands.get(info.data.get("command", "")) if spec is not None else None
+        if spec is None or cmd is None:
+            return value  # already reported on its own key
+        where = f"{spec.name}.{info.data['command']}"
+        for name, arg_value in value.items():
             arg = cmd.args.get(name)
             if arg is None:
-                raise ValueError(f"{self.capability}.{self.command} takes no argument {name!r} "
-                                 f"(arguments: {', '.join(cmd.args) or 'none'})")
-            problem = arg.as_attribute().check(value)
+                raise ValueError(f"{where} takes no argument {name!r} (arguments: {', '.join(cmd.args) or 'none'})")
+            problem = arg.as_attribute().check(arg_value)
             if problem:
                 raise ValueError(f"argument {name!r}: {problem}")
         for name, arg in cmd.args.items():
-            if arg.required and name not in self.args:
-                raise ValueError(f"{self.capability}.{self.command} needs the argument {name!r}")
-        return self
+            if arg.required and name not in value:
+                raise ValueError(f"{where} needs the argument {name!r}")
+        return value
 
 
 class SetModeAction(_Strict):
@@ -609,19 +625,36 @@ def _describe(error: Any) -> str:
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
-    # pydantic puts the discriminator value into the location of tagged unions: drop it.
+    # pydantic puts the discriminator value of a tagged union into the location, right after the list
+    # index (or after ``not``'s single ``condition``): drop that one part, and the validator wrappers
+    # ("function-after[...]") around it. Only one: in ``set_mode`` the field after the tag is ``mode``.
     out: list[str | int] = []
     kinds = {"state", "absence", "time", "sun", "button", "mode", "start", "weekday", "any", "not", "command",
-             "last_activity",
-             "set_mode", "notify", "alert", "clear_alert", "delay", "wait_for", "save_state", "restore_state",
-             "report", "function-after[_not_empty(), TimeWindow]"}
+             "last_activity", "set_mode", "notify", "alert", "clear_alert", "delay", "wait_for", "save_state",
+             "restore_state", "report"}
+    state = "field"  # "index": a union tag may come next; "tagged": only wrappers may come next
     for part in loc:
-        # After a list index, or after ``not``'s single ``condition``, the next part is the union's tag.
-        if isinstance(part, str) and (part in kinds or part.startswith("function-")) and out and (
-                isinstance(out[-1], int) or out[-1] == "condition"):
-            continue
+        if isinstance(part, str) and state != "field":
+            if part.startswith("function-"):
+                continue
+            if state == "index" and part in kinds:
+                state = "tagged"
+                continue
         out.append(part)
+        state = "index" if isinstance(part, int) or part == "condition" else "field"
     return tuple("for" if p == "for_" else "from" if p == "from_" else "is" if p == "is_" else p for p in out)
+
+
+def _validation_problems(err: ValidationError,
+                         problem: Callable[[tuple[str | int, ...], str], ConfigProblem]) -> list[ConfigProblem]:
+    """pydantic's errors as problems, in the order of the file."""
+    found = []
+    for error in err.errors():
+        loc = _clean_loc(error["loc"])
+        if error.get("type") == "union_tag_invalid":
+            loc = (*loc, "kind")  # the wrong part is the kind: name its key (and line)
+        found.append(problem(loc, _describe(error)))
+    return sorted(found, key=lambda p: p.line if p.line is not None else 0)
 
 
 def load_profile_text(text: str, source: str, params: Mapping[str, Any] | None = None,
@@ -643,7 +676,7 @@ def load_profile_text(text: str, source: str, params: Mapping[str, Any] | None =
     try:
         header = _ProfileHeader.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError([problem(_clean_loc(e["loc"]), _describe(e)) for e in err.errors()]) from err
+        raise ConfigError(_validation_problems(err, problem)) from err
 
     problems: list[ConfigProblem] = []
     values: dict[str, Any] = {}
@@ -679,7 +712,7 @@ def load_profile_text(text: str, source: str, params: Mapping[str, Any] | None =
     try:
         scenes = _Scenes.model_validate({"scenes": bound}).scenes
     except ValidationError as err:
-        raise ConfigError([problem(_clean_loc(e["loc"]), _describe(e)) for e in err.errors()]) from err
+        raise ConfigError(_validation_problems(err, problem)) from err
     first_index: dict[str, int] = {}
     duplicates: list[ConfigProblem] = []
     for index, scene in enumerate(scenes):
