@@ -32,6 +32,7 @@ class Gateway:
         self.hub = Hub(self.clock, areas=config.areas, tags=config.tags)
         self.store: Any = None
         self.mqtt: Any = None
+        self.broker: Any = None  # the embedded broker ([mqtt] mode = "embedded"), else None
         self.supervisor: Supervisor | None = None
         self.api: Any = None
         self.notifier: Any = None
@@ -55,7 +56,8 @@ class Gateway:
             "devices": len(self.hub.devices),
             "mqtt": (
                 {"enabled": False} if self.mqtt is None
-                else {"enabled": True, "connected": bool(self.mqtt.connected), **self.mqtt.stats()}
+                else {"enabled": True, "connected": bool(self.mqtt.connected), **self.mqtt.stats(),
+                      "broker": ("embedded" if self.broker is not None else "external")}
             ),
             "adapters": adapters,
             "store": self.store.stats() if self.store is not None else None,
@@ -111,8 +113,17 @@ class Gateway:
             if config.mqtt.enabled:
                 from gateway.mqtt import MqttSession
 
+                mqtt_settings = config.mqtt
+                if config.mqtt.embedded:
+                    # Before the session: the session's first connect attempt then finds it listening.
+                    from gateway.broker import EmbeddedBroker
+
+                    self.broker = await stack.enter_async_context(EmbeddedBroker(config.mqtt))
+                    mqtt_settings = self.broker.client_settings()
+                    auth = "username and password required" if self.broker.requires_auth else "no authentication"
+                    self._say(f"MQTT broker (embedded) listening on {self.broker.host}:{self.broker.port} ({auth})")
                 client_id = config.mqtt.client_id or f"hearth-{socket.gethostname()}-{os.getpid()}"[:64]
-                self.mqtt = await stack.enter_async_context(MqttSession(config.mqtt, self.clock, client_id=client_id))
+                self.mqtt = await stack.enter_async_context(MqttSession(mqtt_settings, self.clock, client_id=client_id))
 
             classes = {n: c for n, c in discover_adapters().items() if config.adapter_enabled(n)}
             self.supervisor = await stack.enter_async_context(

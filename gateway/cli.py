@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -34,6 +35,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     _setup_logging(config.gateway.log_level)
     asyncio.run(Gateway(config).run())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.sim.demo import DemoOptions, run_demo
+
+    if not args.speed > 0:
+        print("hearth demo: --speed must be > 0", file=sys.stderr)
+        return 2
+    if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", args.start):
+        print("hearth demo: --start must be a time of day, HH:MM", file=sys.stderr)
+        return 2
+    bad_morning = None if args.bad_morning_day < 0 else args.bad_morning_day
+    options = DemoOptions(speed=args.speed, port=args.port, data_dir=Path(args.data_dir), seed=args.seed,
+                          start=args.start, bad_morning_day=bad_morning, mqtt_port=args.mqtt_port,
+                          log_level=args.log_level)
+    if args.capture:
+        return _demo_capture(options, Path(args.capture), args.hours)
+    _setup_logging(options.log_level)
+    return asyncio.run(run_demo(options, sys.stdout))
+
+
+def _demo_capture(options, path: Path, hours: float) -> int:  # type: ignore[no-untyped-def]
+    from zoneinfo import ZoneInfo
+
+    from gateway.sim import HouseModel, demo_house, write_capture
+    from gateway.sim.demo import local_zone_name, start_epoch
+
+    tz = ZoneInfo(local_zone_name())
+    model = HouseModel(demo_house(), start=start_epoch(options.start, tz), tz=tz, seed=options.seed,
+                       bad_morning_day=options.bad_morning_day)
+    count = write_capture(model, path, duration_s=hours * 3600)
+    print(f"{count} messages ({hours:g} simulated hours) written to {path}", file=sys.stderr)
     return 0
 
 
@@ -174,6 +208,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the gateway")
     p.add_argument("--config", "-c", help="config file (TOML); without it, the embedded defaults")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="run the gateway with a simulated house (embedded broker, accelerated time)")
+    p.add_argument("--speed", type=float, default=60.0,
+                   help="simulated seconds per real second (default 60: an hour a minute)")
+    p.add_argument("--port", type=int, default=8470, help="web UI / API port on 127.0.0.1 (default 8470)")
+    p.add_argument("--data-dir", default="hearth-demo-data",
+                   help="where the demo keeps its login token and database (default ./hearth-demo-data)")
+    p.add_argument("--seed", type=int, default=1, help="the resident's randomness (same seed, same days)")
+    p.add_argument("--start", default="06:30", help="local time of day the simulation starts at (default 06:30)")
+    p.add_argument("--bad-morning-day", type=int, default=1,
+                   help="which simulated day goes wrong: 0 = the first, 1 = the second (default); -1: none")
+    p.add_argument("--mqtt-port", type=int, default=0, help="embedded broker port (default: any free port)")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--capture", metavar="FILE",
+                   help="write the simulated house's traffic to FILE (JSON Lines, for hearth replay) and exit")
+    p.add_argument("--hours", type=float, default=24.0, help="with --capture: simulated hours to write")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("config", help="check a config file")
     config_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -2,6 +2,7 @@
 
 Production uses :class:`SystemClock`; replay and tests use :class:`SimulatedClock`, whose time only
 moves when told to, so a recorded day replays in milliseconds and tests never wait for real time.
+``hearth demo`` uses :class:`ScaledClock`: real time, sped up, so a simulated day passes in minutes.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -127,3 +129,39 @@ class SimulatedClock:
             fired += 1
         self._now = max(self._now, target)
         return fired
+
+
+class ScaledClock:
+    """Real time sped up ``speed`` times (``hearth demo``, benchmarks of timed behaviour).
+
+    ``time()`` is ``start`` (default: now) plus the real time elapsed since construction times
+    ``speed``; ``monotonic()`` likewise from the real monotonic clock. Timers and sleeps run on the
+    asyncio loop with their delays divided by ``speed``, so a scene's "for 10 minutes" passes in
+    10 real seconds at speed 60. Elapsed time is measured on the real *monotonic* clock: a wall-clock
+    step (NTP) on the machine must not make simulated time jump.
+    """
+
+    def __init__(self, speed: float, start: float | None = None) -> None:
+        if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
+            raise ValueError(f"speed must be a finite number > 0, not {speed!r}")
+        self.speed = float(speed)
+        self._real_start = time.monotonic()
+        self._start = time.time() if start is None else float(start)
+
+    def _elapsed(self) -> float:
+        return (time.monotonic() - self._real_start) * self.speed
+
+    def time(self) -> float:
+        return self._start + self._elapsed()
+
+    def monotonic(self) -> float:
+        return self._real_start + self._elapsed()
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), UTC)
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle:
+        return asyncio.get_running_loop().call_later(max(0.0, delay_s) / self.speed, callback)
+
+    async def sleep(self, delay_s: float) -> None:
+        await asyncio.sleep(max(0.0, delay_s) / self.speed)

@@ -5,13 +5,14 @@ Errors name the file, the line and the key, and say what was expected.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.errors import ConfigError, ConfigProblem
 
@@ -35,10 +36,28 @@ class GatewaySection(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether a listening address reaches only this machine ("localhost", 127.0.0.0/8, ::1)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: it may resolve to anything
+
+
 class MqttSection(_Section):
     enabled: bool = True
+    # "external": connect to a broker that runs on its own (Mosquitto, EMQX) at host:port.
+    # "embedded": run an MQTT 3.1.1 broker (amqtt) inside the gateway, listening on embedded_host:port,
+    # and connect to it; devices' bridges then point at this machine.
+    mode: Literal["external", "embedded"] = "external"
+    # Where the embedded broker listens. Loopback by default: listening beyond it (e.g. "0.0.0.0" so
+    # that a Zigbee2MQTT on another machine can connect) requires username and password.
+    embedded_host: str = "127.0.0.1"
     host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
+    # 0 (embedded mode only): any free port, for tests.
+    port: int = Field(1883, ge=0, le=65535)
     username: str | None = None
     password: str | None = Field(None, repr=False)
     tls: bool = False
@@ -51,6 +70,28 @@ class MqttSection(_Section):
     reconnect_min_s: float = Field(0.5, gt=0, le=60)
     reconnect_max_s: float = Field(30.0, gt=0, le=600)
     status_topic: str = "hearth/status"
+
+    @model_validator(mode="after")
+    def _embedded_rules(self) -> MqttSection:
+        if self.mode == "external":
+            if self.port == 0:
+                raise ValueError("a broker port 1-65535 (port 0 means 'any free port', for mode = \"embedded\" only)")
+            return self
+        if self.tls:
+            raise ValueError("tls = false with mode = \"embedded\" (the embedded broker speaks plain MQTT; "
+                             "use an external broker for TLS)")
+        if (self.username is None) != (self.password is None) or self.password == "":
+            raise ValueError("both username and password, or neither, for the embedded broker")
+        if not is_loopback_host(self.embedded_host) and self.username is None:
+            raise ValueError(f"username and password: the embedded broker listens beyond loopback "
+                             f"(embedded_host = {self.embedded_host!r}) and must not accept anonymous clients "
+                             f"(there is no default password; set [mqtt] username and password, or "
+                             f"embedded_host = \"127.0.0.1\")")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return self.enabled and self.mode == "embedded"
 
 
 class StoreSection(_Section):
@@ -160,7 +201,8 @@ def _describe(error: Any) -> str:
         return "unknown key (check the spelling against config.example.toml)"
     if message.startswith("Value error, "):
         message = "expected " + message[len("Value error, "):]
-    if "input" in error and kind not in ("missing",):
+    # Not for a whole section (a model validator's error): it may hold a password.
+    if "input" in error and kind not in ("missing",) and not isinstance(error["input"], dict):
         message += f" (got {error['input']!r})"
     return message
 
