@@ -19,8 +19,8 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from gateway.clock import Clock, iso_utc
-from gateway.errors import AdapterNotReadyError, CodecError, HearthError
-from gateway.model import CapabilitySpec, capability, register_capability
+from gateway.errors import AdapterNotReadyError, CodecError, ConfigError, ConfigProblem, HearthError
+from gateway.model import CapabilitySpec, capabilities, capability, register_capability
 from gateway.model._spec import ArgSpec, AttributeSpec, CommandSpec
 from gateway.model.types import (
     CapabilitySupport,
@@ -31,6 +31,7 @@ from gateway.model.types import (
     DeviceInfo,
     Update,
 )
+from gateway.tomlloc import TomlLocator
 
 __all__ = [
     "Adapter",
@@ -45,6 +46,8 @@ __all__ = [
     "Command",
     "CommandResult",
     "CommandSpec",
+    "ConfigError",
+    "ConfigProblem",
     "Device",
     "DeviceEventUpdate",
     "DeviceInfo",
@@ -52,8 +55,10 @@ __all__ = [
     "KeyValueStore",
     "MessageCallback",
     "MqttClient",
+    "TomlLocator",
     "Unsubscribe",
     "Update",
+    "capabilities",
     "capability",
     "iso_utc",
     "register_capability",
