@@ -305,7 +305,8 @@ def format_table(result: ReplayResult) -> str:
         for alert in result.alerts:
             lines.append(f"  [{alert['t']}] ALERT {alert['severity']} {alert['scene']}: {alert['message']}")
         for note in result.notifications:
-            lines.append(f"  [{note['t']}] notify {note['to']}: {note['message']}")
+            message = note["message"].replace("\n", "\n      ")
+            lines.append(f"  [{note['t']}] notify {note['to']}: {message}")
     if result.errors:
         lines.append("")
         lines.append(f"{len(result.errors)} errors")
