@@ -529,13 +529,20 @@ def compile_device(entry: Any) -> Z2MDevice | None:
     definition = entry.get("definition") if isinstance(entry.get("definition"), dict) else {}
 
     candidates: list[Binding] = []
-    for feature, parent, endpoint in _leaves(definition.get("exposes")):
+    leaves = list(_leaves(definition.get("exposes")))
+    # Older Zigbee2MQTT versions expose a plug's or relay's own chip temperature as plain `temperature`
+    # (newer ones call it `device_temperature`). On a device that switches or lights something, that
+    # is not the room's temperature: a warm relay must never read as a hot room.
+    actuator = any(parent in ("switch", "light") for _, parent, _ in leaves)
+    for feature, parent, endpoint in leaves:
         fname = feature.get("name")
         prop = feature.get("property", fname)
         if not isinstance(fname, str) or not isinstance(prop, str) or not prop:
             continue
         access = feature.get("access", ACCESS_READABLE)
         access = access if isinstance(access, int) and not isinstance(access, bool) else ACCESS_READABLE
+        if fname == "temperature" and actuator and not parent:
+            continue
         if fname == "voltage":
             unit = feature.get("unit")
             rule: Rule | None = _voltage_rule(battery, unit if isinstance(unit, str) else None)

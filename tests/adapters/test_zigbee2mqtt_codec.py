@@ -580,3 +580,27 @@ def test_fuzz_bridge_devices_shapes() -> None:
             for junk in (None, 1, "x", [], {}):
                 broken = {**entry, key: junk}
                 codec.decode("zigbee2mqtt/bridge/devices", _bytes([broken]))
+
+
+def test_a_plugs_own_temperature_is_not_a_room_temperature() -> None:
+    # Zigbee2MQTT 1.x exposed the ZNCZ02LM plug's chip temperature as plain `temperature`
+    # (shape from Koenkk/zigbee2mqtt test/bridge.test.js, "Should publish devices on startup").
+    from adapters.mqtt.z2m_codec import compile_device
+
+    plug = {
+        "friendly_name": "power_plug", "ieee_address": "0x0017880104e45524", "type": "Router",
+        "power_source": "Mains (single phase)", "supported": True,
+        "definition": {"model": "ZNCZ02LM", "vendor": "Xiaomi", "exposes": [
+            {"type": "switch", "features": [{"access": 7, "name": "state", "property": "state", "type": "binary",
+                                             "value_on": "ON", "value_off": "OFF", "value_toggle": "TOGGLE"}]},
+            {"access": 5, "name": "power", "property": "power", "type": "numeric", "unit": "W"},
+            {"access": 1, "name": "temperature", "property": "temperature", "type": "numeric", "unit": "°C"},
+        ]},
+    }
+    device = compile_device(plug)
+    assert device is not None
+    caps = device.info.components["main"]
+    assert "temperature" not in caps and "on_off" in caps and "power_meter" in caps
+    sensor = {**plug, "friendly_name": "sensor", "definition": {"model": "WSDCGQ11LM", "vendor": "Xiaomi", "exposes": [
+        {"access": 1, "name": "temperature", "property": "temperature", "type": "numeric", "unit": "°C"}]}}
+    assert "temperature" in compile_device(sensor).info.components["main"]
