@@ -36,6 +36,7 @@ class Gateway:
         self.supervisor: Supervisor | None = None
         self.api: Any = None
         self.notifier: Any = None
+        self.device_meta: Any = None
         self.engine: Any = None
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
@@ -103,6 +104,13 @@ class Gateway:
                 Store(config.store_path, self.clock, commit_interval_s=config.store.commit_interval_s,
                       retention_days=config.store.retention_days)
             )
+            # Names, areas and tags set in the UI win over the adapters' and the config's; they apply to
+            # restored devices too, and to scenes even when the API is off.
+            from gateway.devicemeta import DeviceMeta
+
+            self.device_meta = DeviceMeta(self.hub, self.store.kv("device_meta"))
+            self.device_meta.attach()
+            stack.callback(self.device_meta.detach)
             restored = self.hub.restore(await self.store.load_devices())
             self.store.attach(self.hub)
             stack.callback(self.store.detach)
@@ -146,7 +154,8 @@ class Gateway:
                 initial = await asyncio.to_thread(tokens.ensure_initial)
                 stack.callback(tokens.flush)
                 app = create_app(self.hub, tokens, health=self.health,
-                                 command_timeout_s=config.api.command_timeout_s)
+                                 command_timeout_s=config.api.command_timeout_s,
+                                 store=self.store, device_meta=self.device_meta)
                 add_scene_routes(app, self.engine)
                 self.api = await stack.enter_async_context(ApiServer(app, config.api.host, config.api.port))
                 if initial:

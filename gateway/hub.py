@@ -80,6 +80,10 @@ class Hub:
         # Called with each command an adapter accepted, before the hub waits for the device; replay
         # uses it to play devices that obey (a recording cannot answer).
         self.after_command: Callable[[Command, dict[str, Any]], None] | None = None
+        # The owner's edits from the UI (gateway.devicemeta): called with a device once its name, area
+        # and tags from the adapter and `[areas]`/`[tags]` are set, and may replace them, so the owner's
+        # edits win. The flag says the device comes from the store (restore), not fresh from its adapter.
+        self.meta_hook: Callable[[Device, bool], None] | None = None
         self.refresh_model()
 
     def refresh_model(self) -> None:
@@ -119,6 +123,8 @@ class Hub:
                 aliases=info.aliases, support={c: dict(caps) for c, caps in info.components.items()},
                 tags=self.tags_for(info.id, (info.name, *info.aliases)),
             )
+            if self.meta_hook is not None:
+                self.meta_hook(device, False)
             self.devices[info.id] = device
             self.counters["devices_added"] += 1
             self.bus.publish(DeviceAdded(now, info.id))
@@ -137,6 +143,8 @@ class Hub:
         existing.area = area
         existing.tags = self.tags_for(info.id, (info.name, *info.aliases))
         existing.aliases = info.aliases
+        if self.meta_hook is not None:
+            self.meta_hook(existing, False)
         existing.support = {c: dict(caps) for c, caps in info.components.items()}
         # State of capabilities the device no longer has is dropped with them.
         existing.state = {
@@ -161,6 +169,8 @@ class Hub:
         for device in devices:
             device.area = self.area_for(device.id, (device.name, *device.aliases), device.area)
             device.tags = self.tags_for(device.id, (device.name, *device.aliases)) or device.tags
+            if self.meta_hook is not None:
+                self.meta_hook(device, True)
             self.devices[device.id] = device
             count += 1
         return count

@@ -11,10 +11,21 @@ from typing import TYPE_CHECKING, Any
 from gateway.api.auth import TokenError, TokenInfo, TokenStore, token_command
 
 if TYPE_CHECKING:
-    from gateway.api.app import HUB_KEY, TOKEN_INFO_KEY, TOKENS_KEY, ApiServer, create_app, hub_metrics
+    from gateway.api.app import (
+        DEVICE_META_KEY,
+        HUB_KEY,
+        STORE_KEY,
+        TOKEN_INFO_KEY,
+        TOKENS_KEY,
+        ApiServer,
+        create_app,
+        hub_metrics,
+    )
 
 __all__ = [
+    "DEVICE_META_KEY",
     "HUB_KEY",
+    "STORE_KEY",
     "TOKENS_KEY",
     "TOKEN_INFO_KEY",
     "ApiServer",
@@ -26,7 +37,8 @@ __all__ = [
     "token_command",
 ]
 
-_APP_NAMES = frozenset({"HUB_KEY", "TOKENS_KEY", "TOKEN_INFO_KEY", "ApiServer", "create_app", "hub_metrics"})
+_APP_NAMES = frozenset({"DEVICE_META_KEY", "HUB_KEY", "STORE_KEY", "TOKENS_KEY", "TOKEN_INFO_KEY", "ApiServer",
+                        "create_app", "hub_metrics"})
 
 
 def __getattr__(name: str) -> Any:

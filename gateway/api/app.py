@@ -1,6 +1,9 @@
 """The HTTP API (DESIGN.md contract 6): routes, bearer-token auth, error shapes and the server.
 
-Every ``/api`` route needs ``Authorization: Bearer <token>``; ``/healthz`` and ``/metrics`` do not.
+Every ``/api`` route needs ``Authorization: Bearer <token>``; ``/healthz`` and ``/metrics`` do not,
+nor do the web UI's static files (``/``, ``/ui/...``: they hold no data). Two ``/api`` routes check
+the token themselves instead of the header: ``POST /api/login`` (the token is the body) and the
+WebSocket ``/api/ws`` (a browser cannot set headers on it; its first message carries the token).
 Every error is JSON (``{"error": ..., "field": ...}`` for bad input) and never carries a traceback.
 """
 
@@ -12,7 +15,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,9 +26,17 @@ from gateway.hub import Hub
 from gateway.model import json_schema
 from gateway.model.types import Command, CommandResult, Device
 
+if TYPE_CHECKING:
+    from gateway.api.ws import WsSettings
+    from gateway.devicemeta import DeviceMeta
+    from gateway.store import Store
+
 __all__ = [
+    "DEVICE_META_KEY",
     "HUB_KEY",
     "MAX_BODY_BYTES",
+    "PUBLIC_API_ROUTES",
+    "STORE_KEY",
     "TOKENS_KEY",
     "TOKEN_INFO_KEY",
     "ApiServer",
@@ -49,6 +60,12 @@ SHUTDOWN_TIMEOUT_S = 5.0
 
 HUB_KEY = web.AppKey("hearth.hub", Hub)
 TOKENS_KEY = web.AppKey("hearth.tokens", TokenStore)
+# The SQLite store (history, energy) and the owner's device edits; absent when the app runs without them
+# (the routes that need them answer 503). Set by create_app(store=..., device_meta=...).
+STORE_KEY = web.AppKey("hearth.store", object)
+DEVICE_META_KEY = web.AppKey("hearth.device_meta", object)
+# /api routes that check the token themselves rather than by the Authorization header (method, path).
+PUBLIC_API_ROUTES = frozenset({("POST", "/api/login"), ("GET", "/api/ws")})
 # The TokenInfo of the authenticated caller, on every /api request. RequestKey is aiohttp >= 3.13;
 # a plain string key does the same on older versions (pyproject allows >= 3.9).
 TOKEN_INFO_KEY: Any = (
@@ -133,6 +150,9 @@ async def _auth_middleware(
     """Bearer-token check for everything under /api (also unknown /api routes: they reveal nothing)."""
     if not _is_api(request.path):
         return await handler(request)
+    route = request.match_info.route.resource
+    if route is not None and (request.method, route.canonical) in PUBLIC_API_ROUTES:
+        return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -179,6 +199,11 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
         response.headers["Cache-Control"] = "no-store"
     if _is_api(request.path):
         response.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+    elif request.path == "/" or request.path.startswith("/ui/"):
+        from gateway.api.ui import CSP
+
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Frame-Options", "DENY")
 
 
 # -------------------------------------------------------------------- routes
@@ -245,25 +270,8 @@ class _Routes:
             data = json.loads(raw)
         except (ValueError, RecursionError):  # ValueError covers bad UTF-8 and over-long integers
             return _error(400, "the body is not valid JSON", field="body", reason="invalid_json")
-        if not isinstance(data, dict):
-            return _error(400, "the body must be a JSON object", field="body", reason="wrong_type")
-        try:
-            body = CommandBody.model_validate(data)
-        except ValidationError as err:
-            return _pydantic_error(err)
-        command = Command(device_id, body.component, body.capability, body.command, dict(body.args), source="api")
-        timeout_s = body.timeout_s if body.timeout_s is not None else self.command_timeout_s
-        try:
-            async with asyncio.timeout(timeout_s + ADAPTER_GRACE_S):
-                result = await self.hub.execute(command, timeout_s)
-        except CommandValidationError as err:
-            status = 404 if err.reason == CommandErrorReason.UNKNOWN_DEVICE else 400
-            return _error(status, err.message, field=err.field, reason=str(err.reason))
-        except TimeoutError:
-            log.warning("adapter did not answer %s within %g s", command, timeout_s + ADAPTER_GRACE_S)
-            result = CommandResult("failed", "the adapter did not answer in time")
-            return _json(_result_body(result, command), status=504)
-        return _json(_result_body(result, command), status=_STATUS_HTTP.get(result.status, 502))
+        status, body = await run_command(self.hub, device_id, data, self.command_timeout_s, source="api")
+        return _json(body, status=status)
 
     async def capabilities(self, request: web.Request) -> web.Response:
         return _json(json_schema())
@@ -278,7 +286,43 @@ def _matches(device: Device, area: str | None, capability: str | None, source: s
 
 
 def _no_device(device_id: str) -> web.Response:
-    return _error(404, f"no device {device_id!r}", field="device_id", reason=CommandErrorReason.UNKNOWN_DEVICE.value)
+    status, body = _no_device_body(device_id)
+    return _json(body, status=status)
+
+
+def _no_device_body(device_id: str) -> tuple[int, dict[str, Any]]:
+    return 404, {"error": f"no device {device_id!r}", "field": "device_id",
+                 "reason": CommandErrorReason.UNKNOWN_DEVICE.value}
+
+
+async def run_command(hub: Hub, device_id: str, data: Any, default_timeout_s: float, *,
+                      source: str) -> tuple[int, dict[str, Any]]:
+    """Validate and execute one command; the HTTP status and JSON body that say what became of it.
+
+    Shared by ``POST /api/devices/{id}/commands`` and the WebSocket's ``command`` message, so both
+    check the same things and answer with the same statuses.
+    """
+    if device_id not in hub.devices:
+        return _no_device_body(device_id)
+    if not isinstance(data, dict):
+        return 400, {"error": "the body must be a JSON object", "field": "body", "reason": "wrong_type"}
+    try:
+        body = CommandBody.model_validate(data)
+    except ValidationError as err:
+        return _pydantic_problems(err, CommandBody)
+    command = Command(device_id, body.component, body.capability, body.command, dict(body.args), source=source)
+    timeout_s = body.timeout_s if body.timeout_s is not None else default_timeout_s
+    try:
+        async with asyncio.timeout(timeout_s + ADAPTER_GRACE_S):
+            result = await hub.execute(command, timeout_s)
+    except CommandValidationError as err:
+        status = 404 if err.reason == CommandErrorReason.UNKNOWN_DEVICE else 400
+        return status, {"error": err.message, "field": err.field, "reason": str(err.reason)}
+    except TimeoutError:
+        log.warning("adapter did not answer %s within %g s", command, timeout_s + ADAPTER_GRACE_S)
+        result = CommandResult("failed", "the adapter did not answer in time")
+        return 504, _result_body(result, command)
+    return _STATUS_HTTP.get(result.status, 502), _result_body(result, command)
 
 
 def _result_body(result: CommandResult, command: Command) -> dict[str, Any]:
@@ -300,20 +344,26 @@ def _result_body(result: CommandResult, command: Command) -> dict[str, Any]:
     return body
 
 
-def _pydantic_error(err: ValidationError) -> web.Response:
+def _pydantic_error(err: ValidationError, model: type[BaseModel] = CommandBody) -> web.Response:
+    status, body = _pydantic_problems(err, model)
+    return _json(body, status=status)
+
+
+def _pydantic_problems(err: ValidationError, model: type[BaseModel]) -> tuple[int, dict[str, Any]]:
+    """A 400 body naming every bad field (the first one also as ``field``/``reason``)."""
     problems = []
     for item in err.errors(include_url=False, include_input=False, include_context=False):
         field = ".".join(str(part) for part in item["loc"]) or "body"
         if item["type"] == "extra_forbidden":
-            message = f"unknown field (fields: {', '.join(CommandBody.model_fields)})"
+            message = f"unknown field (fields: {', '.join(model.model_fields)})"
         elif item["type"] == "missing":
             message = "required"
         else:
             message = item["msg"]
         problems.append({"field": field, "message": message, "reason": item["type"]})
     first = problems[0]
-    return _error(400, f"{first['field']}: {first['message']}", field=first["field"], reason=first["reason"],
-                  errors=problems)
+    return 400, {"error": f"{first['field']}: {first['message']}", "field": first["field"],
+                 "reason": first["reason"], "errors": problems}
 
 
 def _metric_name(name: str) -> str:
@@ -357,8 +407,22 @@ def create_app(
     health: Callable[[], dict[str, Any]],
     metrics: Callable[[], str] | None = None,
     command_timeout_s: float = 5.0,
+    store: Store | None = None,
+    device_meta: DeviceMeta | None = None,
+    ws_settings: WsSettings | None = None,
 ) -> web.Application:
-    """The aiohttp application. Other route modules (ws, scenes) find the hub under ``HUB_KEY``."""
+    """The aiohttp application: devices, commands, login, the WebSocket, history, energy and the web UI.
+
+    ``store`` makes history and energy available, ``device_meta`` the owner's device edits. Scene routes
+    are added by :func:`gateway.api.scenes.add_scene_routes`; the WebSocket then also carries scene,
+    alert and mode events. Other route modules find the hub under ``HUB_KEY``.
+    """
+    from dataclasses import replace
+
+    from gateway.api.login import add_login_routes
+    from gateway.api.ui import add_ui_routes
+    from gateway.api.ws import WsSettings, add_ws_routes
+
     app = web.Application(
         middlewares=[_errors_middleware, _auth_middleware],
         client_max_size=MAX_BODY_BYTES,
@@ -373,6 +437,13 @@ def create_app(
     app.router.add_get("/api/devices/{id}", routes.get_device)
     app.router.add_post("/api/devices/{id}/commands", routes.post_command)
     app.router.add_get("/api/capabilities", routes.capabilities)
+    if store is not None:
+        app[STORE_KEY] = store
+    if device_meta is not None:
+        app[DEVICE_META_KEY] = device_meta
+    add_login_routes(app)
+    add_ws_routes(app, ws_settings or replace(WsSettings(), command_timeout_s=command_timeout_s))
+    add_ui_routes(app)
     app.on_response_prepare.append(_security_headers)
     return app
 

@@ -1,0 +1,986 @@
+// Hearth web UI: plain JavaScript, no build step, nothing from other origins.
+//
+// Safety rule for this file: every string that comes from the gateway (device names, areas, tags,
+// alert texts, scene traces, discovery records) is untrusted and reaches the page only as text:
+// through el()/text nodes/textContent, never parsed as markup. (The tests check that this file uses
+// none of the DOM's HTML-parsing setters at all.)
+"use strict";
+
+(() => {
+  const TOKEN_KEY = "hearth.token";
+  const EVENT_KINDS = ["state", "availability", "devices", "alerts", "scenes", "mode"];
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  const state = {
+    token: null,
+    me: null,
+    devices: new Map(), // id -> device (GET /api/devices shape)
+    alerts: new Map(), // id -> alert
+    scenes: new Map(), // id -> scene summary
+    mode: "home",
+    ws: null,
+    wsRetry: 0,
+    nextId: 1,
+    pending: new Map(), // WS message id -> {resolve}
+    page: "house",
+    tiles: new Map(), // device id -> tile element
+    busy: new Set(), // device ids whose slider is being dragged: not redrawn under the finger
+    openTraces: new Set(),
+    // Ids changed by WebSocket events while a GET of the same list is in flight: the GET's answer may
+    // be older than the event, so for these the event wins.
+    watchers: { alerts: new Set(), scenes: new Set() },
+  };
+
+  function watch(kind) {
+    const changed = new Set();
+    state.watchers[kind].add(changed);
+    return { changed, done: () => state.watchers[kind].delete(changed) };
+  }
+
+  function touched(kind, id) {
+    for (const changed of state.watchers[kind]) changed.add(id);
+  }
+
+  // The list from a GET, with what events changed meanwhile kept from the current one.
+  function merge(fetched, current, changed) {
+    for (const id of changed) {
+      if (current.has(id)) fetched.set(id, current.get(id));
+    }
+    return fetched;
+  }
+
+  // ------------------------------------------------------------------ DOM helpers
+
+  const $ = (id) => document.getElementById(id);
+
+  // el("div", {className: "x", dataset: {id}, onclick: fn}, child, "text", ...): children that are
+  // strings or numbers become text nodes.
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    applyProps(node, props);
+    append(node, children);
+    return node;
+  }
+
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v !== undefined && v !== null) node.setAttribute(k, String(v));
+    }
+    append(node, children);
+    return node;
+  }
+
+  function applyProps(node, props) {
+    for (const [k, v] of Object.entries(props || {})) {
+      if (v === undefined || v === null) continue;
+      if (k === "dataset") Object.assign(node.dataset, v);
+      else if (k.startsWith("on") && typeof v === "function") node.addEventListener(k.slice(2), v);
+      else if (k === "text") node.textContent = String(v);
+      else if (k in node && k !== "list") node[k] = v;
+      else node.setAttribute(k, String(v));
+    }
+  }
+
+  function append(node, children) {
+    for (const child of children.flat(Infinity)) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+  }
+
+  function toast(message, isError) {
+    const box = $("toast");
+    box.textContent = message;
+    box.classList.toggle("error", Boolean(isError));
+    box.hidden = false;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => { box.hidden = true; }, isError ? 6000 : 2500);
+  }
+
+  function fmtTime(value) {
+    if (value === null || value === undefined) return "";
+    const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+    if (Number.isNaN(date.getTime())) return String(value);
+    return date.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+  }
+
+  function fmtNumber(value, digits) {
+    if (typeof value !== "number") return String(value);
+    return value.toLocaleString([], { maximumFractionDigits: digits === undefined ? 1 : digits });
+  }
+
+  // ------------------------------------------------------------------ HTTP
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.error) || `HTTP ${status}`);
+      this.status = status;
+      this.body = body;
+    }
+  }
+
+  async function api(method, path, body) {
+    const headers = { Authorization: `Bearer ${state.token}` };
+    const init = { method, headers, cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, init);
+    let data = null;
+    const type = response.headers.get("Content-Type") || "";
+    if (type.startsWith("application/json")) data = await response.json();
+    if (response.status === 401) {
+      logout("Your token is no longer valid. Log in again.");
+      throw new ApiError(401, data);
+    }
+    if (!response.ok) throw new ApiError(response.status, data);
+    return data;
+  }
+
+  // ------------------------------------------------------------------ login
+
+  function storedToken() {
+    return localStorage.getItem(TOKEN_KEY) || sessionStorage.getItem(TOKEN_KEY);
+  }
+
+  function showLogin(message) {
+    $("app").hidden = true;
+    $("login").hidden = false;
+    const error = $("login-error");
+    error.hidden = !message;
+    error.textContent = message || "";
+    $("login-token").focus();
+  }
+
+  async function login(token, remember) {
+    const response = await fetch("/api/login", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ token }),
+      cache: "no-store",
+    });
+    const data = await response.json().catch(() => ({}));
+    if (response.status === 429) {
+      throw new Error(`Too many failed attempts. Try again in ${response.headers.get("Retry-After") || 60} s.`);
+    }
+    if (!response.ok || !data.ok) throw new Error("That token is not valid (or was revoked).");
+    state.token = token;
+    state.me = data.name;
+    (remember ? localStorage : sessionStorage).setItem(TOKEN_KEY, token);
+    return data;
+  }
+
+  function logout(message) {
+    localStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(TOKEN_KEY);
+    state.token = null;
+    if (state.ws) {
+      state.ws.onclose = null;
+      state.ws.close(1000);
+      state.ws = null;
+    }
+    showLogin(message);
+  }
+
+  // ------------------------------------------------------------------ WebSocket
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${scheme}//${location.host}/api/ws`);
+    state.ws = ws;
+    setConn("connecting…", "");
+    ws.onopen = () => ws.send(JSON.stringify({ type: "auth", token: state.token }));
+    ws.onmessage = (msg) => {
+      let data;
+      try { data = JSON.parse(msg.data); } catch { return; }
+      onMessage(data);
+    };
+    ws.onclose = (event) => {
+      if (state.ws !== ws) return;
+      state.ws = null;
+      for (const pending of state.pending.values()) pending.resolve({ ok: false, error: "connection lost" });
+      state.pending.clear();
+      if (event.code === 4401 || event.code === 4403) { logout("Log in again (the token was not accepted)."); return; }
+      // Back off: 1 s, 2 s, 4 s … at most 30 s. A slow-client drop (4008) reconnects the same way
+      // and takes a fresh snapshot.
+      const delay = Math.min(30000, 1000 * 2 ** state.wsRetry);
+      state.wsRetry += 1;
+      setConn(event.code === 4429 ? "too many failed logins, waiting…" : "reconnecting…", "down");
+      setTimeout(() => { if (state.token && !state.ws) connect(); }, delay);
+    };
+  }
+
+  function setConn(text, cls) {
+    const conn = $("conn");
+    conn.textContent = text;
+    conn.className = `conn ${cls}`;
+  }
+
+  function send(message) {
+    if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
+      return Promise.resolve({ ok: false, error: "not connected to the gateway" });
+    }
+    const id = state.nextId++;
+    return new Promise((resolve) => {
+      state.pending.set(id, { resolve });
+      state.ws.send(JSON.stringify({ ...message, id }));
+    });
+  }
+
+  function onMessage(data) {
+    if (data.type === "auth_ok") {
+      state.wsRetry = 0;
+      setConn("live", "live");
+      send({ type: "subscribe", events: EVENT_KINDS, snapshot: true }).then((result) => {
+        if (!result.ok) return;
+        state.devices = new Map(result.devices.map((d) => [d.id, d]));
+        renderHouse();
+        refreshAlerts();
+        refreshScenes();
+      });
+      return;
+    }
+    if (data.type === "result" && state.pending.has(data.id)) {
+      const pending = state.pending.get(data.id);
+      state.pending.delete(data.id);
+      pending.resolve(data);
+      return;
+    }
+    if (data.type === "event") onEvent(data);
+  }
+
+  function onEvent(event) {
+    switch (event.event) {
+      case "state": {
+        const device = state.devices.get(event.device);
+        if (!device) return;
+        const comp = (device.components[event.component] ||= {});
+        const cap = (comp[event.capability] ||= {});
+        cap[event.attribute] = event.value;
+        updateTile(device);
+        break;
+      }
+      case "availability": {
+        const device = state.devices.get(event.device);
+        if (!device) return;
+        device.available = event.available;
+        updateTile(device);
+        break;
+      }
+      case "devices": {
+        const old = state.devices.get(event.device);
+        if (event.change === "removed") state.devices.delete(event.device);
+        else state.devices.set(event.device, event.data);
+        const layoutChanged = !old || event.change === "removed" || old.area !== event.data.area
+          || old.name !== event.data.name;
+        if (layoutChanged) renderHouse();
+        else updateTile(event.data);
+        break;
+      }
+      case "alerts":
+        touched("alerts", event.alert.id);
+        state.alerts.set(event.alert.id, event.alert);
+        renderAlerts();
+        break;
+      case "scenes":
+        touched("scenes", event.scene);
+        if (event.state) state.scenes.set(event.scene, event.state);
+        renderScenes();
+        if (state.openTraces.has(event.scene)) loadTraces(event.scene);
+        break;
+      case "mode":
+        state.mode = event.mode;
+        $("mode-select").value = event.mode;
+        break;
+      default:
+        break;
+    }
+  }
+
+  async function command(device, component, capability, name, args) {
+    const result = await send({ type: "command", device: device.id, component, capability, command: name,
+                                args: args || {} });
+    if (!result.ok) {
+      toast(`${device.name}: ${result.error || result.message || "command failed"}`, true);
+    } else if (result.status === "timeout") {
+      toast(`${device.name}: sent, but the device did not confirm`, true);
+    }
+    return result;
+  }
+
+  // ------------------------------------------------------------------ routing
+
+  const PAGES = ["house", "alerts", "scenes", "energy", "discovered"];
+
+  function route() {
+    const name = (location.hash.match(/^#\/(\w+)/) || [])[1];
+    state.page = PAGES.includes(name) ? name : "house";
+    for (const page of PAGES) $(`page-${page}`).hidden = page !== state.page;
+    for (const link of document.querySelectorAll(".tabs a")) {
+      if (link.dataset.page === state.page) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+    if (state.page === "alerts") refreshAlerts();
+    if (state.page === "scenes") refreshScenes();
+    if (state.page === "energy") renderEnergy();
+    if (state.page === "discovered") renderDiscovered();
+  }
+
+  // ------------------------------------------------------------------ house
+
+  const UNITS = {
+    celsius: "°C", current_celsius: "°C", target_celsius: "°C", percent: "%", watts: "W", kwh: "kWh",
+    exported_kwh: "kWh", volts: "V", amps: "A", hertz: "Hz", lux: "lx", hpa: "hPa", co2_ppm: "ppm",
+    pm25_ugm3: "µg/m³", pm10_ugm3: "µg/m³", voc_ppb: "ppb", kelvin: "K", rssi_dbm: "dBm", distance_m: "m",
+    position_percent: "%", tilt_percent: "%", speed_percent: "%", remaining_s: "s",
+  };
+  const BOOLEAN_WORDS = {
+    "occupancy.occupied": ["motion", "clear"], "contact.open": ["open", "closed"], "water_leak.leak": ["LEAK", "dry"],
+    "smoke_co_alarm.smoke": ["SMOKE", "no smoke"], "smoke_co_alarm.co": ["CO!", "no CO"],
+    "vibration.detected": ["vibration", "still"], "tamper.tampered": ["tampered", "ok"],
+    "battery.low": ["battery low", "battery ok"], "connectivity.online": ["online", "offline"],
+    "presence.present": ["present", "away"], "lock.door_open": ["door open", "door closed"],
+    "valve.open": ["open", "closed"], "fan.on": ["on", "off"],
+  };
+  // Shown by a control instead of as a reading.
+  const CONTROLLED = new Set(["on_off.on", "level.percent", "cover.position_percent", "thermostat.target_celsius"]);
+  const HIDDEN = new Set(["color_temperature.min_kelvin", "color_temperature.max_kelvin", "connectivity.last_seen",
+                          "connectivity.lqi", "button.button"]);
+
+  function supports(device, component, capability, commandName) {
+    const cap = ((device.capabilities || {})[component] || {})[capability];
+    return Boolean(cap && cap.commands && cap.commands.includes(commandName));
+  }
+
+  function limitsOf(device, component, capability, key, fallback) {
+    const cap = ((device.capabilities || {})[component] || {})[capability];
+    const limit = cap && cap.limits && cap.limits[key];
+    return [limit && limit[0] !== null ? limit[0] : fallback[0], limit && limit[1] !== null ? limit[1] : fallback[1]];
+  }
+
+  function renderHouse() {
+    const root = $("house");
+    const filter = $("house-filter").value.trim().toLowerCase();
+    const byArea = new Map();
+    for (const device of [...state.devices.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+      if (filter && !`${device.name} ${device.area || ""} ${device.model || ""}`.toLowerCase().includes(filter)) continue;
+      const area = device.area || "";
+      if (!byArea.has(area)) byArea.set(area, []);
+      byArea.get(area).push(device);
+    }
+    const areas = [...byArea.keys()].sort((a, b) => (a === "") - (b === "") || a.localeCompare(b));
+    state.tiles.clear();
+    const sections = areas.map((area) => el("section", { className: "area", dataset: { area } },
+      el("h2", { text: area || "No area" }),
+      el("div", { className: "tiles" }, byArea.get(area).map((device) => {
+        const tile = el("article", { className: "tile", dataset: { device: device.id } });
+        state.tiles.set(device.id, tile);
+        fillTile(tile, device);
+        return tile;
+      }))));
+    if (!sections.length) {
+      sections.push(el("p", { className: "muted", text: state.devices.size ? "No device matches." :
+        "No devices yet. They appear here as soon as an adapter finds them." }));
+    }
+    root.replaceChildren(...sections);
+    const list = $("area-list");
+    list.replaceChildren(...[...new Set([...state.devices.values()].map((d) => d.area).filter(Boolean))].sort()
+      .map((area) => el("option", { value: area })));
+  }
+
+  function updateTile(device) {
+    const tile = state.tiles.get(device.id);
+    if (!tile) { renderHouse(); return; }
+    if (state.busy.has(device.id)) { tile.dataset.stale = "1"; return; }
+    fillTile(tile, device);
+  }
+
+  function fillTile(tile, device) {
+    delete tile.dataset.stale;
+    tile.classList.toggle("offline", device.available === false);
+    const head = el("header", { className: "tile-head" },
+      el("h3", { className: "device-name", text: device.name, title: device.id }),
+      el("button", { type: "button", className: "icon edit", title: "Rename, area, tags",
+                     "aria-label": `Edit ${device.name}`, onclick: () => openEdit(device.id) }, "✎"));
+    const meta = el("p", { className: "device-meta muted" },
+      [device.manufacturer, device.model].filter(Boolean).join(" · ") || device.source,
+      device.available === false ? el("span", { className: "pill bad", text: "offline" }) : null);
+    const tags = (device.tags || []).length
+      ? el("p", { className: "tags" }, device.tags.map((tag) => el("span", { className: "pill tag", text: tag })))
+      : null;
+    const body = el("div", { className: "tile-body" });
+    const components = Object.keys(device.components || {}).sort((a, b) => (a !== "main") - (b !== "main")
+      || a.localeCompare(b));
+    for (const component of components) {
+      const caps = device.components[component];
+      const block = el("div", { className: "component" });
+      if (components.length > 1) block.append(el("p", { className: "component-name", text: component }));
+      block.append(...controlsFor(device, component, caps));
+      const readings = readingsFor(caps);
+      if (readings.length) block.append(el("dl", { className: "readings" }, readings));
+      body.append(block);
+    }
+    tile.replaceChildren(...[head, meta, tags, body].filter(Boolean));
+  }
+
+  function controlsFor(device, component, caps) {
+    const controls = [];
+    if ("on_off" in caps && supports(device, component, "on_off", "on")) {
+      const on = caps.on_off.on === true;
+      controls.push(el("button", {
+        type: "button", className: `switch ${on ? "on" : ""}`, role: "switch", "aria-checked": String(on),
+        "aria-label": `${device.name} ${component} power`, dataset: { capability: "on_off", component },
+        onclick: () => command(device, component, "on_off", on ? "off" : "on"),
+      }, el("span", { className: "knob" }), el("span", { className: "switch-label", text: on ? "On" : "Off" })));
+    }
+    if ("level" in caps && supports(device, component, "level", "set")) {
+      controls.push(slider(device, component, "Brightness", caps.level.percent, [0, 100], 1, "%",
+        (value) => command(device, component, "level", "set", { percent: value })));
+    }
+    if ("cover" in caps) {
+      if (supports(device, component, "cover", "set_position")) {
+        controls.push(slider(device, component, "Position", caps.cover.position_percent, [0, 100], 1, "%",
+          (value) => command(device, component, "cover", "set_position", { percent: value })));
+      }
+      const buttons = ["open", "stop", "close"].filter((c) => supports(device, component, "cover", c));
+      if (buttons.length) {
+        controls.push(el("div", { className: "buttons" }, buttons.map((c) => el("button", {
+          type: "button", text: c, onclick: () => command(device, component, "cover", c) }))));
+      }
+    }
+    if ("thermostat" in caps && supports(device, component, "thermostat", "set_target")) {
+      const target = caps.thermostat.target_celsius;
+      const [low, high] = limitsOf(device, component, "thermostat", "celsius", [5, 30]);
+      const step = (delta) => {
+        const base = typeof target === "number" ? target : 20;
+        const value = Math.min(high, Math.max(low, Math.round((base + delta) * 2) / 2));
+        command(device, component, "thermostat", "set_target", { celsius: value });
+      };
+      controls.push(el("div", { className: "thermostat" },
+        el("span", { className: "label", text: "Target" }),
+        el("button", { type: "button", className: "icon", "aria-label": "Lower target", onclick: () => step(-0.5) },
+           "−"),
+        el("output", { className: "target", text: typeof target === "number" ? `${fmtNumber(target)} °C` : "–" }),
+        el("button", { type: "button", className: "icon", "aria-label": "Raise target", onclick: () => step(0.5) },
+           "+")));
+    }
+    if ("lock" in caps) {
+      const buttons = ["lock", "unlock"].filter((c) => supports(device, component, "lock", c));
+      if (buttons.length) {
+        controls.push(el("div", { className: "buttons" }, buttons.map((c) => el("button", {
+          type: "button", text: c, onclick: () => command(device, component, "lock", c) }))));
+      }
+    }
+    return controls;
+  }
+
+  function slider(device, component, label, value, range, step, unit, onSet) {
+    const input = el("input", { type: "range", min: range[0], max: range[1], step,
+                                value: typeof value === "number" ? value : range[0],
+                                "aria-label": `${device.name} ${label}` });
+    const out = el("output", { text: typeof value === "number" ? `${fmtNumber(value, 0)}${unit}` : "–" });
+    const release = () => {
+      state.busy.delete(device.id);
+      const tile = state.tiles.get(device.id);
+      if (tile && tile.dataset.stale) fillTile(tile, state.devices.get(device.id) || device);
+    };
+    input.addEventListener("pointerdown", () => state.busy.add(device.id));
+    input.addEventListener("input", () => { out.textContent = `${input.value}${unit}`; });
+    input.addEventListener("change", () => { release(); onSet(Number(input.value)); });
+    input.addEventListener("pointercancel", release);
+    return el("label", { className: "slider" }, el("span", { className: "label", text: label }), input, out);
+  }
+
+  function readingsFor(caps) {
+    const items = [];
+    for (const capability of Object.keys(caps).sort()) {
+      for (const [attribute, value] of Object.entries(caps[capability])) {
+        const key = `${capability}.${attribute}`;
+        if (CONTROLLED.has(key) || HIDDEN.has(key)) continue;
+        let text;
+        if (typeof value === "boolean" && BOOLEAN_WORDS[key]) text = BOOLEAN_WORDS[key][value ? 0 : 1];
+        else if (value === null) text = "unknown";
+        else if (typeof value === "number") text = `${fmtNumber(value, attribute === "kwh" ? 2 : 1)}${UNITS[attribute] ? ` ${UNITS[attribute]}` : ""}`;
+        else if (typeof value === "object") text = JSON.stringify(value);
+        else text = String(value);
+        const alarming = value === true && ["water_leak.leak", "smoke_co_alarm.smoke", "smoke_co_alarm.co",
+                                            "battery.low", "tamper.tampered"].includes(key);
+        items.push(el("div", { className: `reading ${alarming ? "bad" : ""}`, dataset: { key } },
+          el("dt", { text: label(capability, attribute) }), el("dd", { text })));
+      }
+    }
+    return items;
+  }
+
+  function label(capability, attribute) {
+    const names = {
+      "temperature.celsius": "Temperature", "humidity.percent": "Humidity", "power_meter.watts": "Power",
+      "energy_meter.kwh": "Energy", "battery.percent": "Battery", "illuminance.lux": "Light",
+      "occupancy.occupied": "Motion", "contact.open": "Contact", "thermostat.current_celsius": "Room",
+      "thermostat.mode": "Mode", "thermostat.running": "Running", "button.last_event": "Last press",
+      "pressure.hpa": "Pressure", "connectivity.rssi_dbm": "Signal", "color_temperature.kelvin": "Colour temp.",
+      "cover.tilt_percent": "Tilt", "cover.motion": "Moving", "lock.state": "Lock", "fan.speed_percent": "Fan speed",
+      "appliance.state": "State", "appliance.remaining_s": "Remaining", "air_quality.co2_ppm": "CO₂",
+    };
+    return names[`${capability}.${attribute}`] || `${capability.replaceAll("_", " ")} ${attribute.replaceAll("_", " ")}`;
+  }
+
+  // ------------------------------------------------------------------ device edit dialog
+
+  let editing = null;
+
+  async function openEdit(deviceId) {
+    const dialog = $("edit-dialog");
+    editing = deviceId;
+    $("edit-error").hidden = true;
+    let meta;
+    try {
+      meta = await api("GET", `/api/devices/${encodeURIComponent(deviceId)}/meta`);
+    } catch (err) {
+      toast(err.message, true);
+      return;
+    }
+    const { device, overrides, base } = meta;
+    $("edit-id").textContent = device.id;
+    $("edit-name").value = overrides.name || "";
+    $("edit-name").placeholder = (base && base.name) || device.name;
+    $("edit-area").value = overrides.area || "";
+    $("edit-area").placeholder = (base && base.area) || "no area";
+    $("edit-tags").value = (overrides.tags || []).join(", ");
+    $("edit-tags").placeholder = ((base && base.tags) || []).join(", ") || "no tags";
+    $("edit-name-hint").textContent = `From the device: ${(base && base.name) || device.name}`;
+    $("edit-area-hint").textContent = `From the device or config: ${(base && base.area) || "none"}`;
+    $("edit-tags-hint").textContent = `From the config: ${((base && base.tags) || []).join(", ") || "none"}`;
+    if (!dialog.open) dialog.showModal();
+    $("edit-name").focus();
+  }
+
+  async function saveEdit(reset) {
+    const value = (id) => $(id).value.trim();
+    const tags = value("edit-tags").split(",").map((t) => t.trim()).filter(Boolean);
+    const body = reset ? { name: null, area: null, tags: null } : {
+      name: value("edit-name") || null,
+      area: value("edit-area") || null,
+      tags: tags.length ? tags : null,
+    };
+    try {
+      const answer = await api("PATCH", `/api/devices/${encodeURIComponent(editing)}`, body);
+      state.devices.set(answer.device.id, answer.device);
+      renderHouse();
+      $("edit-dialog").close();
+      toast("Saved");
+    } catch (err) {
+      const error = $("edit-error");
+      error.textContent = err.message;
+      error.hidden = false;
+    }
+  }
+
+  // ------------------------------------------------------------------ alerts
+
+  async function refreshAlerts() {
+    const { changed, done } = watch("alerts");
+    try {
+      const data = await api("GET", "/api/alerts");
+      state.alerts = merge(new Map(data.alerts.map((a) => [a.id, a])), state.alerts, changed);
+    } catch (err) {
+      if (err.status === 404) state.alerts = new Map(); // no scene engine
+      else return;
+    } finally {
+      done();
+    }
+    renderAlerts();
+  }
+
+  function needsAttention(alert) {
+    return alert.state === "open" && !alert.acknowledged_at;
+  }
+
+  function renderAlerts() {
+    const alerts = [...state.alerts.values()].sort((a, b) => (needsAttention(b) - needsAttention(a))
+      || String(b.raised_at).localeCompare(String(a.raised_at)));
+    const open = alerts.filter(needsAttention);
+    const count = $("alert-count");
+    count.hidden = !open.length;
+    count.textContent = String(open.length);
+    const banner = $("alert-banner");
+    const urgent = open.find((a) => a.severity === "critical") || open[0];
+    banner.hidden = !urgent;
+    if (urgent) {
+      banner.replaceChildren(el("strong", { text: urgent.title }), " ", el("span", { text: urgent.message }), " ",
+        el("button", { type: "button", className: "primary", text: "Acknowledge", onclick: () => ack(urgent.id) }),
+        " ", el("a", { href: "#/alerts", text: open.length > 1 ? `all ${open.length} alerts` : "details" }));
+    }
+    const root = $("alerts");
+    if (!alerts.length) {
+      root.replaceChildren(el("p", { className: "muted", text: "No alerts. All is well." }));
+      return;
+    }
+    root.replaceChildren(...alerts.map((alert) => el("article", {
+      className: `card alert ${alert.severity} ${needsAttention(alert) ? "attention" : ""}`,
+      dataset: { alert: alert.id },
+    },
+    el("header", {},
+      el("span", { className: `pill ${alert.severity}`, text: alert.severity }),
+      el("h3", { text: alert.title })),
+    el("p", { className: "message", text: alert.message }),
+    el("p", { className: "muted" },
+      `raised ${fmtTime(alert.raised_at)}`, alert.area ? ` · ${alert.area}` : "",
+      alert.acknowledged_at ? ` · acknowledged ${fmtTime(alert.acknowledged_at)} by ${alert.acknowledged_by}` : "",
+      alert.state !== "open" ? ` · ${alert.state}` : "",
+      alert.notifications && alert.notifications.length ? ` · ${alert.notifications.length} notification(s) sent` : ""),
+    needsAttention(alert)
+      ? el("button", { type: "button", className: "primary ack", text: "Acknowledge", onclick: () => ack(alert.id) })
+      : null)));
+  }
+
+  async function ack(alertId) {
+    try {
+      const alert = await api("POST", `/api/alerts/${encodeURIComponent(alertId)}/ack`);
+      state.alerts.set(alert.id, alert);
+      renderAlerts();
+      toast("Acknowledged");
+    } catch (err) {
+      toast(err.message, true);
+    }
+  }
+
+  // ------------------------------------------------------------------ scenes
+
+  async function refreshScenes() {
+    const { changed, done } = watch("scenes");
+    try {
+      const data = await api("GET", "/api/scenes");
+      state.scenes = merge(new Map(data.scenes.map((s) => [s.id, s])), state.scenes, changed);
+      state.mode = data.mode;
+      $("mode-select").value = data.mode;
+    } catch (err) {
+      if (err.status !== 404) return;
+      state.scenes = new Map();
+    } finally {
+      done();
+    }
+    renderScenes();
+  }
+
+  function renderScenes() {
+    const root = $("scenes");
+    const scenes = [...state.scenes.values()].sort((a, b) => a.id.localeCompare(b.id));
+    if (!scenes.length) {
+      root.replaceChildren(el("p", { className: "muted", text: "No scenes. Add a profile in config.toml." }));
+      return;
+    }
+    let profile = null;
+    const nodes = [];
+    for (const scene of scenes) {
+      if (scene.profile !== profile) {
+        profile = scene.profile;
+        nodes.push(el("h3", { className: "profile", text: profile }));
+      }
+      const traces = el("div", { className: "traces", id: `traces-${scene.id}` });
+      const open = state.openTraces.has(scene.id);
+      nodes.push(el("article", { className: "card scene", dataset: { scene: scene.id } },
+        el("header", {},
+          el("h4", { text: scene.name }),
+          el("label", { className: "toggle" },
+            el("input", { type: "checkbox", checked: scene.enabled, "aria-label": `Enable ${scene.name}`,
+                          onchange: (e) => setEnabled(scene.id, e.target.checked) }),
+            scene.enabled ? "enabled" : "disabled")),
+        scene.description ? el("p", { className: "muted", text: scene.description }) : null,
+        el("p", { className: "muted" }, `triggers: ${scene.triggers.join(", ")}`,
+          scene.last_run ? ` · last run ${fmtTime(scene.last_run.t)}: ${scene.last_run.result}` : " · not run yet",
+          scene.running ? " · running" : ""),
+        el("div", { className: "buttons" },
+          el("button", { type: "button", text: "Run now", onclick: () => runScene(scene.id) }),
+          el("button", { type: "button", className: "ghost", text: open ? "Hide runs" : "Show runs",
+                         "aria-expanded": String(open), onclick: () => toggleTraces(scene.id) })),
+        traces));
+      if (open) loadTraces(scene.id, traces);
+    }
+    root.replaceChildren(...nodes);
+  }
+
+  async function setEnabled(sceneId, enabled) {
+    try {
+      const scene = await api("PATCH", `/api/scenes/${encodeURIComponent(sceneId)}`, { enabled });
+      state.scenes.set(scene.id, scene);
+    } catch (err) {
+      toast(err.message, true);
+    }
+    renderScenes();
+  }
+
+  async function runScene(sceneId) {
+    try {
+      // By hand means "do it now": the scene's conditions are for when it triggers by itself.
+      await api("POST", `/api/scenes/${encodeURIComponent(sceneId)}/run`, { skip_conditions: true });
+      toast("Started");
+      state.openTraces.add(sceneId);
+      renderScenes();
+    } catch (err) {
+      toast(err.message, true);
+    }
+  }
+
+  function toggleTraces(sceneId) {
+    if (state.openTraces.has(sceneId)) state.openTraces.delete(sceneId);
+    else state.openTraces.add(sceneId);
+    renderScenes();
+  }
+
+  async function loadTraces(sceneId, box) {
+    const target = box || document.getElementById(`traces-${sceneId}`);
+    if (!target) return;
+    let data;
+    try {
+      data = await api("GET", `/api/scenes/${encodeURIComponent(sceneId)}/traces`);
+    } catch (err) {
+      target.replaceChildren(el("p", { className: "error", text: err.message }));
+      return;
+    }
+    if (!data.traces.length) {
+      target.replaceChildren(el("p", { className: "muted", text: "No runs yet." }));
+      return;
+    }
+    target.replaceChildren(...data.traces.slice(0, 10).map((trace) => el("details", { className: "trace" },
+      el("summary", {}, `${fmtTime(trace.t)} · ${trace.trigger.kind}`,
+        trace.trigger.device_id ? ` (${deviceName(trace.trigger.device_id)})` : "", ` → ${trace.result}`),
+      trace.conditions.length ? el("ul", {}, trace.conditions.map((c) => el("li", { text: summarize(c) }))) : null,
+      el("ol", {}, trace.actions.map((action) => el("li", { text: summarize(action) }))))));
+  }
+
+  function deviceName(id) {
+    const device = state.devices.get(id);
+    return device ? device.name : id;
+  }
+
+  // A trace entry as one line of text: its kind, then its fields.
+  function summarize(entry) {
+    const parts = [];
+    for (const [key, value] of Object.entries(entry)) {
+      if (key === "t") continue;
+      parts.push(`${key}: ${typeof value === "object" ? JSON.stringify(value) : value}`);
+    }
+    return parts.join(", ");
+  }
+
+  // ------------------------------------------------------------------ energy
+
+  async function renderEnergy() {
+    const root = $("energy");
+    root.replaceChildren(el("p", { className: "muted", text: "Loading…" }));
+    const days = $("energy-days").value;
+    const price = $("energy-price").value;
+    const query = new URLSearchParams({ days });
+    if (price !== "") query.set("price", price);
+    let energy;
+    try {
+      energy = await api("GET", `/api/energy?${query}`);
+    } catch (err) {
+      root.replaceChildren(el("p", { className: "error", text: err.message }));
+      return;
+    }
+    const parts = [];
+    parts.push(el("section", { className: "card energy-days" },
+      el("h3", { text: `kWh per day (${energy.timezone})` }),
+      barChart(energy.days, energy.total_kwh_per_day),
+      el("p", {}, `Total ${fmtNumber(energy.total_kwh, 2)} kWh`,
+        energy.total_cost !== null ? ` · about ${fmtNumber(energy.total_cost, 2)} ${energy.currency}` : "",
+        energy.price_per_kwh !== null ? ` at ${energy.price_per_kwh} ${energy.currency}/kWh` :
+          " · set a price to see the cost"),
+      energyTable(energy)));
+    const meters = [...state.devices.values()].filter((d) => Object.values(d.components || {})
+      .some((caps) => "power_meter" in caps)).sort((a, b) => a.name.localeCompare(b.name));
+    const charts = el("section", { className: "power-charts" }, el("h3", { text: "Power, last 24 hours" }));
+    if (!meters.length) charts.append(el("p", { className: "muted", text: "No device measures power." }));
+    parts.push(charts);
+    root.replaceChildren(...parts);
+    const now = Date.now() / 1000;
+    await Promise.all(meters.map(async (device) => {
+      const card = el("article", { className: "card power", dataset: { device: device.id } },
+        el("h4", { text: device.name }), el("p", { className: "muted", text: "Loading…" }));
+      charts.append(card);
+      try {
+        const since = now - 86400;
+        const query = (extra) => new URLSearchParams({ device: device.id, capability: "power_meter",
+                                                       attribute: "watts", ...extra });
+        // The changes of the last 24 h, and the last one before them: the value the chart starts with.
+        const [before, data] = await Promise.all([
+          api("GET", `/api/history?${query({ since: String(since - 7 * 86400), until: String(since), limit: "1" })}`),
+          api("GET", `/api/history?${query({ since: String(since), limit: "20000" })}`),
+        ]);
+        const rows = before.rows.map((r) => ({ ...r, t: since })).concat(data.rows);
+        card.replaceChildren(el("h4", { text: device.name }), lineChart(rows, since, now, "W"));
+      } catch (err) {
+        card.replaceChildren(el("h4", { text: device.name }), el("p", { className: "error", text: err.message }));
+      }
+    }));
+  }
+
+  function energyTable(energy) {
+    const head = el("tr", {}, el("th", { text: "Device" }),
+      energy.days.map((d) => el("th", { text: d.slice(5) })), el("th", { text: "Total" }),
+      energy.price_per_kwh !== null ? el("th", { text: energy.currency }) : null);
+    const rows = energy.devices.map((d) => el("tr", {}, el("th", { scope: "row", text: d.name }),
+      d.kwh.map((v) => el("td", { text: fmtNumber(v, 2) })), el("td", { text: fmtNumber(d.total_kwh, 2) }),
+      d.cost !== null ? el("td", { text: fmtNumber(d.cost, 2) }) : null));
+    if (!rows.length) return el("p", { className: "muted", text: "No device meters energy." });
+    return el("div", { className: "table-scroll" }, el("table", { className: "energy-table" },
+      el("thead", {}, head), el("tbody", {}, rows)));
+  }
+
+  function barChart(labels, values) {
+    const width = 420;
+    const height = 170;
+    const pad = { left: 36, right: 8, top: 12, bottom: 24 };
+    const max = Math.max(0.001, ...values);
+    const band = (width - pad.left - pad.right) / Math.max(1, values.length);
+    const y = (v) => pad.top + (height - pad.top - pad.bottom) * (1 - v / max);
+    const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart bars", role: "img",
+                               "aria-label": "kWh per day" });
+    chart.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: y(0), y2: y(0), class: "axis" }));
+    chart.append(svg("text", { x: pad.left - 4, y: y(max) + 4, "text-anchor": "end", class: "tick" },
+      fmtNumber(max, 1)));
+    values.forEach((value, i) => {
+      const x = pad.left + i * band + band * 0.15;
+      const bar = svg("rect", { x, y: y(value), width: band * 0.7, height: Math.max(0, y(0) - y(value)),
+                                class: "bar" });
+      bar.append(svg("title", {}, `${labels[i]}: ${fmtNumber(value, 2)} kWh`));
+      chart.append(bar);
+      chart.append(svg("text", { x: x + band * 0.35, y: height - 6, "text-anchor": "middle", class: "tick" },
+        labels[i].slice(5)));
+    });
+    return chart;
+  }
+
+  // A step chart: a value holds until the next change. Many points are reduced to one max per pixel.
+  function lineChart(rows, since, until, unit) {
+    const width = 420;
+    const height = 150;
+    const pad = { left: 44, right: 8, top: 10, bottom: 22 };
+    const points = rows.filter((r) => typeof r.value === "number").map((r) => [r.t, r.value]);
+    if (!points.length) return el("p", { className: "muted", text: "No readings in the last 24 hours." });
+    const innerW = width - pad.left - pad.right;
+    const buckets = new Map();
+    for (const [t, v] of points) {
+      const px = Math.round(((Math.max(t, since) - since) / (until - since)) * innerW);
+      buckets.set(px, Math.max(buckets.get(px) ?? -Infinity, v));
+    }
+    const series = [...buckets.entries()].sort((a, b) => a[0] - b[0]);
+    const max = Math.max(1, ...series.map((p) => p[1])) * 1.1;
+    const y = (v) => pad.top + (height - pad.top - pad.bottom) * (1 - v / max);
+    let d = `M ${pad.left + series[0][0]} ${y(series[0][1]).toFixed(1)}`;
+    for (let i = 1; i < series.length; i++) {
+      d += ` H ${pad.left + series[i][0]} V ${y(series[i][1]).toFixed(1)}`;
+    }
+    d += ` H ${pad.left + innerW}`;
+    const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart line", role: "img",
+                               "aria-label": `power over the last 24 hours, up to ${fmtNumber(max / 1.1)} ${unit}` });
+    chart.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: y(0), y2: y(0), class: "axis" }));
+    chart.append(svg("text", { x: pad.left - 4, y: y(max / 1.1) + 4, "text-anchor": "end", class: "tick" },
+      `${fmtNumber(max / 1.1, 0)} ${unit}`));
+    chart.append(svg("text", { x: pad.left - 4, y: y(0), "text-anchor": "end", class: "tick" }, `0 ${unit}`));
+    for (let h = 0; h <= 24; h += 6) {
+      const x = pad.left + (h / 24) * innerW;
+      const when = new Date((since + h * 3600) * 1000);
+      chart.append(svg("text", { x, y: height - 6, "text-anchor": "middle", class: "tick" },
+        when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
+    }
+    chart.append(svg("path", { d, class: "series" }));
+    const lastPx = series[series.length - 1];
+    chart.append(svg("circle", { cx: pad.left + lastPx[0], cy: y(lastPx[1]).toFixed(1), r: 3, class: "dot" }));
+    const last = points[points.length - 1];
+    chart.append(svg("title", {}, `now ${fmtNumber(last[1])} ${unit}`));
+    return chart;
+  }
+
+  // ------------------------------------------------------------------ discovered
+
+  async function renderDiscovered() {
+    const root = $("discovered");
+    root.replaceChildren(el("p", { className: "muted", text: "Loading…" }));
+    let data;
+    try {
+      data = await api("GET", "/api/discovered");
+    } catch (err) {
+      root.replaceChildren(el("p", { className: "muted", text: err.status === 404
+        ? "No discovery running. Enable the mdns adapter in config.toml to find devices on the network."
+        : err.message }));
+      return;
+    }
+    const list = Array.isArray(data) ? data : (data.discovered || data.devices || data.services || []);
+    if (!list.length) {
+      root.replaceChildren(el("p", { className: "muted", text: "Nothing found yet." }));
+      return;
+    }
+    root.replaceChildren(...list.map((item) => el("article", { className: "card discovered" },
+      el("h3", { text: item.name || item.id || item.type || "device" }),
+      el("dl", { className: "readings" }, Object.entries(item).filter(([k]) => k !== "name").map(([k, v]) =>
+        el("div", { className: "reading" }, el("dt", { text: k }),
+          el("dd", { text: typeof v === "object" && v !== null ? JSON.stringify(v) : String(v) })))))));
+  }
+
+  // ------------------------------------------------------------------ start
+
+  function start() {
+    $("login").hidden = true;
+    $("app").hidden = false;
+    connect();
+    route();
+  }
+
+  function init() {
+    $("login-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const button = $("login-submit");
+      button.disabled = true;
+      try {
+        await login($("login-token").value.trim(), $("login-remember").checked);
+        $("login-token").value = "";
+        start();
+      } catch (err) {
+        showLogin(err.message);
+      } finally {
+        button.disabled = false;
+      }
+    });
+    $("logout").addEventListener("click", () => logout());
+    $("house-filter").addEventListener("input", renderHouse);
+    $("mode-select").addEventListener("change", async (event) => {
+      try {
+        const data = await api("PUT", "/api/mode", { mode: event.target.value });
+        state.mode = data.mode;
+      } catch (err) {
+        toast(err.message, true);
+        event.target.value = state.mode;
+      }
+    });
+    $("energy-refresh").addEventListener("click", renderEnergy);
+    $("energy-days").addEventListener("change", renderEnergy);
+    $("edit-form").addEventListener("submit", (event) => { event.preventDefault(); saveEdit(false); });
+    $("edit-reset").addEventListener("click", () => saveEdit(true));
+    $("edit-cancel").addEventListener("click", () => $("edit-dialog").close());
+    window.addEventListener("hashchange", () => { if (state.token) route(); });
+
+    // A login link (#token=...) from `hearth demo`: the fragment never reaches the server; it is
+    // taken out of the address bar at once.
+    const fromLink = (location.hash.match(/^#token=([\w-]+)$/) || [])[1];
+    if (fromLink) {
+      history.replaceState(null, "", `${location.pathname}#/house`);
+      login(fromLink, true).then(start, (err) => showLogin(err.message));
+      return;
+    }
+    const token = storedToken();
+    if (!token) { showLogin(); return; }
+    state.token = token;
+    // Check it first (it may have been revoked), then start.
+    fetch("/api/login", { method: "POST", headers: { "Content-Type": "application/json" },
+                          body: JSON.stringify({ token }), cache: "no-store" })
+      .then((r) => (r.ok ? start() : logout(r.status === 429 ? "Too many failed attempts; wait a minute." : "")))
+      .catch(() => start());
+  }
+
+  document.addEventListener("DOMContentLoaded", init);
+})();
