@@ -207,7 +207,10 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
 
     hub.after_command = assume_obeyed
 
-    async with Supervisor(hub, classes, config.adapters, mqtt=mqtt) as supervisor:
+    from gateway.mdns import RecordedMdns, service_record_from_capture
+
+    recorded_mdns = RecordedMdns()
+    async with Supervisor(hub, classes, config.adapters, mqtt=mqtt, mdns=recorded_mdns, http=None) as supervisor:
         # Let every adapter start (subscribe) before the first captured message.
         for _ in range(50):
             await asyncio.sleep(0)
@@ -240,6 +243,14 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
                                        "message": f"{path.name}:{record.line}: {err}"})
                     else:
                         supervisor.instance("ble").feed(advertisement)  # never raises; bad frames are reported
+                elif record.source == "mdns" and supervisor.instance("mdns") is not None:
+                    try:
+                        service = service_record_from_capture(record.data)
+                    except ValueError as err:
+                        errors.append({"t": iso_utc(record.t), "source": "capture",
+                                       "message": f"{path.name}:{record.line}: {err}"})
+                    else:
+                        recorded_mdns.deliver(service)
                 elif record.source not in unhandled:
                     unhandled.add(record.source)
                     errors.append({"t": iso_utc(record.t), "source": "capture",

@@ -102,6 +102,9 @@ class AdapterContext(Protocol):
     clock: Clock
     mqtt: MqttClient | None
     storage: KeyValueStore
+    #: The gateway's one mDNS service (browse / register), or None when mDNS is off. In replay, a
+    #: recorded one that delivers the capture's mdns lines and whose ``live`` is False.
+    mdns: Any
 
     def upsert_device(self, info: DeviceInfo) -> Device: ...
 

@@ -110,6 +110,9 @@ class _ScopedKV:
         return list(self._data.items())
 
 
+_NO_HTTP: Any = object()
+
+
 class AdapterContextImpl:
     """The one object an adapter gets: its way into the hub, its config, logger, clock and storage."""
 
@@ -121,6 +124,9 @@ class AdapterContextImpl:
         mqtt: MqttClient | None,
         storage: KeyValueStore,
         on_task_failed: Callable[[BaseException], None],
+        *,
+        mdns: Any = None,
+        http: Any = _NO_HTTP,
     ) -> None:
         self.name = name
         self.config = config
@@ -128,6 +134,11 @@ class AdapterContextImpl:
         self.clock = hub.clock
         self.mqtt = mqtt
         self.storage = storage
+        # The shared mDNS service (None: no discovery) and HTTP client session (None: no HTTP at all,
+        # as in replay; absent: the adapter opens its own).
+        self.mdns = mdns
+        if http is not _NO_HTTP:
+            self.http = http
         self._hub = hub
         self._on_task_failed = on_task_failed
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -212,6 +223,8 @@ class Supervisor:
         mqtt: MqttClient | None,
         storage_for: Callable[[str], KeyValueStore] | None = None,
         rng: random.Random | None = None,
+        mdns: Any = None,
+        http: Any = _NO_HTTP,
     ) -> None:
         self.hub = hub
         self.clock: Clock = hub.clock
@@ -220,6 +233,8 @@ class Supervisor:
         self._mqtt = mqtt
         self._storage_for = storage_for or (lambda _name: _ScopedKV())
         self._rng = rng or random.Random()
+        self._mdns = mdns
+        self._http = http
         self.health: dict[str, AdapterHealth] = {name: AdapterHealth(name) for name in adapters}
         self._tasks: list[asyncio.Task[None]] = []
         self._instances: dict[str, Any] = {}
@@ -265,7 +280,8 @@ class Supervisor:
                 if not failed.done():
                     failed.set_result(err)
 
-            ctx = AdapterContextImpl(name, self.hub, config, self._mqtt, storage, on_task_failed)
+            ctx = AdapterContextImpl(name, self.hub, config, self._mqtt, storage, on_task_failed,
+                                     mdns=self._mdns, http=self._http)
             adapter: Adapter = cls()
             health.state = "starting"
             health.retry_in_s = None

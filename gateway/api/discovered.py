@@ -1,0 +1,78 @@
+"""``GET /api/discovered``: the devices seen on the network (mDNS) and who can take them.
+
+Each item: ``id``, ``family``, ``type``/``types`` (service types), ``name``, ``instance``, ``model``,
+``addresses``/``address``, ``port``, ``txt``, ``adapter`` (which adapter can take it, or null), ``support``
+(``"supported"`` or ``"seen only"``), ``device_id`` (the Hearth device it is, when supported), ``available``,
+``first_seen``/``last_seen`` (ISO-8601 UTC) and, for a device being talked to, ``connection``.
+Query filters: ``?support=supported|seen only``, ``?family=shelly``, ``?available=true|false``.
+Bearer auth applies as to every ``/api`` route (the middleware of :mod:`gateway.api.app`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+from aiohttp import web
+
+from gateway.api.app import _error, _json
+
+__all__ = ["DISCOVERED_KEY", "DiscoveredSource", "add_discovered_routes"]
+
+
+@runtime_checkable
+class DiscoveredSource(Protocol):
+    """Anything that can list what it discovered (the mDNS adapter does)."""
+
+    def discovered(self) -> list[dict[str, Any]]: ...
+
+
+#: A source, or a callable returning the current one (or None while it is not running): the mDNS adapter
+#: is a new instance after each restart, so the gateway passes ``lambda: supervisor.instance("mdns")``.
+Registry = DiscoveredSource | Callable[[], DiscoveredSource | list[dict[str, Any]] | None]
+
+DISCOVERED_KEY = web.AppKey("hearth.discovered", object)
+_SUPPORT = ("supported", "seen only")
+_FILTERS = ("support", "family", "available")
+
+
+def _current(registry: Any) -> list[dict[str, Any]]:
+    source = registry
+    if not isinstance(source, DiscoveredSource) and callable(source):
+        source = source()
+    if source is None:
+        return []
+    if isinstance(source, list):
+        return source
+    if isinstance(source, DiscoveredSource):
+        return source.discovered()
+    return []
+
+
+async def _list_discovered(request: web.Request) -> web.Response:
+    query = request.query
+    unknown = sorted(set(query) - set(_FILTERS))
+    if unknown:
+        return _error(400, f"unknown filter {unknown[0]!r} (filters: {', '.join(_FILTERS)})",
+                      field=f"query.{unknown[0]}")
+    support = query.get("support")
+    if support is not None and support not in _SUPPORT:
+        return _error(400, "support: expected 'supported' or 'seen only'", field="query.support")
+    available_text = query.get("available")
+    if available_text is not None and available_text not in ("true", "false"):
+        return _error(400, "available: expected true or false", field="query.available")
+    family = query.get("family")
+    items = _current(request.app[DISCOVERED_KEY])
+    if support is not None:
+        items = [i for i in items if i.get("support") == support]
+    if family is not None:
+        items = [i for i in items if i.get("family") == family]
+    if available_text is not None:
+        items = [i for i in items if i.get("available") is (available_text == "true")]
+    return _json({"discovered": items})
+
+
+def add_discovered_routes(app: web.Application, registry: Registry) -> None:
+    """Serve ``GET /api/discovered`` from ``registry`` (see :data:`Registry`)."""
+    app[DISCOVERED_KEY] = registry
+    app.router.add_get("/api/discovered", _list_discovered)
