@@ -22,7 +22,7 @@ _STOP_TIMEOUT_S = 5.0  # after SIGTERM, before SIGKILL
 class BenchBroker:
     """``with BenchBroker() as broker:`` runs /usr/sbin/mosquitto on ``broker.port`` until the block ends."""
 
-    def __init__(self, extra_config: list[str] | None = None) -> None:
+    def __init__(self, extra_config: list[str] | None = None, *, nodelay: bool = True) -> None:
         binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
         if binary is None:
             raise SystemExit("mosquitto is not installed (Debian: apt-get install mosquitto)")
@@ -30,6 +30,9 @@ class BenchBroker:
         self.host = HOST
         self.port = 0
         self.extra_config = extra_config or []
+        # Debian's mosquitto.conf leaves it false: Nagle's algorithm then holds small packets back
+        # (~20 ms a round trip with delayed ACKs). bench.latency measures that case once too.
+        self.nodelay = nodelay
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -44,7 +47,7 @@ class BenchBroker:
             "\n".join([
                 f"listener {self.port} {HOST}",
                 "allow_anonymous true",
-                "set_tcp_nodelay true",
+                f"set_tcp_nodelay {'true' if self.nodelay else 'false'}",
                 "persistence false",
                 f"log_dest file {workdir / 'mosquitto.log'}",
                 # As root mosquitto would switch to the user "mosquitto": stay who we are.
@@ -79,3 +82,11 @@ class BenchBroker:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+
+def no_nagle(client: object, userdata: object, sock: socket.socket) -> None:
+    """A paho ``on_socket_open``: TCP_NODELAY, which paho does not set. Without it a client that publishes
+    twice in a row holds the second message until the broker ACKs the first (~40 ms of delayed ACK)."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.errors import ConfigError, ConfigProblem
+from gateway.mdns import MdnsSection
 
 
 class _Section(BaseModel):
@@ -154,6 +155,7 @@ class Config(_Section):
     mqtt: MqttSection = MqttSection()
     store: StoreSection = StoreSection()
     api: ApiSection = ApiSection()
+    mdns: MdnsSection = MdnsSection()
     location: LocationSection = LocationSection()
     scenes: ScenesSection = ScenesSection()
     profiles: list[ProfileUse] = Field(default_factory=list)

@@ -34,6 +34,11 @@ class GatewayProcess:
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
+        # Tests never multicast: mDNS stays off unless a test's config says otherwise (the mDNS tests run
+        # their own services inside a private network namespace).
+        text = self.config.read_text()
+        if "[mdns]" not in text:
+            self.config.write_text(text + "\n[mdns]\nenabled = false\n")
         hearth = Path(sys.executable).parent / "hearth"
         env = dict(os.environ, HEARTH_DATA_DIR=str(self.data_dir), PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(

@@ -233,6 +233,8 @@ class SceneEngine:
         self._ids = itertools.count(1)
         self._waiters: list[tuple[WaitForAction, TriggerContext, asyncio.Future[bool]]] = []
         self._selector_cache: dict[tuple[int, str], bool] = {}
+        self._device_order: tuple[list[Device], dict[str | None, list[Device]]] | None = None
+        self._day_bounds: tuple[float, float, str] | None = None
         self.counters: dict[str, int] = defaultdict(int)
         self._started_at = self.clock.time()
         self._index_triggers()
@@ -348,13 +350,23 @@ class SceneEngine:
             rt.traces.extend(self.trace_storage.get(sid) or [])
 
     def _save(self) -> None:
+        # Called on every change of what must survive a restart, which under a busy house is most
+        # messages (a motion sensor's "for" timer). The store's storage serialises the state once per
+        # commit instead (set_deferred); a plain storage (tests, replay) gets it at once.
+        set_deferred = getattr(self.storage, "set_deferred", None)
+        if set_deferred is not None:
+            set_deferred("state", self._snapshot)
+        else:
+            self.storage.set("state", self._snapshot())
+
+    def _snapshot(self) -> dict[str, Any]:
         # Alerts: the ones still waiting for somebody, and the most recent of the others (closed or
         # acknowledged: those are kept open until cleared, which may be never).
         alerts = sorted(self.alerts.values(), key=lambda a: a["raised_at"])
         waiting = [a for a in alerts if a["state"] == "open" and a["acknowledged_at"] is None]
         done = [a for a in alerts if not (a["state"] == "open" and a["acknowledged_at"] is None)]
         keep = sorted(waiting + done[-ALERTS_KEPT:], key=lambda a: a["raised_at"])
-        self.storage.set("state", {
+        return {
             "mode": self.mode,
             "alerts": keep,
             "saved": self.saved,
@@ -365,7 +377,7 @@ class SceneEngine:
             "pending": self._pending,
             "enabled": {sid: rt.enabled for sid, rt in self.scenes.items() if rt.enabled != rt.scene.enabled},
             "last_acted": {sid: rt.last_acted for sid, rt in self.scenes.items() if rt.last_acted is not None},
-        })
+        }
 
     # ------------------------------------------------------------------ time helpers
 
@@ -400,13 +412,27 @@ class SceneEngine:
 
     def _on_device_changed(self, event: Any) -> None:
         self._selector_cache.clear()
+        self._device_order = None
+
+    def _indexed(self) -> tuple[list[Device], dict[str | None, list[Device]]]:
+        """Every device sorted by id, and by area: built once, dropped when a device is added, changed or
+        removed. A selector with an area (most of them) then looks at ten devices, not a thousand."""
+        devices = self.hub.devices
+        order = self._device_order
+        if order is None or len(order[0]) != len(devices):
+            ordered = [d for _, d in sorted(devices.items())]
+            by_area: dict[str | None, list[Device]] = {}
+            for device in ordered:
+                by_area.setdefault(device.area, []).append(device)
+            order = self._device_order = (ordered, by_area)
+        return order
 
     def matches(self, selector: Selector, device: Device, ctx: TriggerContext | None = None) -> bool:
-        if selector.uses_trigger or selector.where is not None:
-            return self._matches(selector, device, ctx)
         key = (id(selector), device.id)
         cached = self._selector_cache.get(key)
         if cached is None:
+            if selector.uses_trigger or selector.where is not None:
+                return self._matches(selector, device, ctx)  # depends on the trigger or on state: not cached
             cached = self._selector_cache[key] = self._matches(selector, device, None)
         return cached
 
@@ -437,7 +463,16 @@ class SceneEngine:
         return not (selector.where is not None and not self._passes(selector.where, device))
 
     def select(self, selector: Selector, ctx: TriggerContext | None = None) -> list[Device]:
-        return [d for _, d in sorted(self.hub.devices.items()) if self.matches(selector, d, ctx)]
+        ordered, by_area = self._indexed()
+        candidates = ordered
+        if selector.area is not None:
+            areas = {ctx.area if v == TRIGGER_REF else v for v in selector.area
+                     if v != TRIGGER_REF or (ctx is not None and ctx.area)}
+            if len(areas) == 1:
+                candidates = by_area.get(next(iter(areas)), [])
+            else:
+                candidates = sorted((d for a in areas for d in by_area.get(a, ())), key=lambda d: d.id)
+        return [d for d in candidates if self.matches(selector, d, ctx)]
 
     def _passes(self, test: StateTest, device: Device) -> bool:
         """Some component of ``device`` passes ``test`` (and has for ``test.for_``)."""
@@ -475,8 +510,13 @@ class SceneEngine:
                 trigger.activity is None or _same(event.new, trigger.activity)
             ):
                 tkey = f"{rt.id}#{index}"
+                previous = self._absence.get(tkey)
                 self._absence[tkey] = {"last_activity": event.t}
-                self._arm_absence(rt, index, trigger)
+                # Activity only moves an armed absence later, and its timer checks again when it fires
+                # (see _arm_absence): no date arithmetic per motion event. After a firing ("fired"), the
+                # next one may be sooner than the timer armed for the next window: arm it again.
+                if previous is None or "fired" in previous or f"absence:{tkey}" not in self._timers:
+                    self._arm_absence(rt, index, trigger)
                 self._save()
         if self._waiters:
             for wait, ctx, future in list(self._waiters):
@@ -490,13 +530,12 @@ class SceneEngine:
         now_ok = _trigger_level(trigger, event.new) if has_level else True
         was_ok = _trigger_level(trigger, event.old) if has_level else False
         from_ok = trigger.from_ is None or _same(event.old, trigger.from_)
-        pkey = f"{rt.id}#{index}#{device.id}#{event.component}"
-        ctx = TriggerContext("state", event.t, device.id, event.component, device.area, event.new, event.old,
-                             {"attribute": trigger.attribute})
         if trigger.for_ <= 0:
             if now_ok and not was_ok and from_ok:
-                self._fire(rt, ctx)
+                self._fire(rt, TriggerContext("state", event.t, device.id, event.component, device.area, event.new,
+                                              event.old, {"attribute": trigger.attribute}))
             return
+        pkey = f"{rt.id}#{index}#{device.id}#{event.component}"
         if not now_ok:
             if pkey in self._pending:
                 self._pending.pop(pkey)
@@ -576,8 +615,19 @@ class SceneEngine:
 
     # ------------------------------------------------------------------ day statistics
 
+    def _today(self, t: float) -> str:
+        """The local date of ``t`` (ISO), without date arithmetic per event: the day's bounds are kept."""
+        bounds = self._day_bounds
+        if bounds is None or not bounds[0] <= t < bounds[1]:
+            day = self._local(t).date()
+            bounds = self._day_bounds = (self._at_local(day, 0), self._at_local(day + timedelta(days=1), 0),
+                                         day.isoformat())
+            if not bounds[0] <= t < bounds[1]:  # a zone whose midnight is skipped: no caching that day
+                self._day_bounds = None
+        return bounds[2]
+
     def _track_day(self, device: Device, event: StateChanged) -> None:
-        today = self._local(event.t).date().isoformat()
+        today = self._today(event.t)
         if self.day.get("date") != today:
             self.day = {"date": today, "first_activity": None, "transitions": 0, "last_area": None,
                         "door_events": [], "energy_start": {}}
@@ -677,7 +727,22 @@ class SceneEngine:
             self._cancel(key)
             return
 
+        armed_for = record
+
         def fire() -> None:
+            nonlocal armed_for
+            record = self._absence.setdefault(tkey, {"last_activity": self._started_at})
+            if record is not armed_for:
+                # Activity since this was armed (it replaces the record): when that activity would have
+                # made it due, computed as of the activity's own time.
+                due = self.next_absence_due(trigger, record["last_activity"], record.get("fired"),
+                                            record["last_activity"])
+                if due is None:
+                    return
+                if due > self.clock.time():
+                    armed_for = record
+                    self._call_at(key, due, fire)
+                    return
             record["fired"] = self.clock.time()
             self._save()
             if rt.enabled:
@@ -748,7 +813,11 @@ class SceneEngine:
         trace["finished"] = iso_utc(self.clock.time())
         rt.traces.append(trace)
         if store:
-            self.trace_storage.set(rt.id, list(rt.traces)[-TRACES_STORED:])
+            set_deferred = getattr(self.trace_storage, "set_deferred", None)
+            if set_deferred is not None:  # see _save
+                set_deferred(rt.id, lambda: list(rt.traces)[-TRACES_STORED:])
+            else:
+                self.trace_storage.set(rt.id, list(rt.traces)[-TRACES_STORED:])
         self.hub.bus.publish(SceneRan(self.clock.time(), rt.id, trace))
 
     async def _run(self, rt: SceneRuntime, ctx: TriggerContext, trace: dict[str, Any]) -> None:

@@ -98,6 +98,7 @@ def demo_config(house: House, options: DemoOptions, timezone: str) -> Config:
         "tags": house.tags(),
         # No radio and no multicast in the demo: the BLE thermometers arrive through the BLE-to-MQTT
         # gateway path (ble_mqtt), and nothing announces or browses mDNS.
+        "mdns": {"enabled": False},
         "adapters": {"ble": {"enabled": False}, "mdns": {"enabled": False}},
     }).model_copy(update={"source": "<hearth demo>"})
 

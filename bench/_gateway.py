@@ -1,0 +1,346 @@
+"""The gateway under benchmark: its config for the simulated house, the bridge's announcement, and the
+gateway itself, in this process (``InProcessGateway``) or as a process of its own (``GatewayProcess``).
+
+``python -m bench._gateway CONFIG`` is ``hearth run --config CONFIG`` with two additions for the latency
+benchmark: it records the garbage collector's pauses (``gc.callbacks``) and prints them when it stops,
+and ``--no-gc-freeze`` undoes the gateway's ``gc.freeze()`` after start-up (to measure what it buys).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import io
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from bench._broker import HOST
+from gateway.sim import House
+from gateway.sim.house import BASE_TOPIC
+
+BENCH_DIR = Path(__file__).resolve().parent
+_READY_TIMEOUT_S = 60.0
+_STOP_TIMEOUT_S = 30.0
+_ANNOUNCE_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a TOML basic string (ASCII, escapes alike)
+
+
+def config_text(*, broker_port: int, data_dir: Path, house: House, api_port: int = 0,
+                profiles: tuple[str, ...] = ("energy-saving", "elderly-monitoring"),
+                extra_tags: dict[str, list[str]] | None = None, extra_areas: dict[str, str] | None = None,
+                manual_override_min: float | None = None,
+                profile_dirs: tuple[Path, ...] = (), api: bool = True, commit_interval_s: float | None = None) -> str:
+    """A config.toml for ``house`` on the bench broker: both shipped profiles, areas and tags of the house."""
+    lines = [
+        "[gateway]", 'log_level = "warning"', f"data_dir = {_toml_str(str(data_dir))}", "",
+        "[mqtt]", f'host = "{HOST}"', f"port = {broker_port}", "",
+        "[api]", f"enabled = {'true' if api else 'false'}", f'host = "{HOST}"', f"port = {api_port}", "",
+        "[store]", *([f"commit_interval_s = {commit_interval_s}"] if commit_interval_s else []), "",
+        # No Bluetooth radio on a bench machine: the adapter would only retry (and log) all along.
+        "[adapters.ble]", "enabled = false", "",
+        # No multicast from benchmarks (this machine's rule): mDNS off.
+        "[mdns]", "enabled = false", "",
+        "[scenes]",
+    ]
+    if manual_override_min is not None:
+        lines.append(f"manual_override_min = {manual_override_min}")
+    if profile_dirs:
+        lines.append("profile_dirs = [" + ", ".join(_toml_str(str(p)) for p in profile_dirs) + "]")
+    lines.append("")
+    for name in profiles:
+        lines += ["[[profiles]]", f"use = {_toml_str(name)}"]
+        if name == "elderly-monitoring":
+            lines.append('params = { contacts = ["log"] }')
+        lines.append("")
+    lines.append("[areas]")
+    areas = {**house.areas(), **(extra_areas or {})}
+    lines += [f"{_toml_str(device_id)} = {_toml_str(area)}" for device_id, area in areas.items()]
+    tags = house.tags()
+    for device_id, extra in (extra_tags or {}).items():
+        tags[device_id] = [*tags.get(device_id, []), *extra]
+    lines += ["", "[tags]"]
+    lines += [f"{_toml_str(device_id)} = [{', '.join(_toml_str(t) for t in t_list)}]"
+              for device_id, t_list in tags.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_config(path: Path, **kwargs: Any) -> Path:
+    path.write_text(config_text(**kwargs), encoding="utf-8")
+    return path
+
+
+def announce(broker_port: int, house: House, *, states: bool = True) -> None:
+    """Play the bridge: bridge/state and bridge/devices (retained), then one state per device (retained,
+    as Zigbee2MQTT does), so that a gateway starting now or later knows all of them."""
+    from gateway.sim.stream import state_payload
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-bridge-{os.getpid()}")
+    client.connect(HOST, broker_port, keepalive=60)
+    client.loop_start()
+    try:
+        infos = [client.publish(f"{BASE_TOPIC}/bridge/state", b'{"state":"online"}', qos=1, retain=True),
+                 client.publish(f"{BASE_TOPIC}/bridge/devices", orjson.dumps(house.bridge_devices()), qos=1,
+                                retain=True)]
+        if states:
+            import random
+
+            rng = random.Random(0)
+            for device in house.zigbee:
+                payload = state_payload(device, 0, rng)
+                if device.kind == "light":
+                    payload["state"] = "OFF"  # every light starts off (the latency probe relies on it)
+                infos.append(client.publish(device.topic, orjson.dumps(payload), qos=1, retain=True))
+        for info in infos:
+            info.wait_for_publish(_ANNOUNCE_TIMEOUT_S)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+class InProcessGateway:
+    """``async with InProcessGateway(config) as gw:`` runs ``Gateway(config).run()`` as a task of this loop."""
+
+    def __init__(self, config_path: Path) -> None:
+        from gateway.config import load_config
+
+        self.config = load_config(config_path)
+        self.gateway: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Any:
+        from gateway.app import Gateway
+
+        self.gateway = Gateway(self.config, out=io.StringIO())
+        self._task = asyncio.get_running_loop().create_task(
+            self.gateway.run(install_signal_handlers=False), name="bench:gateway")
+        ready = asyncio.ensure_future(self.gateway.ready.wait())
+        done, _ = await asyncio.wait({ready, self._task}, timeout=_READY_TIMEOUT_S,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if ready not in done:
+            ready.cancel()
+            await self.__aexit__(None, None, None)
+            raise RuntimeError("the gateway did not become ready")
+        return self.gateway
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.gateway is not None:
+            self.gateway.request_stop()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, _STOP_TIMEOUT_S)
+            self._task = None
+
+
+async def wait_for_devices(gateway: Any, count: int, timeout_s: float = _ANNOUNCE_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while len(gateway.hub.devices) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the gateway knows {len(gateway.hub.devices)} devices, not {count}")
+        await asyncio.sleep(0.05)
+
+
+class GatewayProcess:
+    """A gateway in a process of its own: ``hearth run`` (default) or ``python -m bench._gateway``."""
+
+    def __init__(self, config_path: Path, data_dir: Path, *, wrapper: bool = False,
+                 wrapper_args: tuple[str, ...] = ()) -> None:
+        self.config_path = config_path
+        self.data_dir = data_dir
+        if wrapper:
+            self.argv = [sys.executable, "-m", "bench._gateway", str(config_path), *wrapper_args]
+        else:
+            self.argv = [str(Path(sys.executable).parent / "hearth"), "run", "--config", str(config_path)]
+        self.proc: subprocess.Popen[str] | None = None
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        self.token: str | None = None
+        self.api_url: str | None = None
+        self.started_at = 0.0
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> None:
+        env = dict(os.environ, HEARTH_DATA_DIR=str(self.data_dir), PYTHONUNBUFFERED="1")
+        self.started_at = time.perf_counter()
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env=env, stdin=subprocess.DEVNULL)
+        threading.Thread(target=self._read, args=(self.proc,), name="bench-gateway-output", daemon=True).start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.lines.put(line)
+
+    def wait_for_line(self, pattern: str, timeout_s: float = _READY_TIMEOUT_S) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.01)
+            except queue.Empty:
+                if self.proc is not None and self.proc.poll() is not None and self.lines.empty():
+                    break
+                continue
+            self.output.append(line)
+            token = re.search(r"API token .*: (hth_\S+)", line)
+            if token:
+                self.token = token.group(1)
+            url = re.search(r"ready: API at (http://\S+),", line)
+            if url:
+                self.api_url = url.group(1)
+            if re.search(pattern, line):
+                return line
+        raise RuntimeError(f"no line matching {pattern!r} from the gateway; its output:\n{''.join(self.output)}")
+
+    def wait_ready(self, timeout_s: float = _READY_TIMEOUT_S) -> None:
+        self.wait_for_line(r"ready: API at", timeout_s)
+
+    def get(self, path: str, timeout_s: float = 10.0) -> tuple[int, Any]:
+        assert self.api_url is not None
+        request = urllib.request.Request(self.api_url + path)
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                return response.status, orjson.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, None
+
+    def device_count(self) -> int:
+        status, body = self.get("/api/devices")
+        if status != 200:
+            return -1
+        return len(body["devices"] if isinstance(body, dict) else body)
+
+    def wait_devices(self, count: int, timeout_s: float = _ANNOUNCE_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.device_count() < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the gateway did not learn {count} devices in {timeout_s:g} s")
+            time.sleep(0.1)
+
+    def stop(self) -> str:
+        """SIGTERM, wait; returns everything it printed."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=_STOP_TIMEOUT_S)
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            try:
+                self.output.append(self.lines.get(timeout=0.05))
+            except queue.Empty:
+                if self.proc is None or self.proc.poll() is not None:
+                    break
+        return "".join(self.output)
+
+    def __enter__(self) -> GatewayProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------------------------- the wrapper
+
+
+class GcPauses:
+    """Every collection's duration, from gc.callbacks: (generation, seconds)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._started))
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for gen in (0, 1, 2):
+            times = [t for g, t in self.pauses if g == gen]
+            out[f"gen{gen}"] = {"count": len(times), "max_ms": round(max(times, default=0) * 1000, 3),
+                                "total_ms": round(sum(times) * 1000, 3)}
+        return out
+
+
+def _wrapper_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="hearth run, with GC pauses recorded (bench only)")
+    parser.add_argument("config")
+    parser.add_argument("--no-gc-freeze", action="store_true")
+    parser.add_argument("--switch-interval-ms", type=float, help="sys.setswitchinterval (experiments)")
+    args = parser.parse_args(argv)
+    if args.switch_interval_ms:
+        sys.setswitchinterval(args.switch_interval_ms / 1000)
+
+    from gateway.app import GC_SETTLE_S, Gateway
+    from gateway.cli import _setup_logging
+    from gateway.config import load_config
+
+    config = load_config(args.config)
+    _setup_logging(config.gateway.log_level)
+    pauses = GcPauses()
+
+    async def run() -> None:
+        gateway = Gateway(config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, gateway.request_stop)
+        task = loop.create_task(gateway.run(install_signal_handlers=False), name="gateway")
+        await gateway.ready.wait()
+        if args.no_gc_freeze:
+            gc.unfreeze()
+        print(f"gc: frozen {gc.get_freeze_count()} objects at ready", flush=True)
+        if not args.no_gc_freeze:
+            await asyncio.wait({task}, timeout=GC_SETTLE_S + 0.5)
+        print(f"gc: frozen {gc.get_freeze_count()} objects after start-up", flush=True)
+        gc.callbacks.append(pauses)
+        await task
+
+    asyncio.run(run())
+    gc.callbacks.remove(pauses)
+    print("gc-pauses: " + json.dumps(pauses.summary()), flush=True)
+    return 0
+
+
+def parse_gc_pauses(output: str) -> dict[str, Any] | None:
+    match = re.search(r"^gc-pauses: (\{.*\})$", output, re.MULTILINE)
+    return json.loads(match.group(1)) if match else None
+
+
+if __name__ == "__main__":
+    raise SystemExit(_wrapper_main())

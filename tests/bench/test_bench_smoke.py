@@ -1,0 +1,61 @@
+"""Each benchmark runs end to end with a tiny workload and prints its one-line result.
+
+No timed assertions: the figures are noise at this size (and on a shared machine at any size); what is
+checked is that the machinery works and the last line has the documented shape.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# name: <number> <unit...>, ratio <number> vs baseline
+LAST_LINE = re.compile(r"^(?P<name>\w+): (?P<value>[\d,.]+) [^,]+, ratio (?P<ratio>[\d.]+|nan) vs baseline$")
+
+pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
+
+
+def run_bench(name: str, *args: str, timeout_s: float = 110) -> str:
+    result = subprocess.run([sys.executable, "-m", f"bench.{name}", *args], cwd=ROOT, capture_output=True,
+                            text=True, timeout=timeout_s)
+    assert result.returncode == 0, result.stdout + result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    match = LAST_LINE.match(last)
+    assert match is not None, f"last line {last!r} is not 'name: value unit, ratio R vs baseline'"
+    assert match["name"] == name
+    return result.stdout
+
+
+def test_ingest() -> None:
+    out = run_bench("ingest", "--messages", "2000", "--rounds", "1", "--paced-seconds", "1", "--rate", "200")
+    assert "lost 0 (target: 0)" in out
+
+
+def test_latency() -> None:
+    # --no-gc-freeze: no waiting for the gateway's second freeze, 20 s after start-up.
+    out = run_bench("latency", "--probes", "5", "--rate", "200", "--no-gc-freeze")
+    assert re.search(r"gateway, loaded: .*\(5 probes, lost 0\)", out), out
+
+
+def test_memory() -> None:
+    out = run_bench("memory", "--load-seconds", "2", "--rate", "200")
+    assert "steady" in out and "import only" in out
+
+
+def test_startup() -> None:
+    out = run_bench("startup", "--rounds", "1")
+    assert "1000 stored devices listed" in out
+
+
+def test_store() -> None:
+    out = run_bench("store", "--seconds", "2", "--rate", "200", "--messages", "2000")
+    assert "commits/min" in out
+
+
+def test_mqtt_client() -> None:
+    run_bench("mqtt_client", "--messages", "2000", "--rounds", "1")
