@@ -58,9 +58,11 @@ __all__ = [
     "TomlLocator",
     "Unsubscribe",
     "Update",
+    "apply_decoded",
     "capabilities",
     "capability",
     "iso_utc",
+    "publish_command",
     "register_capability",
 ]
 
@@ -127,6 +129,49 @@ class AdapterContext(Protocol):
 
     def create_task(self, coro: Coroutine[Any, Any, Any], name: str) -> Any:
         """Run a background task owned by this adapter; if it fails, the adapter is restarted."""
+
+
+def apply_decoded(ctx: AdapterContext, decoded: Any) -> None:
+    """Hand what a codec made of a message to the gateway, in the order that keeps it consistent:
+    new devices, removed ones, values, events, availability, then problems (and debug notes).
+
+    ``decoded`` is any object with some of the lists ``upserts``, ``removals``, ``updates``, ``events``,
+    ``availability`` (``(device_id, available)`` pairs), ``problems`` and ``notes``: every codec's result
+    type has these, and adding a field to one codec does not need a change here.
+    """
+    for info in getattr(decoded, "upserts", ()):
+        ctx.upsert_device(info)
+    for device_id in getattr(decoded, "removals", ()):
+        ctx.remove_device(device_id)
+    updates = getattr(decoded, "updates", None)
+    if updates:
+        ctx.push(updates)
+    for event in getattr(decoded, "events", ()):
+        ctx.push_event(event)
+    for device_id, available in getattr(decoded, "availability", ()):
+        ctx.set_available(device_id, available)
+    for problem in getattr(decoded, "problems", ()):
+        ctx.report_bad_input(problem)
+    for note in getattr(decoded, "notes", ()):
+        ctx.log.debug("%s", note)
+
+
+def publish_command(
+    ctx: AdapterContext | None,
+    adapter: str,
+    encode: Callable[[Command], tuple[str, bytes | str]],
+    command: Command,
+) -> CommandResult:
+    """The usual ``execute`` of an MQTT adapter: encode, publish, and say "sent" (the hub then confirms
+    from the state the device reports), or why not."""
+    if ctx is None or ctx.mqtt is None:
+        return CommandResult("failed", f"the {adapter} adapter is not running")
+    try:
+        topic, payload = encode(command)
+    except CodecError as err:
+        return CommandResult("rejected", str(err))
+    ctx.mqtt.publish(topic, payload)
+    return CommandResult("sent", f"published to {topic}")
 
 
 @runtime_checkable

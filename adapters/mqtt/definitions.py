@@ -36,6 +36,7 @@ from gateway.sdk import (
     ConfigProblem,
     HearthError,
     Unsubscribe,
+    apply_decoded,
 )
 
 __all__ = ["DefinitionsAdapter", "DefinitionsConfig", "DeviceEntry"]
@@ -190,14 +191,7 @@ class DefinitionsAdapter:
         ctx = self._ctx
         if ctx is None:
             return
-        for info in decoded.upserts:
-            ctx.upsert_device(info)
-        if decoded.updates:
-            ctx.push(decoded.updates)
-        for device_id, available in decoded.availability:
-            ctx.set_available(device_id, available)
-        for problem in decoded.problems:
-            ctx.report_bad_input(problem)
+        apply_decoded(ctx, decoded)
         if decoded.natives_changed and self._codec is not None:
             ctx.storage.set(STORAGE_KEY, self._codec.remembered())
 

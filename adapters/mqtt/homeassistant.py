@@ -25,6 +25,7 @@ from gateway.sdk import (
     CommandResult,
     HearthError,
     Unsubscribe,
+    apply_decoded,
 )
 
 __all__ = ["HomeAssistantDiscoveryAdapter", "HomeAssistantDiscoveryConfig"]
@@ -132,23 +133,8 @@ class HomeAssistantDiscoveryAdapter:
         return self._ctx is not None and self._ctx.device(device_id) is not None
 
     def _apply(self, decoded: Decoded) -> None:
-        ctx = self._ctx
-        if ctx is None:
-            return
-        for info in decoded.upserts:
-            ctx.upsert_device(info)
-        for device_id in decoded.removals:
-            ctx.remove_device(device_id)
-        if decoded.updates:
-            ctx.push(decoded.updates)
-        for event in decoded.events:
-            ctx.push_event(event)
-        for device_id, available in decoded.availability:
-            ctx.set_available(device_id, available)
-        for problem in decoded.problems:
-            ctx.report_bad_input(problem)
-        for note in decoded.notes:
-            ctx.log.debug("%s", note)
+        if self._ctx is not None:
+            apply_decoded(self._ctx, decoded)
 
     def _sync_subscriptions(self) -> None:
         ctx, codec = self._ctx, self._codec

@@ -16,11 +16,12 @@ from adapters.mqtt.homie_codec import Decoded, HomieCodec
 from gateway.sdk import (
     AdapterContext,
     AdapterNotReadyError,
-    CodecError,
     Command,
     CommandResult,
     HearthError,
     Unsubscribe,
+    apply_decoded,
+    publish_command,
 )
 
 __all__ = ["HomieAdapter", "HomieConfig"]
@@ -85,16 +86,12 @@ class HomieAdapter:
             unsubscribe()
 
     async def execute(self, command: Command) -> CommandResult:
-        ctx, codec = self._ctx, self._codec
-        if ctx is None or codec is None or ctx.mqtt is None:
+        codec = self._codec
+        if codec is None:
             return CommandResult("failed", "the homie adapter is not running")
-        try:
-            topic, payload = codec.encode(command)
-        except CodecError as err:
-            return CommandResult("rejected", str(err))
-        # Not retained (the convention): a retained /set would replay the command on every reconnect.
-        ctx.mqtt.publish(topic, payload, retain=False)
-        return CommandResult("sent", f"published to {topic}")
+        # Not retained (the convention, and publish_command's default): a retained /set would replay the
+        # command on every reconnect.
+        return publish_command(self._ctx, "homie", codec.encode, command)
 
     def _on_message(self, topic: str, payload: bytes, retain: bool) -> None:
         ctx, codec = self._ctx, self._codec
@@ -107,18 +104,5 @@ class HomieAdapter:
             ctx.report_bad_input(f"homie: could not handle {topic!r}: {err!r}")
 
     def _apply(self, decoded: Decoded) -> None:
-        ctx = self._ctx
-        if ctx is None:
-            return
-        for info in decoded.upserts:
-            ctx.upsert_device(info)
-        for device_id in decoded.removals:
-            ctx.remove_device(device_id)
-        if decoded.updates:
-            ctx.push(decoded.updates)
-        for device_id, available in decoded.availability:
-            ctx.set_available(device_id, available)
-        for problem in decoded.problems:
-            ctx.report_bad_input(problem)
-        for note in decoded.notes:
-            ctx.log.debug("%s", note)
+        if self._ctx is not None:
+            apply_decoded(self._ctx, decoded)

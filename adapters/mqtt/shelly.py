@@ -26,6 +26,7 @@ from gateway.sdk import (
     CommandResult,
     HearthError,
     Unsubscribe,
+    apply_decoded,
 )
 
 __all__ = ["REPLY_TIMEOUT_S", "ShellyMqttAdapter", "ShellyMqttConfig"]
@@ -217,18 +218,7 @@ class ShellyMqttAdapter:
         if ctx is None or codec is None:
             return
         codec.after_upserts(decoded)
-        for info in decoded.upserts:
-            ctx.upsert_device(info)
-        for device_id in decoded.removals:
-            ctx.remove_device(device_id)
-        if decoded.updates:
-            ctx.push(decoded.updates)
-        for event in decoded.events:
-            ctx.push_event(event)
-        for device_id, available in decoded.availability:
-            ctx.set_available(device_id, available)
-        for problem in decoded.problems:
-            ctx.report_bad_input(problem)
+        apply_decoded(ctx, decoded)
 
     def __repr__(self) -> str:
         return f"<ShellyMqttAdapter src={self._src!r} running={bool(self._unsubscribes)}>"

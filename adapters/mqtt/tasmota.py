@@ -16,11 +16,12 @@ from adapters.mqtt.tasmota_codec import DEFAULT_FULL_TOPIC, Decoded, TasmotaCode
 from gateway.sdk import (
     AdapterContext,
     AdapterNotReadyError,
-    CodecError,
     Command,
     CommandResult,
     HearthError,
     Unsubscribe,
+    apply_decoded,
+    publish_command,
 )
 
 __all__ = ["TasmotaAdapter", "TasmotaConfig"]
@@ -89,15 +90,10 @@ class TasmotaAdapter:
             unsubscribe()
 
     async def execute(self, command: Command) -> CommandResult:
-        ctx, codec = self._ctx, self._codec
-        if ctx is None or codec is None or ctx.mqtt is None:
+        codec = self._codec
+        if codec is None:
             return CommandResult("failed", "the tasmota adapter is not running")
-        try:
-            topic, payload = codec.encode(command)
-        except CodecError as err:
-            return CommandResult("rejected", str(err))
-        ctx.mqtt.publish(topic, payload)
-        return CommandResult("sent", f"published to {topic}")
+        return publish_command(self._ctx, "tasmota", codec.encode, command)
 
     # -- the hot path
 
@@ -116,19 +112,8 @@ class TasmotaAdapter:
             ctx.report_bad_input(f"tasmota: could not handle {topic!r}: {err!r}")
 
     def _apply(self, decoded: Decoded) -> None:
-        ctx = self._ctx
-        if ctx is None:
-            return
-        for info in decoded.upserts:
-            ctx.upsert_device(info)
-        for device_id in decoded.removals:
-            ctx.remove_device(device_id)
-        if decoded.updates:
-            ctx.push(decoded.updates)
-        for device_id, available in decoded.availability:
-            ctx.set_available(device_id, available)
-        for problem in decoded.problems:
-            ctx.report_bad_input(problem)
+        if self._ctx is not None:
+            apply_decoded(self._ctx, decoded)
 
     def _sync_subscriptions(self) -> None:
         ctx, codec = self._ctx, self._codec

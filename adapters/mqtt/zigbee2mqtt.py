@@ -17,11 +17,12 @@ from adapters.mqtt.z2m_codec import Decoded, Zigbee2MqttCodec
 from gateway.sdk import (
     AdapterContext,
     AdapterNotReadyError,
-    CodecError,
     Command,
     CommandResult,
     HearthError,
     Unsubscribe,
+    apply_decoded,
+    publish_command,
 )
 
 __all__ = ["Zigbee2MqttAdapter", "Zigbee2MqttConfig"]
@@ -89,15 +90,10 @@ class Zigbee2MqttAdapter:
             unsubscribe()
 
     async def execute(self, command: Command) -> CommandResult:
-        ctx, codec = self._ctx, self._codec
-        if ctx is None or codec is None or ctx.mqtt is None:
+        codec = self._codec
+        if codec is None:
             return CommandResult("failed", "the zigbee2mqtt adapter is not running")
-        try:
-            topic, payload = codec.encode(command)
-        except CodecError as err:
-            return CommandResult("rejected", str(err))
-        ctx.mqtt.publish(topic, payload)
-        return CommandResult("sent", f"published to {topic}")
+        return publish_command(self._ctx, "zigbee2mqtt", codec.encode, command)
 
     # -- the hot path: called on the event loop for every message under <base>/#
 
@@ -117,18 +113,7 @@ class Zigbee2MqttAdapter:
         ctx = self._ctx
         if ctx is None:
             return
-        for info in decoded.upserts:
-            ctx.upsert_device(info)
-        for device_id in decoded.removals:
-            ctx.remove_device(device_id)
-        if decoded.updates:
-            ctx.push(decoded.updates)
-        for event in decoded.events:
-            ctx.push_event(event)
-        for device_id, available in decoded.availability:
-            ctx.set_available(device_id, available)
-        for problem in decoded.problems:
-            ctx.report_bad_input(problem)
+        apply_decoded(ctx, decoded)
         if decoded.definitions_changed and self._codec is not None:
             ctx.storage.set(STORAGE_KEY, self._codec.definitions())
 
