@@ -45,6 +45,11 @@ __all__ = ["Store"]
 
 log = logging.getLogger("hearth.store")
 
+# Radio diagnostics change with nearly every message (link quality, signal strength, last seen): their
+# current value is kept, but a history of them would be a third of all rows written to an SD card
+# (measured by bench/ingest.py) for a chart nobody reads. `online` keeps its history.
+NO_HISTORY_CONNECTIVITY = frozenset({"lqi", "rssi_dbm", "last_seen"})
+
 T = TypeVar("T")
 
 # Another process (a backup script, `sqlite3` in a shell) may hold the write lock for a moment: wait for
@@ -402,9 +407,11 @@ class Store:
 
     def _on_state_changed(self, event: StateChanged) -> None:
         # Called for every state change in the house: two dict/list operations and nothing else.
-        # The event is frozen, so keeping a reference is keeping the value.
+        # Events are never changed after publishing, so keeping a reference is keeping the value.
         pending = self._pending
         pending.state[(event.device_id, event.component, event.capability, event.attribute)] = event
+        if event.capability == "connectivity" and event.attribute in NO_HISTORY_CONNECTIVITY:
+            return
         pending.history.append((event.t, event.device_id, event.component, event.capability, event.attribute,
                                 event.new))
 

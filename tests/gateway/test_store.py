@@ -573,3 +573,19 @@ async def test_shutdown_during_a_failing_commit_loses_nothing(tmp_path: Path, mo
 async def test_kv_needs_an_open_store(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="not open"):
         Store(tmp_path / "hearth.db", SimulatedClock(START)).kv("x")
+
+
+async def test_radio_diagnostics_keep_their_state_but_not_a_history(tmp_path: Path) -> None:
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    async with Store(path, clock, commit_interval_s=5.0) as store:
+        store.attach(hub)
+        for i in range(20):
+            hub.apply([Update(MISC.id, "main", "connectivity", "last_seen", f"2024-01-02T03:04:{i:02d}Z"),
+                       Update(SENSOR.id, "main", "temperature", "celsius", 20 + i / 10)])
+        await store.flush()
+    history = dict(db_rows(path, "SELECT capability, count(*) FROM history GROUP BY capability"))
+    assert "connectivity" not in history
+    assert history["temperature"] >= 20
+    assert db_rows(path, "SELECT value FROM state WHERE capability = 'connectivity'") == [('"2024-01-02T03:04:19Z"',)]
