@@ -10,21 +10,23 @@ passed in, so a seeded run is reproducible.
 from __future__ import annotations
 
 import random
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 __all__ = ["Appliance", "Fridge", "Kettle", "Load", "Tv", "WashingMachine", "load_for"]
 
 
-class Load:
+class Load(ABC):
     """A load on a plug. ``watts(now)`` is what it draws with the relay on (the plug reports 0 when off)."""
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
 
+    @abstractmethod
     def watts(self, now: float) -> float:
-        raise NotImplementedError
+        """What the load draws at ``now`` (epoch seconds) with the relay on."""
 
-    def relay_changed(self, on: bool, now: float) -> None:
+    def relay_changed(self, on: bool, now: float) -> None:  # noqa: B027 - optional hook, most loads ignore it
         """The plug's relay was switched (by the resident, a scene, the UI)."""
 
 
