@@ -95,9 +95,7 @@ class Gateway:
         targets = notify_targets(config)
         loop = asyncio.get_running_loop()
         if install_signal_handlers:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, self.request_stop)
+            stop_on_signals(self.request_stop)
 
         data_dir = config.data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -215,13 +213,16 @@ async def _freeze_when_settled() -> None:
     log.debug("gc: %d objects frozen after start-up", gc.get_freeze_count())
 
 
+def stop_on_signals(callback: Callable[[], None]) -> None:
+    """Call ``callback`` on SIGTERM or SIGINT (systemd's stop, Ctrl-C). Where the running loop cannot
+    take signal handlers (Windows' loops, a loop outside the main thread) the default handling stays."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, callback)
+
+
 async def _cancel(task: asyncio.Task[Any]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-def run_gateway(config: Config, *, on_ready: Callable[[Gateway], None] | None = None) -> int:
-    gateway = Gateway(config)
-    asyncio.run(gateway.run())
-    return 0

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import signal
 from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
 
+from gateway.app import stop_on_signals
 from gateway.clock import SystemClock, iso_utc
 from gateway.config import MqttSection
 
@@ -48,10 +48,7 @@ async def capture(
     clock = SystemClock()
     done = asyncio.Event()
     count = 0
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, done.set)
+    stop_on_signals(done.set)
     # A capture client must not announce itself as the gateway: no birth/LWT on the status topic.
     settings = settings.model_copy(update={"status_topic": ""})
     with out_path.open("ab") as file:

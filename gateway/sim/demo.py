@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import time as _time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -126,7 +125,7 @@ def _fresh_database(path: Path) -> None:
 
 
 async def run_demo(options: DemoOptions, out: TextIO) -> int:
-    from gateway.app import Gateway
+    from gateway.app import Gateway, stop_on_signals
     from gateway.clock import ScaledClock
     from gateway.sim.live import LiveSimulation, SimPublisher
     from gateway.sim.model import HouseModel
@@ -142,10 +141,7 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
     clock = ScaledClock(options.speed, start_epoch(options.start, tz))
     gateway = Gateway(config, clock=clock, out=out)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(stop.set)
 
     def say(line: str) -> None:
         print(line, file=out, flush=True)
