@@ -8,10 +8,10 @@ for ``--load-seconds``; RSS and PSS are sampled every 0.5 s over the second half
 VmRSS, /proc/<pid>/smaps_rollup Pss): steady = their median, peak = VmHWM at the end.
 
 Baseline (same run): a fresh interpreter that only imports what the gateway imports (the CLI, the runtime
-modules ``Gateway.run`` imports, every adapter entry point); its RSS over the gateway's steady RSS is the
-import-time share. The same process reports which optional dependencies that import pulled in (they must
-load lazily: bleak only when Bluetooth is used, zeroconf for mDNS, amqtt for the embedded broker), and the
-gateway's /proc/<pid>/maps shows which of their compiled modules the running gateway loaded.
+modules ``Gateway.run`` imports, the entry points of the adapters the config enables); its RSS over the
+gateway's steady RSS is the import-time share. The same process reports which optional dependencies that
+import pulled in (they must load lazily: bleak only when Bluetooth is used, zeroconf for mDNS, amqtt for the
+embedded broker), and the gateway's /proc/<pid>/maps shows which of their compiled modules the running gateway loaded.
 Last line: ``memory: <steady RSS> MB steady RSS, ratio <R> vs baseline`` (R = steady RSS / import-only RSS).
 """
 
@@ -44,7 +44,7 @@ import gateway.cli, gateway.app
 import gateway.api.app, gateway.api.auth, gateway.api.scenes, gateway.scenes.engine, gateway.scenes.notify
 import gateway.scenes.setup, gateway.store, gateway.mqtt
 from gateway.supervisor import discover_adapters
-discover_adapters()
+discover_adapters(lambda name: name != "ble")  # the adapters the bench config enables (no Bluetooth here)
 rss = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:"))
 print(json.dumps({"rss_kb": rss, "loaded": [m for m in OPTIONAL if m in sys.modules],
                   "modules": len(sys.modules)}))

@@ -30,10 +30,11 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gateway.app import Gateway
+    from gateway.app import Gateway, tune_malloc
 
     config = _load(args.config)
     _setup_logging(config.gateway.log_level)
+    tune_malloc()
     asyncio.run(Gateway(config).run())
     return 0
 

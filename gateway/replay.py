@@ -171,7 +171,7 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
         InputRejected, lambda e: errors.append({"t": iso_utc(e.t), "source": e.source, "message": e.message})
     )
     mqtt = ReplayMqtt(clock)
-    classes = {n: c for n, c in discover_adapters().items() if config.adapter_enabled(n)}
+    classes = discover_adapters(config.adapter_enabled)
     unhandled: set[str] = set()
     actions: list[dict[str, Any]] = []
     alerts: list[dict[str, Any]] = []

@@ -44,13 +44,17 @@ class AdapterLoadError(HearthError):
     pass
 
 
-def discover_adapters() -> dict[str, type[Any]]:
+def discover_adapters(enabled: Callable[[str], bool] | None = None) -> dict[str, type[Any]]:
     """Adapter classes registered under ``hearth.adapters``, by entry-point name.
 
-    A plugin that fails to import is logged and left out, never allowed to stop the gateway.
+    With ``enabled``, only the adapters it accepts are imported: a disabled adapter's module (and what it
+    imports: BLE decoders for ``ble``, say) is never loaded. A plugin that fails to import is logged and left
+    out, never allowed to stop the gateway.
     """
     found: dict[str, type[Any]] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if enabled is not None and not enabled(ep.name):
+            continue
         try:
             found[ep.name] = ep.load()
         except Exception:

@@ -22,15 +22,18 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import secrets
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from adapters.mdns.discovery import BROWSED_TYPES, DiscoveryRegistry, ServiceRecord
-from adapters.shelly.codec import Decoded
-from adapters.shelly.http import POLL_INTERVAL_S, REQUEST_TIMEOUT_S, ShellyHttpDevice, parse_host
+from adapters.shelly.hosts import POLL_INTERVAL_S, REQUEST_TIMEOUT_S, parse_host
 from gateway.sdk import AdapterContext, Command, CommandResult, HearthError
+
+if TYPE_CHECKING:
+    from adapters.mdns.discovery import DiscoveryRegistry, ServiceRecord
+    from adapters.shelly.codec import Decoded
+    from adapters.shelly.http import ShellyHttpDevice
 
 __all__ = ["MdnsAdapter", "MdnsAdapterConfig"]
 
@@ -90,7 +93,7 @@ class MdnsAdapter:
     config_model: ClassVar[type[BaseModel]] = MdnsAdapterConfig
 
     def __init__(self) -> None:
-        self.registry = DiscoveryRegistry()
+        self._registry: DiscoveryRegistry | None = None
         self._ctx: AdapterContext | None = None
         self._config = MdnsAdapterConfig()
         self._session: aiohttp.ClientSession | None = None
@@ -107,6 +110,16 @@ class MdnsAdapter:
 
     async def __aenter__(self) -> MdnsAdapter:
         return self
+
+    @property
+    def registry(self) -> DiscoveryRegistry:
+        if self._registry is None:
+            # Imported with the first service seen, not at start: without mDNS (the default with [mdns] off)
+            # the registry and the Shelly codec it uses are never loaded (bench/memory.py).
+            from adapters.mdns.discovery import DiscoveryRegistry
+
+            self._registry = DiscoveryRegistry()
+        return self._registry
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
@@ -157,10 +170,13 @@ class MdnsAdapter:
             device = self._new_device(host, port, None)
             if device is not None:
                 self._configured.add(id(device))
+        browsing = "no mDNS service (discovery off)"
         if mdns is not None:
+            from adapters.mdns.discovery import BROWSED_TYPES  # only with mDNS, see registry
+
             self._unsubscribe = mdns.browse(BROWSED_TYPES, self._on_service)
-        ctx.log.info("mdns: %s; %d Shelly host(s) configured", "browsing " + ", ".join(BROWSED_TYPES)
-                     if mdns is not None else "no mDNS service (discovery off)", len(config.shelly_hosts))
+            browsing = "browsing " + ", ".join(BROWSED_TYPES)
+        ctx.log.info("mdns: %s; %d Shelly host(s) configured", browsing, len(config.shelly_hosts))
 
     async def stop(self) -> None:
         unsubscribe, self._unsubscribe = self._unsubscribe, None
@@ -187,7 +203,9 @@ class MdnsAdapter:
 
     def discovered(self) -> list[dict[str, Any]]:
         """``GET /api/discovered``: every device seen over mDNS, with the state of its connection if any."""
-        out = self.registry.as_list()
+        if self._registry is None:
+            return []  # nothing seen yet
+        out = self._registry.as_list()
         for item in out:
             device = self._by_device.get(item["device_id"]) if item["device_id"] else None
             if device is not None:
@@ -251,6 +269,10 @@ class MdnsAdapter:
         ctx = self._ctx
         if ctx is None or self._session is None or not self._live:
             return None  # no HTTP (replay) or records of a capture: list, do not dial
+        # Imported with the first Shelly to talk to (a configured host, or one discovered): a house without
+        # Shellys on HTTP never loads the transport, its digest auth and the Shelly codec (bench/memory.py).
+        from adapters.shelly.http import ShellyHttpDevice
+
         device = ShellyHttpDevice(
             self._session, host, port, src=self._src, clock=ctx.clock,
             # The closure reads `device` when called, after it is bound below.
@@ -319,7 +341,8 @@ class MdnsAdapter:
         return await device.execute(command)
 
     def __repr__(self) -> str:
-        return f"<MdnsAdapter discovered={len(self.registry.entries)} shellys={len(self._devices)}>"
+        discovered = len(self._registry.entries) if self._registry is not None else 0
+        return f"<MdnsAdapter discovered={discovered} shellys={len(self._devices)}>"
 
 
 def _rank_addresses(addresses: tuple[str, ...]) -> list[str]:

@@ -70,7 +70,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from adapters.mqtt.ha_codec import UNIT_FACTORS
+from adapters.mqtt.units import UNIT_FACTORS
 from gateway.sdk import ArgSpec, AttributeSpec, ConfigError, ConfigProblem, TomlLocator, capabilities, capability
 
 __all__ = [

@@ -12,11 +12,10 @@ the ``skip_native`` option.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from adapters.mqtt.ha_codec import DEFAULT_SKIP_NATIVE, Decoded, HomeAssistantCodec
 from gateway.sdk import (
     AdapterContext,
     AdapterNotReadyError,
@@ -28,8 +27,12 @@ from gateway.sdk import (
     apply_decoded,
 )
 
+if TYPE_CHECKING:
+    from adapters.mqtt.ha_codec import Decoded, HomeAssistantCodec
+
 __all__ = ["HomeAssistantDiscoveryAdapter", "HomeAssistantDiscoveryConfig"]
 
+# Also ha_codec.DEFAULT_SKIP_NATIVE (a test keeps them equal): the codec is not imported for the config's default.
 NATIVE_SOURCES = ("zigbee2mqtt", "tasmota", "shelly")
 
 
@@ -43,7 +46,7 @@ class HomeAssistantDiscoveryConfig(BaseModel):
     discovery_prefix: str = "homeassistant"
     #: Sources whose devices are read natively: their HA discovery configs are skipped. Remove a source here
     #: when you do not run its native adapter and want its devices through HA discovery instead.
-    skip_native: list[str] = list(DEFAULT_SKIP_NATIVE)
+    skip_native: list[str] = list(NATIVE_SOURCES)
 
     @field_validator("discovery_prefix")
     @classmethod
@@ -73,6 +76,7 @@ class HomeAssistantDiscoveryAdapter:
 
     def __init__(self) -> None:
         self._ctx: AdapterContext | None = None
+        self._config = HomeAssistantDiscoveryConfig()
         self._codec: HomeAssistantCodec | None = None
         self._handles: dict[str, Unsubscribe] = {}
 
@@ -89,8 +93,8 @@ class HomeAssistantDiscoveryAdapter:
             raise HearthError(f"[adapters.{ctx.name}]: {err}") from err
         if ctx.mqtt is None:
             raise AdapterNotReadyError("homeassistant needs the gateway's MQTT session ([mqtt] in config)")
-        self._ctx = ctx
-        self._codec = HomeAssistantCodec(config.discovery_prefix, config.skip_native)
+        self._ctx, self._config = ctx, config
+        self._codec = None  # made by the first message (_loaded_codec)
         root = f"{config.discovery_prefix}/#"
         self._handles[root] = ctx.mqtt.subscribe(root, self._on_message)
         ctx.log.info("homeassistant: listening on %s (skipping devices read natively by %s)", root,
@@ -101,10 +105,20 @@ class HomeAssistantDiscoveryAdapter:
         for unsubscribe in handles.values():
             unsubscribe()
 
+    def _loaded_codec(self) -> HomeAssistantCodec:
+        if self._codec is None:
+            # Imported when the first discovery message (or command) comes, not at start: a house without Home
+            # Assistant discovery never loads the codec and its tables (~1 MB of RSS, bench/memory.py).
+            from adapters.mqtt.ha_codec import HomeAssistantCodec
+
+            self._codec = HomeAssistantCodec(self._config.discovery_prefix, self._config.skip_native)
+        return self._codec
+
     async def execute(self, command: Command) -> CommandResult:
-        ctx, codec = self._ctx, self._codec
-        if ctx is None or codec is None or ctx.mqtt is None:
+        ctx = self._ctx
+        if ctx is None or ctx.mqtt is None:
             return CommandResult("failed", "the homeassistant adapter is not running")
+        codec = self._loaded_codec()
         try:
             topic, payload, retain = codec.encode(command)
         except CodecError as err:
@@ -115,11 +129,11 @@ class HomeAssistantDiscoveryAdapter:
     # -- the hot path: every discovery config, and every state/availability message the configs named
 
     def _on_message(self, topic: str, payload: bytes, retain: bool) -> None:
-        ctx, codec = self._ctx, self._codec
-        if ctx is None or codec is None:
+        ctx = self._ctx
+        if ctx is None:
             return
         try:
-            decoded = codec.decode(topic, payload, self._known)
+            decoded = (self._codec or self._loaded_codec()).decode(topic, payload, self._known)
             self._apply(decoded)
             if decoded.topics_changed:
                 self._sync_subscriptions()
@@ -157,5 +171,5 @@ class HomeAssistantDiscoveryAdapter:
         return sorted(self._handles)
 
     def __repr__(self) -> str:
-        prefix = self._codec.prefix if self._codec else "-"
+        prefix = self._config.discovery_prefix if self._ctx else "-"
         return f"<HomeAssistantDiscoveryAdapter prefix={prefix!r} topics={len(self._handles)}>"

@@ -8,11 +8,10 @@ per description at debug level.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from adapters.mqtt.homie_codec import Decoded, HomieCodec
 from gateway.sdk import (
     AdapterContext,
     AdapterNotReadyError,
@@ -23,6 +22,9 @@ from gateway.sdk import (
     apply_decoded,
     publish_command,
 )
+
+if TYPE_CHECKING:
+    from adapters.mqtt.homie_codec import Decoded, HomieCodec
 
 __all__ = ["HomieAdapter", "HomieConfig"]
 
@@ -55,6 +57,7 @@ class HomieAdapter:
 
     def __init__(self) -> None:
         self._ctx: AdapterContext | None = None
+        self._base_topic = HomieConfig().base_topic
         self._codec: HomieCodec | None = None
         self._unsubscribe: Unsubscribe | None = None
 
@@ -75,8 +78,8 @@ class HomieAdapter:
             raise HearthError(f"[adapters.{ctx.name}]: {err}") from err
         if ctx.mqtt is None:
             raise AdapterNotReadyError("homie needs the gateway's MQTT session ([mqtt] in config)")
-        self._ctx = ctx
-        self._codec = HomieCodec(config.base_topic)
+        self._ctx, self._base_topic = ctx, config.base_topic
+        self._codec = None  # made by the first message (_loaded_codec)
         self._unsubscribe = ctx.mqtt.subscribe(f"{config.base_topic}/#", self._on_message)
         ctx.log.info("homie: listening on %s/#", config.base_topic)
 
@@ -85,20 +88,29 @@ class HomieAdapter:
         if unsubscribe is not None:
             unsubscribe()
 
+    def _loaded_codec(self) -> HomieCodec:
+        if self._codec is None:
+            # Imported when the first Homie message (or command) comes, not at start: a house without Homie
+            # devices never loads the codec (bench/memory.py).
+            from adapters.mqtt.homie_codec import HomieCodec
+
+            self._codec = HomieCodec(self._base_topic)
+        return self._codec
+
     async def execute(self, command: Command) -> CommandResult:
-        codec = self._codec
-        if codec is None:
+        if self._ctx is None:
             return CommandResult("failed", "the homie adapter is not running")
+        codec = self._loaded_codec()
         # Not retained (the convention, and publish_command's default): a retained /set would replay the
         # command on every reconnect.
         return publish_command(self._ctx, "homie", codec.encode, command)
 
     def _on_message(self, topic: str, payload: bytes, retain: bool) -> None:
-        ctx, codec = self._ctx, self._codec
-        if ctx is None or codec is None:
+        ctx = self._ctx
+        if ctx is None:
             return
         try:
-            self._apply(codec.decode(topic, payload))
+            self._apply((self._codec or self._loaded_codec()).decode(topic, payload))
         except Exception as err:
             ctx.log.exception("homie: failed on %s", topic)
             ctx.report_bad_input(f"homie: could not handle {topic!r}: {err!r}")

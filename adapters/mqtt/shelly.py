@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from adapters.shelly.codec import Decoded, decode_rpc_reply, parse_json, rpc_request
-from adapters.shelly.mqtt_codec import ShellyMqttCodec
 from gateway.sdk import (
     AdapterContext,
     AdapterNotReadyError,
@@ -28,6 +26,10 @@ from gateway.sdk import (
     Unsubscribe,
     apply_decoded,
 )
+
+if TYPE_CHECKING:
+    from adapters.shelly.codec import Decoded
+    from adapters.shelly.mqtt_codec import ShellyMqttCodec
 
 __all__ = ["REPLY_TIMEOUT_S", "ShellyMqttAdapter", "ShellyMqttConfig"]
 
@@ -78,6 +80,7 @@ class ShellyMqttAdapter:
     def __init__(self) -> None:
         self._ctx: AdapterContext | None = None
         self._codec: ShellyMqttCodec | None = None
+        self._topic_prefixes: list[str] = []
         self._src = ""
         self._unsubscribes: list[Unsubscribe] = []
         self._next_id = 0
@@ -112,7 +115,8 @@ class ShellyMqttAdapter:
             src = f"hearth-{secrets.token_hex(3)}"
             ctx.storage.set(SRC_STORAGE_KEY, src)
         self._src = src
-        self._codec = ShellyMqttCodec(config.topic_prefixes or ())
+        self._topic_prefixes = config.topic_prefixes or []
+        self._codec = None  # made by the first message (_loaded_codec)
         mqtt = ctx.mqtt
         self._unsubscribes.append(mqtt.subscribe(f"{src}/rpc", self._on_reply))
         heads = config.topic_prefixes or ["+"]
@@ -130,6 +134,15 @@ class ShellyMqttAdapter:
                 pending.cancel()
         self._pending.clear()
 
+    def _loaded_codec(self) -> ShellyMqttCodec:
+        if self._codec is None:
+            # Imported when the first Shelly message (or command) comes, not at start: a house without Shelly
+            # devices on MQTT never loads the Shelly codecs (bench/memory.py).
+            from adapters.shelly.mqtt_codec import ShellyMqttCodec
+
+            self._codec = ShellyMqttCodec(self._topic_prefixes)
+        return self._codec
+
     # -- commands
 
     def _request(self, prefix: str, method: str, params: dict[str, Any] | None,
@@ -139,13 +152,16 @@ class ShellyMqttAdapter:
         self._next_id += 1
         request_id = self._next_id
         self._pending[request_id] = waiter
+        from adapters.shelly.codec import rpc_request  # loaded with the codec (_loaded_codec)
+
         ctx.mqtt.publish(f"{prefix}/rpc", rpc_request(request_id, self._src, method, params))
         return request_id
 
     async def execute(self, command: Command) -> CommandResult:
-        ctx, codec = self._ctx, self._codec
-        if ctx is None or codec is None or ctx.mqtt is None:
+        ctx = self._ctx
+        if ctx is None or ctx.mqtt is None:
             return CommandResult("failed", "the shelly adapter is not running")
+        codec = self._loaded_codec()
         try:
             device, prefix = codec.encode_target(command.device_id)
             method, params = device.encode(command)
@@ -169,11 +185,11 @@ class ShellyMqttAdapter:
     # -- the hot path (called on the event loop; never raises)
 
     def _on_message(self, topic: str, payload: bytes, retain: bool) -> None:
-        ctx, codec = self._ctx, self._codec
-        if ctx is None or codec is None:
+        ctx = self._ctx
+        if ctx is None:
             return
         try:
-            decoded = codec.decode(topic, payload)
+            decoded = (self._codec or self._loaded_codec()).decode(topic, payload)
             for prefix in decoded.discover:
                 self._discover(prefix)
             self._apply(decoded)
@@ -187,10 +203,13 @@ class ShellyMqttAdapter:
             self._request(prefix, method, None, (prefix, method))
 
     def _on_reply(self, topic: str, payload: bytes, retain: bool) -> None:
-        ctx, codec = self._ctx, self._codec
-        if ctx is None or codec is None or not payload:
+        ctx = self._ctx
+        if ctx is None or not payload:
             return
         try:
+            codec = self._loaded_codec()
+            from adapters.shelly.codec import decode_rpc_reply, parse_json  # loaded with the codec
+
             try:
                 reply = decode_rpc_reply(parse_json(payload))
             except CodecError as err:

@@ -8,11 +8,11 @@ prefixes differ (one handle per filter, kept and undone on stop). Commands are p
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from adapters.mqtt.tasmota_codec import DEFAULT_FULL_TOPIC, Decoded, TasmotaCodec
+from adapters.mqtt.tasmota_topics import DEFAULT_FULL_TOPIC, subscription_filters
 from gateway.sdk import (
     AdapterContext,
     AdapterNotReadyError,
@@ -23,6 +23,9 @@ from gateway.sdk import (
     apply_decoded,
     publish_command,
 )
+
+if TYPE_CHECKING:
+    from adapters.mqtt.tasmota_codec import Decoded, TasmotaCodec
 
 __all__ = ["TasmotaAdapter", "TasmotaConfig"]
 
@@ -63,6 +66,7 @@ class TasmotaAdapter:
 
     def __init__(self) -> None:
         self._ctx: AdapterContext | None = None
+        self._config = TasmotaConfig()
         self._codec: TasmotaCodec | None = None
         self._handles: dict[str, Unsubscribe] = {}
 
@@ -79,8 +83,8 @@ class TasmotaAdapter:
             raise HearthError(f"[adapters.{ctx.name}]: {err}") from err
         if ctx.mqtt is None:
             raise AdapterNotReadyError("tasmota needs the gateway's MQTT session ([mqtt] in config)")
-        self._ctx = ctx
-        self._codec = TasmotaCodec(config.full_topic, config.discovery_prefix)
+        self._ctx, self._config = ctx, config
+        self._codec = None  # made by the first message (_loaded_codec)
         self._sync_subscriptions()
         ctx.log.info("tasmota: listening on %s", ", ".join(sorted(self._handles)))
 
@@ -89,20 +93,29 @@ class TasmotaAdapter:
         for unsubscribe in handles.values():
             unsubscribe()
 
+    def _loaded_codec(self) -> TasmotaCodec:
+        if self._codec is None:
+            # Imported when the first Tasmota message (or command) comes, not at start: a house without Tasmota
+            # devices never loads the codec and its tables (bench/memory.py).
+            from adapters.mqtt.tasmota_codec import TasmotaCodec
+
+            self._codec = TasmotaCodec(self._config.full_topic, self._config.discovery_prefix)
+        return self._codec
+
     async def execute(self, command: Command) -> CommandResult:
-        codec = self._codec
-        if codec is None:
+        if self._ctx is None:
             return CommandResult("failed", "the tasmota adapter is not running")
+        codec = self._loaded_codec()
         return publish_command(self._ctx, "tasmota", codec.encode, command)
 
     # -- the hot path
 
     def _on_message(self, topic: str, payload: bytes, retain: bool) -> None:
-        ctx, codec = self._ctx, self._codec
-        if ctx is None or codec is None:
+        ctx = self._ctx
+        if ctx is None:
             return
         try:
-            decoded = codec.decode(topic, payload)
+            decoded = (self._codec or self._loaded_codec()).decode(topic, payload)
             self._apply(decoded)
             if decoded.topics_changed:
                 self._sync_subscriptions()
@@ -117,9 +130,13 @@ class TasmotaAdapter:
 
     def _sync_subscriptions(self) -> None:
         ctx, codec = self._ctx, self._codec
-        if ctx is None or codec is None or ctx.mqtt is None:
+        if ctx is None or ctx.mqtt is None:
             return
-        wanted = codec.filters()
+        if codec is not None:
+            wanted = codec.filters()
+        else:  # what a new codec's filters() are, without loading it
+            config = self._config
+            wanted = {*subscription_filters(config.full_topic), config.discovery_prefix + "/#"}
         for topic in [t for t in self._handles if t not in wanted]:
             self._handles.pop(topic)()
         for topic in sorted(wanted - set(self._handles)):

@@ -37,6 +37,8 @@ from typing import Any
 
 import orjson
 
+from adapters.mqtt.tasmota_topics import DEFAULT_FULL_TOPIC, subscription_filters
+from adapters.mqtt.tasmota_topics import fill_full_topic as _fill
 from gateway.sdk import CapabilitySupport, CodecError, Command, DeviceInfo, Update, capability
 
 __all__ = [
@@ -52,7 +54,6 @@ __all__ = [
 ]
 
 SOURCE = "tasmota"
-DEFAULT_FULL_TOPIC = "%prefix%/%topic%/"
 DEFAULT_PREFIXES = ("cmnd", "stat", "tele")
 # A Tasmota telemetry message is at most a few KiB (MQTT_MAX_PACKET_SIZE is 1200 by default).
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -262,22 +263,6 @@ def _full_topic_regex(full_topic: str, prefixes: Iterable[str]) -> re.Pattern[st
     pattern = pattern.replace(re.escape("%topic%"), r"(?P<topic>[^/+#]+)")
     pattern = pattern.replace(re.escape("%hostname%"), r"[^/+#]+").replace(re.escape("%id%"), r"[^/+#]+")
     return re.compile(pattern + r"(?P<command>[^/]+)$")
-
-
-def _fill(full_topic: str, prefix: str, topic: str, hostname: str = "", mac: str = "") -> str:
-    base = full_topic if full_topic.endswith("/") else full_topic + "/"
-    return (base.replace("%prefix%", prefix).replace("%topic%", topic).replace("%hostname%", hostname)
-            .replace("%id%", mac[-6:]))
-
-
-def subscription_filters(full_topic: str, prefixes: Iterable[str] = ("stat", "tele")) -> list[str]:
-    """MQTT filters for the stat/tele topics of every device with this FullTopic."""
-    out = []
-    for prefix in prefixes:
-        base = _fill(full_topic, prefix, "+")
-        base = re.sub(r"%[a-z]+%", "+", base)
-        out.append(base + "+")
-    return out
 
 
 def _topic_matches(filter_: str, topic: str) -> bool:

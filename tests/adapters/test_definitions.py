@@ -67,7 +67,8 @@ def feed(codec: DefinitionCodec, messages: list[tuple[str, bytes]]) -> dict[str,
 def with_definitions_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
     # Until the entry point `definitions` is registered in pyproject.toml, replay cannot discover the adapter.
     discovered = replay_module.discover_adapters
-    monkeypatch.setattr(replay_module, "discover_adapters", lambda: {**discovered(), "definitions": DefinitionsAdapter})
+    monkeypatch.setattr(replay_module, "discover_adapters",
+                        lambda enabled=None: {**discovered(enabled), "definitions": DefinitionsAdapter})
 
 
 @pytest.mark.usefixtures("with_definitions_adapter")

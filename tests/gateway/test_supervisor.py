@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -111,6 +113,15 @@ async def test_adapters_needing_mqtt_are_disabled_without_it() -> None:
 def test_builtin_adapters_come_through_the_entry_point_group() -> None:
     adapters = discover_adapters()
     assert "zigbee2mqtt" in adapters
+
+
+def test_disabled_adapters_are_not_imported() -> None:
+    # A fresh interpreter: with both Bluetooth adapters off, `hearth run` never loads the BLE adapter's module.
+    code = ("import sys\nfrom gateway.supervisor import discover_adapters\n"
+            "found = discover_adapters(lambda name: name not in ('ble', 'ble_mqtt'))\n"
+            "print('zigbee2mqtt' in found, 'ble' in found, 'adapters.ble.adapter' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False", "False"]
 
 
 def test_adapter_config_errors_name_the_line_and_key() -> None:
