@@ -414,3 +414,51 @@ async def test_exit_with_traffic_in_flight_is_a_clean_disconnect(mosquitto: Mosq
     # mosquitto's words for a DISCONNECT it read (an unclean end says "closed its connection" or worse).
     await eventually(lambda: f"Client {session.client_id} disconnected." in mosquitto.log_text(),
                      what=f"a clean disconnect in the broker log:\n{mosquitto.log_text()}")
+
+
+async def test_a_burst_arrives_whole_and_in_order_with_qos1_and_a_megabyte_among_it(
+    mosquitto_session: Mosquitto,
+) -> None:
+    # The session reads the socket itself (gateway.mqtt_wire) and hands paho only what is not a QoS 0
+    # PUBLISH: a burst that fills many reads, QoS 1 messages (acknowledged by paho) and a payload far
+    # larger than one read must all come through, whole, the QoS 0 ones in the order they were sent.
+    root = f"burst-{uuid.uuid4().hex[:6]}"
+    big = b"[" + b"0123456789," * 100_000 + b"0]"  # ~1.1 MB, like a large house's bridge/devices
+    sent: list[tuple[str, bytes]] = []
+    for n in range(3000):
+        sent.append((f"{root}/dev{n % 50}", b'{"n":%d,"pad":"%s"}' % (n, b"x" * (n % 300))))
+        if n == 1500:
+            sent.append((f"{root}/bridge/devices", big))
+    async with make_session(mosquitto_session.port) as session:
+        assert await session.wait_connected(5)
+        received, callback = collector()
+        session.subscribe(f"{root}/#", callback, qos=1)
+        await asyncio.sleep(0.2)  # the SUBSCRIBE is answered before the burst starts
+        observer = await open_observer(mosquitto_session, "unused/#")
+        try:
+            def publish_all() -> None:
+                for index, (topic, payload) in enumerate(sent):
+                    observer.client.publish(topic, payload, qos=1 if index % 97 == 0 else 0)
+            await asyncio.to_thread(publish_all)
+            await eventually(lambda: len(received) >= len(sent), timeout_s=20, what=f"{len(sent)} messages")
+        finally:
+            await asyncio.to_thread(observer.close)
+        # MQTT orders messages of one QoS; the publishing client holds QoS 1 ones in its in-flight window.
+        got = [(t, p) for t, p, _ in received]
+        qos1 = {sent[index] for index in range(0, len(sent), 97)}
+        assert [m for m in got if m not in qos1] == [m for m in sent if m not in qos1]
+        assert sorted(got) == sorted(sent)
+        stats = session.stats()
+        assert stats["callback_errors"] == 0 and stats["reconnects"] == 0 and stats["bad_topics"] == 0
+
+
+async def test_a_quiet_connection_stays_up_past_its_keepalive(mosquitto_session: Mosquitto) -> None:
+    # paho still runs the keepalive (PINGREQ/PINGRESP go through it): no drop, no reconnect.
+    async with make_session(mosquitto_session.port, keepalive_s=5) as session:
+        assert await session.wait_connected(5)
+        received, callback = collector()
+        session.subscribe("quiet/#", callback)
+        await asyncio.sleep(8)
+        session.publish("quiet/x", b"1")
+        await eventually(lambda: len(received) == 1)
+        assert session.stats()["reconnects"] == 0 and session.connected
