@@ -205,7 +205,7 @@ class Gateway:
 
 # glibc's malloc, tuned for a long-running gateway on a small machine (``hearth run`` only: process-wide
 # policy belongs to the process's owner, not to a library user of Gateway). Measured by bench/memory.py
-# (1,000 devices, 2,000 msg/s): steady RSS 88.8 -> ~82 MB with all three, no change in ingest.
+# (1,000 devices, 2,000 msg/s): steady RSS ~89 -> ~83 MB with the three together (CPU cost not measured yet).
 # - One arena: the store's SQLite thread otherwise gets an arena of its own (64 MB reserved, ~3-7 MB
 #   resident, mostly free) whose free space the event loop can never use. Python allocates small objects
 #   through pymalloc anyway, so the shared arena's lock is seldom contended.
