@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Protocol
 
+from pydantic import BaseModel
+
 from gateway.bus import (
     AlertChanged,
     CommandResultEvent,
@@ -80,6 +82,10 @@ from gateway.scenes.profile import (
 log = logging.getLogger("hearth.scenes")
 
 LIGHT_CAPABILITIES = frozenset({"on_off", "level", "color_temperature", "color"})
+# What the day's statistics count (see _track_day).
+_DAY_CAPABILITIES = frozenset({"occupancy", "contact", "energy_meter"})
+# Every change of these is looked at whatever the scenes say (manual override, day statistics).
+_WATCHED_CAPABILITIES = LIGHT_CAPABILITIES | _DAY_CAPABILITIES
 # A change of a light within this long after the engine commanded it is taken as the engine's own.
 OWN_CHANGE_WINDOW_S = 15.0
 TRACES_KEPT = 50
@@ -185,6 +191,21 @@ def _split(attribute: str) -> tuple[str, str]:
     return cap, attr
 
 
+def _state_tests(node: Any) -> Iterable[StateTest]:
+    """Every StateTest anywhere in a scene (conditions, nested any/not, selectors' ``where``)."""
+    if isinstance(node, StateTest):
+        yield node
+    if isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            yield from _state_tests(getattr(node, name))
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            yield from _state_tests(item)
+    elif isinstance(node, dict):
+        for item in node.values():
+            yield from _state_tests(item)
+
+
 _PLACEHOLDER = re.compile(r"\{(device|area|value|scene|time|date|duration)\}")
 
 
@@ -205,6 +226,8 @@ class SceneEngine:
         self.clock: Clock = hub.clock
         self.notifier = notifier
         self.storage: Storage = storage or _MemoryStorage()
+        self._set_deferred: Callable[[str, Callable[[], Any]], None] | None = getattr(
+            self.storage, "set_deferred", None)
         self.trace_storage: Storage = trace_storage or _MemoryStorage()
         self.settings = settings or EngineSettings()
         self.on_action = on_action
@@ -269,6 +292,17 @@ class SceneEngine:
                     self._button_triggers.append((rt, index, trigger))
                 elif isinstance(trigger, ModeTrigger):
                     self._mode_triggers.append((rt, index, trigger))
+        # Attributes whose time of change a test held "for" a while needs (see _passes); the others'
+        # are not recorded.
+        self._timed: frozenset[tuple[str, str]] = frozenset(
+            _split(test.attribute) for rt in self.scenes.values() for test in _state_tests(rt.scene)
+            if test.for_ > 0
+        )
+        # What _on_state looks at: a change of anything else (link quality, voltage, illuminance with no
+        # scene about it: much of a house's traffic) is dropped on its first line.
+        self._watched: frozenset[tuple[str, str]] = frozenset(
+            {*self._state_triggers, *self._absence_triggers, *self._timed}
+        )
 
     async def start(self) -> None:
         self._restore()
@@ -353,7 +387,7 @@ class SceneEngine:
         # Called on every change of what must survive a restart, which under a busy house is most
         # messages (a motion sensor's "for" timer). The store's storage serialises the state once per
         # commit instead (set_deferred); a plain storage (tests, replay) gets it at once.
-        set_deferred = getattr(self.storage, "set_deferred", None)
+        set_deferred = self._set_deferred
         if set_deferred is not None:
             set_deferred("state", self._snapshot)
         else:
@@ -428,39 +462,68 @@ class SceneEngine:
         return order
 
     def matches(self, selector: Selector, device: Device, ctx: TriggerContext | None = None) -> bool:
+        # What does not depend on the trigger or on state is worked out once per (selector, device):
+        # 0 no, 1 yes, 2 yes if the trigger's device/area fits too. Then only the "@trigger" part and
+        # the state test ``where`` are checked per call.
         key = (id(selector), device.id)
-        cached = self._selector_cache.get(key)
-        if cached is None:
-            if selector.uses_trigger or selector.where is not None:
-                return self._matches(selector, device, ctx)  # depends on the trigger or on state: not cached
-            cached = self._selector_cache[key] = self._matches(selector, device, None)
-        return cached
+        static = self._selector_cache.get(key)
+        if static is None:
+            static = self._selector_cache[key] = self._static_match(selector, device)
+        if not static:
+            return False
+        if static == 2 and not self._trigger_match(selector, device, ctx):
+            return False
+        return selector.where is None or self._passes(selector.where, device)
 
     def _matches(self, selector: Selector, device: Device, ctx: TriggerContext | None) -> bool:
-        def resolve(values: list[str] | None, trigger_value: str | None) -> list[str] | None:
-            if values is None:
-                return None
-            return [trigger_value if v == TRIGGER_REF else v for v in values if v != TRIGGER_REF or trigger_value]
+        """:meth:`matches` without the cache (for a selector that is not the engine's own)."""
+        static = self._static_match(selector, device)
+        if not static or (static == 2 and not self._trigger_match(selector, device, ctx)):
+            return False
+        return selector.where is None or self._passes(selector.where, device)
 
-        devices = resolve(selector.device, ctx.device_id if ctx else None)
-        if devices is not None and device.id not in devices:
-            return False
-        areas = resolve(selector.area, ctx.area if ctx else None)
-        if areas is not None and device.area not in areas:
-            return False
+    @staticmethod
+    def _static_match(selector: Selector, device: Device) -> int:
+        dynamic = False
+        if selector.device is not None:
+            if TRIGGER_REF in selector.device:
+                dynamic = True
+            elif device.id not in selector.device:
+                return 0
+        if selector.area is not None:
+            if TRIGGER_REF in selector.area:
+                dynamic = True
+            elif device.area not in selector.area:
+                return 0
         if selector.capability is not None and not any(
             cap in caps for caps in device.support.values() for cap in selector.capability
         ):
-            return False
+            return 0
         if selector.tag is not None and not set(selector.tag) & set(device.tags):
-            return False
+            return 0
         if selector.exclude_device and device.id in selector.exclude_device:
-            return False
+            return 0
         if selector.exclude_area and device.area in selector.exclude_area:
-            return False
+            return 0
         if selector.exclude_tag and set(selector.exclude_tag) & set(device.tags):
-            return False
-        return not (selector.where is not None and not self._passes(selector.where, device))
+            return 0
+        return 2 if dynamic else 1
+
+    @staticmethod
+    def _trigger_match(selector: Selector, device: Device, ctx: TriggerContext | None) -> bool:
+        """The lists that name "@trigger": it stands for the trigger's device (area); without a trigger
+        (or one with no device/area) it stands for nothing."""
+        if selector.device is not None and TRIGGER_REF in selector.device:
+            trigger_device = ctx.device_id if ctx else None
+            if not any(v == device.id if v != TRIGGER_REF else (trigger_device and trigger_device == device.id)
+                       for v in selector.device):
+                return False
+        if selector.area is not None and TRIGGER_REF in selector.area:
+            trigger_area = ctx.area if ctx else None
+            if not any(v == device.area if v != TRIGGER_REF else (trigger_area and trigger_area == device.area)
+                       for v in selector.area):
+                return False
+        return True
 
     def select(self, selector: Selector, ctx: TriggerContext | None = None) -> list[Device]:
         ordered, by_area = self._indexed()
@@ -493,14 +556,18 @@ class SceneEngine:
     # ------------------------------------------------------------------ events
 
     def _on_state(self, event: StateChanged) -> None:
-        key = (event.capability, event.attribute)
-        self._last_change[(event.device_id, event.component, event.capability, event.attribute)] = event.t
+        capability = event.capability
+        key = (capability, event.attribute)
+        if key not in self._watched and capability not in _WATCHED_CAPABILITIES and not self._waiters:
+            return
+        if key in self._timed:
+            self._last_change[(event.device_id, event.component, capability, event.attribute)] = event.t
         device = self.hub.devices.get(event.device_id)
         if device is None:
             return
-        if event.capability in LIGHT_CAPABILITIES:
+        if capability in LIGHT_CAPABILITIES:
             self._detect_manual_change(device, event)
-        if event.capability in ("occupancy", "contact", "energy_meter"):
+        elif capability in _DAY_CAPABILITIES:
             self._track_day(device, event)
         for rt, index, trigger in self._state_triggers.get(key, ()):
             if rt.enabled and self.matches(trigger.selector, device):
