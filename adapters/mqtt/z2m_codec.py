@@ -514,9 +514,26 @@ def _trim_entry(entry: dict[str, Any]) -> dict[str, Any]:
     return keep
 
 
-def compile_device(entry: Any) -> Z2MDevice | None:
+@dataclass(slots=True)
+class _Compiled:
+    """What a device definition (and its power source) compiles to: the same for every device of the
+    model, so devices of one model share it (a house has many of a few models)."""
+
+    bindings: dict[str, Binding]
+    setters: dict[tuple[str, str, str], Binding]
+    components: dict[str, dict[str, CapabilitySupport]]
+    initial: list[tuple[str, str, str, Any]]  # (component, capability, attribute, value)
+    definition: dict[str, Any] | None  # the trimmed definition kept in the device's entry
+
+
+# Compiled definitions kept per codec (keyed by the definition's JSON): past this many, start again.
+MAX_COMPILED_DEFINITIONS = 1000
+
+
+def compile_device(entry: Any, cache: dict[bytes, _Compiled] | None = None) -> Z2MDevice | None:
     """Turn one bridge/devices entry into a device. None for the coordinator and disabled devices.
-    Raises CodecError for an entry without a usable ieee_address/friendly_name."""
+    Raises CodecError for an entry without a usable ieee_address/friendly_name. With ``cache``, devices
+    with the same definition share what it compiles to (bindings, support; all treated as read-only)."""
     if not isinstance(entry, dict):
         raise _bad(f"bridge/devices entry is not an object: {_short(entry)}")
     ieee = entry.get("ieee_address")
@@ -527,7 +544,37 @@ def compile_device(entry: Any) -> Z2MDevice | None:
         return None
     battery = entry.get("power_source") == "Battery"
     definition = entry.get("definition") if isinstance(entry.get("definition"), dict) else {}
+    compiled: _Compiled | None = None
+    cache_key = b""
+    if cache is not None:
+        cache_key = orjson.dumps([definition, battery], option=orjson.OPT_SORT_KEYS)
+        compiled = cache.get(cache_key)
+    if compiled is None:
+        compiled = _compile_definition(definition, battery)
+        if cache is not None:
+            if len(cache) >= MAX_COMPILED_DEFINITIONS:
+                cache.clear()
+            cache[cache_key] = compiled
+    dev_id = device_id_for(ieee)
+    info = DeviceInfo(
+        id=dev_id,
+        name=name,
+        source=SOURCE,
+        components=compiled.components or {"main": {}},
+        manufacturer=_text(definition.get("vendor")),
+        model=_text(definition.get("model")),
+        sw_version=_text(entry.get("software_build_id")),
+        aliases=(name,),
+    )
+    initial = [Update(dev_id, component, capability, attribute, value)
+               for component, capability, attribute, value in compiled.initial]
+    kept = _trim_entry(entry)
+    if compiled.definition is not None and kept["definition"] == compiled.definition:
+        kept["definition"] = compiled.definition  # one copy for all devices of the model
+    return Z2MDevice(dev_id, ieee.lower(), name, info, battery, compiled.bindings, compiled.setters, initial, kept)
 
+
+def _compile_definition(definition: dict[str, Any], battery: bool) -> _Compiled:
     candidates: list[Binding] = []
     leaves = list(_leaves(definition.get("exposes")))
     # Older Zigbee2MQTT versions expose a plug's or relay's own chip temperature as plain `temperature`
@@ -568,8 +615,7 @@ def compile_device(entry: Any) -> Z2MDevice | None:
 
     components: dict[str, dict[str, CapabilitySupport]] = {}
     setters: dict[tuple[str, str, str], Binding] = {}
-    initial: list[Update] = []
-    dev_id = device_id_for(ieee)
+    initial: list[tuple[str, str, str, Any]] = []
     for b in chosen.values():
         if b.readable and (b.decode is not None or b.role == "action"):
             bindings[b.property] = b
@@ -583,7 +629,7 @@ def compile_device(entry: Any) -> Z2MDevice | None:
             attrs |= _attributes_of(b)
         cmds = set(support.commands) | (set(b.commands) if b.settable else set())
         limits = dict(support.limits)
-        new_limits = _limits_of(b, dev_id, initial)
+        new_limits = _limits_of(b, initial)
         limits.update(new_limits)
         if "kelvin" in new_limits:
             attrs |= {"min_kelvin", "max_kelvin"}
@@ -597,18 +643,8 @@ def compile_device(entry: Any) -> Z2MDevice | None:
         if implicit not in bindings:
             rule = GENERIC_RULES[implicit]
             bindings[implicit] = _binding(rule, {}, implicit, "main", ACCESS_READABLE)
-
-    info = DeviceInfo(
-        id=dev_id,
-        name=name,
-        source=SOURCE,
-        components=components or {"main": {}},
-        manufacturer=_text(definition.get("vendor")),
-        model=_text(definition.get("model")),
-        sw_version=_text(entry.get("software_build_id")),
-        aliases=(name,),
-    )
-    return Z2MDevice(dev_id, ieee.lower(), name, info, battery, bindings, setters, initial, _trim_entry(entry))
+    trimmed = _trim_entry({"definition": definition})["definition"] if definition else None
+    return _Compiled(bindings, setters, components, initial, trimmed)
 
 
 def _as_kwargs(b: Binding) -> dict[str, Any]:
@@ -648,13 +684,13 @@ def _attributes_of(b: Binding) -> set[str]:
     return {b.attribute} if b.attribute else set()
 
 
-def _limits_of(b: Binding, dev_id: str, initial: list[Update]) -> dict[str, tuple[float | None, float | None]]:
+def _limits_of(b: Binding, initial: list[tuple[str, str, str, Any]]) -> dict[str, tuple[float | None, float | None]]:
     if b.capability == "color_temperature" and b.value_min and b.value_max and b.value_min > 0:
         # The bulb's range in mireds, inverted: the warmest (max mired) is the lowest kelvin.
         low, high = round(_MIRED_PER_KELVIN / b.value_max), round(_MIRED_PER_KELVIN / b.value_min)
         if 1000 <= low <= high <= 20000:
-            initial.append(Update(dev_id, b.component, "color_temperature", "min_kelvin", low))
-            initial.append(Update(dev_id, b.component, "color_temperature", "max_kelvin", high))
+            initial.append((b.component, "color_temperature", "min_kelvin", low))
+            initial.append((b.component, "color_temperature", "max_kelvin", high))
             return {"kelvin": (low, high)}
     if b.role == "setpoint" and (b.value_min is not None or b.value_max is not None):
         return {"celsius": (b.value_min, b.value_max)}
@@ -934,6 +970,7 @@ class Zigbee2MqttCodec:
         self._availability: dict[str, bool] = {}  # device id -> last availability the bridge reported
         self._known_ids: set[str] = set()  # devices the hub has for us (restored), to prune on bridge/devices
         self._pending: dict[str, bytes] = {}
+        self._compiled: dict[bytes, _Compiled] = {}  # see compile_device
 
     # -- setup
 
@@ -1074,7 +1111,7 @@ class Zigbee2MqttCodec:
         devices: dict[str, Z2MDevice] = {}
         for entry in entries:
             try:
-                device = compile_device(entry)
+                device = compile_device(entry, self._compiled)
             except CodecError as err:
                 out.problems.append(f"{SOURCE} bridge/devices: {err}")
                 continue

@@ -604,3 +604,25 @@ def test_a_plugs_own_temperature_is_not_a_room_temperature() -> None:
     sensor = {**plug, "friendly_name": "sensor", "definition": {"model": "WSDCGQ11LM", "vendor": "Xiaomi", "exposes": [
         {"access": 1, "name": "temperature", "property": "temperature", "type": "numeric", "unit": "°C"}]}}
     assert "temperature" in compile_device(sensor).info.components["main"]
+
+
+def test_devices_of_one_model_share_their_compiled_definition_and_stay_apart() -> None:
+    # A house has many devices of a few models: they share bindings and support (memory), yet each keeps
+    # its own id, name, initial state and command topic, and a model's new definition leaves the others.
+    light = next(e for e in BRIDGE_DEVICES if "zigbee2mqtt:" + e["ieee_address"].lower() == LIGHT)
+    twin = {**light, "ieee_address": "0x00158d0000aaaaaa", "friendly_name": "hall/twin"}
+    codec = Zigbee2MqttCodec()
+    decoded = codec.decode("zigbee2mqtt/bridge/devices", _bytes([light, twin]))
+    assert decoded.problems == []
+    first, second = codec.by_id[LIGHT], codec.by_id["zigbee2mqtt:0x00158d0000aaaaaa"]
+    assert first.bindings is second.bindings and first.entry["definition"] is second.entry["definition"]
+    assert {u.device_id for u in second.initial} == {second.id}
+    assert [u.value for u in first.initial] == [u.value for u in second.initial]
+    for device in (first, second):
+        topic, payload = codec.encode(Command(device.id, "main", "on_off", "on"))
+        assert topic == f"zigbee2mqtt/{device.friendly_name}/set" and orjson.loads(payload) == {"state": "ON"}
+
+    changed = {**twin, "definition": {**twin["definition"], "exposes": []}}
+    codec.decode("zigbee2mqtt/bridge/devices", _bytes([light, changed]))
+    assert "on_off" in codec.by_id[LIGHT].info.components["main"]
+    assert codec.by_id[second.id].info.components == {"main": {}}
