@@ -605,8 +605,9 @@ class SceneEngine:
         pkey = f"{rt.id}#{index}#{device.id}#{event.component}"
         if not now_ok:
             if pkey in self._pending:
+                # Its timer is left to run out and then finds nothing to do (or a newer hold, which it
+                # waits for): a value flapping faster than the hold costs no timer per flap.
                 self._pending.pop(pkey)
-                self._cancel(pkey)
                 self._save()
             return
         if pkey in self._pending or (was_ok and has_level) or not from_ok:
@@ -625,8 +626,16 @@ class SceneEngine:
                 not isinstance(rt.scene.triggers[index], StateTrigger):
             self._pending.pop(key, None)
             return
+        if key in self._timers:
+            return  # an earlier hold's timer is still running: when it ends, it waits for this one
 
         def fire() -> None:
+            pending = self._pending.get(key)
+            if pending is None:
+                return  # the value moved away before the hold ended
+            if pending["due"] > self.clock.time():
+                self._call_at(key, pending["due"], fire)  # it moved away and back: a newer, later hold
+                return
             self._pending.pop(key, None)
             self._save()
             device = self.hub.devices.get(pending["device"])

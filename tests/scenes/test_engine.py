@@ -237,6 +237,24 @@ async def test_state_trigger_is_cancelled_when_the_value_moves_away(houses: Any)
     assert house.commands == [("08:40", KITCHEN_LIGHT, "on_off", "off", {})]
 
 
+async def test_a_value_that_moves_away_and_back_within_the_hold_is_held_from_its_return(houses: Any) -> None:
+    # The first hold's timer is not cancelled when the room fills again (flapping costs no timer per
+    # flap): when it runs out at 08:10 it must find the newer hold and wait until 08:15, not fire.
+    house = await houses(profile(LIGHTS_OFF))
+    await house.set(KITCHEN_MOTION, "occupancy", "occupied", True)
+    await house.until("08:00")
+    await house.set(KITCHEN_MOTION, "occupancy", "occupied", False)
+    await house.until("08:03")
+    await house.set(KITCHEN_MOTION, "occupancy", "occupied", True)
+    await house.until("08:05")
+    await house.set(KITCHEN_MOTION, "occupancy", "occupied", False)
+    await house.until("08:14:59")
+    assert house.commands == [] and house.traces("lights-off") == []
+    await house.until("08:15")
+    assert house.commands == [("08:15", KITCHEN_LIGHT, "on_off", "off", {})]
+    assert len(house.traces("lights-off")) == 1
+
+
 QUIET = scene(
     "quiet",
     '{ kind = "absence", selector = { capability = "occupancy" }, for = "1h", '
