@@ -172,6 +172,7 @@ class MqttSession:
         # handed to paho, a read failure paho is being told about, and topic bytes -> text.
         self._rbuf = b""
         self._handoff = b""
+        self._in_paho = False  # paho is handling a packet we handed it (and may be in a callback)
         self._read_failure: OSError | None = None
         self._topic_cache: dict[bytes, str | None] = {}
         self._messages_published = 0
@@ -525,20 +526,24 @@ class MqttSession:
         if client is None or self._sock is None:
             return
         self._handoff = packet
+        self._in_paho = True
         try:
             client.loop_read()
         finally:
             self._handoff = b""
+            self._in_paho = False
 
     def _paho_read_failure(self, error: OSError | None) -> None:
         """The socket failed (or the broker closed it: None): paho reads that and does its disconnect."""
         self._read_failure = error if error is not None else _EOF
         self._rbuf = b""
+        self._in_paho = True
         try:
             if self._client is not None:
                 self._client.loop_read()
         finally:
             self._read_failure = None
+            self._in_paho = False
 
     def _paho_recv(self, bufsize: int) -> bytes:
         # Installed as paho's _sock_recv: paho reads only what _on_readable hands it.
@@ -677,13 +682,19 @@ class MqttSession:
                 self._client.unsubscribe(topic_filter)
 
     def _publish_now(self, topic: str, payload: bytes | str, qos: int, retain: bool) -> None:
-        assert self._client is not None
-        rc = self._client.publish(topic, payload, qos, retain).rc
+        client = self._client
+        assert client is not None
+        rc = client.publish(topic, payload, qos, retain).rc
         # NO_CONN at QoS >= 1 means paho keeps it and sends it after the next CONNACK.
         if rc == _SUCCESS or (qos and rc == _NO_CONN):
             self._messages_published += 1
         else:
             self._publish_dropped += 1
+        # Sent now, not on the loop's next turn (the writer callback, which stays for what the socket
+        # cannot take at once): a scene's command leaves in the step that ran the scene. paho's own
+        # callbacks (CONNACK: the birth message) are left to the writer, as paho does itself.
+        if not self._in_paho and self._sock is not None and client.want_write():
+            client.loop_write()
 
     def _callback_failed(self, callback: MessageCallback, topic: str) -> None:
         self._callback_errors += 1

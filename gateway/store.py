@@ -75,6 +75,15 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 # through, it is stored as its text rather than failing its batch, and every batch after it, for good.
 _dumps_value = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=repr).encode
 _loads = json.loads
+
+
+def _dumps_deferred(value: Any) -> str:
+    """JSON text of a value set with ``set_deferred`` (see there): orjson, and stdlib json for what orjson
+    cannot write (a subclass of str as a key, an integer beyond 64 bits)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return _dumps(value)
 _float_repr = float.__repr__
 _isfinite = math.isfinite
 
@@ -220,8 +229,9 @@ class _Batch:
     __slots__ = ("devices", "dirty", "history", "kv", "removed", "state", "taken_at")
 
     def __init__(self) -> None:
-        # latest change per key; the event carries the value (`new`) and its time (`t`)
-        self.state: dict[StateKey, StateChanged] = {}
+        # latest (value, t) per key: a tuple of atoms, which the cyclic GC stops tracking after one look
+        # (the events themselves, kept until the commit, were thousands of tracked objects)
+        self.state: dict[StateKey, tuple[Any, float]] = {}
         # (t, device_id, component, capability, attribute, value): plain tuples of atoms, which the cyclic
         # GC stops tracking after one look. Thousands pile up between commits; kept as the events, they were
         # what made full collections frequent and long (bench/latency.py).
@@ -265,7 +275,9 @@ class _ScopedKeyValueStore:
         # Serialised here, not in the worker: a value that is not JSON must fail in the caller's hands,
         # not make every later batch fail.
         self._store._deferred.pop((self._scope, key), None)
-        text = _dumps(value)
+        self._set_text(key, _dumps(value))
+
+    def _set_text(self, key: str, text: str) -> None:
         self._values[key] = text
         self._store._pending.kv[(self._scope, key)] = text
 
@@ -273,14 +285,17 @@ class _ScopedKeyValueStore:
         """Set ``key`` to what ``produce()`` returns when the next batch is taken (or ``key`` is read).
 
         For state that changes with every event (the scene engine's timers): serialising it on each
-        change cost a millisecond per message; the disk sees only one value per commit anyway.
+        change cost a millisecond per message; the disk sees only one value per commit anyway. It is
+        serialised with orjson, on the loop: the scene engine's state of a busy house is ~135 KB of
+        JSON, 3-4 ms with the json module at every commit, which was a step of scene latency's tail.
+        orjson writes a non-finite number as null (none is expected in such state).
         """
         self._store._deferred[(self._scope, key)] = (self, produce)
 
     def _resolve(self, key: str) -> None:
         entry = self._store._deferred.pop((self._scope, key), None)
         if entry is not None:
-            self.set(key, entry[1]())
+            self._set_text(key, _dumps_deferred(entry[1]()))
 
     def get(self, key: str, default: Any = None) -> Any:
         if self._store._deferred:
@@ -405,9 +420,7 @@ class Store:
             for comp, caps in device.state.items():
                 for cap, attrs in caps.items():
                     for attr, value in attrs.items():
-                        pending.state[(device.id, comp, cap, attr)] = StateChanged(
-                            t, device.id, comp, cap, attr, None, value
-                        )
+                        pending.state[(device.id, comp, cap, attr)] = (value, t)
 
     def detach(self) -> None:
         """Stop following the hub. What is pending is still written by the next commit."""
@@ -417,9 +430,8 @@ class Store:
 
     def _on_state_changed(self, event: StateChanged) -> None:
         # Called for every state change in the house: two dict/list operations and nothing else.
-        # Events are never changed after publishing, so keeping a reference is keeping the value.
         pending = self._pending
-        pending.state[(event.device_id, event.component, event.capability, event.attribute)] = event
+        pending.state[(event.device_id, event.component, event.capability, event.attribute)] = (event.new, event.t)
         if event.capability == "connectivity" and event.attribute in NO_HISTORY_CONNECTIVITY:
             return
         pending.history.append((event.t, event.device_id, event.component, event.capability, event.attribute,
@@ -505,7 +517,7 @@ class Store:
         deferred, self._deferred = self._deferred, {}
         for (_scope, key), (view, produce) in deferred.items():
             try:
-                view.set(key, produce())
+                view._set_text(key, _dumps_deferred(produce()))
             except Exception:  # a producer's bug must not cost the batch (or every later one)
                 log.exception("could not produce the stored value of %s/%s; it is not written", _scope, key)
 
@@ -539,7 +551,7 @@ class Store:
         newer = self._pending
         merged = _Batch()
         merged.removed = failed.removed | newer.removed
-        merged.state = {key: event for key, event in failed.state.items() if key[0] not in newer.removed}
+        merged.state = {key: entry for key, entry in failed.state.items() if key[0] not in newer.removed}
         merged.state.update(newer.state)
         merged.history = failed.history + newer.history
         overflow = len(merged.history) - MAX_PENDING_HISTORY_ROWS
@@ -713,7 +725,7 @@ class Store:
             # A list built first held the GIL for tens of ms per commit, which was the tail of scene latency.
             if batch.state:
                 conn.executemany(_UPSERT_STATE, (
-                    (*key, _value_text(event.new), event.t) for key, event in batch.state.items()
+                    (*key, _value_text(value), t) for key, (value, t) in batch.state.items()
                 ))
                 rows += len(batch.state)
             if batch.history:

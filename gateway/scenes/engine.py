@@ -1094,7 +1094,9 @@ class SceneEngine:
                      acted=bool(jobs))
         if not pairs:
             entry["note"] = "no device matched the target"
-        if jobs:
+        if len(jobs) == 1:
+            await self._blocked_on(jobs[0])  # gather would make it a task: one more turn of the loop
+        elif jobs:
             await self._blocked_on(asyncio.gather(*jobs))
 
     def _retry_after_override(self, rt: SceneRuntime, ctx: TriggerContext, until: float) -> None:
