@@ -176,6 +176,7 @@ DESCRIBED_FIELDS = frozenset((*_PLAIN_FIELDS, *_TUPLE_FIELDS, "support", "availa
 
 StateKey = tuple[str, str, str, str]  # device_id, component, capability, attribute
 HistoryRow = tuple[float, str, str, str, str, Any]  # t, device_id, component, capability, attribute, value
+HISTORY_WIDTH = 6  # items of a row in a batch's flat history list
 KvKey = tuple[str, str]  # scope, key
 
 
@@ -232,10 +233,11 @@ class _Batch:
         # latest (value, t) per key: a tuple of atoms, which the cyclic GC stops tracking after one look
         # (the events themselves, kept until the commit, were thousands of tracked objects)
         self.state: dict[StateKey, tuple[Any, float]] = {}
-        # (t, device_id, component, capability, attribute, value): plain tuples of atoms, which the cyclic
-        # GC stops tracking after one look. Thousands pile up between commits; kept as the events, they were
-        # what made full collections frequent and long (bench/latency.py).
-        self.history: list[HistoryRow] = []
+        # t, device_id, component, capability, attribute, value, t, device_id, ...: one flat list, six
+        # items a row (HISTORY_WIDTH). Tens of thousands of rows pile up between commits: as tuples they
+        # were twice the memory and one more object each for the allocator and the cyclic GC to count
+        # (kept as the events, they made full collections frequent and long: bench/latency.py).
+        self.history: list[Any] = []
         # devices whose description or availability changed; described when the batch is taken
         self.dirty: dict[str, None] = {}
         # device id -> (describe_device(), available), filled when the batch is taken
@@ -245,8 +247,8 @@ class _Batch:
         self.kv: dict[KvKey, str | None] = {}  # JSON text, or None to delete
 
     def __len__(self) -> int:
-        return (len(self.state) + len(self.history) + len(self.dirty) + len(self.devices) + len(self.removed)
-                + len(self.kv))
+        return (len(self.state) + len(self.history) // HISTORY_WIDTH + len(self.dirty) + len(self.devices)
+                + len(self.removed) + len(self.kv))
 
 
 class _CommitResult:
@@ -434,7 +436,7 @@ class Store:
         pending.state[(event.device_id, event.component, event.capability, event.attribute)] = (event.new, event.t)
         if event.capability == "connectivity" and event.attribute in NO_HISTORY_CONNECTIVITY:
             return
-        pending.history.append((event.t, event.device_id, event.component, event.capability, event.attribute,
+        pending.history.extend((event.t, event.device_id, event.component, event.capability, event.attribute,
                                 event.new))
 
     def _on_device_changed(self, event: DeviceAdded | DeviceUpdated | AvailabilityChanged) -> None:
@@ -554,9 +556,9 @@ class Store:
         merged.state = {key: entry for key, entry in failed.state.items() if key[0] not in newer.removed}
         merged.state.update(newer.state)
         merged.history = failed.history + newer.history
-        overflow = len(merged.history) - MAX_PENDING_HISTORY_ROWS
+        overflow = len(merged.history) // HISTORY_WIDTH - MAX_PENDING_HISTORY_ROWS
         if overflow > 0:
-            del merged.history[:overflow]
+            del merged.history[:overflow * HISTORY_WIDTH]
             self._history_dropped += overflow
             log.error("dropped the %d oldest unwritten history rows (commits keep failing)", overflow)
         # Described again when the next batch is taken: the hub's newest description is the one to write.
@@ -583,7 +585,7 @@ class Store:
         # Taken in the same loop step as the query is queued: a commit of these rows can only run after
         # the query on the one worker thread, so no row is seen twice.
         pending: list[dict[str, Any]] = []
-        for t, dev, comp, cap, attr, value in reversed(self._pending.history):
+        for t, dev, comp, cap, attr, value in reversed(list(_history_tuples(self._pending.history))):
             if len(pending) >= limit:
                 break
             if ((device_id is None or dev == device_id) and (since is None or t >= since)
@@ -731,7 +733,7 @@ class Store:
             if batch.history:
                 for chunk in _history_chunks(batch.history):
                     conn.execute(_INSERT_HISTORY_CHUNK, (chunk,))
-                rows += len(batch.history)
+                rows += len(batch.history) // HISTORY_WIDTH
             for device_id, (description, available) in batch.devices.items():
                 conn.execute(_UPSERT_DEVICE, (
                     device_id, description["adapter"], _dumps_value(description),
@@ -834,12 +836,18 @@ class Store:
 _GROUP_YIELD_ROWS = 1000
 
 
-def _history_rows(history: list[HistoryRow]) -> Iterator[tuple[float, str, str, str, str, str]]:
+def _history_tuples(history: list[Any]) -> Iterator[HistoryRow]:
+    """The flat pending history (see _Batch), a tuple per row, one at a time."""
+    items = iter(history)
+    return zip(items, items, items, items, items, items, strict=True)
+
+
+def _history_rows(history: list[Any]) -> Iterator[tuple[float, str, str, str, str, str]]:
     """History rows for the INSERT, grouped by device (in order within a device, so a device's rows keep
     their order and rowids): the history_device_t index is then written page by page rather than at a
     random page per row. Measured here: 5.0 -> 2.9 us per row for a batch of 300,000."""
     by_device: dict[str, list[HistoryRow]] = {}
-    for index, row in enumerate(history):
+    for index, row in enumerate(_history_tuples(history)):
         by_device.setdefault(row[1], []).append(row)
         if index % _GROUP_YIELD_ROWS == _GROUP_YIELD_ROWS - 1:
             time.sleep(0)  # lets go of the GIL: a message waiting on the loop goes first
@@ -848,7 +856,7 @@ def _history_rows(history: list[HistoryRow]) -> Iterator[tuple[float, str, str, 
             yield t, dev, comp, cap, attr, _value_text(value)
 
 
-def _history_chunks(history: list[HistoryRow]) -> Iterator[bytes]:
+def _history_chunks(history: list[Any]) -> Iterator[bytes]:
     """The history rows (grouped as :func:`_history_rows` orders them) as JSON arrays of
     ``[t, device, component, capability, attribute, value text]``, a few thousand rows each."""
     chunk: list[tuple[float, str, str, str, str, str]] = []

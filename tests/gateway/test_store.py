@@ -589,3 +589,35 @@ async def test_radio_diagnostics_keep_their_state_but_not_a_history(tmp_path: Pa
     assert "connectivity" not in history
     assert history["temperature"] >= 20
     assert db_rows(path, "SELECT value FROM state WHERE capability = 'connectivity'") == [('"2024-01-02T03:04:19Z"',)]
+
+
+async def test_while_commits_fail_the_oldest_history_beyond_the_bound_is_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gateway.store as store_module
+
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    real_write = Store._write_batch
+    failing = [True]
+
+    def flaky_write(self: Store, batch: Any) -> Any:
+        if failing[0]:
+            raise OSError(28, "No space left on device")
+        return real_write(self, batch)
+
+    monkeypatch.setattr(Store, "_write_batch", flaky_write)
+    monkeypatch.setattr(store_module, "MAX_PENDING_HISTORY_ROWS", 50)
+    async with Store(path, clock) as store:
+        store.attach(hub)
+        for round_ in range(2):
+            for i in range(40):
+                hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", float(round_ * 100 + i))])
+            with pytest.raises(StoreError):
+                await store.flush()
+        assert store.stats()["history_dropped"] == 30
+        failing[0] = False
+        await store.flush()
+    values = [row[0] for row in db_rows(path, "SELECT value FROM history ORDER BY rowid")]
+    assert values == [str(float(v)) for v in [*range(30, 40), *range(100, 140)]]
