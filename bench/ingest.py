@@ -230,8 +230,12 @@ def main(argv: list[str] | None = None) -> int:
           f"({statistics.median(d.cpu_us_per_msg for d in gateways):.1f} us CPU/msg); "
           f"lost {lost:,} (target: 0); ratio target >= 0.5")
     if cpu_gw:
+        # The reference machine: Node-RED 13 %, the bare subscriber 9 % at this rate, so 13 % is
+        # 1.44x the baseline; on a slower machine the baseline is higher and the ratio is what compares.
+        paced_ratio = statistics.median(g / b for g, b in zip(cpu_gw, cpu_base, strict=True) if b)
         print(f"median of {rounds} at {args.rate:,.0f} msg/s: gateway {statistics.median(cpu_gw):.1f} % of one core, "
-              f"baseline {statistics.median(cpu_base):.1f} % (target: gateway <= 13 %)")
+              f"baseline {statistics.median(cpu_base):.1f} %, ratio {paced_ratio:.2f} "
+              f"(target: gateway <= 13 %; the reference's 13 % vs 9 % is a ratio of 1.44)")
     if lost or problems:
         print(f"WARNING: messages lost ({lost:,}) or rejected ({problems})")
     print(f"ingest: {gw_rate:,.0f} msg/s, ratio {ratio:.2f} vs baseline")
