@@ -307,12 +307,14 @@ def _wrapper_main(argv: list[str] | None = None) -> int:
     if args.switch_interval_ms:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
 
-    from gateway.app import GC_SETTLE_S, Gateway
+    from gateway.app import GC_SETTLE_S, Gateway, tune_malloc
     from gateway.cli import _setup_logging
     from gateway.config import load_config
 
     config = load_config(args.config)
     _setup_logging(config.gateway.log_level)
+    if not os.environ.get("HEARTH_BENCH_NO_MALLOC_TUNING"):
+        tune_malloc()  # as `hearth run` does
     pauses = GcPauses()
 
     async def run() -> None:
