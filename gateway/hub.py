@@ -28,7 +28,7 @@ from gateway.bus import (
 from gateway.clock import Clock
 from gateway.errors import CommandErrorReason, CommandValidationError
 from gateway.model import capabilities, expected_state, matches_expected, validate_command
-from gateway.model._spec import AttributeSpec
+from gateway.model._spec import _PY_TYPES, AttributeSpec
 from gateway.model.types import (
     CapabilitySupport,
     Command,
@@ -378,10 +378,9 @@ class Hub:
                 waiter.future.set_result(None)
 
 
-# Value types whose check is only the range (bool is not an int here: type() is exact).
-_FAST_TYPES: dict[str, tuple[type, ...]] = {
-    "bool": (bool,), "number": (int, float), "integer": (int,), "string": (str,), "timestamp": (str,),
-}
+# Value types whose check is only the range: the model's own types (bool is not an int here: the hub
+# compares type() exactly), except enums, whose values spec.check must see.
+_FAST_TYPES: dict[str, tuple[type, ...]] = {name: types for name, types in _PY_TYPES.items() if name != "enum"}
 
 
 class _Absent:

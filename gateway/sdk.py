@@ -62,6 +62,7 @@ __all__ = [
     "capabilities",
     "capability",
     "iso_utc",
+    "plain_topic",
     "publish_command",
     "register_capability",
 ]
@@ -154,6 +155,18 @@ def apply_decoded(ctx: AdapterContext, decoded: Any) -> None:
         ctx.report_bad_input(problem)
     for note in getattr(decoded, "notes", ()):
         ctx.log.debug("%s", note)
+
+
+def plain_topic(value: str) -> str:
+    """Check a base topic or prefix from an adapter's config (for a pydantic field validator): not empty,
+    no MQTT wildcards or NUL, no trailing '/'. Returns it; raises ValueError saying what is wrong."""
+    if not value.strip():
+        raise ValueError("must not be empty")
+    if "+" in value or "#" in value or "\x00" in value:
+        raise ValueError("must be a plain topic without MQTT wildcards ('+', '#') or NUL")
+    if value.endswith("/"):
+        raise ValueError(f"must not end with '/' (write {value.rstrip('/')!r}, not {value!r})")
+    return value
 
 
 def publish_command(

@@ -25,6 +25,7 @@ from gateway.sdk import (
     HearthError,
     Unsubscribe,
     apply_decoded,
+    plain_topic,
 )
 
 if TYPE_CHECKING:
@@ -51,13 +52,7 @@ class HomeAssistantDiscoveryConfig(BaseModel):
     @field_validator("discovery_prefix")
     @classmethod
     def _plain_topic(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        if "+" in value or "#" in value or "\x00" in value:
-            raise ValueError("must be a plain topic without MQTT wildcards ('+', '#')")
-        if value.endswith("/"):
-            raise ValueError("must not end with '/' (write 'homeassistant', not 'homeassistant/')")
-        return value
+        return plain_topic(value)
 
     @field_validator("skip_native")
     @classmethod

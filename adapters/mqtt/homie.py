@@ -20,6 +20,7 @@ from gateway.sdk import (
     HearthError,
     Unsubscribe,
     apply_decoded,
+    plain_topic,
     publish_command,
 )
 
@@ -40,13 +41,7 @@ class HomieConfig(BaseModel):
     @field_validator("base_topic")
     @classmethod
     def _plain_topic(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        if "+" in value or "#" in value or "\x00" in value:
-            raise ValueError("must be a plain topic without MQTT wildcards ('+', '#')")
-        if value.endswith("/"):
-            raise ValueError("must not end with '/' (write 'homie', not 'homie/')")
-        return value
+        return plain_topic(value)
 
 
 class HomieAdapter:

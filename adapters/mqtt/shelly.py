@@ -25,6 +25,7 @@ from gateway.sdk import (
     HearthError,
     Unsubscribe,
     apply_decoded,
+    plain_topic,
 )
 
 if TYPE_CHECKING:
@@ -40,12 +41,12 @@ SRC_STORAGE_KEY = "src"
 
 
 def _plain_topic(value: str, what: str) -> str:
-    if not value.strip():
-        raise ValueError(f"{what} must not be empty")
-    if "+" in value or "#" in value or "\x00" in value:
-        raise ValueError(f"{what} must be a plain topic without MQTT wildcards ('+', '#')")
-    if value.endswith("/") or value.startswith("/"):
-        raise ValueError(f"{what} must not start or end with '/'")
+    try:
+        plain_topic(value)
+    except ValueError as err:
+        raise ValueError(f"{what} {err}") from None
+    if value.startswith("/"):
+        raise ValueError(f"{what} must not start with '/'")
     return value
 
 

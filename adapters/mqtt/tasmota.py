@@ -21,6 +21,7 @@ from gateway.sdk import (
     HearthError,
     Unsubscribe,
     apply_decoded,
+    plain_topic,
     publish_command,
 )
 
@@ -53,9 +54,7 @@ class TasmotaConfig(BaseModel):
     @field_validator("discovery_prefix")
     @classmethod
     def _plain_topic(cls, value: str) -> str:
-        if not value.strip() or "+" in value or "#" in value or value.endswith("/") or "\x00" in value:
-            raise ValueError("must be a plain topic without wildcards and without a trailing '/'")
-        return value
+        return plain_topic(value)
 
 
 class TasmotaAdapter:

@@ -22,6 +22,7 @@ from gateway.sdk import (
     HearthError,
     Unsubscribe,
     apply_decoded,
+    plain_topic,
     publish_command,
 )
 
@@ -42,15 +43,7 @@ class Zigbee2MqttConfig(BaseModel):
     @field_validator("base_topic")
     @classmethod
     def _plain_topic(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        if "+" in value or "#" in value:
-            raise ValueError("must be a plain topic without MQTT wildcards ('+', '#')")
-        if value.endswith("/"):
-            raise ValueError("must not end with '/' (write 'zigbee2mqtt', not 'zigbee2mqtt/')")
-        if "\x00" in value:
-            raise ValueError("must not contain NUL")
-        return value
+        return plain_topic(value)
 
 
 class Zigbee2MqttAdapter:
