@@ -165,6 +165,26 @@ async def wait_for_devices(gateway: Any, count: int, timeout_s: float = _ANNOUNC
         await asyncio.sleep(0.05)
 
 
+def bytecode_env() -> dict[str, str]:
+    """The environment for a measured process, with the project's modules byte-compiled first.
+
+    A ``pip install`` writes every module's bytecode (.pyc); a process started with
+    PYTHONDONTWRITEBYTECODE from a source checkout compiles each module at every start instead, which
+    costs ~0.3 s and ~4 MB of RSS that no installed gateway pays. So the benchmarks compile the project's
+    packages once (``compileall`` skips what is up to date) and let the child read and write bytecode.
+    """
+    import compileall
+    import importlib.util
+
+    for package in ("gateway", "adapters"):
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            compileall.compile_dir(location, quiet=1)
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 class GatewayProcess:
     """A gateway in a process of its own: ``hearth run`` (default) or ``python -m bench._gateway``."""
 
@@ -189,7 +209,7 @@ class GatewayProcess:
         return self.proc.pid
 
     def start(self) -> None:
-        env = dict(os.environ, HEARTH_DATA_DIR=str(self.data_dir), PYTHONUNBUFFERED="1")
+        env = dict(bytecode_env(), HEARTH_DATA_DIR=str(self.data_dir), PYTHONUNBUFFERED="1")
         self.started_at = time.perf_counter()
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env=env, stdin=subprocess.DEVNULL)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bench import _traffic
 from bench._broker import BenchBroker
-from bench._gateway import GatewayProcess, announce, free_port, write_config
+from bench._gateway import GatewayProcess, announce, bytecode_env, free_port, write_config
 from gateway.sim import scaled_house
 
 DEVICES = 1000
@@ -77,7 +77,8 @@ def loaded_shared_objects(pid: int) -> list[str]:
 
 def import_probe() -> dict[str, object]:
     code = f"OPTIONAL = {OPTIONAL!r}\n" + _IMPORT_PROBE
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                         env=bytecode_env())
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -20,6 +20,7 @@ import math
 import os
 import sqlite3
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -67,6 +68,10 @@ PURGE_CHUNK_ROWS = 20000
 # While commits keep failing (disk full) the batch is kept in memory; beyond this many history rows the
 # oldest are dropped (and counted): running out of memory would lose everything, not just old history.
 MAX_PENDING_HISTORY_ROWS = 1_000_000
+# A key-value text longer than this is kept in memory compressed until it is read again: the Zigbee2MQTT
+# bridge's definitions of a large house are a megabyte of JSON (two, with the UTF-8 copy SQLite takes of
+# a text that is not ASCII), read once at start.
+KV_COMPRESS_CHARS = 16 * 1024
 
 # Stdlib json, not orjson: it round-trips NaN and infinities (orjson turns them into null), and a
 # restored value must be the value the hub had.
@@ -251,6 +256,28 @@ class _Batch:
                 + len(self.removed) + len(self.kv))
 
 
+class _Produced:
+    """In place of a ``set_deferred`` value's text: its producer, asked again if the value is read."""
+
+    __slots__ = ("produce",)
+
+    def __init__(self, produce: Callable[[], Any]) -> None:
+        self.produce = produce
+
+
+def _compact(text: str) -> str | bytes:
+    return zlib.compress(text.encode(), 1) if len(text) > KV_COMPRESS_CHARS else text
+
+
+def _expand(held: str | bytes | _Produced) -> str:
+    if type(held) is str:
+        return held
+    if type(held) is bytes:
+        return zlib.decompress(held).decode()
+    assert isinstance(held, _Produced)
+    return _dumps_deferred(held.produce())
+
+
 class _CommitResult:
     __slots__ = ("duration_s", "rows")
 
@@ -264,11 +291,13 @@ class _ScopedKeyValueStore:
 
     Values are kept as their JSON text, so what ``get`` returns now is what it returns after a restart
     (a tuple comes back as a list either way) and a caller cannot change a stored value by mutating it.
+    A long text is held compressed (KV_COMPRESS_CHARS); a ``set_deferred`` value, once its text has gone
+    to the batch, as its producer, which a read asks again.
     """
 
     __slots__ = ("_scope", "_store", "_values")
 
-    def __init__(self, store: Store, scope: str, values: dict[str, str]) -> None:
+    def __init__(self, store: Store, scope: str, values: dict[str, str | bytes | _Produced]) -> None:
         self._store = store
         self._scope = scope
         self._values = values
@@ -277,10 +306,8 @@ class _ScopedKeyValueStore:
         # Serialised here, not in the worker: a value that is not JSON must fail in the caller's hands,
         # not make every later batch fail.
         self._store._deferred.pop((self._scope, key), None)
-        self._set_text(key, _dumps(value))
-
-    def _set_text(self, key: str, text: str) -> None:
-        self._values[key] = text
+        text = _dumps(value)
+        self._values[key] = _compact(text)
         self._store._pending.kv[(self._scope, key)] = text
 
     def set_deferred(self, key: str, produce: Callable[[], Any]) -> None:
@@ -294,16 +321,17 @@ class _ScopedKeyValueStore:
         """
         self._store._deferred[(self._scope, key)] = (self, produce)
 
-    def _resolve(self, key: str) -> None:
-        entry = self._store._deferred.pop((self._scope, key), None)
-        if entry is not None:
-            self._set_text(key, _dumps_deferred(entry[1]()))
+    def _produced(self, key: str, produce: Callable[[], Any]) -> None:
+        """The batch takes a deferred value's text; memory keeps the producer (no second copy)."""
+        self._store._pending.kv[(self._scope, key)] = _dumps_deferred(produce())
+        self._values[key] = _Produced(produce)
 
     def get(self, key: str, default: Any = None) -> Any:
-        if self._store._deferred:
-            self._resolve(key)
-        text = self._values.get(key)
-        return default if text is None else _loads(text)
+        entry = self._store._deferred.get((self._scope, key)) if self._store._deferred else None
+        if entry is not None:
+            return _loads(_dumps_deferred(entry[1]()))
+        held = self._values.get(key)
+        return default if held is None else _loads(_expand(held))
 
     def delete(self, key: str) -> None:
         self._store._deferred.pop((self._scope, key), None)
@@ -311,9 +339,11 @@ class _ScopedKeyValueStore:
             self._store._pending.kv[(self._scope, key)] = None
 
     def items(self) -> Iterable[tuple[str, Any]]:
-        for key in [k for scope, k in self._store._deferred if scope == self._scope]:
-            self._resolve(key)
-        return [(key, _loads(text)) for key, text in self._values.items()]
+        pending = [(k, entry[1]) for (scope, k), entry in self._store._deferred.items() if scope == self._scope]
+        out = {key: _loads(_expand(held)) for key, held in self._values.items()}
+        for key, produce in pending:
+            out[key] = _loads(_dumps_deferred(produce()))
+        return list(out.items())
 
 
 class Store:
@@ -332,7 +362,7 @@ class Store:
         self._pending = _Batch()
         self._hub: Hub | None = None
         self._unsubscribes: list[Unsubscribe] = []
-        self._kv: dict[str, dict[str, str]] = {}
+        self._kv: dict[str, dict[str, str | bytes | _Produced]] = {}
         self._kv_views: dict[str, _ScopedKeyValueStore] = {}
         # kv writes whose value is produced when the batch is taken (set_deferred)
         self._deferred: dict[KvKey, tuple[_ScopedKeyValueStore, Callable[[], Any]]] = {}
@@ -519,7 +549,7 @@ class Store:
         deferred, self._deferred = self._deferred, {}
         for (_scope, key), (view, produce) in deferred.items():
             try:
-                view._set_text(key, _dumps_deferred(produce()))
+                view._produced(key, produce)
             except Exception:  # a producer's bug must not cost the batch (or every later one)
                 log.exception("could not produce the stored value of %s/%s; it is not written", _scope, key)
 
@@ -633,7 +663,7 @@ class Store:
 
     # ------------------------------------------------------------------ worker thread only
 
-    def _open(self) -> dict[str, dict[str, str]]:
+    def _open(self) -> dict[str, dict[str, str | bytes | _Produced]]:
         path = self.path
         try:
             # 0700/0600: the data directory also holds the API tokens, and the history says who is home.
@@ -666,9 +696,9 @@ class Store:
                 log.warning("%s: SQLite refused WAL mode (journal_mode=%s); commits will be slower", path, mode)
             conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate(conn, tables)
-            kv: dict[str, dict[str, str]] = {}
+            kv: dict[str, dict[str, str | bytes | _Produced]] = {}
             for scope, key, value in conn.execute("SELECT scope, key, value FROM kv"):
-                kv.setdefault(scope, {})[key] = value
+                kv.setdefault(scope, {})[key] = _compact(value)
         except sqlite3.Error as err:
             conn.close()
             raise StoreError(f"{path}: not a usable database ({err}). It was left as it is: move it away to "

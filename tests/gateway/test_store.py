@@ -570,6 +570,54 @@ async def test_shutdown_during_a_failing_commit_loses_nothing(tmp_path: Path, mo
     assert await reload(path, clock) == sorted_devices(hub)
 
 
+async def test_kv_keeps_a_long_value_compressed_in_memory(tmp_path: Path) -> None:
+    # Zigbee2MQTT's definitions of a big house: a megabyte of JSON, read back once at start.
+    import tracemalloc
+
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    value = [{"ieee": f"0x{n:016x}", "unit": "°C", "exposes": [{"name": "temperature", "min": -40}] * 5}
+             for n in range(5000)]
+    async with Store(path, clock) as store:
+        kv = store.kv("zigbee2mqtt")
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            kv.set("definitions", value)
+            await store.flush()
+            kept = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        text_bytes = len(store_module._dumps(value).encode())
+        assert text_bytes > 1_000_000
+        assert kept < text_bytes / 10, (kept, text_bytes)
+        assert kv.get("definitions") == value
+        assert dict(kv.items())["definitions"] == value
+    async with Store(path, clock) as store:
+        assert store.kv("zigbee2mqtt").get("definitions") == value
+
+
+async def test_kv_deferred_value_reads_its_producer_after_a_commit(tmp_path: Path) -> None:
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    state = {"timers": [1]}
+    async with Store(path, clock) as store:
+        kv = store.kv("scenes")
+        kv.set_deferred("state", lambda: state)
+        assert kv.get("state") == {"timers": [1]}
+        await store.flush()
+        assert db_rows(path, "SELECT value FROM kv WHERE key = 'state'") == [('{"timers":[1]}',)]
+        state["timers"].append(2)  # not yet committed: a read sees what the next commit will write
+        assert kv.get("state") == {"timers": [1, 2]}
+        assert dict(kv.items()) == {"state": {"timers": [1, 2]}}
+        kv.delete("state")
+        assert kv.get("state", "gone") == "gone"
+        kv.set_deferred("state", lambda: state)
+        await store.flush()
+    async with Store(path, clock) as store:
+        assert store.kv("scenes").get("state") == {"timers": [1, 2]}
+
+
 async def test_kv_needs_an_open_store(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="not open"):
         Store(tmp_path / "hearth.db", SimulatedClock(START)).kv("x")
