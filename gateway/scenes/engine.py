@@ -20,8 +20,9 @@ import asyncio
 import itertools
 import logging
 import re
+import sys
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Protocol
@@ -207,6 +208,56 @@ def _state_tests(node: Any) -> Iterable[StateTest]:
 
 
 _PLACEHOLDER = re.compile(r"\{(device|area|value|scene|time|date|duration)\}")
+
+
+def _start_eagerly(coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None] | None:
+    """Run ``coro`` up to its first real wait in the caller, and the rest as a task (None: it finished).
+
+    Python 3.12's eager tasks; on 3.11 the first step is driven here and the suspended coroutine is
+    handed to a task as a :class:`_Resumed`.
+    """
+    loop = asyncio.get_running_loop()
+    if sys.version_info >= (3, 12):
+        task = asyncio.Task(coro, loop=loop, name=name, eager_start=True)  # type: ignore[call-arg]
+        return None if task.done() else task
+    try:
+        waiting = coro.send(None)
+    except StopIteration:
+        return None
+    return loop.create_task(_Resumed(coro, waiting), name=name)
+
+
+class _Resumed(Coroutine[Any, Any, None]):
+    """A coroutine already started and suspended on ``waiting``, as a task takes it: the task's first
+    step gets ``waiting`` back, every later step and any cancellation (even one before that first step)
+    goes to the coroutine itself."""
+
+    __slots__ = ("_coro", "_waiting")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+        self._coro = coro
+        self._waiting: Any = _BARE_YIELD if waiting is None else waiting
+
+    def send(self, value: Any) -> Any:
+        waiting = self._waiting
+        if waiting is _NOT_WAITING:
+            return self._coro.send(value)
+        self._waiting = _NOT_WAITING
+        return None if waiting is _BARE_YIELD else waiting
+
+    def throw(self, *args: Any) -> Any:  # type: ignore[override]
+        self._waiting = _NOT_WAITING
+        return self._coro.throw(*args)
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, None]:  # pragma: no cover - only a task drives it
+        raise TypeError("a resumed scene run is driven by its task")
+
+
+_NOT_WAITING = object()
+_BARE_YIELD = object()
 
 
 class SceneEngine:
@@ -880,9 +931,12 @@ class SceneEngine:
                     self._finish(rt, trace, store=False)
                     return trace["id"]
         rt.running.add(run_key)
-        task = asyncio.get_running_loop().create_task(self._run(rt, ctx, trace), name=f"scene:{rt.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Started eagerly: its first actions (most runs: a command, published at once) happen here, on
+        # the trigger's turn of the loop, not on the next one; only what then waits becomes a task.
+        task = _start_eagerly(self._run(rt, ctx, trace), name=f"scene:{rt.id}")
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return trace["id"]
 
     def _finish(self, rt: SceneRuntime, trace: dict[str, Any], *, store: bool = True) -> None:

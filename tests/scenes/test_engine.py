@@ -463,6 +463,24 @@ async def test_delay_action(houses: Any) -> None:
     assert house.runs("d") == [("08:00", "done")]
 
 
+async def test_a_run_acts_within_its_trigger_and_only_what_waits_becomes_a_task(houses: Any) -> None:
+    # The light is switched while the motion report is being taken, not on a later turn of the loop
+    # (scene latency: bench/latency.py); a run that then waits carries on as a task, and stopping the
+    # engine cancels it with its trace saying so.
+    house = await houses(profile(scene(
+        "on-then-wait", '{ kind = "state", selector = { area = "hall", capability = "occupancy" }, '
+                        'attribute = "occupancy.occupied", to = true }',
+        '{ kind = "command", target = { area = "@trigger", capability = "on_off" }, capability = "on_off", '
+        'command = "on" }, { kind = "delay", for = "10m" }, ' + NOTE("later"))))
+    await house.until("08:00")
+    house.hub.apply([Update(HALL_MOTION, "main", "occupancy", "occupied", True)])  # no await in between
+    assert house.commands == [("08:00", HALL_LIGHT, "on_off", "on", {})]
+    assert len(house.engine._tasks) == 1  # the delay
+    await house.engine.stop()
+    assert house.runs("on-then-wait") == [("08:00", "cancelled")]
+    assert house.sent() == []
+
+
 def waiting(on_timeout: str) -> str:
     return profile(scene("w", PRESS, f'{NOTE("door opened")}, {{ kind = "wait_for", selector = {{ capability = '
                                      f'"contact" }}, attribute = "contact.open", equals = false, timeout = "10m", '
