@@ -318,11 +318,58 @@ class GcPauses:
         return out
 
 
+class ProbePath:
+    """The gateway's own share of a probe: from the socket read that brought a probe sensor's message to
+    the ``/set`` command written for it, timed inside the process (the rest is the broker, the machine
+    and the probe). Wraps three methods of this process's MqttSession class: bench only."""
+
+    def __init__(self, probe_topics: set[str], answer_topic: str) -> None:
+        self.probe_topics = probe_topics
+        self.answer_topic = answer_topic
+        self.read_at = 0.0
+        self.pending: tuple[float, float] | None = None
+        # (wall time, read -> written, dispatch -> written), seconds
+        self.samples: list[tuple[float, float, float]] = []
+
+    def install(self) -> None:
+        from gateway.mqtt import MqttSession
+
+        path, clock = self, time.perf_counter
+        on_readable, dispatch, publish_now = (MqttSession._on_readable, MqttSession._dispatch,
+                                              MqttSession._publish_now)
+
+        def timed_readable(session: Any) -> None:
+            path.read_at = clock()
+            on_readable(session)
+
+        def timed_dispatch(session: Any, topic: str, payload: bytes, retain: bool) -> None:
+            if topic in path.probe_topics:
+                path.pending = (path.read_at, clock())
+            dispatch(session, topic, payload, retain)
+
+        def timed_publish(session: Any, topic: str, payload: bytes | str, qos: int, retain: bool) -> None:
+            publish_now(session, topic, payload, qos, retain)
+            if path.pending is not None and topic == path.answer_topic:
+                now = clock()
+                path.samples.append((time.time(), now - path.pending[0], now - path.pending[1]))
+                path.pending = None
+
+        MqttSession._on_readable = timed_readable  # type: ignore[method-assign]
+        MqttSession._dispatch = timed_dispatch  # type: ignore[method-assign]
+        MqttSession._publish_now = timed_publish  # type: ignore[method-assign]
+
+    def summary(self) -> list[list[float]]:
+        return [[round(t, 4), round(a * 1000, 4), round(b * 1000, 4)] for t, a, b in self.samples]
+
+
 def _wrapper_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="hearth run, with GC pauses recorded (bench only)")
     parser.add_argument("config")
     parser.add_argument("--no-gc-freeze", action="store_true")
     parser.add_argument("--switch-interval-ms", type=float, help="sys.setswitchinterval (experiments)")
+    parser.add_argument("--probe-topic", action="append", default=[],
+                        help="time the gateway's own path from this topic's messages to --probe-answer")
+    parser.add_argument("--probe-answer", default="", help="the command topic that answers a probe")
     args = parser.parse_args(argv)
     if args.switch_interval_ms:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
@@ -336,6 +383,9 @@ def _wrapper_main(argv: list[str] | None = None) -> int:
     if not os.environ.get("HEARTH_BENCH_NO_MALLOC_TUNING"):
         tune_malloc()  # as `hearth run` does
     pauses = GcPauses()
+    probe_path = ProbePath(set(args.probe_topic), args.probe_answer)
+    if args.probe_topic:
+        probe_path.install()
 
     async def run() -> None:
         gateway = Gateway(config)
@@ -356,11 +406,19 @@ def _wrapper_main(argv: list[str] | None = None) -> int:
     asyncio.run(run())
     gc.callbacks.remove(pauses)
     print("gc-pauses: " + json.dumps(pauses.summary()), flush=True)
+    if args.probe_topic:
+        print("probe-path: " + json.dumps(probe_path.summary()), flush=True)
     return 0
 
 
 def parse_gc_pauses(output: str) -> dict[str, Any] | None:
     match = re.search(r"^gc-pauses: (\{.*\})$", output, re.MULTILINE)
+    return json.loads(match.group(1)) if match else None
+
+
+def parse_probe_path(output: str) -> list[list[float]] | None:
+    """[wall time, read -> written ms, dispatch -> written ms] per answered probe (see ProbePath)."""
+    match = re.search(r"^probe-path: (\[.*\])$", output, re.MULTILINE)
     return json.loads(match.group(1)) if match else None
 
 

@@ -15,7 +15,9 @@ probe publishes ``occupancy: true`` and times the arrival of ``zigbee2mqtt/<ligh
 the light on, as the bulb would, so the hub confirms the command at once. The baseline is a responder
 process (``bench._baseline responder``) that answers a message on one topic with one on another, and
 also takes the background traffic as the gateway does. Both are measured idle and with ``--rate`` msg/s
-of background traffic from the other 998 devices (a publisher process), alternating in blocks. Last line:
+of background traffic from the other 998 devices (a publisher process), alternating in blocks. The
+gateway also times its own share of each probe (the socket read that brought the motion report to the
+``/set`` written; ``ProbePath`` in bench/_gateway.py), reported per series. Last line:
 ``latency: <p99> ms p99 under load, ratio <R> vs baseline``.
 """
 
@@ -36,7 +38,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench import _traffic
 from bench._broker import HOST, BenchBroker, no_nagle
-from bench._gateway import BENCH_DIR, GatewayProcess, announce, free_port, parse_gc_pauses, write_config
+from bench._gateway import (
+    BENCH_DIR,
+    GatewayProcess,
+    announce,
+    free_port,
+    parse_gc_pauses,
+    parse_probe_path,
+    write_config,
+)
 from gateway.app import GC_SETTLE_S
 from gateway.sim import SimDevice, scaled_house
 from gateway.sim.house import BASE_TOPIC
@@ -192,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         wrapper_args = ("--no-gc-freeze",) if args.no_gc_freeze else ()
         if args.switch_interval_ms:
             wrapper_args += ("--switch-interval-ms", str(args.switch_interval_ms))
+        wrapper_args += ("--probe-topic", motion.topic, "--probe-topic", motion2.topic,
+                         "--probe-answer", f"{light.topic}/set")
         gateway = GatewayProcess(config, data_dir, wrapper=True, wrapper_args=wrapper_args)
         responder = subprocess.Popen(
             [sys.executable, "-m", "bench._baseline", "responder", str(broker.port), "bench/probe/in",
@@ -199,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         background: subprocess.Popen[bytes] | None = None
         prober: Prober | None = None
+        phases: dict[str, float] = {}
         output = ""
         try:
             gateway.start()
@@ -211,12 +224,16 @@ def main(argv: list[str] | None = None) -> int:
             prober.idle(0.5)
             run_series(prober, min(50, probes), Series("warm-up"), Series("warm-up"), rng)
             idle_gw, idle_base = Series("gateway, idle"), Series("baseline, idle")
+            phases["idle"] = time.time()
             run_series(prober, probes, idle_gw, idle_base, rng)
+            phases["idle_end"] = time.time()
             background = _traffic.start_paced(broker.port, args.rate, _BACKGROUND_MAX_S,
                                               exclude=[motion.name, motion2.name, light.name])
             prober.idle(3.0)  # the background at full rate before measuring
             load_gw, load_base = Series("gateway, loaded"), Series("baseline, loaded")
+            phases["loaded"] = time.time()
             run_series(prober, probes, load_gw, load_base, rng)
+            phases["loaded_end"] = time.time()
             results = {s.name: s for s in (idle_base, idle_gw, load_base, load_gw)}
         finally:
             if background is not None:
@@ -234,6 +251,15 @@ def main(argv: list[str] | None = None) -> int:
         frozen = next((line for line in gateway.output if "after start-up" in line), "").strip()
         print(f"gateway GC during the run ({frozen or 'gc.freeze not reported'}): " + ", ".join(
             f"{gen} {p['count']}x max {p['max_ms']:.2f} ms total {p['total_ms']:.0f} ms" for gen, p in pauses.items()))
+    path = parse_probe_path(output)
+    for phase in ("idle", "loaded"):
+        if not path or f"{phase}_end" not in phases:
+            continue
+        own = sorted(read_ms for t, read_ms, _ in path if phases[phase] <= t <= phases[f"{phase}_end"])
+        if own:
+            print(f"gateway's own path, {phase} (socket read to /set written, timed inside it): "
+                  + ", ".join(f"p{q} {own[min(len(own) - 1, int(len(own) * q / 100))]:.2f} ms" for q in (50, 95, 99))
+                  + f" ({len(own)} probes)")
     load_gw, load_base = results["gateway, loaded"], results["baseline, loaded"]
     ratio = load_gw.pct(99) / load_base.pct(99) if load_base.latencies_ms else float("nan")
     lost = sum(s.lost for s in results.values())

@@ -40,6 +40,8 @@ def test_latency() -> None:
     # --no-gc-freeze: no waiting for the gateway's second freeze, 20 s after start-up.
     out = run_bench("latency", "--probes", "5", "--rate", "200", "--no-gc-freeze")
     assert re.search(r"gateway, loaded: .*\(5 probes, lost 0\)", out), out
+    # the gateway's own share of each probe, timed inside it: every answered probe of each series
+    assert re.search(r"gateway's own path, loaded .*p99 \d+\.\d+ ms \(5 probes\)", out), out
 
 
 def test_memory() -> None:
