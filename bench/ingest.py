@@ -108,7 +108,8 @@ def _counts(gateway: Any) -> dict[str, int]:
     return {"received": int(mqtt["messages_received"]), "callback_errors": int(mqtt["callback_errors"]),
             "bad_input": gateway.hub.counters["bad_input"], "updates": gateway.hub.counters["updates"],
             "changes": gateway.hub.counters["state_changes"], "commits": store["commits"],
-            "rows": store["rows_written"], "bus_errors": gateway.hub.bus.subscriber_errors}
+            "rows": store["rows_written"], "commit_ms": int(store["commit_seconds_total"] * 1000),
+            "bus_errors": gateway.hub.bus.subscriber_errors}
 
 
 async def _measure_gateway(config: Path, port: int, messages: int) -> Drain:

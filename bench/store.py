@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"one commit per change (bare sqlite3, same disk): {naive:,.0f} changes/s at most")
     print(f"gateway at {args.rate:,.0f} msg/s: {changes_per_s:,.0f} state changes/s, {written:,} rows written in "
           f"{delta['commits']} commits = {commits_per_min:.1f} commits/min (the SD-card figure; one per "
-          f"commit_interval_s = 5 s by default)")
+          f"commit_interval_s = 5 s by default), {delta['commit_ms'] / max(1, delta['commits']):.0f} ms per commit "
+          f"(wall time in the store's worker)")
     print(f"burst of {burst.received:,} messages: {burst.counts['changes']:,} changes written in "
           f"{burst.counts['flushed_ms'] / 1000:.2f} s (drain and final commit) = {sustained:,.0f} changes/s sustained, "
           f"{burst.counts['rows']:,} rows in {burst.counts['commits']} commits")

@@ -13,6 +13,7 @@ dedicated worker thread that owns the connection.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 import logging
@@ -64,10 +65,15 @@ PURGE_INTERVAL_S = 86400.0
 PURGE_RETRY_S = 3600.0
 # A purge deletes in chunks, each its own transaction and its own job on the worker: a month of
 # history is millions of rows, and one huge delete would hold up the commits behind it and grow the WAL.
-PURGE_CHUNK_ROWS = 20000
+PURGE_CHUNK_BLOCKS = 2000
 # While commits keep failing (disk full) the batch is kept in memory; beyond this many history rows the
 # oldest are dropped (and counted): running out of memory would lose everything, not just old history.
 MAX_PENDING_HISTORY_ROWS = 1_000_000
+# History is stored as blocks: the changes of one device over one commit interval in one row, as a JSON
+# array (see MIGRATIONS, version 2). A block never spans more than this (a batch kept through failing
+# commits is cut into hours), which bounds a time-range query's index scan; retention works on whole
+# blocks, so history is kept up to this much longer than retention_days.
+HISTORY_BLOCK_SPAN_S = 3600.0
 # A key-value text longer than this is kept in memory compressed until it is read again: the Zigbee2MQTT
 # bridge's definitions of a large house are a megabyte of JSON (two, with the UTF-8 copy SQLite takes of
 # a text that is not ASCII), read once at start.
@@ -106,8 +112,44 @@ def _value_text(value: Any) -> str:
     return _dumps_value(value)
 
 # Forward migrations: MIGRATIONS[n - 1] takes the schema from version n - 1 to n. Never edit a shipped
-# one; append. Each runs in one transaction together with its row in schema_version.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+# one; append. Each runs in one transaction together with its row in schema_version; a step is an SQL
+# statement or a function given the connection (for data SQL alone cannot move exactly).
+MigrationStep = str | Callable[[sqlite3.Connection], None]
+
+
+def _history_to_blocks(conn: sqlite3.Connection) -> None:
+    """Version 2: the rows of `history` (one per change) become blocks of `history_block`: per device,
+    the changes of one hour (at most _MIGRATED_BLOCK_ROWS), oldest first. Values are moved as the JSON
+    text they were stored as, so nothing is re-encoded and a NaN stays a NaN."""
+    insert = ("INSERT INTO history_block (device_id, t_first, t_last, changes, rows) VALUES (?, ?, ?, ?, ?)")
+    device_ids = [row[0] for row in conn.execute("SELECT DISTINCT device_id FROM history")]
+    moved = 0
+    for device_id in device_ids:
+        parts: list[str] = []
+        t_first = t_last = 0.0
+        bucket = None
+        rows = conn.execute("SELECT t, component, capability, attribute, value FROM history "
+                            "WHERE device_id = ? ORDER BY t, rowid", (device_id,))
+        for t, component, capability, attribute, value in rows:
+            this_bucket = t // HISTORY_BLOCK_SPAN_S
+            if parts and (this_bucket != bucket or len(parts) >= _MIGRATED_BLOCK_ROWS):
+                conn.execute(insert, (device_id, t_first, t_last, len(parts), f"[{','.join(parts)}]"))
+                parts = []
+            if not parts:
+                t_first, bucket = t, this_bucket
+            t_last = t
+            parts.append(f"{_float_repr(float(t))},{_dumps(component)},{_dumps(capability)},{_dumps(attribute)},"
+                         f"{value}")
+            moved += 1
+        if parts:
+            conn.execute(insert, (device_id, t_first, t_last, len(parts), f"[{','.join(parts)}]"))
+    if moved:
+        log.info("moved %d history rows of %d devices into blocks", moved, len(device_ids))
+
+
+_MIGRATED_BLOCK_ROWS = 1000
+
+MIGRATIONS: tuple[tuple[MigrationStep, ...], ...] = (
     (
         """CREATE TABLE devices (
             id TEXT PRIMARY KEY,
@@ -142,6 +184,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (scope, key)
         ) WITHOUT ROWID""",
     ),
+    # History in blocks: a row per device per commit, not per change. A busy house (6,300 changes/s in
+    # bench/latency.py) wrote 24,000 rows per commit, each into the table and two indexes: ~160 ms of
+    # CPU per commit, most of scene latency's tail. As ~1,000 blocks: ~25 ms, and half the bytes.
+    # `rows` is a flat JSON array, five items a change: t, component, capability, attribute, value
+    # (a non-finite number is written as Python's json writes it: NaN, Infinity).
+    (
+        """CREATE TABLE history_block (
+            device_id TEXT NOT NULL,
+            t_first REAL NOT NULL,
+            t_last REAL NOT NULL,
+            changes INTEGER NOT NULL,
+            rows TEXT NOT NULL
+        )""",
+        "CREATE INDEX history_block_device_t ON history_block (device_id, t_last)",
+        "CREATE INDEX history_block_t ON history_block (t_last)",
+        _history_to_blocks,
+        "DROP TABLE history",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -152,17 +212,9 @@ INSERT INTO state (device_id, component, capability, attribute, value, t) VALUES
 ON CONFLICT (device_id, component, capability, attribute)
 DO UPDATE SET value = excluded.value, t = excluded.t WHERE value IS NOT excluded.value
 """
-# History goes in as one JSON array per chunk, unpacked by SQLite itself: one statement (and one hand-over
-# of the GIL) per few thousand rows instead of one per row. With a row at a time, a commit of 32,000
-# rows under load took 6 s here, because the writer thread waited for the GIL after every row while
-# the event loop was busy; a chunk of rows costs the loop one short pause instead.
-_INSERT_HISTORY_CHUNK = """
-INSERT INTO history (t, device_id, component, capability, attribute, value)
-SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]')
-FROM json_each(?)
+_INSERT_HISTORY_BLOCK = """
+INSERT INTO history_block (device_id, t_first, t_last, changes, rows) VALUES (?, ?, ?, ?, ?)
 """
-_HISTORY_CHUNK_ROWS = 4000
 _UPSERT_DEVICE = """
 INSERT INTO devices (id, adapter, description, available, updated_at) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET adapter = excluded.adapter, description = excluded.description,
@@ -180,8 +232,7 @@ _TUPLE_FIELDS = ("tags", "aliases")
 DESCRIBED_FIELDS = frozenset((*_PLAIN_FIELDS, *_TUPLE_FIELDS, "support", "available", "state"))
 
 StateKey = tuple[str, str, str, str]  # device_id, component, capability, attribute
-HistoryRow = tuple[float, str, str, str, str, Any]  # t, device_id, component, capability, attribute, value
-HISTORY_WIDTH = 6  # items of a row in a batch's flat history list
+HISTORY_WIDTH = 5  # items of a change in a device's flat history list: t, component, capability, attribute, value
 KvKey = tuple[str, str]  # scope, key
 
 
@@ -238,11 +289,12 @@ class _Batch:
         # latest (value, t) per key: a tuple of atoms, which the cyclic GC stops tracking after one look
         # (the events themselves, kept until the commit, were thousands of tracked objects)
         self.state: dict[StateKey, tuple[Any, float]] = {}
-        # t, device_id, component, capability, attribute, value, t, device_id, ...: one flat list, six
-        # items a row (HISTORY_WIDTH). Tens of thousands of rows pile up between commits: as tuples they
-        # were twice the memory and one more object each for the allocator and the cyclic GC to count
-        # (kept as the events, they made full collections frequent and long: bench/latency.py).
-        self.history: list[Any] = []
+        # device id -> [t, component, capability, attribute, value, t, component, ...]: one flat list per
+        # device, five items a change (HISTORY_WIDTH), which is also the stored block's layout, so a commit
+        # writes a device's changes with one orjson call. Tens of thousands of changes pile up between
+        # commits: as tuples they were twice the memory and one more object each for the allocator and
+        # the cyclic GC to count (kept as the events, they made full collections frequent and long).
+        self.history: dict[str, list[Any]] = {}
         # devices whose description or availability changed; described when the batch is taken
         self.dirty: dict[str, None] = {}
         # device id -> (describe_device(), available), filled when the batch is taken
@@ -252,8 +304,11 @@ class _Batch:
         self.kv: dict[KvKey, str | None] = {}  # JSON text, or None to delete
 
     def __len__(self) -> int:
-        return (len(self.state) + len(self.history) // HISTORY_WIDTH + len(self.dirty) + len(self.devices)
+        return (len(self.state) + self.history_changes() + len(self.dirty) + len(self.devices)
                 + len(self.removed) + len(self.kv))
+
+    def history_changes(self) -> int:
+        return sum(map(len, self.history.values())) // HISTORY_WIDTH
 
 
 class _Produced:
@@ -376,6 +431,7 @@ class Store:
         self._commit_failures = 0
         self._rows_written = 0
         self._last_commit_duration_s = 0.0
+        self._commit_seconds = 0.0
         self._history_dropped = 0
         self._purged_rows = 0
 
@@ -461,13 +517,15 @@ class Store:
         self._unsubscribes = []
 
     def _on_state_changed(self, event: StateChanged) -> None:
-        # Called for every state change in the house: two dict/list operations and nothing else.
+        # Called for every state change in the house: a few dict/list operations and nothing else.
         pending = self._pending
         pending.state[(event.device_id, event.component, event.capability, event.attribute)] = (event.new, event.t)
         if event.capability == "connectivity" and event.attribute in NO_HISTORY_CONNECTIVITY:
             return
-        pending.history.extend((event.t, event.device_id, event.component, event.capability, event.attribute,
-                                event.new))
+        changes = pending.history.get(event.device_id)
+        if changes is None:
+            changes = pending.history[event.device_id] = []
+        changes.extend((event.t, event.component, event.capability, event.attribute, event.new))
 
     def _on_device_changed(self, event: DeviceAdded | DeviceUpdated | AvailabilityChanged) -> None:
         # Described when the batch is taken, not now: by then the hub may have grown the device's
@@ -566,6 +624,7 @@ class Store:
             self._commits += 1
             self._rows_written += result.rows
             self._last_commit_duration_s = result.duration_s
+            self._commit_seconds += result.duration_s
             if result.duration_s > self.commit_interval_s:
                 log.warning("commit of %d rows took %.1f s (longer than the commit interval)",
                             result.rows, result.duration_s)
@@ -585,10 +644,13 @@ class Store:
         merged.removed = failed.removed | newer.removed
         merged.state = {key: entry for key, entry in failed.state.items() if key[0] not in newer.removed}
         merged.state.update(newer.state)
-        merged.history = failed.history + newer.history
-        overflow = len(merged.history) // HISTORY_WIDTH - MAX_PENDING_HISTORY_ROWS
+        merged.history = {device_id: [*changes, *newer.history.get(device_id, ())]
+                          for device_id, changes in failed.history.items()}
+        for device_id, changes in newer.history.items():
+            merged.history.setdefault(device_id, changes)
+        overflow = merged.history_changes() - MAX_PENDING_HISTORY_ROWS
         if overflow > 0:
-            del merged.history[:overflow * HISTORY_WIDTH]
+            _drop_oldest(merged.history, overflow)
             self._history_dropped += overflow
             log.error("dropped the %d oldest unwritten history rows (commits keep failing)", overflow)
         # Described again when the next batch is taken: the hub's newest description is the one to write.
@@ -604,41 +666,43 @@ class Store:
         return await self._in_worker(self._read_devices)
 
     async def history(self, device_id: str | None = None, since: float | None = None, until: float | None = None,
-                      limit: int = 1000) -> list[dict[str, Any]]:
+                      limit: int = 1000, *, capability: str | None = None,
+                      attribute: str | None = None) -> list[dict[str, Any]]:
         """State changes with ``since <= t < until`` (epoch s), oldest first; of more than ``limit``, the newest.
 
-        Includes changes not yet committed. To page back, pass the first row's ``t`` as ``until``.
+        Optionally only those of one ``capability`` and/or ``attribute``. Includes changes not yet
+        committed. To page back, pass the first row's ``t`` as ``until``.
         """
         if limit <= 0:
             return []
-
+        query = _HistoryQuery(since, until, capability, attribute)
         # Taken in the same loop step as the query is queued: a commit of these rows can only run after
         # the query on the one worker thread, so no row is seen twice.
-        pending: list[dict[str, Any]] = []
-        for t, dev, comp, cap, attr, value in reversed(list(_history_tuples(self._pending.history))):
-            if len(pending) >= limit:
-                break
-            if ((device_id is None or dev == device_id) and (since is None or t >= since)
-                    and (until is None or t < until)):
-                pending.append({"t": t, "device_id": dev, "component": comp, "capability": cap, "attribute": attr,
-                                "value": value})
-        pending.reverse()
-        stored = await self._in_worker(self._read_history, device_id, since, until, limit)
-        rows = stored + pending
-        rows.sort(key=lambda row: row["t"])
+        pending = self._pending.history
+        devices = pending if device_id is None else {device_id: pending.get(device_id, [])}
+        found: list[dict[str, Any]] = []
+        for dev, changes in devices.items():
+            query.collect(dev, changes, found)
+        if len(found) > limit:
+            found.sort(key=_by_time)
+            del found[:-limit]
+        stored = await self._in_worker(self._read_history, device_id, query, limit)
+        rows = stored + found
+        rows.sort(key=_by_time)  # stable: a stored row before a pending one of the same instant
         return rows[-limit:]
 
     async def purge_history(self) -> int:
-        """Delete history older than ``retention_days`` (by the clock). Returns how many rows went."""
+        """Delete history older than ``retention_days`` (by the clock), in whole blocks (a block's newest
+        change older than that; see HISTORY_BLOCK_SPAN_S). Returns how many changes went."""
         cutoff = self._clock.time() - self.retention_days * 86400.0
         total = 0
         while True:
             try:
-                deleted = await self._in_worker(self._purge_chunk, cutoff)
+                blocks, changes = await self._in_worker(self._purge_chunk, cutoff)
             except sqlite3.Error as err:
                 raise StoreError(f"{self.path}: history purge failed: {err}") from err
-            total += deleted
-            if deleted < PURGE_CHUNK_ROWS:
+            total += changes
+            if blocks < PURGE_CHUNK_BLOCKS:
                 break
         self._purged_rows += total
         if total:
@@ -655,6 +719,7 @@ class Store:
             "commit_failures": self._commit_failures,
             "rows_written": self._rows_written,
             "last_commit_duration_s": self._last_commit_duration_s,
+            "commit_seconds_total": self._commit_seconds,
             "pending": len(self._pending),
             "history_dropped": self._history_dropped,
             "history_purged": self._purged_rows,
@@ -721,8 +786,11 @@ class Store:
             try:
                 conn.execute("CREATE TABLE IF NOT EXISTS schema_version "
                              "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
-                for statement in MIGRATIONS[target - 1]:
-                    conn.execute(statement)
+                for step in MIGRATIONS[target - 1]:
+                    if isinstance(step, str):
+                        conn.execute(step)
+                    else:
+                        step(conn)
                 conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
                              (target, self._clock.time()))
                 conn.execute("COMMIT")
@@ -761,9 +829,8 @@ class Store:
                 ))
                 rows += len(batch.state)
             if batch.history:
-                for chunk in _history_chunks(batch.history):
-                    conn.execute(_INSERT_HISTORY_CHUNK, (chunk,))
-                rows += len(batch.history) // HISTORY_WIDTH
+                conn.executemany(_INSERT_HISTORY_BLOCK, _history_blocks(batch.history))
+                rows += batch.history_changes()
             for device_id, (description, available) in batch.devices.items():
                 conn.execute(_UPSERT_DEVICE, (
                     device_id, description["adapter"], _dumps_value(description),
@@ -821,82 +888,145 @@ class Store:
                 support.attributes = support.attributes | {attr}
         return list(devices.values())
 
-    def _read_history(self, device_id: str | None, since: float | None, until: float | None,
-                      limit: int) -> list[dict[str, Any]]:
+    def _read_history(self, device_id: str | None, query: _HistoryQuery, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` stored changes ``query`` matches, oldest first.
+
+        Blocks are read newest first (by their newest change) until the next block's newest change is
+        older than the ``limit``-th newest change found: nothing in it or after it can be among them."""
         conn = self._connection()
         where: list[str] = []
         params: list[Any] = []
         if device_id is not None:
             where.append("device_id = ?")
             params.append(device_id)
-        if since is not None:
-            where.append("t >= ?")
-            params.append(since)
-        if until is not None:
-            where.append("t < ?")
-            params.append(until)
-        sql = "SELECT t, device_id, component, capability, attribute, value FROM history"
+        if query.since is not None:
+            where.append("t_last >= ?")
+            params.append(query.since)
+        if query.until is not None:
+            # a block's span is bounded, so its newest change is too: the index range stays narrow
+            where.append("t_last < ? AND t_first < ?")
+            params.extend((query.until + HISTORY_BLOCK_SPAN_S, query.until))
+        sql = "SELECT device_id, t_last, rows FROM history_block"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY t DESC, rowid DESC LIMIT ?"
-        params.append(limit)
-        rows = [
-            {"t": t, "device_id": dev, "component": comp, "capability": cap, "attribute": attr, "value": _loads(value)}
-            for t, dev, comp, cap, attr, value in conn.execute(sql, params)
-        ]
-        rows.reverse()
-        return rows
+        sql += " ORDER BY t_last DESC, rowid DESC"
+        found: list[dict[str, Any]] = []
+        blocks: list[list[dict[str, Any]]] = []
+        oldest_needed = -math.inf
+        for dev, t_last, text in conn.execute(sql, params):
+            if t_last < oldest_needed:
+                break
+            rows: list[dict[str, Any]] = []
+            query.collect(dev, _load_block(text), rows)
+            blocks.append(rows)
+            found.extend(rows)
+            if len(found) >= limit:
+                found.sort(key=_by_time)
+                del found[:-limit]
+                oldest_needed = found[0]["t"]
+        # Of one instant, rows in the order they were written: older blocks first, then their own order.
+        ordered = [row for rows in reversed(blocks) for row in rows]
+        ordered.sort(key=_by_time)
+        return ordered[-limit:]
 
-    def _purge_chunk(self, cutoff: float) -> int:
+    def _purge_chunk(self, cutoff: float) -> tuple[int, int]:
+        """Delete up to PURGE_CHUNK_BLOCKS blocks wholly older than ``cutoff``: (blocks, changes) deleted."""
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            deleted = conn.execute(
-                "DELETE FROM history WHERE rowid IN (SELECT rowid FROM history WHERE t < ? LIMIT ?)",
-                (cutoff, PURGE_CHUNK_ROWS),
-            ).rowcount
+            doomed = conn.execute("SELECT rowid, changes FROM history_block WHERE t_last < ? LIMIT ?",
+                                  (cutoff, PURGE_CHUNK_BLOCKS)).fetchall()
+            conn.executemany("DELETE FROM history_block WHERE rowid = ?", ((rowid,) for rowid, _ in doomed))
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
             raise
-        return deleted
+        return len(doomed), sum(changes for _, changes in doomed)
 
 
-# Rows grouped per device, then this many rows between two chances for the loop to take the GIL.
-_GROUP_YIELD_ROWS = 1000
+class _HistoryQuery:
+    """Which changes a history read wants; turns a device's flat list of changes into rows."""
+
+    __slots__ = ("attribute", "capability", "since", "until")
+
+    def __init__(self, since: float | None, until: float | None, capability: str | None,
+                 attribute: str | None) -> None:
+        self.since = since
+        self.until = until
+        self.capability = capability
+        self.attribute = attribute
+
+    def collect(self, device_id: str, changes: list[Any], out: list[dict[str, Any]]) -> None:
+        since, until, capability, attribute = self.since, self.until, self.capability, self.attribute
+        items = iter(changes)
+        for t, comp, cap, attr, value in zip(items, items, items, items, items, strict=True):
+            if ((since is None or t >= since) and (until is None or t < until)
+                    and (capability is None or cap == capability) and (attribute is None or attr == attribute)):
+                out.append({"t": t, "device_id": device_id, "component": comp, "capability": cap,
+                            "attribute": attr, "value": value})
 
 
-def _history_tuples(history: list[Any]) -> Iterator[HistoryRow]:
-    """The flat pending history (see _Batch), a tuple per row, one at a time."""
-    items = iter(history)
-    return zip(items, items, items, items, items, items, strict=True)
+def _by_time(row: dict[str, Any]) -> float:
+    return row["t"]  # type: ignore[no-any-return]
 
 
-def _history_rows(history: list[Any]) -> Iterator[tuple[float, str, str, str, str, str]]:
-    """History rows for the INSERT, grouped by device (in order within a device, so a device's rows keep
-    their order and rowids): the history_device_t index is then written page by page rather than at a
-    random page per row. Measured here: 5.0 -> 2.9 us per row for a batch of 300,000."""
-    by_device: dict[str, list[HistoryRow]] = {}
-    for index, row in enumerate(_history_tuples(history)):
-        by_device.setdefault(row[1], []).append(row)
-        if index % _GROUP_YIELD_ROWS == _GROUP_YIELD_ROWS - 1:
+def _load_block(text: str) -> list[Any]:
+    try:
+        return orjson.loads(text)  # type: ignore[no-any-return]
+    except orjson.JSONDecodeError:  # NaN or Infinity in it, which only the json module reads
+        return _loads(text)  # type: ignore[no-any-return]
+
+
+# Blocks are handed to SQLite one at a time; after this many, the loop gets a chance at the GIL.
+_BLOCKS_BETWEEN_YIELDS = 200
+
+
+def _history_blocks(history: dict[str, list[Any]]) -> Iterator[tuple[str, float, float, int, str]]:
+    """The pending history as blocks: (device_id, t_first, t_last, changes, rows JSON), a device's
+    changes of this batch in one block, or one per hour should they span more (HISTORY_BLOCK_SPAN_S)."""
+    for index, (device_id, changes) in enumerate(history.items()):
+        if index % _BLOCKS_BETWEEN_YIELDS == _BLOCKS_BETWEEN_YIELDS - 1:
             time.sleep(0)  # lets go of the GIL: a message waiting on the loop goes first
-    for rows in by_device.values():
-        for t, dev, comp, cap, attr, value in rows:
-            yield t, dev, comp, cap, attr, _value_text(value)
+        times = changes[0::HISTORY_WIDTH]
+        t_first, t_last = min(times), max(times)
+        if t_last - t_first < HISTORY_BLOCK_SPAN_S:
+            yield device_id, t_first, t_last, len(times), _block_text(changes)
+            continue
+        hours: dict[float, list[Any]] = {}
+        for i in range(0, len(changes), HISTORY_WIDTH):
+            hours.setdefault(changes[i] // HISTORY_BLOCK_SPAN_S, []).extend(changes[i:i + HISTORY_WIDTH])
+        for part in hours.values():
+            times = part[0::HISTORY_WIDTH]
+            yield device_id, min(times), max(times), len(times), _block_text(part)
 
 
-def _history_chunks(history: list[Any]) -> Iterator[bytes]:
-    """The history rows (grouped as :func:`_history_rows` orders them) as JSON arrays of
-    ``[t, device, component, capability, attribute, value text]``, a few thousand rows each."""
-    chunk: list[tuple[float, str, str, str, str, str]] = []
-    for row in _history_rows(history):
-        chunk.append(row)
-        if len(chunk) >= _HISTORY_CHUNK_ROWS:
-            yield orjson.dumps(chunk)
-            chunk = []
-    if chunk:
-        yield orjson.dumps(chunk)
+def _block_text(changes: list[Any]) -> str:
+    text = orjson.dumps(changes)
+    # orjson writes a non-finite number (and None) as null: only then is the slower, exact writer needed
+    if b"null" in text:
+        return _dumps_value(changes)
+    return text.decode()  # stored as TEXT, not a BLOB: readable by SQLite's json functions and its shell
+
+
+def _drop_oldest(history: dict[str, list[Any]], count: int) -> None:
+    """Remove the ``count`` oldest changes (by time) from ``history``, in place."""
+    times = sorted(t for changes in history.values() for t in changes[0::HISTORY_WIDTH])
+    cutoff = times[count - 1]
+    ties = count - bisect.bisect_left(times, cutoff)  # changes at the cutoff instant to drop too
+    for device_id, changes in list(history.items()):
+        kept: list[Any] = []
+        for i in range(0, len(changes), HISTORY_WIDTH):
+            t = changes[i]
+            if t < cutoff:
+                continue
+            if t == cutoff and ties > 0:
+                ties -= 1
+                continue
+            kept.extend(changes[i:i + HISTORY_WIDTH])
+        if kept:
+            history[device_id] = kept
+        else:
+            del history[device_id]
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

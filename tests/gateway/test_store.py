@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import sqlite3
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway import store as store_module
 from gateway.clock import SimulatedClock
@@ -95,9 +98,21 @@ def make_hub(clock: SimulatedClock) -> Hub:
 
 
 def db_rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """What another process would see in the file: committed data only."""
+    """What another process would see in the file: committed data only.
+
+    ``history`` is there as a row per change, unpacked from the stored blocks (in the order written,
+    so ``ORDER BY rowid`` is the order of the changes), each value as its JSON text."""
     conn = sqlite3.connect(path)
     try:
+        conn.execute("CREATE TEMP TABLE history (t REAL, device_id TEXT, component TEXT, capability TEXT, "
+                     "attribute TEXT, value TEXT)")
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'history_block'").fetchone():
+            for device_id, text in conn.execute("SELECT device_id, rows FROM history_block ORDER BY rowid").fetchall():
+                changes = json.loads(text)
+                for i in range(0, len(changes), 5):
+                    t, component, capability, attribute, value = changes[i:i + 5]
+                    conn.execute("INSERT INTO temp.history VALUES (?, ?, ?, ?, ?, ?)",
+                                 (t, device_id, component, capability, attribute, json.dumps(value)))
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
@@ -202,6 +217,7 @@ async def test_commits_once_per_interval_and_not_before(tmp_path: Path) -> None:
         assert stats["commit_failures"] == 0
         assert stats["db_bytes"] > 0
         assert stats["last_commit_duration_s"] >= 0
+        assert stats["commit_seconds_total"] == stats["last_commit_duration_s"]
         assert db_rows(path, "SELECT count(*) FROM history") == [(100,)]
         assert db_rows(path, "SELECT count(*) FROM devices") == [(4,)]
 
@@ -277,14 +293,16 @@ async def test_retention_purges_old_history(tmp_path: Path) -> None:
 
 
 async def test_run_purges_daily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "PURGE_CHUNK_ROWS", 2)  # and in several chunks
+    monkeypatch.setattr(store_module, "PURGE_CHUNK_BLOCKS", 2)  # and in several chunks
     clock = SimulatedClock(START)
     path = tmp_path / "hearth.db"
     hub = make_hub(clock)
     async with Store(path, clock, commit_interval_s=60, retention_days=1) as store:
         store.attach(hub)
-        for i in range(5):
+        for i in range(3):
             hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", float(i))])
+        hub.apply([Update(BULB.id, "main", "on_off", "on", False)])
+        hub.apply([Update(PLUG.id, "l2", "on_off", "on", True)])
         task = asyncio.create_task(store.run(), name="store-commits")
         await asyncio.sleep(0)
         clock.advance_to(START + 60)
@@ -669,3 +687,134 @@ async def test_while_commits_fail_the_oldest_history_beyond_the_bound_is_dropped
         await store.flush()
     values = [row[0] for row in db_rows(path, "SELECT value FROM history ORDER BY rowid")]
     assert values == [str(float(v)) for v in [*range(30, 40), *range(100, 140)]]
+
+
+def make_version_1_store(path: Path, history: list[tuple[float, str, str, str, str, str]]) -> None:
+    """A store as the first schema wrote it: a row per change in `history`."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+        for statement in store_module.MIGRATIONS[0]:
+            assert isinstance(statement, str)
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (1, ?)", (START,))
+        conn.executemany("INSERT INTO history (t, device_id, component, capability, attribute, value) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", history)
+    finally:
+        conn.close()
+
+
+async def test_history_of_the_first_schema_moves_into_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "hearth.db"
+    old = [(START + i * 600.0, SENSOR.id, "main", "temperature", "celsius", f"{20 + i / 4}") for i in range(12)]
+    old += [(START + 5.0, PLUG.id, "l2", "power_meter", "watts", "NaN"),
+            (START + 6.0, MISC.id, "main", "fan", "preset", '"nüit ☾ \\"quoted\\""'),
+            (START + 7.0, BULB.id, "main", "on_off", "on", "true"),
+            (START + 7.0, BULB.id, "main", "level", "percent", "40")]
+    make_version_1_store(path, old)
+    clock = SimulatedClock(START + 7200)
+    async with Store(path, clock) as store:
+        rows = await store.history(limit=100)
+        assert [row["t"] for row in rows] == sorted(row[0] for row in old)
+        sensor = await store.history(SENSOR.id)
+        assert [row["value"] for row in sensor] == [20 + i / 4 for i in range(12)]
+        assert math.isnan((await store.history(PLUG.id))[0]["value"])
+        assert [row["value"] for row in await store.history(MISC.id)] == ['nüit ☾ "quoted"']
+        assert [(row["attribute"], row["value"]) for row in await store.history(BULB.id)] == [
+            ("on", True), ("percent", 40)]
+    # a clock hour of a device per block (12 readings 10 minutes apart: 2-3 blocks), and the old table is gone
+    blocks = db_rows(path, "SELECT changes, t_first, t_last FROM history_block WHERE device_id = ?", (SENSOR.id,))
+    assert sum(changes for changes, _, _ in blocks) == 12
+    assert {int(t_first // 3600) for _, t_first, _ in blocks} == {int(t // 3600) for t, *_ in old[:12]}
+    assert all(t_first // 3600 == t_last // 3600 for _, t_first, t_last in blocks)
+    assert db_rows(path, "SELECT count(*) FROM sqlite_master WHERE name = 'history' AND type = 'table'") == [(0,)]
+    assert db_rows(path, "SELECT max(version) FROM schema_version") == [(store_module.SCHEMA_VERSION,)]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    changes=st.lists(st.tuples(st.sampled_from([SENSOR.id, PLUG.id]), st.integers(0, 40), st.booleans()),
+                     min_size=1, max_size=60),
+    since=st.none() | st.integers(0, 40), span=st.none() | st.integers(0, 40), limit=st.integers(1, 30),
+    device=st.none() | st.sampled_from([SENSOR.id, PLUG.id]),
+    capability=st.none() | st.sampled_from(["temperature", "power_meter"]),
+)
+async def test_history_reads_what_a_list_of_every_change_would_say(
+    tmp_path_factory: pytest.TempPathFactory, changes: list[tuple[str, int, bool]], since: int | None,
+    span: int | None, limit: int, device: str | None, capability: str | None,
+) -> None:
+    # Changes committed in several batches (some still pending), read back with every filter: the same
+    # rows, in the same order, as filtering the plain list of changes gives.
+    path = tmp_path_factory.mktemp("history") / "hearth.db"
+    clock = SimulatedClock(START)
+    hub = make_hub(clock)
+    expected: list[tuple[float, str, Any]] = []
+    async with Store(path, clock) as store:
+        store.attach(hub)
+        for i, (device_id, second, commit) in enumerate(changes):
+            # every change at its own instant: of one instant, rows come grouped by device
+            clock.advance_to(max(clock.time() + 0.5, START + second * 60.0))
+            update = (Update(SENSOR.id, "main", "temperature", "celsius", float(i)) if device_id == SENSOR.id
+                      else Update(PLUG.id, "l2", "power_meter", "watts", float(i)))
+            hub.apply([update])
+            expected.append((clock.time(), device_id, float(i)))
+            if commit:
+                await store.flush()
+        low = None if since is None else START + since * 60.0
+        high = None if span is None else START + ((since or 0) + span) * 60.0
+        wanted = [(t, dev, value) for t, dev, value in expected
+                  if (low is None or t >= low) and (high is None or t < high) and (device is None or dev == device)
+                  and (capability is None or (capability == "temperature") == (dev == SENSOR.id))]
+        rows = await store.history(device, low, high, limit, capability=capability)
+        assert [(row["t"], row["device_id"], row["value"]) for row in rows] == wanted[-limit:]
+
+
+async def test_a_batch_kept_through_failing_commits_is_stored_an_hour_per_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    real_write = Store._write_batch
+    failing = [True]
+
+    def flaky_write(self: Store, batch: Any) -> Any:
+        if failing[0]:
+            raise OSError(28, "No space left on device")
+        return real_write(self, batch)
+
+    monkeypatch.setattr(Store, "_write_batch", flaky_write)
+    async with Store(path, clock) as store:
+        store.attach(hub)
+        for minute in range(0, 180, 10):  # three hours of readings, commits failing all along
+            clock.advance_to(START + minute * 60)
+            hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", float(minute))])
+            with pytest.raises(StoreError):
+                await store.flush()
+        failing[0] = False
+        await store.flush()
+        assert [row["value"] for row in await store.history(SENSOR.id)] == [float(m) for m in range(0, 180, 10)]
+        # a read of one hour in the middle finds its rows through the narrow index range
+        window = await store.history(SENSOR.id, since=START + 3600, until=START + 7200)
+        assert [row["value"] for row in window] == [float(m) for m in range(60, 120, 10)]
+    spans = db_rows(path, "SELECT t_last - t_first FROM history_block WHERE device_id = ?", (SENSOR.id,))
+    assert len(spans) >= 3
+    assert all(span < store_module.HISTORY_BLOCK_SPAN_S for (span,) in spans)
+
+
+async def test_the_newest_changes_are_found_across_overlapping_blocks(tmp_path: Path) -> None:
+    # One device's block spans the other's: the newest changes come from both.
+    clock = SimulatedClock(START)
+    hub = make_hub(clock)
+    async with Store(tmp_path / "hearth.db", clock) as store:
+        store.attach(hub)
+        for second, update in [(0, Update(SENSOR.id, "main", "temperature", "celsius", 0.0)),
+                               (50, Update(PLUG.id, "l2", "power_meter", "watts", 50.0)),
+                               (60, Update(PLUG.id, "l2", "power_meter", "watts", 60.0)),
+                               (100, Update(SENSOR.id, "main", "temperature", "celsius", 100.0))]:
+            clock.advance_to(START + second)
+            hub.apply([update])
+        await store.flush()
+        assert [row["value"] for row in await store.history(limit=2)] == [60.0, 100.0]
+        assert [row["value"] for row in await store.history(limit=3)] == [50.0, 60.0, 100.0]
+        assert [row["value"] for row in await store.history(until=START + 100, limit=2)] == [50.0, 60.0]
