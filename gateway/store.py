@@ -185,8 +185,8 @@ MIGRATIONS: tuple[tuple[MigrationStep, ...], ...] = (
         ) WITHOUT ROWID""",
     ),
     # History in blocks: a row per device per commit, not per change. A busy house (6,300 changes/s in
-    # bench/latency.py) wrote 24,000 rows per commit, each into the table and two indexes: ~160 ms of
-    # CPU per commit, most of scene latency's tail. As ~1,000 blocks: ~25 ms, and half the bytes.
+    # bench/store.py) wrote 24,000 rows per commit, each into the table and two indexes: 180 ms of the
+    # worker per commit, most of scene latency's tail. As ~1,000 blocks: 43 ms, and half the bytes.
     # `rows` is a flat JSON array, five items a change: t, component, capability, attribute, value
     # (a non-finite number is written as Python's json writes it: NaN, Infinity).
     (
@@ -433,6 +433,7 @@ class Store:
         self._last_commit_duration_s = 0.0
         self._commit_seconds = 0.0
         self._history_dropped = 0
+        self._unreadable_blocks = 0
         self._purged_rows = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -723,6 +724,7 @@ class Store:
             "pending": len(self._pending),
             "history_dropped": self._history_dropped,
             "history_purged": self._purged_rows,
+            "history_unreadable_blocks": self._unreadable_blocks,
             "db_bytes": db_bytes,
         }
 
@@ -906,21 +908,30 @@ class Store:
             # a block's span is bounded, so its newest change is too: the index range stays narrow
             where.append("t_last < ? AND t_first < ?")
             params.extend((query.until + HISTORY_BLOCK_SPAN_S, query.until))
-        sql = "SELECT device_id, t_last, rows FROM history_block"
+        sql = "SELECT rowid, device_id, t_last, rows FROM history_block"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY t_last DESC, rowid DESC"
         found: list[dict[str, Any]] = []
         blocks: list[list[dict[str, Any]]] = []
         oldest_needed = -math.inf
-        for dev, t_last, text in conn.execute(sql, params):
+        for rowid, dev, t_last, text in conn.execute(sql, params):
             if t_last < oldest_needed:
                 break
-            rows: list[dict[str, Any]] = []
-            query.collect(dev, _load_block(text), rows)
+            try:
+                changes = _load_block(text)
+                rows: list[dict[str, Any]] = []
+                query.collect(dev, changes, rows)
+            except (ValueError, TypeError) as err:  # a block edited or damaged outside the gateway
+                self._unreadable_blocks += 1
+                log.error("history block %d of %s is not readable (%s); skipped", rowid, dev, err)
+                continue
             blocks.append(rows)
             found.extend(rows)
-            if len(found) >= limit:
+            # Trimmed when it first reaches the limit, then when it has doubled (not at every block: a
+            # sort each time would make a long read quadratic). Between trims, oldest_needed is the
+            # oldest of a newest-`limit` that can only get newer, so stopping at it is never too early.
+            if len(found) >= (limit if oldest_needed == -math.inf else 2 * limit):
                 found.sort(key=_by_time)
                 del found[:-limit]
                 oldest_needed = found[0]["t"]

@@ -818,3 +818,25 @@ async def test_the_newest_changes_are_found_across_overlapping_blocks(tmp_path: 
         assert [row["value"] for row in await store.history(limit=2)] == [60.0, 100.0]
         assert [row["value"] for row in await store.history(limit=3)] == [50.0, 60.0, 100.0]
         assert [row["value"] for row in await store.history(until=START + 100, limit=2)] == [50.0, 60.0]
+
+
+async def test_a_damaged_history_block_is_skipped_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    async with Store(path, clock) as store:
+        store.attach(hub)
+        hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", 1.0)])
+        await store.flush()
+        clock.advance_to(START + 10)
+        hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", 2.0)])
+        await store.flush()
+    # someone edits the file with the sqlite3 shell
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE history_block SET rows = '[1, \"main\"' WHERE t_first = ?", (START,))
+    conn.close()
+    async with Store(path, clock) as store:
+        assert [row["value"] for row in await store.history(SENSOR.id)] == [2.0]
+        assert store.stats()["history_unreadable_blocks"] == 1
+    assert "not readable" in caplog.text
