@@ -122,6 +122,11 @@ def _history_to_blocks(conn: sqlite3.Connection) -> None:
     the changes of one hour (at most _MIGRATED_BLOCK_ROWS), oldest first. Values are moved as the JSON
     text they were stored as, so nothing is re-encoded and a NaN stays a NaN."""
     insert = ("INSERT INTO history_block (device_id, t_first, t_last, changes, rows) VALUES (?, ?, ?, ?, ?)")
+    total = conn.execute("SELECT count(*) FROM history").fetchone()[0]
+    if total:
+        # once per database; measured here ~6 s per million rows (a Raspberry Pi takes several times that)
+        log.warning("moving %d history rows into blocks (a one-time step of this upgrade); the gateway starts "
+                    "when it is done", total)
     device_ids = [row[0] for row in conn.execute("SELECT DISTINCT device_id FROM history")]
     moved = 0
     for device_id in device_ids:
