@@ -308,6 +308,8 @@ class SceneEngine:
         self._waiters: list[tuple[WaitForAction, TriggerContext, asyncio.Future[bool]]] = []
         self._selector_cache: dict[tuple[int, str], bool] = {}
         self._device_order: tuple[list[Device], dict[str | None, list[Device]]] | None = None
+        # (selector, area or None) -> the devices it names there, state aside (see select)
+        self._named: dict[tuple[int, str | None], list[Device]] = {}
         self._day_bounds: tuple[float, float, str] | None = None
         self.counters: dict[str, int] = defaultdict(int)
         self._started_at = self.clock.time()
@@ -498,6 +500,7 @@ class SceneEngine:
     def _on_device_changed(self, event: Any) -> None:
         self._selector_cache.clear()
         self._device_order = None
+        self._named.clear()
 
     def _indexed(self) -> tuple[list[Device], dict[str | None, list[Device]]]:
         """Every device sorted by id, and by area: built once, dropped when a device is added, changed or
@@ -510,6 +513,7 @@ class SceneEngine:
             for device in ordered:
                 by_area.setdefault(device.area, []).append(device)
             order = self._device_order = (ordered, by_area)
+            self._named.clear()
         return order
 
     def matches(self, selector: Selector, device: Device, ctx: TriggerContext | None = None) -> bool:
@@ -577,16 +581,38 @@ class SceneEngine:
         return True
 
     def select(self, selector: Selector, ctx: TriggerContext | None = None) -> list[Device]:
+        """The devices ``selector`` names (for the trigger ``ctx``), sorted by id. For the engine's own
+        selectors only (results are cached by the selector's identity)."""
         ordered, by_area = self._indexed()
         candidates = ordered
+        area: str | None = None
         if selector.area is not None:
             areas = {ctx.area if v == TRIGGER_REF else v for v in selector.area
                      if v != TRIGGER_REF or (ctx is not None and ctx.area)}
-            if len(areas) == 1:
-                candidates = by_area.get(next(iter(areas)), [])
-            else:
+            if len(areas) != 1:
                 candidates = sorted((d for a in areas for d in by_area.get(a, ())), key=lambda d: d.id)
-        return [d for d in candidates if self.matches(selector, d, ctx)]
+                return [d for d in candidates if self.matches(selector, d, ctx)]
+            area = next(iter(areas))
+            candidates = by_area.get(area, [])
+        if selector.device is not None and TRIGGER_REF in selector.device:
+            return [d for d in candidates if self.matches(selector, d, ctx)]
+        # With its one area resolved (or none named) and no "@trigger" device, what a selector names
+        # apart from state is the same at every call until a device changes: the scene that checks all
+        # the windows of the trigger's room at every window closed looks at its windows, not the room.
+        key = (id(selector), area)
+        named = self._named.get(key)
+        if named is None:
+            named = self._named[key] = [d for d in candidates if self._selector_static(selector, d)]
+        if selector.where is None:
+            return list(named)
+        return [d for d in named if self._passes(selector.where, d)]
+
+    def _selector_static(self, selector: Selector, device: Device) -> int:
+        key = (id(selector), device.id)
+        static = self._selector_cache.get(key)
+        if static is None:
+            static = self._selector_cache[key] = self._static_match(selector, device)
+        return static
 
     def _passes(self, test: StateTest, device: Device) -> bool:
         """Some component of ``device`` passes ``test`` (and has for ``test.for_``)."""

@@ -824,3 +824,20 @@ async def test_a_restart_with_an_edited_profile_drops_timers_of_triggers_that_ar
     assert house.sent() == []
     await house.press()
     assert house.sent() == [("09:00", "log", "cold")]
+
+
+async def test_a_device_moved_to_another_room_is_named_by_that_rooms_selectors(houses: Any) -> None:
+    # What a selector names in a room is remembered between runs: a move must show at the next run.
+    house = await houses(checked(
+        '{ kind = "state", selector = { area = "hall", capability = "occupancy" }, attribute = "occupancy.occupied", '
+        'equals = false, match = "all" }'))
+    await house.set(KITCHEN_MOTION, "occupancy", "occupied", True)
+    await house.press()
+    assert house.traces("c")[-1]["conditions"][0]["values"] == {HALL_MOTION: False}
+    house.hub.set_device_meta(KITCHEN_MOTION, area="hall")
+    await house.press()
+    assert house.traces("c")[-1]["result"] == "conditions not met"
+    assert house.traces("c")[-1]["conditions"][0]["values"] == {HALL_MOTION: False, KITCHEN_MOTION: True}
+    house.hub.set_device_meta(KITCHEN_MOTION, area="kitchen")
+    await house.press()
+    assert house.traces("c")[-1]["result"] == "done"
