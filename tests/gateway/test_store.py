@@ -840,3 +840,14 @@ async def test_a_damaged_history_block_is_skipped_and_counted(tmp_path: Path, ca
         assert [row["value"] for row in await store.history(SENSOR.id)] == [2.0]
         assert store.stats()["history_unreadable_blocks"] == 1
     assert "not readable" in caplog.text
+
+
+def test_the_oldest_pending_changes_go_first_whichever_device_they_are_of() -> None:
+    def changes(*times: float) -> list[Any]:
+        return [item for t in times for item in (t, "main", "temperature", "celsius", t)]
+
+    history = {"a": changes(1, 4, 5), "b": changes(2, 3, 6), "c": changes(0.5)}
+    store_module._drop_oldest(history, 3)  # 0.5, 1 and 2
+    assert history == {"a": changes(4, 5), "b": changes(3, 6)}
+    store_module._drop_oldest(history, 2)  # 3 and 4
+    assert history == {"a": changes(5), "b": changes(6)}
