@@ -4,10 +4,11 @@ minute at that rate (the SD-card figure), against a writer that commits every ch
     python -m bench.store [--seconds 30] [--rate 2000]
 
 The whole gateway (as in bench/ingest.py) takes ``--rate`` msg/s of the simulated house's traffic for
-``--seconds``; every message changes about three values, each a history row and a state row. Reported:
-state changes/s the store wrote (rows committed), commits per minute, and the store's default interval.
-Baseline (same run, same disk): a bare sqlite3 writer with the same schema that commits each change in a
-transaction of its own (what a store without batching does), for 3 s: how many changes/s it sustains.
+``--seconds``; every message changes about three values, each a change in the history and a state row.
+Reported: state changes/s the store wrote (changes committed), commits per minute, the store's default
+interval, and the worker's time per commit. Baseline (same run, same disk): a bare sqlite3 writer that
+commits each change in a transaction of its own, as a history row and a state row (the first schema's
+tables: what a store without batching does), for 3 s: how many changes/s it sustains.
 A burst of ``--messages`` (as bench/ingest.py) gives the sustained maximum: changes written per second from
 the start of the drain to the end of its last commit. Last line:
 ``store: <changes/s> changes/s written, ratio <R> vs baseline`` (R = that maximum over the
