@@ -34,6 +34,9 @@ def run_bench(name: str, *args: str, timeout_s: float = 110) -> str:
 def test_ingest() -> None:
     out = run_bench("ingest", "--messages", "2000", "--rounds", "1", "--paced-seconds", "1", "--rate", "200")
     assert "lost 0 (target: 0)" in out
+    # the paced floor of our client layer, beside the baseline's and the gateway's
+    assert re.search(r"paced MqttSession \+ orjson .*: \d[\d,]* msg/s received, \d+\.\d % CPU", out), out
+    assert re.search(r"our MQTT session alone with the baseline's work: \d+\.\d %", out), out
 
 
 def test_latency() -> None:
