@@ -64,9 +64,10 @@ BUSY_TIMEOUT_MS = 5000
 PURGE_INTERVAL_S = 86400.0
 PURGE_RETRY_S = 3600.0
 # A purge deletes in chunks, each its own transaction and its own job on the worker: a month of
-# history is millions of rows, and one huge delete would hold up the commits behind it and grow the WAL.
+# history is hundreds of thousands of blocks, and one huge delete would hold up the commits behind it and
+# grow the WAL.
 PURGE_CHUNK_BLOCKS = 2000
-# While commits keep failing (disk full) the batch is kept in memory; beyond this many history rows the
+# While commits keep failing (disk full) the batch is kept in memory; beyond this many history changes the
 # oldest are dropped (and counted): running out of memory would lose everything, not just old history.
 MAX_PENDING_HISTORY_ROWS = 1_000_000
 # History is stored as blocks: the changes of one device over one commit interval in one row, as a JSON
@@ -284,7 +285,7 @@ def device_from_description(data: dict[str, Any], available: bool | None) -> Dev
 class _Batch:
     """Work not yet written. Filled on the loop by the bus callbacks, written whole by the worker.
 
-    Applied in this order in one transaction: removals, state upserts, history rows, device
+    Applied in this order in one transaction: removals, state upserts, history blocks, device
     descriptions (which also drop state of capabilities a device no longer has), kv writes.
     """
 
@@ -505,7 +506,7 @@ class Store:
             bus.subscribe(DeviceRemoved, self._on_device_removed),
         ]
         # What the hub holds already (restored from us, or added before we attached) is written once:
-        # unchanged rows cost no page writes (see _UPSERT_STATE). No history rows: these are not changes.
+        # unchanged rows cost no page writes (see _UPSERT_STATE). No history: these are not changes.
         now = self._clock.time()
         pending = self._pending
         for device in hub.devices.values():
@@ -658,7 +659,7 @@ class Store:
         if overflow > 0:
             _drop_oldest(merged.history, overflow)
             self._history_dropped += overflow
-            log.error("dropped the %d oldest unwritten history rows (commits keep failing)", overflow)
+            log.error("dropped the %d oldest unwritten history changes (commits keep failing)", overflow)
         # Described again when the next batch is taken: the hub's newest description is the one to write.
         merged.dirty = {device_id: None for device_id in failed.devices if device_id not in newer.removed}
         merged.dirty.update(newer.dirty)
@@ -712,7 +713,7 @@ class Store:
                 break
         self._purged_rows += total
         if total:
-            log.info("purged %d history rows older than %g days", total, self.retention_days)
+            log.info("purged %d history changes older than %g days", total, self.retention_days)
         return total
 
     def stats(self) -> dict[str, Any]:
