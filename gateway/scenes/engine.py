@@ -499,8 +499,7 @@ class SceneEngine:
 
     def _on_device_changed(self, event: Any) -> None:
         self._selector_cache.clear()
-        self._device_order = None
-        self._named.clear()
+        self._device_order = None  # and with it what selectors named (see _indexed)
 
     def _indexed(self) -> tuple[list[Device], dict[str | None, list[Device]]]:
         """Every device sorted by id, and by area: built once, dropped when a device is added, changed or
@@ -520,10 +519,7 @@ class SceneEngine:
         # What does not depend on the trigger or on state is worked out once per (selector, device):
         # 0 no, 1 yes, 2 yes if the trigger's device/area fits too. Then only the "@trigger" part and
         # the state test ``where`` are checked per call.
-        key = (id(selector), device.id)
-        static = self._selector_cache.get(key)
-        if static is None:
-            static = self._selector_cache[key] = self._static_match(selector, device)
+        static = self._selector_static(selector, device)
         if not static:
             return False
         if static == 2 and not self._trigger_match(selector, device, ctx):
@@ -608,6 +604,7 @@ class SceneEngine:
         return [d for d in named if self._passes(selector.where, d)]
 
     def _selector_static(self, selector: Selector, device: Device) -> int:
+        """:meth:`_static_match`, once per (selector, device) until a device changes."""
         key = (id(selector), device.id)
         static = self._selector_cache.get(key)
         if static is None:

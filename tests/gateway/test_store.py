@@ -657,14 +657,8 @@ async def test_radio_diagnostics_keep_their_state_but_not_a_history(tmp_path: Pa
     assert db_rows(path, "SELECT value FROM state WHERE capability = 'connectivity'") == [('"2024-01-02T03:04:19Z"',)]
 
 
-async def test_while_commits_fail_the_oldest_history_beyond_the_bound_is_dropped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import gateway.store as store_module
-
-    clock = SimulatedClock(START)
-    path = tmp_path / "hearth.db"
-    hub = make_hub(clock)
+def disk_full(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Every commit fails with "No space left on device" while the returned switch's item is True."""
     real_write = Store._write_batch
     failing = [True]
 
@@ -674,6 +668,18 @@ async def test_while_commits_fail_the_oldest_history_beyond_the_bound_is_dropped
         return real_write(self, batch)
 
     monkeypatch.setattr(Store, "_write_batch", flaky_write)
+    return failing
+
+
+async def test_while_commits_fail_the_oldest_history_beyond_the_bound_is_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gateway.store as store_module
+
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    failing = disk_full(monkeypatch)
     monkeypatch.setattr(store_module, "MAX_PENDING_HISTORY_ROWS", 50)
     async with Store(path, clock) as store:
         store.attach(hub)
@@ -775,15 +781,7 @@ async def test_a_batch_kept_through_failing_commits_is_stored_an_hour_per_block(
     clock = SimulatedClock(START)
     path = tmp_path / "hearth.db"
     hub = make_hub(clock)
-    real_write = Store._write_batch
-    failing = [True]
-
-    def flaky_write(self: Store, batch: Any) -> Any:
-        if failing[0]:
-            raise OSError(28, "No space left on device")
-        return real_write(self, batch)
-
-    monkeypatch.setattr(Store, "_write_batch", flaky_write)
+    failing = disk_full(monkeypatch)
     async with Store(path, clock) as store:
         store.attach(hub)
         for minute in range(0, 180, 10):  # three hours of readings, commits failing all along
