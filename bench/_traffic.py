@@ -4,6 +4,8 @@ measured process's interpreter): the simulated house's Zigbee2MQTT state message
     python -m bench._traffic --port P --messages N            # a burst, as fast as paho goes
     python -m bench._traffic --port P --rate 2000 --seconds 20  # paced, evenly spaced
 
+``--stream changing`` (the default) is the stress stream, every value changing at every message;
+``--stream house`` what a house sends, most values repeating (``gateway.sim.stream`` says which move).
 ``--exclude NAME`` (repeatable) leaves devices out (the latency probe's own sensor and light). It prints
 one line to stderr when done: how many it sent and how long it took.
 """
@@ -19,7 +21,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench._broker import HOST, no_nagle
-from gateway.sim import House, message_stream, scaled_house
+from gateway.sim import House, house_stream, message_stream, scaled_house
 
 DEVICES = 1000
 # The publisher itself, whatever happens (a paced run is bounded by --seconds; a burst by its size).
@@ -27,6 +29,7 @@ _FLUSH_TIMEOUT_S = 120.0
 _MAX_MESSAGES = 5_000_000
 _MAX_SECONDS = 3600.0
 _POOL_S = 30.0
+STREAMS = {"changing": message_stream, "house": house_stream}
 
 
 def traffic_house(devices: int, exclude: list[str]) -> House:
@@ -52,9 +55,9 @@ def _finish(client: paho.Client) -> None:
     client.loop(0.1)
 
 
-def publish_burst(port: int, messages: int, house: House) -> None:
+def publish_burst(port: int, messages: int, house: House, stream_name: str = "changing") -> None:
     # Serialised before the clock starts: the burst measures the broker path, not orjson.
-    stream = list(message_stream(house, messages))
+    stream = list(STREAMS[stream_name](house, messages))
     client = _connect(port, "bench-traffic-burst")
     started = time.perf_counter()
     publish = client.publish
@@ -66,11 +69,11 @@ def publish_burst(port: int, messages: int, house: House) -> None:
     print(f"traffic: {messages:,} msgs in {time.perf_counter() - started:.2f} s", file=sys.stderr)
 
 
-def publish_paced(port: int, rate: float, seconds: float, house: House) -> None:
+def publish_paced(port: int, rate: float, seconds: float, house: House, stream_name: str = "changing") -> None:
     """``rate`` messages a second, evenly spaced (each at its own due time, not in bursts), for ``seconds``."""
     total = int(rate * seconds)
     # A pool of up to _POOL_S seconds of messages, cycled: a long run must not serialise hours of traffic first.
-    stream = list(message_stream(house, min(total, int(rate * _POOL_S)), seed=1))
+    stream = list(STREAMS[stream_name](house, min(total, int(rate * _POOL_S)), seed=1))
     client = _connect(port, "bench-traffic-paced")
     client.loop_start()  # paho's thread handles pings and writes the socket when the kernel pushes back
     started = time.perf_counter()
@@ -96,8 +99,8 @@ def publish_paced(port: int, rate: float, seconds: float, house: House) -> None:
 
 
 def command(port: int, *, messages: int | None = None, rate: float | None = None, seconds: float | None = None,
-            exclude: list[str] | None = None, devices: int = DEVICES) -> list[str]:
-    argv = [sys.executable, "-m", "bench._traffic", "--port", str(port), "--devices", str(devices)]
+            exclude: list[str] | None = None, devices: int = DEVICES, stream: str = "changing") -> list[str]:
+    argv = [sys.executable, "-m", "bench._traffic", "--port", str(port), "--devices", str(devices), "--stream", stream]
     if messages is not None:
         argv += ["--messages", str(messages)]
     if rate is not None:
@@ -113,9 +116,9 @@ def run_burst(port: int, messages: int, devices: int = DEVICES) -> None:
 
 
 def start_paced(port: int, rate: float, seconds: float, exclude: list[str] | None = None,
-                devices: int = DEVICES) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(command(port, rate=rate, seconds=seconds, exclude=exclude, devices=devices),
-                            stdin=subprocess.DEVNULL)
+                devices: int = DEVICES, stream: str = "changing") -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command(port, rate=rate, seconds=seconds, exclude=exclude, devices=devices,
+                                    stream=stream), stdin=subprocess.DEVNULL)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,12 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--exclude", action="append", default=[])
+    parser.add_argument("--stream", choices=sorted(STREAMS), default="changing")
     args = parser.parse_args(argv)
     house = traffic_house(args.devices, args.exclude)
     if args.rate:
-        publish_paced(args.port, max(1.0, args.rate), min(max(0.1, args.seconds), _MAX_SECONDS), house)
+        publish_paced(args.port, max(1.0, args.rate), min(max(0.1, args.seconds), _MAX_SECONDS), house, args.stream)
     else:
-        publish_burst(args.port, max(1, min(args.messages or 1000, _MAX_MESSAGES)), house)
+        publish_burst(args.port, max(1, min(args.messages or 1000, _MAX_MESSAGES)), house, args.stream)
     return 0
 
 

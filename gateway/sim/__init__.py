@@ -16,7 +16,7 @@ gateway's core (hub, store, API), so benchmarks can drive it from a separate pro
 from gateway.sim.capture import write_capture
 from gateway.sim.house import House, SimDevice, demo_house, scaled_house
 from gateway.sim.model import HouseModel, Message
-from gateway.sim.stream import message_stream
+from gateway.sim.stream import house_stream, message_stream
 
 __all__ = [
     "House",
@@ -24,6 +24,7 @@ __all__ = [
     "Message",
     "SimDevice",
     "demo_house",
+    "house_stream",
     "message_stream",
     "scaled_house",
     "write_capture",

@@ -37,6 +37,10 @@ def test_ingest() -> None:
     # the paced floor of our client layer, beside the baseline's and the gateway's
     assert re.search(r"paced MqttSession \+ orjson .*: \d[\d,]* msg/s received, \d+\.\d % CPU", out), out
     assert re.search(r"our MQTT session alone with the baseline's work: \d+\.\d %", out), out
+    # paced with what a house sends, and the gateway once more with the stress stream
+    assert re.search(r"paced gateway, house stream: \d[\d,]* msg/s received", out), out
+    assert re.search(r"paced gateway, changing stream: \d[\d,]* msg/s received", out), out
+    assert re.search(r"the gateway with the changing stream: \d+\.\d %", out), out
 
 
 def test_latency() -> None:

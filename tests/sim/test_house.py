@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from adapters.mqtt.z2m_codec import Zigbee2MqttCodec
-from gateway.sim import demo_house, message_stream, scaled_house
+from gateway.sim import demo_house, house_stream, message_stream, scaled_house
 from gateway.sim._definitions import DEFINITIONS
 from gateway.sim.house import BASE_TOPIC
 
@@ -100,6 +100,40 @@ def test_the_benchmark_stream_is_fixed_and_every_message_is_a_valid_state() -> N
         decoded = codec.decode(topic, payload)
         assert decoded.problems == [], (topic, payload, decoded.problems)
         assert decoded.updates or decoded.events, topic
+
+
+def _changes_per_message(codec: Zigbee2MqttCodec, stream: list[tuple[str, bytes]]) -> tuple[float, Counter[str]]:
+    """Decoded values that differ from the device's previous message: on average, and per attribute."""
+    last: dict[tuple[str, str, str, str], object] = {}
+    changed: Counter[str] = Counter()
+    for topic, payload in stream:
+        for u in codec.decode(topic, payload).updates:
+            key = (u.device_id, u.component, u.capability, u.attribute)
+            if key in last and last[key] != u.value:
+                changed[f"{u.capability}.{u.attribute}"] += 1
+            last[key] = u.value
+    return sum(changed.values()) / len(stream), changed
+
+
+def test_the_house_stream_repeats_most_values_as_a_house_does() -> None:
+    house = scaled_house(100)
+    codec, _ = _decode_devices(house)
+    stream = list(house_stream(house, 20_000, seed=1))
+    assert stream == list(house_stream(house, 20_000, seed=1))  # a fixed stream
+    assert {topic for topic, _ in stream} == {d.topic for d in house.zigbee}
+    for topic, payload in stream[:2000]:
+        decoded = codec.decode(topic, payload)
+        assert decoded.problems == [], (topic, payload, decoded.problems)
+        assert decoded.updates, topic  # a full report: battery, link quality, … even when nothing moved
+    per_message, changed = _changes_per_message(codec, stream)
+    stress, _ = _changes_per_message(codec, list(message_stream(house, 20_000, seed=1)))
+    assert per_message < 2 < 3 < stress
+    # what moves at every report does; what a person does, seldom but it happens
+    contact_reports = 20_000 * 15 // 100
+    assert 0 < changed["contact.open"] < contact_reports / 50
+    assert changed["power_meter.watts"] > 20_000 * 30 // 100 * 0.9  # every plug's report, 30 % of devices
+    assert 0 < changed["occupancy.occupied"] < 20_000 * 15 // 100 / 10
+    assert 0 < changed["on_off.on"] < 20_000 * 30 // 100 / 50
 
 
 def test_scaled_house_rejects_nonsense() -> None:
