@@ -6,6 +6,7 @@ measured process's interpreter): the simulated house's Zigbee2MQTT state message
 
 ``--stream changing`` (the default) is the stress stream, every value changing at every message;
 ``--stream house`` what a house sends, most values repeating (``gateway.sim.stream`` says which move).
+``--group N`` sends a paced stream N messages at a time (same rate, 1/N as many wake-ups of a reader).
 ``--exclude NAME`` (repeatable) leaves devices out (the latency probe's own sensor and light). It prints
 one line to stderr when done: how many it sent and how long it took.
 """
@@ -69,8 +70,10 @@ def publish_burst(port: int, messages: int, house: House, stream_name: str = "ch
     print(f"traffic: {messages:,} msgs in {time.perf_counter() - started:.2f} s", file=sys.stderr)
 
 
-def publish_paced(port: int, rate: float, seconds: float, house: House, stream_name: str = "changing") -> None:
-    """``rate`` messages a second, evenly spaced (each at its own due time, not in bursts), for ``seconds``."""
+def publish_paced(port: int, rate: float, seconds: float, house: House, stream_name: str = "changing",
+                  group: int = 1) -> None:
+    """``rate`` messages a second, evenly spaced (each at its own due time, not in bursts), for ``seconds``;
+    with ``group`` > 1, that many back to back at each due time (a due time every group / rate s)."""
     total = int(rate * seconds)
     # A pool of up to _POOL_S seconds of messages, cycled: a long run must not serialise hours of traffic first.
     stream = list(STREAMS[stream_name](house, min(total, int(rate * _POOL_S)), seed=1))
@@ -83,12 +86,13 @@ def publish_paced(port: int, rate: float, seconds: float, house: House, stream_n
         pool = len(stream)
         for index in range(total):
             topic, payload = stream[index % pool]
-            due = started + index * interval
-            now = time.perf_counter()
-            if due > now:
-                time.sleep(due - now)
-            elif now - due > 0.05:
-                late += 1
+            if index % group == 0:
+                due = started + index * interval
+                now = time.perf_counter()
+                if due > now:
+                    time.sleep(due - now)
+                elif now - due > 0.05:
+                    late += 1
             client.publish(topic, payload)
     finally:
         client.loop_stop()
@@ -99,8 +103,10 @@ def publish_paced(port: int, rate: float, seconds: float, house: House, stream_n
 
 
 def command(port: int, *, messages: int | None = None, rate: float | None = None, seconds: float | None = None,
-            exclude: list[str] | None = None, devices: int = DEVICES, stream: str = "changing") -> list[str]:
-    argv = [sys.executable, "-m", "bench._traffic", "--port", str(port), "--devices", str(devices), "--stream", stream]
+            exclude: list[str] | None = None, devices: int = DEVICES, stream: str = "changing",
+            group: int = 1) -> list[str]:
+    argv = [sys.executable, "-m", "bench._traffic", "--port", str(port), "--devices", str(devices), "--stream", stream,
+            "--group", str(group)]
     if messages is not None:
         argv += ["--messages", str(messages)]
     if rate is not None:
@@ -116,9 +122,9 @@ def run_burst(port: int, messages: int, devices: int = DEVICES) -> None:
 
 
 def start_paced(port: int, rate: float, seconds: float, exclude: list[str] | None = None,
-                devices: int = DEVICES, stream: str = "changing") -> subprocess.Popen[bytes]:
+                devices: int = DEVICES, stream: str = "changing", group: int = 1) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command(port, rate=rate, seconds=seconds, exclude=exclude, devices=devices,
-                                    stream=stream), stdin=subprocess.DEVNULL)
+                                    stream=stream, group=group), stdin=subprocess.DEVNULL)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,10 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--exclude", action="append", default=[])
     parser.add_argument("--stream", choices=sorted(STREAMS), default="changing")
+    parser.add_argument("--group", type=int, default=1)
     args = parser.parse_args(argv)
     house = traffic_house(args.devices, args.exclude)
     if args.rate:
-        publish_paced(args.port, max(1.0, args.rate), min(max(0.1, args.seconds), _MAX_SECONDS), house, args.stream)
+        publish_paced(args.port, max(1.0, args.rate), min(max(0.1, args.seconds), _MAX_SECONDS), house, args.stream,
+                      max(1, min(args.group, 1000)))
     else:
         publish_burst(args.port, max(1, min(args.messages or 1000, _MAX_MESSAGES)), house, args.stream)
     return 0
