@@ -1,11 +1,13 @@
 """Memory of ``hearth run`` with the simulated house of 1,000 devices known and both profiles active.
 
-    python -m bench.memory [--load-seconds 20] [--rate 2000]
+    python -m bench.memory [--load-seconds 20] [--rate 2000] [--stream changing|house]
 
 A private Mosquitto, the house announced (bridge/devices and one retained state per device), then
 ``hearth run`` as a process of its own. Once it knows the 1,000 devices, ``--rate`` msg/s of device traffic
-for ``--load-seconds``; RSS and PSS are sampled every 0.5 s over the second half of it (/proc/<pid>/status
-VmRSS, /proc/<pid>/smaps_rollup Pss): steady = their median, peak = VmHWM at the end.
+for ``--load-seconds`` (the stress stream, every value changing at every message, or with ``--stream
+house`` what a house sends: see bench/ingest.py); RSS and PSS are sampled every 0.5 s over the second half
+of it (/proc/<pid>/status VmRSS, /proc/<pid>/smaps_rollup Pss): steady = their median, peak = VmHWM at
+the end.
 
 Baseline (same run): a fresh interpreter that only imports what the gateway imports (the CLI, the runtime
 modules ``Gateway.run`` imports, the entry points of the adapters the config enables); its RSS over the
@@ -86,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--load-seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=2000.0)
+    parser.add_argument("--stream", choices=sorted(_traffic.STREAMS), default="changing",
+                        help="the device traffic: every value changing at every message, or what a house sends")
     args = parser.parse_args(argv)
     load_s = max(2.0, min(args.load_seconds, 600.0))
     house = scaled_house(DEVICES)
@@ -99,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             gateway.wait_ready()
             at_ready = proc_memory(gateway.pid)
             gateway.wait_devices(DEVICES)
-            publisher = _traffic.start_paced(broker.port, args.rate, load_s)
+            publisher = _traffic.start_paced(broker.port, args.rate, load_s, stream=args.stream)
             try:
                 started = time.monotonic()
                 while publisher.poll() is None and time.monotonic() - started < load_s + 60:
@@ -117,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     steady_rss = statistics.median(s["VmRSS"] for s in samples) / 1024
     steady_pss = statistics.median(s["Pss"] for s in samples) / 1024
     import_rss = int(probe["rss_kb"]) / 1024  # type: ignore[call-overload]
-    print(f"hearth run, {devices} devices, both profiles, {args.rate:,.0f} msg/s: at ready "
+    print(f"hearth run, {devices} devices, both profiles, {args.rate:,.0f} msg/s of the {args.stream} stream: at ready "
           f"{at_ready['VmRSS'] / 1024:.1f} MB RSS; steady {steady_rss:.1f} MB RSS, {steady_pss:.1f} MB PSS "
           f"(median of {len(samples)} samples); peak {final['VmHWM'] / 1024:.1f} MB (VmHWM)")
     print(f"import only (what the gateway imports, {probe['modules']} modules): {import_rss:.1f} MB RSS = "

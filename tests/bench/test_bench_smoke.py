@@ -54,8 +54,8 @@ def test_latency() -> None:
 
 
 def test_memory() -> None:
-    out = run_bench("memory", "--load-seconds", "2", "--rate", "200")
-    assert "steady" in out and "import only" in out
+    out = run_bench("memory", "--load-seconds", "2", "--rate", "200", "--stream", "house")
+    assert "steady" in out and "import only" in out and "of the house stream" in out
 
 
 def test_startup() -> None:
