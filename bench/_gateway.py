@@ -25,8 +25,9 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import paho.mqtt.client as paho
@@ -35,6 +36,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bench._broker import HOST
 from gateway.sim import House
 from gateway.sim.house import BASE_TOPIC
+
+T = TypeVar("T")
 
 BENCH_DIR = Path(__file__).resolve().parent
 _READY_TIMEOUT_S = 60.0
@@ -56,10 +59,12 @@ def config_text(*, broker_port: int, data_dir: Path, house: House, api_port: int
                 profiles: tuple[str, ...] = ("energy-saving", "elderly-monitoring"),
                 extra_tags: dict[str, list[str]] | None = None, extra_areas: dict[str, str] | None = None,
                 manual_override_min: float | None = None,
-                profile_dirs: tuple[Path, ...] = (), api: bool = True, commit_interval_s: float | None = None) -> str:
+                profile_dirs: tuple[Path, ...] = (), api: bool = True, commit_interval_s: float | None = None,
+                event_loop: str = "auto") -> str:
     """A config.toml for ``house`` on the bench broker: both shipped profiles, areas and tags of the house."""
     lines = [
-        "[gateway]", 'log_level = "warning"', f"data_dir = {_toml_str(str(data_dir))}", "",
+        "[gateway]", 'log_level = "warning"', f"data_dir = {_toml_str(str(data_dir))}",
+        f"event_loop = {_toml_str(event_loop)}", "",
         "[mqtt]", f'host = "{HOST}"', f"port = {broker_port}", "",
         "[api]", f"enabled = {'true' if api else 'false'}", f'host = "{HOST}"', f"port = {api_port}", "",
         "[store]", *([f"commit_interval_s = {commit_interval_s}"] if commit_interval_s else []), "",
@@ -122,6 +127,14 @@ def announce(broker_port: int, house: House, *, states: bool = True) -> None:
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+def run_on_loop(coro: Coroutine[Any, Any, T], event_loop: str = "auto") -> T:
+    """Run ``coro`` on the event loop ``hearth run`` would use with ``[gateway] event_loop``."""
+    from gateway.app import event_loop_factory
+
+    with asyncio.Runner(loop_factory=event_loop_factory(event_loop)) as runner:
+        return runner.run(coro)
 
 
 class InProcessGateway:
@@ -381,7 +394,7 @@ def _wrapper_main(argv: list[str] | None = None) -> int:
     if args.switch_interval_ms:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
 
-    from gateway.app import GC_SETTLE_S, Gateway, tune_malloc
+    from gateway.app import GC_SETTLE_S, Gateway, event_loop_factory, tune_malloc
     from gateway.cli import _setup_logging
     from gateway.config import load_config
 
@@ -410,7 +423,8 @@ def _wrapper_main(argv: list[str] | None = None) -> int:
         gc.callbacks.append(pauses)
         await task
 
-    asyncio.run(run())
+    with asyncio.Runner(loop_factory=event_loop_factory(config.gateway.event_loop)) as runner:  # as `hearth run`
+        runner.run(run())
     gc.callbacks.remove(pauses)
     print("gc-pauses: " + json.dumps(pauses.summary()), flush=True)
     if args.probe_topic:

@@ -20,7 +20,8 @@ house does not send that (a window is not opened twice a second), so the paced r
 what a house sends (``gateway.sim.house_stream``: full Zigbee2MQTT reports in which plugs' power and link
 quality move at every report, temperatures and light levels now and then, a switch, a window or motion
 rarely), and the gateway once more with the stress stream. As the floor of the gateway's client layer,
-our ``MqttSession`` doing the baseline's work (orjson.loads and a count) at that rate. And what one
+our ``MqttSession`` doing the baseline's work (orjson.loads and a count) at that rate (the gateway and
+the session run on the loop ``hearth run`` would: ``--event-loop``, as ``[gateway] event_loop``). And what one
 wake-up costs: the gateway with the house stream sent ``WAKEUP_GROUP`` messages at a time (the same
 rate, a tenth of the wake-ups). The medians of ``--rounds`` rounds are reported. Last line:
 ``ingest: <rate> msg/s, ratio <R> vs baseline``.
@@ -42,7 +43,7 @@ import orjson
 from bench import _traffic
 from bench._baseline import BareSubscriber
 from bench._broker import BenchBroker
-from bench._gateway import InProcessGateway, announce, wait_for_devices, write_config
+from bench._gateway import InProcessGateway, announce, run_on_loop, wait_for_devices, write_config
 from gateway.clock import SystemClock
 from gateway.config import MqttSection
 from gateway.mqtt import MqttSession
@@ -157,8 +158,9 @@ async def _measure_gateway(config: Path, port: int, messages: int) -> Drain:
     return Drain("gateway", messages, delta["received"], elapsed, cpu, details, delta)
 
 
-def measure_gateway(workdir: Path, port: int, messages: int) -> Drain:
-    return asyncio.run(_measure_gateway(bench_config(workdir, port), port, messages))
+def measure_gateway(workdir: Path, port: int, messages: int, event_loop: str = "auto") -> Drain:
+    return run_on_loop(_measure_gateway(bench_config(workdir, port, event_loop=event_loop), port, messages),
+                       event_loop)
 
 
 # ------------------------------------------------------------------------------------------ paced
@@ -215,9 +217,9 @@ async def _paced_session(port: int, rate: float, seconds: float) -> float:
     return cpu / wall * 100
 
 
-def paced_session(port: int, rate: float, seconds: float) -> float:
+def paced_session(port: int, rate: float, seconds: float, event_loop: str = "auto") -> float:
     """CPU % of one core of our MQTT session doing the baseline's work at ``rate`` msg/s."""
-    return asyncio.run(_paced_session(port, rate, seconds))
+    return run_on_loop(_paced_session(port, rate, seconds), event_loop)
 
 
 async def _paced_gateway(config: Path, port: int, rate: float, seconds: float,
@@ -245,8 +247,9 @@ async def _paced_gateway(config: Path, port: int, rate: float, seconds: float,
 
 
 def paced_gateway(workdir: Path, port: int, rate: float, seconds: float,
-                  stream: str = PACED_STREAM, group: int = 1) -> tuple[float, dict[str, int]]:
-    return asyncio.run(_paced_gateway(bench_config(workdir, port), port, rate, seconds, stream, group))
+                  stream: str = PACED_STREAM, group: int = 1, event_loop: str = "auto") -> tuple[float, dict[str, int]]:
+    return run_on_loop(_paced_gateway(bench_config(workdir, port, event_loop=event_loop), port, rate, seconds,
+                                      stream, group), event_loop)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,7 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternate baseline and gateway; report medians")
     parser.add_argument("--rate", type=float, default=2000.0, help="the paced rate (msg/s)")
     parser.add_argument("--paced-seconds", type=float, default=20.0, help="0: skip the paced measurement")
+    parser.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                        help="the event loop of the gateway and of our MQTT session ([gateway] event_loop)")
     args = parser.parse_args(argv)
+    loop = args.event_loop
+    from gateway.app import event_loop_factory
+
+    print(f"event loop of the gateway and of our MQTT session: "
+          f"{'uvloop' if event_loop_factory(loop) else 'asyncio'} (--event-loop {loop})", flush=True)
     messages = max(1, min(args.messages, 2_000_000))
     rounds = max(1, min(args.rounds, 20))
     house = scaled_house(DEVICES)
@@ -272,16 +282,18 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(rounds):
             baselines.append(measure_baseline(broker.port, messages))
             print(baselines[-1].line(), flush=True)
-            gateways.append(measure_gateway(workdir, broker.port, messages))
+            gateways.append(measure_gateway(workdir, broker.port, messages, loop))
             print(gateways[-1].line(), flush=True)
         if args.paced_seconds > 0:
             seconds = min(args.paced_seconds, 600.0)
             for _ in range(rounds):
                 cpu_base.append(paced_baseline(broker.port, args.rate, seconds))
-                cpu_gw.append(paced_gateway(workdir, broker.port, args.rate, seconds)[0])
-                cpu_stress.append(paced_gateway(workdir, broker.port, args.rate, seconds, STRESS_STREAM)[0])
-                cpu_grouped.append(paced_gateway(workdir, broker.port, args.rate, seconds, group=WAKEUP_GROUP)[0])
-                cpu_session.append(paced_session(broker.port, args.rate, seconds))
+                cpu_gw.append(paced_gateway(workdir, broker.port, args.rate, seconds, event_loop=loop)[0])
+                cpu_stress.append(paced_gateway(workdir, broker.port, args.rate, seconds, STRESS_STREAM,
+                                                event_loop=loop)[0])
+                cpu_grouped.append(paced_gateway(workdir, broker.port, args.rate, seconds, group=WAKEUP_GROUP,
+                                                 event_loop=loop)[0])
+                cpu_session.append(paced_session(broker.port, args.rate, seconds, loop))
     base_rate = statistics.median(d.rate for d in baselines)
     gw_rate = statistics.median(d.rate for d in gateways)
     ratio = gw_rate / base_rate if base_rate else 0.0

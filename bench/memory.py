@@ -47,6 +47,8 @@ import gateway.api.app, gateway.api.auth, gateway.api.scenes, gateway.scenes.eng
 import gateway.scenes.setup, gateway.store, gateway.mqtt
 from gateway.supervisor import discover_adapters
 discover_adapters(lambda name: name != "ble")  # the adapters the bench config enables (no Bluetooth here)
+from gateway.app import event_loop_factory
+event_loop_factory()  # uvloop, where `hearth run` takes it
 rss = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:"))
 print(json.dumps({"rss_kb": rss, "loaded": [m for m in OPTIONAL if m in sys.modules],
                   "modules": len(sys.modules)}))

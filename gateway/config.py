@@ -35,6 +35,9 @@ class GatewaySection(_Section):
     name: str = Field("hearth", min_length=1, max_length=64)
     data_dir: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: The event loop ``hearth run`` runs on: "auto" is uvloop when it is installed (it is, with Hearth,
+    #: where it has a wheel), else asyncio's own; "uvloop" insists on it; "asyncio" declines it.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
 
 
 def is_loopback_host(host: str) -> bool:

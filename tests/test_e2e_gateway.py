@@ -5,6 +5,7 @@ Zigbee2MQTT is played by this test over MQTT with recorded payloads (tests/fixtu
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sqlite3
 import time
@@ -96,6 +97,8 @@ def test_devices_appear_commands_confirm_and_the_broker_can_restart(house: Any) 
         status, health = response.status, json.loads(response.read())
     assert status == 200 and health["mqtt"]["connected"] is True
     assert health["adapters"]["zigbee2mqtt"]["state"] == "running"
+    # All of the above ran on the loop `hearth run` picks by default: uvloop wherever it is installed.
+    assert health["event_loop"] == ("uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
 
 
 def test_kill_9_in_a_write_burst_loses_at_most_the_last_commit_interval(house: Any, tmp_path: Path) -> None:
