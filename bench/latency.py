@@ -2,6 +2,7 @@
 MQTT responder on the same broker in the same run.
 
     python -m bench.latency [--probes 2000] [--rate 2000] [--broker-nodelay true|false] [--no-gc-freeze]
+                            [--event-loop auto|uvloop|asyncio]
 
 A private Mosquitto (``set_tcp_nodelay true`` unless told otherwise), the simulated house of 1,000
 Zigbee2MQTT devices, and the gateway as a process of its own (``python -m bench._gateway``: ``hearth run``
@@ -179,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker-nodelay", choices=("true", "false"), default="true",
                         help="mosquitto's set_tcp_nodelay (Debian's default is false: Nagle, ~20 ms)")
     parser.add_argument("--no-gc-freeze", action="store_true", help="undo the gateway's gc.freeze() (to compare)")
+    parser.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                        help="[gateway] event_loop of the measured gateway (to compare)")
     parser.add_argument("--switch-interval-ms", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--commit-interval-s", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -194,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             data_dir / "config.toml", broker_port=broker.port, data_dir=data_dir, house=house, api_port=free_port(),
             profiles=("energy-saving", "elderly-monitoring", "bench-latency"), manual_override_min=0,
             profile_dirs=(BENCH_DIR / "profiles",), commit_interval_s=args.commit_interval_s,
+            event_loop=args.event_loop,
             extra_tags={motion.device_id: ["bench_probe"], motion2.device_id: ["bench_probe"],
                         light.device_id: ["bench_light"]},
             extra_areas={motion2.device_id: motion.room, light.device_id: motion.room},

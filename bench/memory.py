@@ -1,6 +1,6 @@
 """Memory of ``hearth run`` with the simulated house of 1,000 devices known and both profiles active.
 
-    python -m bench.memory [--load-seconds 20] [--rate 2000] [--stream changing|house]
+    python -m bench.memory [--load-seconds 20] [--rate 2000] [--stream changing|house] [--event-loop asyncio]
 
 A private Mosquitto, the house announced (bridge/devices and one retained state per device), then
 ``hearth run`` as a process of its own. Once it knows the 1,000 devices, ``--rate`` msg/s of device traffic
@@ -48,7 +48,7 @@ import gateway.scenes.setup, gateway.store, gateway.mqtt
 from gateway.supervisor import discover_adapters
 discover_adapters(lambda name: name != "ble")  # the adapters the bench config enables (no Bluetooth here)
 from gateway.app import event_loop_factory
-event_loop_factory()  # uvloop, where `hearth run` takes it
+event_loop_factory(EVENT_LOOP)  # uvloop, where `hearth run` takes it
 rss = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:"))
 print(json.dumps({"rss_kb": rss, "loaded": [m for m in OPTIONAL if m in sys.modules],
                   "modules": len(sys.modules)}))
@@ -79,8 +79,8 @@ def loaded_shared_objects(pid: int) -> list[str]:
     return sorted({name for name in OPTIONAL_SO for path in paths if f"/{name}/" in path})
 
 
-def import_probe() -> dict[str, object]:
-    code = f"OPTIONAL = {OPTIONAL!r}\n" + _IMPORT_PROBE
+def import_probe(event_loop: str = "auto") -> dict[str, object]:
+    code = f"OPTIONAL = {OPTIONAL!r}\nEVENT_LOOP = {event_loop!r}\n" + _IMPORT_PROBE
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
                          env=bytecode_env())
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--stream", choices=sorted(_traffic.STREAMS), default="changing",
                         help="the device traffic: every value changing at every message, or what a house sends")
+    parser.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                        help="[gateway] event_loop of the measured gateway")
     args = parser.parse_args(argv)
     load_s = max(2.0, min(args.load_seconds, 600.0))
     house = scaled_house(DEVICES)
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     with BenchBroker() as broker, tempfile.TemporaryDirectory(prefix="hearth-memory-") as tmp:
         data_dir = Path(tmp)
         config = write_config(data_dir / "config.toml", broker_port=broker.port, data_dir=data_dir, house=house,
-                              api_port=free_port())
+                              api_port=free_port(), event_loop=args.event_loop)
         announce(broker.port, house)
         with GatewayProcess(config, data_dir) as gateway:
             gateway.wait_ready()
@@ -119,11 +121,12 @@ def main(argv: list[str] | None = None) -> int:
             final = proc_memory(gateway.pid)
             so_loaded = loaded_shared_objects(gateway.pid)
             devices = gateway.device_count()
-    probe = import_probe()
+    probe = import_probe(args.event_loop)
     steady_rss = statistics.median(s["VmRSS"] for s in samples) / 1024
     steady_pss = statistics.median(s["Pss"] for s in samples) / 1024
     import_rss = int(probe["rss_kb"]) / 1024  # type: ignore[call-overload]
-    print(f"hearth run, {devices} devices, both profiles, {args.rate:,.0f} msg/s of the {args.stream} stream: at ready "
+    print(f"hearth run (event_loop = {args.event_loop}), {devices} devices, both profiles, {args.rate:,.0f} msg/s "
+          f"of the {args.stream} stream: at ready "
           f"{at_ready['VmRSS'] / 1024:.1f} MB RSS; steady {steady_rss:.1f} MB RSS, {steady_pss:.1f} MB PSS "
           f"(median of {len(samples)} samples); peak {final['VmHWM'] / 1024:.1f} MB (VmHWM)")
     print(f"import only (what the gateway imports, {probe['modules']} modules): {import_rss:.1f} MB RSS = "

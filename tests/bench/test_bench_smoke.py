@@ -68,5 +68,12 @@ def test_store() -> None:
     assert "commits/min" in out
 
 
+def test_wakeup() -> None:
+    out = run_bench("wakeup", "--seconds", "1", "--rounds", "1", "--rate", "200")
+    assert re.search(r"baseline: [\d,]+ reads/s, \d+\.\d % CPU, \d+\.\d us per read", out), out
+    assert re.search(r"asyncio : [\d,]+ reads/s", out), out
+    assert "the loop's own share of a wake-up: asyncio" in out
+
+
 def test_mqtt_client() -> None:
     run_bench("mqtt_client", "--messages", "2000", "--rounds", "1")
