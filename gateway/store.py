@@ -60,6 +60,11 @@ T = TypeVar("T")
 # it rather than fail the batch at once. Short enough that a stuck lock shows up as a failed commit
 # (logged, retried next interval) instead of a silent stall.
 BUSY_TIMEOUT_MS = 5000
+# SQLite's page cache (KiB; its default is 2,000). A commit appends to the WAL whatever the cache holds,
+# and a read the cache misses is served by the kernel's page cache: measured by bench.memory and
+# bench.store (1,000 devices, 2,000 msg/s), 512 KiB instead of 2 MB: steady RSS -1.5 MB (70.6 -> 68.9),
+# a commit of 6,300 changes/s 37-38 -> 40-50 ms in the worker (SQLite lets go of the GIL meanwhile).
+CACHE_KIB = 512
 # History older than retention_days is purged once a day; a failed purge is retried an hour later.
 PURGE_INTERVAL_S = 86400.0
 PURGE_RETRY_S = 3600.0
@@ -768,6 +773,7 @@ class Store:
             if str(mode).lower() != "wal":
                 log.warning("%s: SQLite refused WAL mode (journal_mode=%s); commits will be slower", path, mode)
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             self._migrate(conn, tables)
             kv: dict[str, dict[str, str | bytes | _Produced]] = {}
             for scope, key, value in conn.execute("SELECT scope, key, value FROM kv"):
