@@ -25,9 +25,8 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 import paho.mqtt.client as paho
@@ -36,8 +35,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bench._broker import HOST
 from gateway.sim import House
 from gateway.sim.house import BASE_TOPIC
-
-T = TypeVar("T")
 
 BENCH_DIR = Path(__file__).resolve().parent
 _READY_TIMEOUT_S = 60.0
@@ -127,14 +124,6 @@ def announce(broker_port: int, house: House, *, states: bool = True) -> None:
     finally:
         client.loop_stop()
         client.disconnect()
-
-
-def run_on_loop(coro: Coroutine[Any, Any, T], event_loop: str = "auto") -> T:
-    """Run ``coro`` on the event loop ``hearth run`` would use with ``[gateway] event_loop``."""
-    from gateway.app import event_loop_factory
-
-    with asyncio.Runner(loop_factory=event_loop_factory(event_loop)) as runner:
-        return runner.run(coro)
 
 
 class InProcessGateway:
@@ -394,7 +383,7 @@ def _wrapper_main(argv: list[str] | None = None) -> int:
     if args.switch_interval_ms:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
 
-    from gateway.app import GC_SETTLE_S, Gateway, event_loop_factory, tune_malloc
+    from gateway.app import GC_SETTLE_S, Gateway, run_on_event_loop, tune_malloc
     from gateway.cli import _setup_logging
     from gateway.config import load_config
 
@@ -423,8 +412,7 @@ def _wrapper_main(argv: list[str] | None = None) -> int:
         gc.callbacks.append(pauses)
         await task
 
-    with asyncio.Runner(loop_factory=event_loop_factory(config.gateway.event_loop)) as runner:  # as `hearth run`
-        runner.run(run())
+    run_on_event_loop(run(), config.gateway.event_loop)  # as `hearth run`
     gc.callbacks.remove(pauses)
     print("gc-pauses: " + json.dumps(pauses.summary()), flush=True)
     if args.probe_topic:

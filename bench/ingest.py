@@ -43,7 +43,8 @@ import orjson
 from bench import _traffic
 from bench._baseline import BareSubscriber
 from bench._broker import BenchBroker
-from bench._gateway import InProcessGateway, announce, run_on_loop, wait_for_devices, write_config
+from bench._gateway import InProcessGateway, announce, wait_for_devices, write_config
+from gateway.app import run_on_event_loop
 from gateway.clock import SystemClock
 from gateway.config import MqttSection
 from gateway.mqtt import MqttSession
@@ -159,7 +160,7 @@ async def _measure_gateway(config: Path, port: int, messages: int) -> Drain:
 
 
 def measure_gateway(workdir: Path, port: int, messages: int, event_loop: str = "auto") -> Drain:
-    return run_on_loop(_measure_gateway(bench_config(workdir, port, event_loop=event_loop), port, messages),
+    return run_on_event_loop(_measure_gateway(bench_config(workdir, port, event_loop=event_loop), port, messages),
                        event_loop)
 
 
@@ -219,7 +220,7 @@ async def _paced_session(port: int, rate: float, seconds: float) -> float:
 
 def paced_session(port: int, rate: float, seconds: float, event_loop: str = "auto") -> float:
     """CPU % of one core of our MQTT session doing the baseline's work at ``rate`` msg/s."""
-    return run_on_loop(_paced_session(port, rate, seconds), event_loop)
+    return run_on_event_loop(_paced_session(port, rate, seconds), event_loop)
 
 
 async def _paced_gateway(config: Path, port: int, rate: float, seconds: float,
@@ -248,7 +249,7 @@ async def _paced_gateway(config: Path, port: int, rate: float, seconds: float,
 
 def paced_gateway(workdir: Path, port: int, rate: float, seconds: float,
                   stream: str = PACED_STREAM, group: int = 1, event_loop: str = "auto") -> tuple[float, dict[str, int]]:
-    return run_on_loop(_paced_gateway(bench_config(workdir, port, event_loop=event_loop), port, rate, seconds,
+    return run_on_event_loop(_paced_gateway(bench_config(workdir, port, event_loop=event_loop), port, rate, seconds,
                                       stream, group), event_loop)
 
 

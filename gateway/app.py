@@ -11,8 +11,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
-from typing import Any, TextIO
+from collections.abc import Callable, Coroutine
+from typing import Any, TextIO, TypeVar
 
 from gateway import __version__
 from gateway.clock import Clock, SystemClock
@@ -21,6 +21,7 @@ from gateway.errors import HearthError
 from gateway.hub import Hub
 from gateway.supervisor import Supervisor, discover_adapters
 
+T = TypeVar("T")
 log = logging.getLogger("hearth")
 
 
@@ -295,6 +296,12 @@ def event_loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEve
                 'platform): pip install uvloop, or set event_loop = "auto"') from err
         return None
     return uvloop.new_event_loop
+
+
+def run_on_event_loop(coro: Coroutine[Any, Any, T], choice: str = "auto") -> T:
+    """Run ``coro`` to its end on the event loop ``[gateway] event_loop`` names (see event_loop_factory)."""
+    with asyncio.Runner(loop_factory=event_loop_factory(choice)) as runner:
+        return runner.run(coro)
 
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:

@@ -30,13 +30,12 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gateway.app import Gateway, event_loop_factory, tune_malloc
+    from gateway.app import Gateway, run_on_event_loop, tune_malloc
 
     config = _load(args.config)
     _setup_logging(config.gateway.log_level)
     tune_malloc()
-    with asyncio.Runner(loop_factory=event_loop_factory(config.gateway.event_loop)) as runner:
-        runner.run(Gateway(config).run())
+    run_on_event_loop(Gateway(config).run(), config.gateway.event_loop)
     return 0
 
 

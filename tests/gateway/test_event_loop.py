@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import event_loop_factory, loop_name
+from gateway.app import event_loop_factory, loop_name, run_on_event_loop
 from gateway.config import parse_config
 from gateway.errors import ConfigError, HearthError
 
@@ -20,15 +20,13 @@ HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
 
 def test_asyncio_is_asyncio_s_own_loop() -> None:
     assert event_loop_factory("asyncio") is None
-    with asyncio.Runner(loop_factory=event_loop_factory("asyncio")) as runner:
-        assert runner.run(_running_loop_name()) == "asyncio"
+    assert run_on_event_loop(_running_loop_name(), "asyncio") == "asyncio"
 
 
 @pytest.mark.skipif(not HAS_UVLOOP, reason="uvloop has no wheel for this platform")
 @pytest.mark.parametrize("choice", ["auto", "uvloop"])
 def test_auto_and_uvloop_run_on_uvloop_where_installed(choice: str) -> None:
-    with asyncio.Runner(loop_factory=event_loop_factory(choice)) as runner:
-        assert runner.run(_running_loop_name()) == "uvloop"
+    assert run_on_event_loop(_running_loop_name(), choice) == "uvloop"
 
 
 def test_without_uvloop_auto_falls_back_and_uvloop_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
