@@ -11,7 +11,9 @@ the end.
 
 Baseline (same run): a fresh interpreter that only imports what the gateway imports (the CLI, the runtime
 modules ``Gateway.run`` imports, the entry points of the adapters the config enables); its RSS over the
-gateway's steady RSS is the import-time share. The same process reports which optional dependencies that
+gateway's steady RSS is the import-time share. A second fresh interpreter imports only the libraries under
+it (no module of Hearth's): the floor, so the line after it splits the steady RSS into the libraries,
+Hearth's modules and the running gateway. The same process reports which optional dependencies that
 import pulled in (they must load lazily: bleak only when Bluetooth is used, zeroconf for mDNS, amqtt for the
 embedded broker), and the gateway's /proc/<pid>/maps shows which of their compiled modules the running gateway loaded.
 Last line: ``memory: <steady RSS> MB steady RSS, ratio <R> vs baseline`` (R = steady RSS / import-only RSS).
@@ -54,6 +56,30 @@ print(json.dumps({"rss_kb": rss, "loaded": [m for m in OPTIONAL if m in sys.modu
                   "modules": len(sys.modules)}))
 """
 
+# The libraries the gateway is built on, imported with none of Hearth's code: the floor under the import
+# share (what the running gateway loads of each: the standard library's asyncio, ssl, sqlite3 and tomllib,
+# uvloop with its loop made, orjson, paho-mqtt's client, aiohttp's server and pydantic with one model built,
+# as Hearth's first config model makes pydantic build its machinery).
+_STACK_PROBE = """
+import json
+import asyncio, sqlite3, ssl, tomllib, importlib.metadata
+import orjson, paho.mqtt.client
+from aiohttp import web
+from pydantic import BaseModel
+class Probe(BaseModel):
+    name: str = "probe"
+Probe.model_validate({"name": "x"})
+if EVENT_LOOP != "asyncio":
+    try:
+        import uvloop
+    except ImportError:
+        pass
+    else:
+        uvloop.new_event_loop().close()
+rss = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:"))
+print(json.dumps({"rss_kb": rss}))
+"""
+
 
 def proc_memory(pid: int) -> dict[str, int]:
     """VmRSS, VmHWM (kB, /proc/pid/status) and Pss (kB, /proc/pid/smaps_rollup)."""
@@ -79,8 +105,9 @@ def loaded_shared_objects(pid: int) -> list[str]:
     return sorted({name for name in OPTIONAL_SO for path in paths if f"/{name}/" in path})
 
 
-def import_probe(event_loop: str = "auto") -> dict[str, object]:
-    code = f"OPTIONAL = {OPTIONAL!r}\nEVENT_LOOP = {event_loop!r}\n" + _IMPORT_PROBE
+def import_probe(event_loop: str = "auto", *, stack_only: bool = False) -> dict[str, object]:
+    """RSS of a fresh interpreter that imports what the gateway imports (or only the libraries under it)."""
+    code = f"OPTIONAL = {OPTIONAL!r}\nEVENT_LOOP = {event_loop!r}\n" + (_STACK_PROBE if stack_only else _IMPORT_PROBE)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
                          env=bytecode_env())
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -122,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             so_loaded = loaded_shared_objects(gateway.pid)
             devices = gateway.device_count()
     probe = import_probe(args.event_loop)
+    stack = import_probe(args.event_loop, stack_only=True)
     steady_rss = statistics.median(s["VmRSS"] for s in samples) / 1024
     steady_pss = statistics.median(s["Pss"] for s in samples) / 1024
     import_rss = int(probe["rss_kb"]) / 1024  # type: ignore[call-overload]
@@ -131,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
           f"(median of {len(samples)} samples); peak {final['VmHWM'] / 1024:.1f} MB (VmHWM)")
     print(f"import only (what the gateway imports, {probe['modules']} modules): {import_rss:.1f} MB RSS = "
           f"{import_rss / steady_rss * 100:.0f} % of the steady RSS")
+    stack_rss = int(stack["rss_kb"]) / 1024  # type: ignore[call-overload]
+    print(f"of which the libraries alone (asyncio, ssl, sqlite3, uvloop, orjson, paho-mqtt, aiohttp's server, "
+          f"pydantic; none of Hearth's modules): {stack_rss:.1f} MB; Hearth's modules "
+          f"{import_rss - stack_rss:+.1f} MB; "
+          f"the running gateway (1,000 devices, traffic, threads) {steady_rss - import_rss:+.1f} MB")
     print(f"optional dependencies loaded by the imports: {', '.join(probe['loaded']) or 'none'}; "  # type: ignore[arg-type]
           f"compiled optional modules in the running gateway: {', '.join(so_loaded) or 'none'}")
     print("target: <= 60 MB steady RSS")

@@ -56,6 +56,10 @@ def test_latency() -> None:
 def test_memory() -> None:
     out = run_bench("memory", "--load-seconds", "2", "--rate", "200", "--stream", "house")
     assert "steady" in out and "import only" in out and "of the house stream" in out
+    # The floor under the import share: the libraries alone, less than what the gateway imports.
+    imports = float(re.search(r"import only \(.*?\): (\d+\.\d) MB", out).group(1))  # type: ignore[union-attr]
+    libraries = float(re.search(r"libraries alone \(.*?\): (\d+\.\d) MB", out).group(1))  # type: ignore[union-attr]
+    assert 20 < libraries < imports, out
 
 
 def test_startup() -> None:
