@@ -213,6 +213,10 @@ class HomieDevice:
         self.props: dict[tuple[str, str], PropertyDef] = {}
         self.unmapped: list[str] = []
         self.values: dict[tuple[str, str], Any] = {}  # last parsed native value (for toggle)
+        # The last text of each described property, decoded again when its description changes: Mosquitto
+        # delivers a retained value before the attributes below it (`…/power` before `…/power/$datatype`),
+        # so after a restart a value arrives while its property is still typed as the default string.
+        self.raw: dict[tuple[str, str], str] = {}
         self.pending: dict[tuple[str, str], str] = {}
         self.info: DeviceInfo | None = None
         self.name = native_id
@@ -254,6 +258,7 @@ class HomieDevice:
 
     def compile(self, out: Decoded) -> None:
         props = self._properties()
+        prop_by_key = {(p.node, p.id): p for p in props}
         nodes = list(dict.fromkeys(p.node for p in props))
         single = len(nodes) <= 1
         bindings: dict[tuple[str, str], Binding] = {}
@@ -273,8 +278,11 @@ class HomieDevice:
             old = caps.get(binding.capability) or CapabilitySupport(frozenset())
             caps[binding.capability] = CapabilitySupport(old.attributes | {binding.attribute},
                                                          old.commands | binding.commands)
+        self.raw = {key: text for key, text in self.raw.items() if key in prop_by_key}
+        redo = [key for key in self.raw
+                if self.props.get(key) != prop_by_key[key] or self.bindings.get(key) != bindings.get(key)]
         self.bindings = bindings
-        self.props = {(p.node, p.id): p for p in props}
+        self.props = prop_by_key
         self.unmapped = unmapped
         name = self.attrs.get("$name") or (self.description or {}).get("name") or self.native_id
         self.name = name if isinstance(name, str) and name.strip() else self.native_id
@@ -288,6 +296,9 @@ class HomieDevice:
             if unmapped:
                 out.notes.append(f"{SOURCE} {self.native_id}: not mapped to a capability: {', '.join(unmapped)}")
         pending, self.pending = self.pending, {}
+        for nid, pid in redo:
+            if (nid, pid) not in pending:
+                self.decode_value(nid, pid, self.raw[(nid, pid)], out)
         for (nid, pid), text in pending.items():
             self.decode_value(nid, pid, text, out)
 
@@ -299,6 +310,7 @@ class HomieDevice:
             if len(self.pending) < MAX_PENDING_PER_DEVICE or (nid, pid) in self.pending:
                 self.pending[(nid, pid)] = text
             return
+        self.raw[(nid, pid)] = text
         try:
             value = parse_value(prop, text)
         except CodecError as err:

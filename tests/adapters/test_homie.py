@@ -170,6 +170,42 @@ async def test_commands_reach_the_device_through_mosquitto(mosquitto_session: Mo
         device.disconnect()
 
 
+async def test_retained_values_are_read_after_a_restart(mosquitto_session: Mosquitto) -> None:
+    # A v4 device as the convention has it publish ($state init first, then the attributes, each value
+    # after its attributes, $state ready last), all retained; the gateway subscribes afterwards, as after a
+    # restart. Mosquitto then delivers each value before the attributes below it (`.../power` before
+    # `.../power/$datatype`): the value must still come out as what the attributes say it is.
+    base = f"homie{uuid.uuid4().hex[:6]}"
+    tree = [("$state", "init"), ("$homie", "4.0.0"), ("$name", "Hall relay"), ("$nodes", "relay,climate"),
+            ("relay/$name", "Relay"), ("relay/$properties", "power"), ("relay/power/$name", "Power"),
+            ("relay/power/$settable", "true"), ("relay/power/$datatype", "boolean"), ("relay/power", "true"),
+            ("climate/$name", "Climate"), ("climate/$properties", "temperature"),
+            ("climate/temperature/$datatype", "float"), ("climate/temperature/$unit", "°C"),
+            ("climate/temperature", "21.5"), ("$state", "ready")]
+    device = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"fake-homie-{uuid.uuid4().hex[:6]}")
+    device.connect("127.0.0.1", mosquitto_session.port)
+    device.loop_start()
+    try:
+        for topic, payload in tree:
+            device.publish(f"{base}/hall-relay/{topic}", payload, qos=1, retain=True).wait_for_publish(5)
+    finally:
+        device.loop_stop()
+        device.disconnect()
+    session = MqttSession(MqttSection.model_validate({"port": mosquitto_session.port, "status_topic": ""}),
+                          SystemClock(), client_id=f"hearth-{uuid.uuid4().hex[:6]}")
+    hub = Hub(SystemClock())
+    async with session, Supervisor(hub, {"homie": HomieAdapter}, {"homie": {"base_topic": base}}, mqtt=session):
+        for _ in range(300):
+            found = hub.devices.get("homie:hall-relay")
+            if found is not None and found.value("climate", "temperature", "celsius") is not None:
+                break
+            await asyncio.sleep(0.01)
+        found = hub.devices["homie:hall-relay"]
+        assert found.value("relay", "on_off", "on") is True
+        assert found.value("climate", "temperature", "celsius") == 21.5
+        assert hub.counters["bad_input"] == 0
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(
     st.lists(st.sampled_from(["5", "dev", "node", "prop", "$state", "$nodes", "$properties", "$datatype", "$unit",
