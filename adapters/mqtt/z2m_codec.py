@@ -574,13 +574,19 @@ def compile_device(entry: Any, cache: dict[bytes, _Compiled] | None = None) -> Z
     return Z2MDevice(dev_id, ieee.lower(), name, info, battery, compiled.bindings, compiled.setters, initial, kept)
 
 
+# Readings only a device that measures the room's air has (never a plug's or relay's own chip).
+_AIR_SENSORS = frozenset({"humidity", "co2", "voc", "pressure", "pm25", "pm10", "formaldehyd", "eco2"})
+
+
 def _compile_definition(definition: dict[str, Any], battery: bool) -> _Compiled:
     candidates: list[Binding] = []
     leaves = list(_leaves(definition.get("exposes")))
     # Older Zigbee2MQTT versions expose a plug's or relay's own chip temperature as plain `temperature`
     # (newer ones call it `device_temperature`). On a device that switches or lights something, that
-    # is not the room's temperature: a warm relay must never read as a hot room.
-    actuator = any(parent in ("switch", "light") for _, parent, _ in leaves)
+    # is not the room's temperature: a warm relay must never read as a hot room. A device that also measures
+    # the room's air (humidity, CO2, …: a multisensor with relays) measures the room's temperature too.
+    actuator = any(parent in ("switch", "light") for _, parent, _ in leaves) and not any(
+        feature.get("name") in _AIR_SENSORS and not parent for feature, parent, _ in leaves)
     for feature, parent, endpoint in leaves:
         fname = feature.get("name")
         prop = feature.get("property", fname)

@@ -604,6 +604,22 @@ def test_a_plugs_own_temperature_is_not_a_room_temperature() -> None:
     sensor = {**plug, "friendly_name": "sensor", "definition": {"model": "WSDCGQ11LM", "vendor": "Xiaomi", "exposes": [
         {"access": 1, "name": "temperature", "property": "temperature", "type": "numeric", "unit": "°C"}]}}
     assert "temperature" in compile_device(sensor).info.components["main"]
+    # A wall multisensor with three relay outputs measures the room: its temperature is kept (WB-MSW v4,
+    # exposes as zigbee-herdsman-converters' wirenboard.ts, state from Nerivec/zigbee2mqtt-windfront's mocks).
+    relay = {"type": "switch", "endpoint": "l1", "features": [
+        {"access": 7, "endpoint": "l1", "name": "state", "property": "state_l1", "type": "binary",
+         "value_on": "ON", "value_off": "OFF"}]}
+    multisensor = {**plug, "friendly_name": "multi-sensor", "definition": {
+        "model": "WB-MSW-ZIGBEE v.4", "vendor": "Sprut.device", "exposes": [
+            {"access": 5, "name": "temperature", "property": "temperature", "type": "numeric", "unit": "°C"},
+            {"access": 5, "name": "humidity", "property": "humidity", "type": "numeric", "unit": "%"},
+            {"access": 5, "name": "co2", "property": "co2", "type": "numeric", "unit": "ppm"}, relay]}}
+    device = compile_device(multisensor)
+    assert device is not None and "temperature" in device.info.components["main"]
+    out = Decoded()
+    z2m_codec.decode_state(device, {"temperature": 25.51, "humidity": 45.01, "co2": 1406, "state_l1": "OFF"}, out)
+    assert ("main", "temperature", "celsius", 25.51) in [(u.component, u.capability, u.attribute, u.value)
+                                                         for u in out.updates]
 
 
 def test_devices_of_one_model_share_their_compiled_definition_and_stay_apart() -> None:
