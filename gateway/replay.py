@@ -302,6 +302,9 @@ def format_table(result: ReplayResult) -> str:
                 spec = capability_spec(cap)
                 parts = []
                 for attr, value in attrs.items():
+                    if value is None:  # reported, but not known (a sensor that could not be read)
+                        parts.append(f"{attr}=unknown")
+                        continue
                     unit = spec.attributes[attr].unit if spec and attr in spec.attributes else None
                     parts.append(f"{attr}={_format_value(value)}{' ' + unit if unit and unit != '%' else unit or ''}")
                 prefix = f"  {component}." if component != "main" else "  "

@@ -145,6 +145,20 @@ ENERGY_FIELDS: dict[str, Field] = {
 
 # Blocks that are never "the room's" sensor: the ESP32's die temperature.
 _OWN_COMPONENT_BLOCKS = {"ESP32": "esp32", "ESP8266": "esp8266"}
+# An NTC on the ADC (block ANALOG) of a device that meters what its relays switch is the board's own
+# thermistor (Shelly 1PM, 2.5, Plug S, Dimmer 2 templates): 60-70 °C is normal there, so it gets a component of
+# its own ("analog") instead of being the room's temperature. Without a meter (NSPanel) it is the room's.
+_BOARD_SENSOR_BLOCK = "ANALOG"
+# Tasmota numbers a block's fields when it has several of a kind (two ADC inputs: Temperature1, Temperature2).
+_NUMBERED = re.compile(r"([A-Za-z]+)[0-9]{1,2}")
+
+
+def sensor_field(name: str) -> Field | None:
+    """The field of a key inside a sensor block: `Temperature`, or a numbered one, `Temperature1`."""
+    found = SENSOR_FIELDS.get(name)
+    if found is None and (numbered := _NUMBERED.fullmatch(name)) is not None:
+        found = SENSOR_FIELDS.get(numbered.group(1))
+    return found
 
 
 def _spec_check(cap: str, attr: str, value: Any) -> None:
@@ -529,21 +543,32 @@ class TasmotaCodec:
                                 device.sensor_layout[key] = relay_component(index + 1)
                                 grew = True
                 continue
-            fields = [n for n in values if n in SENSOR_FIELDS]
+            fields = [(n, f) for n in values if (f := sensor_field(n)) is not None]
             if not fields:
                 continue
-            if all(f"{block}\x00{n}" in device.sensor_layout for n in fields):
+            if all(f"{block}\x00{n}" in device.sensor_layout for n, _ in fields):
                 continue
-            attrs = {(SENSOR_FIELDS[n].capability, SENSOR_FIELDS[n].attribute) for n in fields}
+            own = re.sub(r"[^a-z0-9_-]+", "_", block.lower())[:48]
             component = _OWN_COMPONENT_BLOCKS.get(block)
+            if component is None and block == _BOARD_SENSOR_BLOCK and (
+                    "ENERGY" in data or any(key.startswith("ENERGY\x00") for key in device.sensor_layout)):
+                component = own
+            attrs = {(f.capability, f.attribute) for _, f in fields}
             if component is None:
-                component = "main" if not attrs & taken else re.sub(r"[^a-z0-9_-]+", "_", block.lower())[:48]
+                component = "main" if not attrs & taken else own
             if component == "main":
                 taken |= attrs
-            for n in fields:
+            given: set[tuple[str, str]] = set()
+            for n, f in fields:
                 key = f"{block}\x00{n}"
+                # Two of a kind in one block (Temperature1, Temperature2): the second gets a component of its own.
+                if (f.capability, f.attribute) in given and not (f.rank or n == "CarbonDioxide"):
+                    where = f"{own}_{n.lower()}"[:48]
+                else:
+                    where = component
+                    given.add((f.capability, f.attribute))
                 if key not in device.sensor_layout:
-                    device.sensor_layout[key] = component
+                    device.sensor_layout[key] = where
                     grew = True
         return grew
 
@@ -577,11 +602,14 @@ class TasmotaCodec:
                 continue
             has_co2 = "CarbonDioxide" in values
             for name, raw in values.items():
-                f = SENSOR_FIELDS.get(name)
+                f = sensor_field(name)
                 if f is None or (name == "eCO2" and has_co2):
                     continue
                 component = device.sensor_layout.get(f"{block}\x00{name}")
                 if component is None:
+                    continue
+                if raw is None:  # null: the sensor could not be read this time; its value is unknown now
+                    out.updates.append(Update(dev_id, component, f.capability, f.attribute, None))
                     continue
                 try:
                     number = _number(raw)
@@ -793,4 +821,4 @@ def _relay_of(device: TasmotaDevice, component: str) -> int:
 def _field_of(key: str) -> Field | None:
     block, _, rest = key.partition("\x00")
     name = rest.split("\x00", 1)[0]
-    return (ENERGY_FIELDS if block == "ENERGY" else SENSOR_FIELDS).get(name)
+    return ENERGY_FIELDS.get(name) if block == "ENERGY" else sensor_field(name)

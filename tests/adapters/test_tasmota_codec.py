@@ -163,6 +163,34 @@ def test_sensor_blocks_units_and_components(topic: str, expected: dict[tuple[str
         assert spec is not None and spec.attributes[update.attribute].check(update.value) is None
 
 
+def test_board_thermistor_numbered_sensors_and_unreadable_sensors() -> None:
+    codec = TasmotaCodec()
+    # A Shelly 2.5 on Tasmota: the ADC's NTC is the relay board's own temperature, beside its meter
+    # (arendst/Tasmota#17741): not the room's temperature.
+    out = feed(codec, "tele/tasmota_228C3D/SENSOR", {
+        "Time": "2023-02-15T00:17:44", "Switch1": "ON", "Switch2": "ON", "ANALOG": {"Temperature": 37.7},
+        "ENERGY": {"Total": [0.205, 0.242], "Power": [0.0, 0.0], "Voltage": 0, "Current": [0.0, 0.0]},
+        "TempUnit": "C"})
+    got = values(out)
+    assert got[("analog", "temperature", "celsius")] == 37.7 and ("main", "temperature", "celsius") not in got
+    assert not out.problems
+    # An NSPanel: no meter, its ADC's NTC (numbered: Temperature1) is the room's temperature, the ESP32's own
+    # beside it (tasmota/discovery sensors message as quoted in SmartHomeNG's NSPanel plugin, Tasmota 12.2.0).
+    out = feed(codec, "tele/NSPanel1/SENSOR", {"Time": "2022-11-28T16:22:32", "ANALOG": {"Temperature1": 22.9},
+                                               "ESP32": {"Temperature": 29.4}, "TempUnit": "C"})
+    assert values(out) == {("main", "temperature", "celsius"): 22.9, ("esp32", "temperature", "celsius"): 29.4}
+    # Two of a kind in one block: the second is a component of its own, never the same attribute twice.
+    out = feed(codec, "tele/two_ntc/SENSOR", {"ANALOG": {"Temperature1": 20.5, "Temperature2": 55.0}})
+    assert values(out) == {("main", "temperature", "celsius"): 20.5,
+                           ("analog_temperature2", "temperature", "celsius"): 55.0}
+    # A sensor Tasmota could not read reports null (arendst/Tasmota#4637): unknown now, not an error.
+    feed(codec, "tele/sonoff_th10/SENSOR", {"AM2301": {"Temperature": 21.5, "Humidity": 40}, "TempUnit": "C"})
+    out = feed(codec, "tele/sonoff_th10/SENSOR", {"Time": "2018-12-19T09:22:43",
+                                                  "AM2301": {"Temperature": None, "Humidity": None}, "TempUnit": "C"})
+    assert values(out) == {("main", "temperature", "celsius"): None, ("main", "humidity", "percent"): None}
+    assert not out.problems
+
+
 def test_shutter_and_three_phase_status10() -> None:
     codec = TasmotaCodec()
     feed(codec, "tele/tasmota_794BE8/SENSOR", payload_of("tele/tasmota_794BE8/SENSOR"))

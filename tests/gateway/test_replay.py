@@ -95,6 +95,17 @@ def test_human_readable_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert "power_meter" in out and "watts=4.6 W" in out
 
 
+def test_a_value_reported_as_unknown_reads_unknown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A Sonoff TH10 whose AM2301 could not be read (arendst/Tasmota#4637): no error, and not "null °C".
+    lines = [{"t": 0, "topic": "tele/sonoff_th10/SENSOR", "payload": {"AM2301": {"Temperature": 21.5}}},
+             {"t": 60, "topic": "tele/sonoff_th10/SENSOR", "payload": {"AM2301": {"Temperature": None}}}]
+    capture = tmp_path / "th10.jsonl"
+    capture.write_text("".join(json.dumps({"source": "mqtt", **line}) + "\n" for line in lines))
+    assert main(["replay", str(capture)]) == 0
+    out = capsys.readouterr().out
+    assert "temperature        celsius=unknown\n" in out and "error" not in out.lower()
+
+
 def test_replay_runs_as_a_command_with_no_network(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "hearth"
     out = subprocess.run([str(script), "replay", str(CAPTURE), "--json"], capture_output=True, text=True,
