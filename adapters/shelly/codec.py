@@ -537,10 +537,16 @@ class ShellyDevice:
             split = _split_key(key)
             if component is None or split is None:
                 continue
+            # On external power (USB, the H&T's mains add-on) a devicepower's battery reading is not a battery's:
+            # the H&T then reports 0 % at 0.43 V. Unknown, rather than an empty battery raising alerts.
+            no_battery = split[0] == "devicepower" and _dig(self.status.get(key, status), ("external", "present")) == (
+                True, True)
             for fld in FIELDS.get(split[0], ()):
                 found, raw = _dig(status, fld.path)
                 if not found:
                     continue
+                if no_battery and fld.capability == "battery":
+                    raw = None
                 target = _part_component(component, fld.part)
                 try:
                     value = None if raw is None else fld.convert(raw)

@@ -112,6 +112,22 @@ def test_plus_ht() -> None:
     assert v[("main", "battery", "volts")] == 6.18
 
 
+def test_plus_ht_on_usb_power_has_no_battery_reading() -> None:
+    # A Plus H&T on its USB add-on reports battery 0 % at 0.43 V (NotifyFullStatus from
+    # iobroker-community-adapters/ioBroker.shelly#896): unknown, not an empty battery.
+    device = ShellyDevice("shellyplusht-08b61fcb75b8")
+    out = device.apply_full_status({
+        "devicepower:0": {"id": 0, "battery": {"V": 0.43, "percent": 0}, "external": {"present": True}},
+        "humidity:0": {"id": 0, "rh": 43.8}, "temperature:0": {"id": 0, "tC": 21.6, "tF": 70.9}})
+    v = values(out.updates)
+    assert v[("main", "battery", "percent")] is None and v[("main", "battery", "volts")] is None
+    assert v[("main", "temperature", "celsius")] == 21.6 and out.problems == []
+    # Unplugged, on batteries again: a NotifyStatus with the battery alone is a battery reading.
+    device.apply_partial_status({"devicepower:0": {"external": {"present": False}}})
+    v = values(device.apply_partial_status({"devicepower:0": {"battery": {"V": 6.1, "percent": 98}}}).updates)
+    assert v[("main", "battery", "percent")] == 98
+
+
 def test_input_events_become_button_presses() -> None:
     device, _, info = described("plusi4.json")
     assert set(info.components) == {"main", "input_1", "input_2", "input_3"}
