@@ -172,10 +172,10 @@ STRESS_STREAM = "changing"
 WAKEUP_GROUP = 10
 
 
-def paced_baseline(port: int, rate: float, seconds: float) -> float:
-    """CPU % of one core of the bare subscriber at ``rate`` msg/s."""
+def paced_baseline(port: int, rate: float, seconds: float, group: int = 1) -> float:
+    """CPU % of one core of the bare subscriber at ``rate`` msg/s (``group`` messages at a time)."""
     subscriber = BareSubscriber(port, "zigbee2mqtt/#", client_id="bench-baseline-paced")
-    publisher = _traffic.start_paced(port, rate, seconds + _WARMUP_S + 1, stream=PACED_STREAM)
+    publisher = _traffic.start_paced(port, rate, seconds + _WARMUP_S + 1, stream=PACED_STREAM, group=group)
     try:
         subscriber.run_for(_WARMUP_S)
         count_before = subscriber.count
@@ -184,7 +184,9 @@ def paced_baseline(port: int, rate: float, seconds: float) -> float:
     finally:
         publisher.wait(timeout=seconds + 120)
         subscriber.close()
-    print(f"  paced baseline: {received / seconds:,.0f} msg/s received, {cpu / seconds * 100:.1f} % CPU", flush=True)
+    grouped = f", {group} messages at a time" if group > 1 else ""
+    print(f"  paced baseline{grouped}: {received / seconds:,.0f} msg/s received, {cpu / seconds * 100:.1f} % CPU",
+          flush=True)
     return cpu / seconds * 100
 
 
@@ -276,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu_gw: list[float] = []
     cpu_stress: list[float] = []
     cpu_grouped: list[float] = []
+    cpu_base_grouped: list[float] = []
     cpu_session: list[float] = []
     with BenchBroker(BROKER_CONFIG) as broker, tempfile.TemporaryDirectory(prefix="hearth-ingest-") as tmp:
         workdir = Path(tmp)
@@ -294,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 event_loop=loop)[0])
                 cpu_grouped.append(paced_gateway(workdir, broker.port, args.rate, seconds, group=WAKEUP_GROUP,
                                                  event_loop=loop)[0])
+                cpu_base_grouped.append(paced_baseline(broker.port, args.rate, seconds, group=WAKEUP_GROUP))
                 cpu_session.append(paced_session(broker.port, args.rate, seconds, loop))
     base_rate = statistics.median(d.rate for d in baselines)
     gw_rate = statistics.median(d.rate for d in gateways)
@@ -317,7 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         per_wakeup = (statistics.median(cpu_gw) - statistics.median(cpu_grouped)) / 100 / (
             args.rate * (1 - 1 / WAKEUP_GROUP)) * 1e6
         print(f"the gateway with the {PACED_STREAM} stream {WAKEUP_GROUP} messages at a time: "
-              f"{statistics.median(cpu_grouped):.1f} %, so a wake-up costs ~{per_wakeup:.0f} us of CPU")
+              f"{statistics.median(cpu_grouped):.1f} % (baseline the same way: "
+              f"{statistics.median(cpu_base_grouped):.1f} %), so a wake-up costs the gateway ~{per_wakeup:.0f} us "
+              "of CPU")
     if lost or problems:
         print(f"WARNING: messages lost ({lost:,}) or rejected ({problems})")
     print(f"ingest: {gw_rate:,.0f} msg/s, ratio {ratio:.2f} vs baseline")

@@ -42,7 +42,8 @@ def test_ingest() -> None:
     assert re.search(r"paced gateway, changing stream: \d[\d,]* msg/s received", out), out
     assert re.search(r"the gateway with the changing stream: \d+\.\d %", out), out
     assert re.search(r"paced gateway, house stream, 10 messages at a time: \d[\d,]* msg/s received", out), out
-    assert re.search(r"so a wake-up costs ~-?\d+ us of CPU", out), out
+    assert re.search(r"paced baseline, 10 messages at a time: \d[\d,]* msg/s received", out), out
+    assert re.search(r"\(baseline the same way: \d+\.\d %\), so a wake-up costs the gateway ~-?\d+ us of CPU", out), out
 
 
 def test_latency() -> None:
