@@ -320,7 +320,8 @@ class Rule:
     """What a Z2M expose means in our model. ``attribute`` None: the property is only a command target
     (cover ``state``) or decodes to several attributes (colour). ``commands``: the commands of the capability
     it enables when its access has the settable bit. ``rank``: when two properties give the same attribute,
-    the lower rank wins (``illuminance_lux`` over ``illuminance``)."""
+    the lower rank wins (``illuminance_lux`` over ``illuminance``). ``fallback``: the losing one still gives
+    the attribute in a message without the winner (a lock's ``state`` when ``lock_state`` is not reported)."""
 
     capability: str
     attribute: str | None
@@ -328,11 +329,12 @@ class Rule:
     commands: frozenset[str] = frozenset()
     role: str = ""
     rank: int = 0
+    fallback: bool = False
 
 
 def _r(capability: str, attribute: str | None, decode: DecodeFn | None = None, commands: Iterable[str] = (),
-       role: str = "", rank: int = 0) -> Rule:
-    return Rule(capability, attribute, decode, frozenset(commands), role or (attribute or ""), rank)
+       role: str = "", rank: int = 0, fallback: bool = False) -> Rule:
+    return Rule(capability, attribute, decode, frozenset(commands), role or (attribute or ""), rank, fallback)
 
 
 _ON_OFF = _r("on_off", "on", decode_on_off, ("on", "off", "toggle"))
@@ -351,8 +353,11 @@ SPECIFIC_RULES: dict[tuple[str, str], Rule] = {
     ("cover", "state"): _r("cover", None, None, ("open", "close", "stop"), role="state"),
     ("cover", "position"): _r("cover", "position_percent", decode_percent, ("set_position",)),
     ("cover", "tilt"): _r("cover", "tilt_percent", decode_percent, ("set_tilt",)),
-    ("lock", "state"): _r("lock", "state", decode_lock_state, ("lock", "unlock")),
-    ("lock", "lock_state"): _r("lock", "state", decode_lock_detail, rank=1),
+    # `lock_state` is what the lock reports it did (locked, unlocked, not fully locked: jammed); `state` is
+    # LOCK/UNLOCK, on some converters the last command sent (Koenkk/zigbee2mqtt#3582). The lock's state is
+    # lock_state's when the message has it, `state` carries the commands.
+    ("lock", "state"): _r("lock", "state", decode_lock_state, ("lock", "unlock"), rank=1, fallback=True),
+    ("lock", "lock_state"): _r("lock", "state", decode_lock_detail),
     ("climate", "local_temperature"): _r("thermostat", "current_celsius", decode_celsius),
     ("climate", "occupied_heating_setpoint"): _SETPOINT,
     ("climate", "current_heating_setpoint"): _SETPOINT,
@@ -437,6 +442,8 @@ class Binding:
     value_toggle: Any = None
     values: tuple[str, ...] = ()
     roles: frozenset[str] = frozenset()  # colour: which of "xy"/"hs" the device exposes
+    fallback: bool = False  # see Rule
+    unless: str | None = None  # a fallback's winner: it stands aside when the message has that property
 
 
 @dataclass(slots=True)
@@ -452,6 +459,7 @@ class Z2MDevice:
     setters: dict[tuple[str, str, str], Binding]  # (component, capability, role) -> settable binding
     initial: list[Update] = field(default_factory=list)  # facts from the definition (kelvin range)
     entry: dict[str, Any] = field(default_factory=dict)  # trimmed bridge/devices entry, for storage
+    fallbacks: dict[str, Binding] = field(default_factory=dict)  # payload key -> fallback binding (see Rule)
 
 
 def device_id_for(ieee: str) -> str:
@@ -524,6 +532,7 @@ class _Compiled:
     components: dict[str, dict[str, CapabilitySupport]]
     initial: list[tuple[str, str, str, Any]]  # (component, capability, attribute, value)
     definition: dict[str, Any] | None  # the trimmed definition kept in the device's entry
+    fallbacks: dict[str, Binding]
 
 
 # Compiled definitions kept per codec (keyed by the definition's JSON): past this many, start again.
@@ -571,7 +580,8 @@ def compile_device(entry: Any, cache: dict[bytes, _Compiled] | None = None) -> Z
     kept = _trim_entry(entry)
     if compiled.definition is not None and kept["definition"] == compiled.definition:
         kept["definition"] = compiled.definition  # one copy for all devices of the model
-    return Z2MDevice(dev_id, ieee.lower(), name, info, battery, compiled.bindings, compiled.setters, initial, kept)
+    return Z2MDevice(dev_id, ieee.lower(), name, info, battery, compiled.bindings, compiled.setters, initial, kept,
+                     compiled.fallbacks)
 
 
 # Readings only a device that measures the room's air has (never a plug's or relay's own chip).
@@ -607,12 +617,19 @@ def _compile_definition(definition: dict[str, Any], battery: bool) -> _Compiled:
         candidates.append(_binding(rule, feature, prop, _component(endpoint), access))
 
     bindings: dict[str, Binding] = {}
+    fallbacks: dict[str, Binding] = {}
+    command_only: list[Binding] = []  # losers that still take the capability's commands
     chosen: dict[tuple[str, str, str], Binding] = {}  # (component, capability, attribute or role)
     for b in sorted(candidates, key=lambda c: c.rank):
         # colour xy and hs are one payload key (`color`): one binding, both roles
         key = (b.component, b.capability, b.property if b.roles else (b.attribute or b.role))
         if key in chosen and chosen[key].property != b.property:
-            continue  # a better-ranked property already gives this attribute
+            # a better-ranked property already gives this attribute
+            if b.settable and b.commands:
+                command_only.append(b)
+            if b.readable and b.decode is not None and b.fallback:
+                fallbacks[b.property] = Binding(**{**_as_kwargs(b), "unless": chosen[key].property})
+            continue
         if key in chosen:  # same payload key exposed twice (colour xy + hs): merge what they allow
             prev = chosen[key]
             b = Binding(**{**_as_kwargs(prev), "roles": prev.roles | b.roles, "commands": prev.commands | b.commands,
@@ -622,12 +639,16 @@ def _compile_definition(definition: dict[str, Any], battery: bool) -> _Compiled:
     components: dict[str, dict[str, CapabilitySupport]] = {}
     setters: dict[tuple[str, str, str], Binding] = {}
     initial: list[tuple[str, str, str, Any]] = []
-    for b in chosen.values():
-        if b.readable and (b.decode is not None or b.role == "action"):
+    winners = len(chosen)
+    for index, b in enumerate((*chosen.values(), *command_only)):
+        if index < winners and b.readable and (b.decode is not None or b.role == "action"):
             bindings[b.property] = b
         if b.settable and b.commands:
             for role in b.roles or {b.role}:
-                setters[(b.component, b.capability, role)] = b
+                if index < winners:
+                    setters[(b.component, b.capability, role)] = b
+                else:  # a loser takes the commands only where no winner does (a lock's `state`)
+                    setters.setdefault((b.component, b.capability, role), b)
         caps = components.setdefault(b.component, {})
         support = caps.get(b.capability) or CapabilitySupport(frozenset())
         attrs = set(support.attributes)
@@ -650,7 +671,7 @@ def _compile_definition(definition: dict[str, Any], battery: bool) -> _Compiled:
             rule = GENERIC_RULES[implicit]
             bindings[implicit] = _binding(rule, {}, implicit, "main", ACCESS_READABLE)
     trimmed = _trim_entry({"definition": definition})["definition"] if definition else None
-    return _Compiled(bindings, setters, components, initial, trimmed)
+    return _Compiled(bindings, setters, components, initial, trimmed, fallbacks)
 
 
 def _as_kwargs(b: Binding) -> dict[str, Any]:
@@ -679,6 +700,7 @@ def _binding(rule: Rule, feature: dict[str, Any], prop: str, component: str, acc
         value_toggle=feature.get("value_toggle"),
         values=tuple(v for v in values if isinstance(v, str)) if isinstance(values, list) else (),
         roles=frozenset({rule.role}) if rule.capability == "color" else frozenset(),
+        fallback=rule.fallback,
     )
 
 
@@ -766,12 +788,14 @@ def decode_availability(payload: bytes) -> bool:
 def decode_state(device: Z2MDevice, data: dict[str, Any], out: Decoded) -> None:
     """The hot path: one device state object into updates (and button events) appended to ``out``."""
     bindings = device.bindings
+    fallbacks = device.fallbacks
     dev_id = device.id
     updates = out.updates
     for key, raw in data.items():
         b = bindings.get(key)
-        if b is None:
-            continue  # a property we don't model (update, power_outage_count, …)
+        # None: a property we don't model (update, power_outage_count, …), unless it is a fallback (see Rule)
+        if b is None and (not fallbacks or (b := fallbacks.get(key)) is None or b.unless in data):
+            continue
         try:
             if raw is None:
                 # Reported, but unknown (Z2M's `"power": null` before the first reading).

@@ -279,6 +279,12 @@ def test_lock_and_fan() -> None:
     assert send(codec, dev, "fan", "set_speed", percent=100)[1] == {"fan_mode": "high"}
     assert send(codec, dev, "fan", "set_speed", percent=20)[1] == {"fan_mode": "low"}
     assert send(codec, dev, "fan", "set_speed", percent=0)[1] == {"fan_mode": "off"}
+    # What the lock did wins over `state` (on some converters the last command sent): a lock that did not
+    # close is jammed, not locked (Danalock V3 state as in Koenkk/zigbee2mqtt#3582).
+    got = values(state(codec, "dev", {"state": "LOCK", "lock_state": "not_fully_locked", "battery": 80}))
+    assert got[(dev, "main", "lock", "state")] == "jammed"
+    assert values(state(codec, "dev", {"lock_state": "unlocked"}))[(dev, "main", "lock", "state")] == "unlocked"
+    assert codec.device(dev).info.components["main"]["lock"].commands == {"lock", "unlock"}
 
 
 def test_color_xy_and_hs() -> None:
