@@ -584,6 +584,13 @@ def compile_device(entry: Any, cache: dict[bytes, _Compiled] | None = None) -> Z
                      compiled.fallbacks)
 
 
+def _switches_the_device(feature: dict[str, Any]) -> bool:
+    """A switch's or light's `state` feature that is the device's output: property `state` or `state_<endpoint>`.
+    Some converters shape a setting as a switch too (Immax 07703L: "Away mode", property `away_mode`)."""
+    prop = feature.get("property", feature.get("name"))
+    return feature.get("name") != "state" or (isinstance(prop, str) and (prop == "state" or prop.startswith("state_")))
+
+
 # Readings only a device that measures the room's air has (never a plug's or relay's own chip).
 _AIR_SENSORS = frozenset({"humidity", "co2", "voc", "pressure", "pm25", "pm10", "formaldehyd", "eco2"})
 
@@ -595,8 +602,8 @@ def _compile_definition(definition: dict[str, Any], battery: bool) -> _Compiled:
     # (newer ones call it `device_temperature`). On a device that switches or lights something, that
     # is not the room's temperature: a warm relay must never read as a hot room. A device that also measures
     # the room's air (humidity, CO2, …: a multisensor with relays) measures the room's temperature too.
-    actuator = any(parent in ("switch", "light") for _, parent, _ in leaves) and not any(
-        feature.get("name") in _AIR_SENSORS and not parent for feature, parent, _ in leaves)
+    actuator = any(parent in ("switch", "light") and _switches_the_device(feature) for feature, parent, _ in leaves
+                   ) and not any(feature.get("name") in _AIR_SENSORS and not parent for feature, parent, _ in leaves)
     for feature, parent, endpoint in leaves:
         fname = feature.get("name")
         prop = feature.get("property", fname)
@@ -606,6 +613,8 @@ def _compile_definition(definition: dict[str, Any], battery: bool) -> _Compiled:
         access = access if isinstance(access, int) and not isinstance(access, bool) else ACCESS_READABLE
         if fname == "temperature" and actuator and not parent:
             continue
+        if parent == "switch" and fname == "state" and not _switches_the_device(feature):
+            continue  # a setting shaped as a switch (a TRV's "Away mode": property away_mode), not an output
         if fname == "voltage":
             unit = feature.get("unit")
             rule: Rule | None = _voltage_rule(battery, unit if isinstance(unit, str) else None)

@@ -242,6 +242,28 @@ def test_current_heating_setpoint_and_cooling_precedence() -> None:
     assert send(codec, dev, "thermostat", "set_target", celsius=22)[1] == {"current_heating_setpoint": 22}
 
 
+def test_a_setting_shaped_as_a_switch_is_not_the_device_on_off() -> None:
+    # Immax 07703L TRV: "Away mode" is exposed as a switch whose state property is away_mode (exposes as in
+    # itavero/homebridge-z2m test/exposes/immax/07703l.json). It must not make the TRV an on/off device that
+    # "turn off everything" would switch.
+    codec, dev = _device([
+        {"label": "Away mode", "type": "switch", "features": [
+            {"name": "state", "access": 3, "type": "binary", "property": "away_mode", "value_on": "ON",
+             "value_off": "OFF"}]},
+        {"type": "climate", "features": [
+            {"name": "current_heating_setpoint", "access": 3, "type": "numeric", "property": "current_heating_setpoint",
+             "unit": "°C", "value_max": 35, "value_min": 5},
+            {"name": "local_temperature", "access": 1, "type": "numeric", "property": "local_temperature",
+             "unit": "°C"}]},
+        {"name": "temperature", "access": 1, "type": "numeric", "property": "temperature", "unit": "°C"}],
+        power_source="Battery")
+    main = codec.device(dev).info.components["main"]
+    assert "on_off" not in main and "thermostat" in main
+    assert "temperature" in main  # not an actuator: a plain temperature is the room's
+    got = values(state(codec, "dev", {"away_mode": "ON", "local_temperature": 19.5, "current_heating_setpoint": 21}))
+    assert (dev, "main", "on_off", "on") not in got and got[(dev, "main", "thermostat", "current_celsius")] == 19.5
+
+
 def test_cover(codec: Zigbee2MqttCodec) -> None:
     cover = codec.device(COVER).info.components["main"]["cover"]
     assert cover.commands == {"open", "close", "stop", "set_position"}
