@@ -460,6 +460,9 @@ class Z2MDevice:
     initial: list[Update] = field(default_factory=list)  # facts from the definition (kelvin range)
     entry: dict[str, Any] = field(default_factory=dict)  # trimmed bridge/devices entry, for storage
     fallbacks: dict[str, Binding] = field(default_factory=dict)  # payload key -> fallback binding (see Rule)
+    # It sends JSON state objects: its <name>/<attribute> topics (`output: attribute_and_json`, and the
+    # <name>/action that Zigbee2MQTT publishes for Home Assistant's device triggers) repeat them.
+    json_state: bool = False
 
 
 def device_id_for(ieee: str) -> str:
@@ -1056,6 +1059,7 @@ class Zigbee2MqttCodec:
         if not isinstance(data, dict):
             out.problems.append(f"{SOURCE} {device.friendly_name!r}: expected a JSON object, got {_short(data)}")
             return
+        device.json_state = True
         decode_state(device, data, out)
 
     def _decode_bridge(self, sub: str, payload: bytes, out: Decoded) -> None:
@@ -1099,8 +1103,9 @@ class Zigbee2MqttCodec:
                 self._decode_availability(device, payload, out)
         elif head in ("set", "get") or suffix.endswith(("/set", "/get")) or "/set/" in suffix:
             return  # <name>/set, <name>/get, <name>/l1/set, <name>/set/<attr>: commands, ours echoed
-        elif device is not None and suffix in device.bindings and payload:
-            # `output: attribute`: <name>/<property> with the raw value.
+        elif device is not None and suffix in device.bindings and payload and not device.json_state:
+            # `output: attribute`: <name>/<property> with the raw value. Once the device's JSON state has
+            # been seen, these repeat it: a button press would be two presses.
             try:
                 raw: Any = parse_json(payload)
             except CodecError:

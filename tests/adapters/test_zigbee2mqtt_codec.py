@@ -426,6 +426,15 @@ def test_attribute_output_topics(codec: Zigbee2MqttCodec) -> None:
     assert got == {(PLUG, "main", "on_off", "on"): False}
 
 
+def test_one_press_is_one_event_when_attribute_topics_repeat_the_json(codec: Zigbee2MqttCodec) -> None:
+    # `output: attribute_and_json` (and the <name>/action Zigbee2MQTT publishes for Home Assistant's device
+    # triggers) send a press twice: in the JSON state and on <name>/action (the sequence logged in
+    # Koenkk/zigbee2mqtt#10089). One press, one event.
+    first = state(codec, "Wall Switch 1", {"action": "single_left", "battery": 91, "linkquality": 63})
+    again = codec.decode("zigbee2mqtt/Wall Switch 1/action", b"single_left")
+    assert len(first.events) == 1 and again.events == [] and again.problems == []
+
+
 def test_bridge_topics_are_ignored_quietly(codec: Zigbee2MqttCodec) -> None:
     for sub in ("info", "logging", "event", "response/permit_join", "definitions", "extensions", "health",
                 "request/permit_join"):
