@@ -167,9 +167,15 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
     start = min((r.t for r in records), default=0.0)
     clock = SimulatedClock(start)
     hub = Hub(clock, areas=config.areas, tags=config.tags)
-    hub.bus.subscribe(
-        InputRejected, lambda e: errors.append({"t": iso_utc(e.t), "source": e.source, "message": e.message})
-    )
+    # The capture line being played, so that what an adapter rejects says where it is (None while time
+    # passes between lines: a timer's complaint belongs to no line).
+    playing: list[int | None] = [None]
+
+    def rejected(event: InputRejected) -> None:
+        where = f"{path.name}:{playing[0]}: " if playing[0] is not None else ""
+        errors.append({"t": iso_utc(event.t), "source": event.source, "message": where + event.message})
+
+    hub.bus.subscribe(InputRejected, rejected)
     mqtt = ReplayMqtt(clock)
     classes = discover_adapters(config.adapter_enabled)
     unhandled: set[str] = set()
@@ -219,7 +225,9 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
         async with engine:
             await settle()
             for record in records:
+                playing[0] = None
                 await advance(record.t)
+                playing[0] = record.line
                 if record.source == "mqtt":
                     topic = record.data.get("topic")
                     if not isinstance(topic, str) or not topic:
@@ -257,6 +265,7 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
                                    "message": f"no adapter in this gateway handles source {record.source!r} "
                                               f"(first at line {record.line}); those lines were skipped"})
                 await settle()
+            playing[0] = None
         for name, health in supervisor.health.items():
             if health.last_error:
                 errors.append({"t": None, "source": name, "message": f"adapter {name}: {health.last_error}"})

@@ -64,8 +64,8 @@ async def test_replay_of_a_discovery_house() -> None:
     assert not any(d.startswith(("ha:a2e12f", "ha:522851", "ha:aa:bb", "ha:zigbee2mqtt")) for d in devices)
     # (other installed adapters may add their own errors: only ours and the capture's count here)
     assert [e["message"] for e in result.errors if e["source"] in ("homeassistant", "capture")] == [
-        "ha sensor/watermeter/value: left out: sensor with device_class None and unit 'm³' has no place in the "
-        "capability model"]
+        "capture.jsonl:22: ha sensor/watermeter/value: left out: sensor with device_class None and unit 'm³' has "
+        "no place in the capability model"]
 
 
 async def test_a_zigbee2mqtt_device_announced_through_ha_discovery_appears_once(tmp_path: Path) -> None:

@@ -82,6 +82,9 @@ def test_bad_lines_and_payloads_become_errors_not_crashes(tmp_path: Path, capsys
     assert any("bad.jsonl:7" in m for m in messages)
     assert any("bad.jsonl:8" in m for m in messages)
     assert sum("Door Sensor" in m for m in messages) >= 2
+    # what an adapter rejects says which line it came from, like a line that is not JSON
+    assert any(m.startswith("bad.jsonl:9: ") and "Door Sensor" in m for m in messages), messages
+    assert any(m.startswith("bad.jsonl:10: ") and "contact" in m for m in messages), messages
     assert any("'zwave'" in m for m in messages)
     # the good message after the bad ones still counts
     assert by_id(result)["zigbee2mqtt:0x00158d000122fcd1"]["components"]["main"]["contact"] == {"open": True}
