@@ -83,10 +83,20 @@ def _bad(why: str) -> CodecError:
 def _finite(raw: Any) -> float:
     # bool is an int in Python; a Z2M number is never true/false.
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-        raise _bad(f"expected a number, got {type(raw).__name__} {_short(raw)}")
+        raw = _numeric_text(raw)
     if not math.isfinite(raw):
         raise _bad(f"expected a finite number, got {raw}")
     return raw
+
+
+def _numeric_text(raw: Any) -> float:
+    """A number sent as text, as older converters did (`"battery": "80.00"`, Koenkk/zigbee2mqtt#663)."""
+    if isinstance(raw, str):
+        try:
+            return float(raw)
+        except ValueError:
+            pass
+    raise _bad(f"expected a number, got {'text' if isinstance(raw, str) else type(raw).__name__} {_short(raw)}")
 
 
 def _in_range(value: float, low: float | None, high: float | None) -> float:

@@ -506,11 +506,15 @@ def test_bad_payloads_are_reported(codec: Zigbee2MqttCodec, payload: bytes, prob
 
 
 def test_wrong_typed_and_out_of_range_values_are_dropped_the_rest_kept(codec: Zigbee2MqttCodec) -> None:
-    decoded = state(codec, "Bathroom Motion Sensor", {"battery": 255, "occupancy": "yes", "voltage": "3000",
+    decoded = state(codec, "Bathroom Motion Sensor", {"battery": 255, "occupancy": "yes", "voltage": "3000 mV",
                                                      "illuminance": -5, "linkquality": 39})
     assert values(decoded) == {(MOTION, "main", "connectivity", "lqi"): 39}
     assert len(decoded.problems) == 4
     assert any("battery: 255 is outside 0..100" in p for p in decoded.problems)
+    assert any("voltage: expected a number, got text '3000 mV'" in p for p in decoded.problems), decoded.problems
+    # A number sent as text, as older converters did (Koenkk/zigbee2mqtt#663: "battery": "80.00"), is a number.
+    got = values(state(codec, "Bathroom Motion Sensor", {"battery": "80.00", "voltage": "2900"}))
+    assert got[(MOTION, "main", "battery", "percent")] == 80 and got[(MOTION, "main", "battery", "volts")] == 2.9
     decoded = state(codec, "Bedroom Desk Light", {"color_temp": 0, "brightness": True, "state": "MAYBE"})
     assert decoded.updates == [] and len(decoded.problems) == 3
 
