@@ -137,6 +137,9 @@ BUTTON_EVENTS: dict[int, tuple[str | None, str]] = {
     0x06: (None, "long_triple_press"),
     0x80: ("hold", "hold_press"),
     0x81: ("release", "hold_release"),
+    # What Shelly's BLU buttons send for a hold (BLU Button1, RC Button 4, Wall Switch 4, BLU H&T's button),
+    # as Shelly's own BLE scripts and bthome-ble read it.
+    0xFE: ("hold", "hold_press"),
 }
 DIMMER_EVENTS = {0x01: "rotate_left", 0x02: "rotate_right"}
 
@@ -216,6 +219,8 @@ def parse_objects(payload: bytes) -> BthomePacket:
         elif kind == BUTTON:
             buttons += 1
             event = BUTTON_EVENTS.get(raw[0])
+            if event is None and raw[0] != 0x00:  # 0x00: this button did nothing
+                out.problems.append(f"unknown BTHome button event 0x{raw[0]:02x} on button {buttons}")
             if event is not None:
                 our_kind, action = event
                 data: dict[str, Any] = {"button": buttons, "action": action}

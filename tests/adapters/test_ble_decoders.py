@@ -161,6 +161,17 @@ def test_bthome_buttons_and_dimmer_events() -> None:
     assert result.info is not None and "button" in result.info.components["main"]
 
 
+def test_bthome_hold_of_shelly_blu_buttons_and_unknown_events() -> None:
+    # Shelly's BLU buttons send 0xFE for a hold (Wall Switch 4, button 2 held: theengs/decoder test vector;
+    # Shelly's BLE scripts name it hold_press). Temperature and humidity in the same frame are kept.
+    result = decode(adv("3C:2E:F5:AA:BB:CE", bytes.fromhex("4400ab01643a003afe3a003a00")))
+    assert [e.data for e in result.events] == [{"button": 2, "action": "hold_press", "kind": "hold"}]
+    assert result.problems == []
+    odd = decode(adv("3C:2E:F5:AA:BB:CF", bytes.fromhex("4400ac01643a42")))
+    assert odd.events == [] and any("unknown BTHome button event 0x42 on button 1" in p for p in odd.problems)
+    assert values(odd)[("main", "battery", "percent")] == 100
+
+
 def test_bthome_repeated_objects_become_channels_and_voltage_goes_where_it_belongs() -> None:
     result = decode(adv("A4:C1:38:8D:18:B3", b"\x40\x02\xca\x09\x02\x64\x00\x0c\xb8\x0b"))
     assert values(result) == {("main", "temperature", "celsius"): 25.06, ("ch2", "temperature", "celsius"): 1.0,
