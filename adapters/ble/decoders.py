@@ -236,6 +236,15 @@ class DecodeResult:
         return self.info is not None
 
 
+def press_updates(device_id: str, data: dict[str, Any]) -> list[Update]:
+    """A press's state, as every adapter reports it: the button's last event (its kind) and which button.
+    A dimmer turned or an event with no kind of ours changes neither."""
+    if "kind" not in data:
+        return []
+    return [Update(device_id, "main", "button", "last_event", data["kind"]),
+            Update(device_id, "main", "button", "button", data["button"])]
+
+
 def decode_advertisement(adv: Advertisement, keys: KeyRing, state: DecoderState) -> DecodeResult:
     """Everything our model can take from one advertisement. Never raises."""
     result = DecodeResult(adv.address, device_id_for(adv.address))
@@ -287,7 +296,10 @@ def _finish(result: DecodeResult, adv: Advertisement, protocol: str, readings: l
         components.setdefault(component, {}).setdefault(cap, set()).add(attr)
     for data in events:
         result.events.append(DeviceEventUpdate(result.device_id, "main", "button", "pressed", data))
-        components.setdefault("main", {}).setdefault("button", set())
+        attrs = components.setdefault("main", {}).setdefault("button", set())
+        result.updates.extend(press_updates(result.device_id, data))
+        if "kind" in data:
+            attrs |= {"last_event", "button"}
     if not components:
         return
     result.info = DeviceInfo(

@@ -11,12 +11,12 @@ runs on the gateway clock; "heard" also counts what the other BLE adapter pushed
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from adapters.ble.decoders import Advertisement, DecodeResult, decode_advertisement, device_id_for
 from adapters.ble.shared import SharedBle
-from gateway.sdk import AdapterContext, CapabilitySupport, DeviceInfo, Update, iso_utc
+from gateway.sdk import AdapterContext, CapabilitySupport, DeviceEventUpdate, DeviceInfo, Update, iso_utc
 
 __all__ = ["BleDevices"]
 
@@ -178,12 +178,16 @@ class BleDevices:
         ))
 
     def decoded_fields_device(self, device_id: str, name: str, manufacturer: str | None, model: str | None,
-                              updates: list[Update], t: float, receiver: str, rssi: int | None) -> None:
-        """Apply values a gateway decoded itself (Theengs fields) for a device we cannot decode raw."""
+                              updates: list[Update], t: float, receiver: str, rssi: int | None,
+                              events: Sequence[DeviceEventUpdate] = ()) -> None:
+        """Apply values (and button presses) a gateway decoded itself (Theengs fields) for a device we cannot
+        decode raw."""
         ctx = self._ctx
         components: dict[str, dict[str, set[str]]] = {}
         for update in updates:
             components.setdefault(update.component, {}).setdefault(update.capability, set()).add(update.attribute)
+        for event in events:
+            components.setdefault(event.component, {}).setdefault(event.capability, set())
         self.ensure_device(DeviceInfo(
             id=device_id, name=name, source="ble", manufacturer=manufacturer, model=model, mac=device_id[4:],
             components={c: {cap: CapabilitySupport(frozenset(a)) for cap, a in caps.items()}
@@ -202,6 +206,8 @@ class BleDevices:
             if rssi is not None and -150 <= rssi <= 20:
                 extra.append(Update(device_id, "main", "connectivity", "rssi_dbm", int(rssi)))
         ctx.push([*updates, *extra])
+        for event in events:
+            ctx.push_event(event)
 
     @staticmethod
     def id_for(mac: str) -> str:

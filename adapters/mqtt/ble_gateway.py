@@ -19,8 +19,16 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from adapters.ble._bthome import BUTTON_EVENTS
 from adapters.ble.adapter import _check_key
-from adapters.ble.decoders import Advertisement, KeyRing, device_id_for, normalize_mac, normalize_uuid
+from adapters.ble.decoders import (
+    Advertisement,
+    KeyRing,
+    device_id_for,
+    normalize_mac,
+    normalize_uuid,
+    press_updates,
+)
 from adapters.ble.devices import BleDevices
 from adapters.ble.shared import SharedBle, shared_for
 from gateway.sdk import (
@@ -28,13 +36,15 @@ from gateway.sdk import (
     AdapterNotReadyError,
     Command,
     CommandResult,
+    DeviceEventUpdate,
     HearthError,
     Unsubscribe,
     Update,
     capability,
 )
 
-__all__ = ["BleMqttGatewayAdapter", "BleMqttGatewayConfig", "decoded_field_updates", "parse_gateway_message"]
+__all__ = ["BleMqttGatewayAdapter", "BleMqttGatewayConfig", "decoded_field_events", "decoded_field_updates",
+           "parse_gateway_message"]
 
 # Theengs Decoder field -> (capability, attribute, conversion). Only fields whose unit is documented.
 _DECODED_FIELDS: dict[str, tuple[str, str, Any]] = {
@@ -48,6 +58,8 @@ _DECODED_FIELDS: dict[str, tuple[str, str, Any]] = {
     "pm25": ("air_quality", "pm25_ugm3", float),
     "pm10": ("air_quality", "pm10_ugm3", float),
 }
+# Theengs Decoder's true/false fields (Shelly BLU Door/Window `open`, BLU Motion `motion`).
+_DECODED_FLAGS: dict[str, tuple[str, str]] = {"open": ("contact", "open"), "motion": ("occupancy", "occupied")}
 
 
 class BleMqttGatewayConfig(BaseModel):
@@ -147,7 +159,31 @@ def decoded_field_updates(device_id: str, data: dict[str, Any]) -> tuple[list[Up
             problems.append(f"{device_id}: {key}: {problem or 'not a number'}")
             continue
         updates.append(Update(device_id, "main", cap, attr, number))
+    for key, (cap, attr) in _DECODED_FLAGS.items():
+        flag = fields.get(key)
+        if flag is None:
+            continue
+        if not isinstance(flag, bool):
+            problems.append(f"{device_id}: {key}={flag!r} is not true or false")
+            continue
+        updates.append(Update(device_id, "main", cap, attr, flag))
     return updates, problems
+
+
+def decoded_field_events(device_id: str, data: dict[str, Any]) -> tuple[list[DeviceEventUpdate], list[str]]:
+    """Button presses from a gateway's own decoded fields: Theengs Decoder's `press` (Shelly BLU buttons) is
+    the BTHome button event value (1 press, 2 double, 4 long, 254 hold, …)."""
+    press = data.get("press")
+    if press is None or press == 0:
+        return [], []
+    event = BUTTON_EVENTS.get(press) if isinstance(press, int) and not isinstance(press, bool) else None
+    if event is None:
+        return [], [f"{device_id}: press={press!r} is not a button event we know"]
+    kind, action = event
+    event_data: dict[str, Any] = {"button": 1, "action": action}
+    if kind is not None:
+        event_data["kind"] = kind
+    return [DeviceEventUpdate(device_id, "main", "button", "pressed", event_data)], []
 
 
 class BleMqttGatewayAdapter:
@@ -228,16 +264,19 @@ class BleMqttGatewayAdapter:
             return
         device_id = device_id_for(normalize_mac(address))
         updates, problems = decoded_field_updates(device_id, data)
-        for problem in problems:
+        events, event_problems = decoded_field_events(device_id, data)
+        for event in events:
+            updates.extend(press_updates(device_id, event.data))
+        for problem in (*problems, *event_problems):
             ctx.report_bad_input(f"ble_mqtt ({gateway}): {problem}")
-        if not updates:
+        if not updates and not events:
             return  # an advertiser we cannot read: not turned into a device
         model = data.get("model") if isinstance(data.get("model"), str) else None
         brand = data.get("brand") if isinstance(data.get("brand"), str) else None
         name = data.get("name") if isinstance(data.get("name"), str) and data.get("name") else None
         short = device_id.replace(":", "")[-4:].upper()
         devices.decoded_fields_device(device_id, name or f"{model or 'BLE sensor'} {short}", brand, model, updates,
-                                      ctx.clock.time(), gateway, adv.rssi if adv is not None else None)
+                                      ctx.clock.time(), gateway, adv.rssi if adv is not None else None, events)
 
     @property
     def devices(self) -> BleDevices | None:

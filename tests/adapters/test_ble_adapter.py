@@ -220,6 +220,33 @@ async def test_gateway_payloads_go_through_the_same_decoders(hub: Hub) -> None:
     assert len(ctx.bad_input) == 2
 
 
+async def test_theengs_decoded_door_motion_and_button_fields(hub: Hub) -> None:
+    # Theengs Gateway publishes decoded fields without the raw service data by default (shapes of
+    # theengs/decoder tests/BLE/test_ble.cpp, Shelly BLU Door/Window and Button1): the door's `open` and the
+    # button's `press` are what the user cares about.
+    mqtt = FakeMqtt()
+    events: list[Any] = []
+    hub.bus.subscribe(DeviceEvent, events.append)
+    _, ctx = await start_gateway(hub, mqtt)
+    door = {"name": "SBDW-002C", "id": "3C:2E:F5:AA:BB:C1", "rssi": -70, "brand": "Shelly",
+            "model": "ShellyBLU Door/Window", "model_id": "SBDW-002C", "type": "CTMO", "acts": True, "cont": True,
+            "packet": 93, "batt": 100, "lux": 87, "open": True, "rot": 40.6}
+    mqtt.deliver("home/TheengsGateway/BTtoMQTT/3C2EF5AABBC1", door)
+    assert hub.devices["ble:3c:2e:f5:aa:bb:c1"].value("main", "contact", "open") is True
+    mqtt.deliver("home/TheengsGateway/BTtoMQTT/3C2EF5AABBC1", {**door, "packet": 94, "open": False})
+    assert hub.devices["ble:3c:2e:f5:aa:bb:c1"].value("main", "contact", "open") is False
+    button = {"name": "SBBT-002C", "id": "BC:02:6E:AA:BB:C2", "rssi": -70, "brand": "Shelly",
+              "model": "ShellyBLU Button1", "model_id": "SBBT-002C", "type": "BTN", "packet": 29, "batt": 100}
+    mqtt.deliver("home/TheengsGateway/BTtoMQTT/BC026EAABBC2", {**button, "press": 1})
+    mqtt.deliver("home/TheengsGateway/BTtoMQTT/BC026EAABBC2", {**button, "packet": 30, "press": 254})
+    presses = [(e.device_id, e.data.get("kind")) for e in events if e.event == "pressed"]
+    assert presses == [("ble:bc:02:6e:aa:bb:c2", "single"), ("ble:bc:02:6e:aa:bb:c2", "hold")]
+    assert hub.devices["ble:bc:02:6e:aa:bb:c2"].value("main", "button", "last_event") == "hold"
+    assert ctx.bad_input == []
+    mqtt.deliver("home/TheengsGateway/BTtoMQTT/BC026EAABBC2", {**button, "packet": 31, "press": 77, "open": "yes"})
+    assert len(ctx.bad_input) == 2
+
+
 def test_gateway_message_parsing() -> None:
     gw, adv, _ = parse_gateway_message(
         "home/TheengsGateway/BTtoMQTT/A4C1388D18B2",

@@ -159,6 +159,10 @@ def test_bthome_buttons_and_dimmer_events() -> None:
         ("button", "pressed", {"button": 0, "action": "rotate_left", "steps": 3}),
     ]
     assert result.info is not None and "button" in result.info.components["main"]
+    # the button's state, as every adapter reports it: the last press's kind and button (the dimmer has none)
+    got = values(result)
+    assert got[("main", "button", "last_event")] == "hold" and got[("main", "button", "button")] == 3
+    assert result.info.components["main"]["button"].attributes == {"last_event", "button"}
 
 
 def test_bthome_hold_of_shelly_blu_buttons_and_unknown_events() -> None:
