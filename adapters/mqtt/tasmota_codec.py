@@ -187,6 +187,9 @@ class TasmotaDevice:
     light_relay: int | None = None
     light_subtype: int = 0
     shutters: set[int] = field(default_factory=set)
+    # Relays that drive a shutter's motor (discovery's `rl` type 3; without discovery Tasmota's default,
+    # ShutterRelay<n> = 2n-1: relays 2n-1 and 2n): not switches of their own, the cover says what they do.
+    shutter_relays: set[int] = field(default_factory=set)
     words: tuple[str, str, str] = ("OFF", "ON", "TOGGLE")
     online_word: str = "Online"
     offline_word: str = "Offline"
@@ -445,7 +448,7 @@ class TasmotaCodec:
                 power = _POWER_KEY.match(key)
                 if power is not None:
                     number = int(power.group(1) or 1)
-                    if not 1 <= number <= 32:
+                    if not 1 <= number <= 32 or number in device.shutter_relays:
                         continue
                     if number not in device.relays:
                         device.relays[number] = RL_RELAY
@@ -475,6 +478,12 @@ class TasmotaCodec:
                         number = int(shutter.group(1))
                         if number not in device.shutters:
                             device.shutters.add(number)
+                            if not device.discovered:
+                                motor = {2 * number - 1, 2 * number}
+                                device.shutter_relays |= motor
+                                for relay in motor:  # seen in a POWER before the shutter was known
+                                    if device.relays.get(relay) == RL_RELAY:
+                                        del device.relays[relay]
                             grew = True
                         out.updates += self._shutter_value(device, number, raw)
             except CodecError as err:
@@ -722,10 +731,12 @@ class TasmotaCodec:
                 device.relays[index + 1] = kind
                 if kind == RL_LIGHT and device.light_relay is None:
                     device.light_relay = index + 1
-            elif kind == RL_SHUTTER and (index % 2 == 0 or relays[index - 1] != RL_SHUTTER):
-                # two consecutive relays drive one shutter
-                shutter_index += 1
-                device.shutters.add(shutter_index)
+            elif kind == RL_SHUTTER:
+                device.shutter_relays.add(index + 1)
+                if index % 2 == 0 or relays[index - 1] != RL_SHUTTER:
+                    # two consecutive relays drive one shutter
+                    shutter_index += 1
+                    device.shutters.add(shutter_index)
         subtype = config.get("lt_st")
         device.light_subtype = subtype if isinstance(subtype, int) and not isinstance(subtype, bool) else 0
         if device.light_subtype and device.light_relay is None:

@@ -191,6 +191,25 @@ def test_board_thermistor_numbered_sensors_and_unreadable_sensors() -> None:
     assert not out.problems
 
 
+@pytest.mark.parametrize("power_first", [False, True])
+def test_shutter_motor_relays_are_not_switches(power_first: bool) -> None:
+    # Two shutters on four relays, no discovery (arendst/Tasmota#9906): POWER1 is shutter 1's motor, not a
+    # switch, whichever of the relay's message and the shutter's telemetry comes first; the cover stays main.
+    codec = TasmotaCodec()
+    sensor = {"Time": "2020-11-18T12:21:43", "Switch1": "ON", "Shutter1": {"Position": 72, "Direction": 0,
+                                                                           "Target": 72},
+              "Shutter2": {"Position": 72, "Direction": 0, "Target": 72}}
+    steps = [("stat/tasmota_blind_new/RESULT", {"POWER1": "ON"}), ("tele/tasmota_blind_new/SENSOR", sensor)]
+    for topic, payload in steps if power_first else reversed(steps):
+        feed(codec, topic, payload)
+    got = values(feed(codec, "stat/tasmota_blind_new/RESULT",
+                      {"Shutter1": {"Position": 72, "Direction": 1, "Target": 100}}))
+    assert got == {("main", "cover", "position_percent"): 72, ("main", "cover", "motion"): "opening"}
+    assert values(feed(codec, "stat/tasmota_blind_new/POWER1", "OFF")) == {}
+    caps = supports(codec, "tasmota:tasmota_blind_new")
+    assert set(caps) == {"main", "shutter2"} and "on_off" not in caps["main"]
+
+
 def test_shutter_and_three_phase_status10() -> None:
     codec = TasmotaCodec()
     feed(codec, "tele/tasmota_794BE8/SENSOR", payload_of("tele/tasmota_794BE8/SENSOR"))
