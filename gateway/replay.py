@@ -33,6 +33,9 @@ class ReplayMqtt:
         self._clock = clock
         self._subscriptions: list[tuple[str, MessageCallback]] = []
         self.published: list[dict[str, Any]] = []
+        # Retained messages by topic, handed to every later subscription that matches, as a broker does: a
+        # capture has them in the broker's order, often before the discovery message that names the topic.
+        self._retained: dict[str, bytes] = {}
 
     @property
     def connected(self) -> bool:
@@ -41,6 +44,10 @@ class ReplayMqtt:
     def subscribe(self, topic_filter: str, callback: MessageCallback, qos: int = 0) -> Unsubscribe:
         entry = (topic_filter, callback)
         self._subscriptions.append(entry)
+        retained = [(topic, payload) for topic, payload in self._retained.items() if topic_matches(topic_filter, topic)]
+        if retained:
+            # After the subscriber's own step, as from a broker: never re-entering the code that subscribed.
+            asyncio.get_running_loop().call_soon(self._send_retained, entry, retained)
 
         def unsubscribe() -> None:
             if entry in self._subscriptions:
@@ -52,7 +59,17 @@ class ReplayMqtt:
         text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
         self.published.append({"t": iso_utc(self._clock.time()), "topic": topic, "payload": text, "retain": retain})
 
+    def _send_retained(self, entry: tuple[str, MessageCallback], retained: list[tuple[str, bytes]]) -> None:
+        for topic, payload in retained:
+            if entry in self._subscriptions:
+                entry[1](topic, payload, True)
+
     def deliver(self, topic: str, payload: bytes, retain: bool) -> int:
+        if retain:
+            if payload:
+                self._retained[topic] = payload
+            else:
+                self._retained.pop(topic, None)  # an empty retained message clears the topic
         delivered = 0
         for topic_filter, callback in tuple(self._subscriptions):
             if topic_matches(topic_filter, topic):

@@ -109,6 +109,25 @@ def test_a_value_reported_as_unknown_reads_unknown(tmp_path: Path, capsys: pytes
     assert "temperature        celsius=unknown\n" in out and "error" not in out.lower()
 
 
+def test_retained_messages_reach_a_later_subscription(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A capture holds retained messages in the broker's order: an ESPHome node's status and state can come
+    # before the discovery config that names their topics. The broker hands them to the later subscription;
+    # so does replay.
+    config = {"name": "Motion", "dev_cla": "motion", "stat_t": "garden-esp/binary_sensor/motion/state",
+              "avty_t": "garden-esp/status", "uniq_id": "garden-esp-motion",
+              "dev": {"ids": ["3c71bf001144"], "name": "garden-esp", "mf": "espressif", "mdl": "esp32dev"}}
+    lines = [{"t": 0, "topic": "garden-esp/status", "payload": "online", "retain": True},
+             {"t": 0, "topic": "garden-esp/binary_sensor/motion/state", "payload": "ON", "retain": True},
+             {"t": 1, "topic": "homeassistant/binary_sensor/garden-esp/motion/config", "payload": config,
+              "retain": True}]
+    capture = tmp_path / "esphome.jsonl"
+    capture.write_text("".join(json.dumps({"source": "mqtt", **line}) + "\n" for line in lines))
+    result = run_json(capsys, str(capture))
+    [device] = [d for d in result["devices"] if d["name"] == "garden-esp"]
+    assert device["available"] is True
+    assert device["components"]["main"]["occupancy"] == {"occupied": True}
+
+
 def test_replay_runs_as_a_command_with_no_network(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "hearth"
     out = subprocess.run([str(script), "replay", str(CAPTURE), "--json"], capture_output=True, text=True,
