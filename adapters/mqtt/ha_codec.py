@@ -674,17 +674,37 @@ class _Build:
     commands: dict[tuple[str, str], CommandBinding] = field(default_factory=dict)
     initial: list[UpdateTriple] = field(default_factory=list)
     events_only: bool = False
+    left_out: list[str] = field(default_factory=list)  # optional parts that could not be used, and why
 
     @property
     def retain(self) -> bool:
         return self.config.get("retain") is True
 
-    def state(self, topic_key: str, template_key: str | None, decode: StateDecode, **kw: Any) -> None:
-        topic = _state_topic(self.config, topic_key)
-        if topic is None:
-            return
-        template = _template(self.config, template_key) if template_key else None
+    def state(self, topic_key: str, template_key: str | None, decode: StateDecode, *, optional: bool = False,
+              **kw: Any) -> bool:
+        """Bind a state topic; True if bound. ``optional``: a part the entity is useful without (a
+        thermostat's mode): if its topic or template cannot be used it is left out, and said so, not the
+        whole entity."""
+        try:
+            topic = _state_topic(self.config, topic_key)
+            if topic is None:
+                return False
+            template = _template(self.config, template_key) if template_key else None
+        except (CodecError, TemplateError) as err:
+            if not optional:
+                raise
+            self.left_out.append(f"{topic_key.removesuffix('_topic')}: {err}")
+            return False
         self.bindings.append(StateBinding(topic, template, decode, **kw))
+        return True
+
+    def optional_template(self, key: str) -> tuple[bool, CompiledTemplate | None]:
+        """(usable, template) of an optional command template: unusable ones are left out, and said so."""
+        try:
+            return True, _template(self.config, key)
+        except (CodecError, TemplateError) as err:
+            self.left_out.append(f"{key}: {err}")
+            return False, None
 
     def command(self, cap: str, cmd: str, topic_key: str, encode: Callable[[dict[str, Any]], str]) -> bool:
         topic = _topic(self.config, topic_key)
@@ -1085,22 +1105,24 @@ def _compile_climate(b: _Build) -> None:
     to_c = (lambda v: round(_f_to_c(v), 2)) if fahrenheit else (lambda v: v)
     attrs: list[str] = []
     cmds: list[str] = []
-    if _topic(cfg, "current_temperature_topic"):
-        b.state("current_temperature_topic", "current_temperature_template",
-                _numeric_decoder("thermostat", "current_celsius", to_c))
+    # Each part of a thermostat is optional: one whose template is beyond Hearth's subset (Z-Wave JS UI's
+    # mode lookups, an {% if %}) is left out and reported, the others still work.
+    if _topic(cfg, "current_temperature_topic") and b.state(
+            "current_temperature_topic", "current_temperature_template",
+            _numeric_decoder("thermostat", "current_celsius", to_c), optional=True):
         attrs.append("current_celsius")
-    if _topic(cfg, "temperature_state_topic"):
-        b.state("temperature_state_topic", "temperature_state_template",
-                _numeric_decoder("thermostat", "target_celsius", to_c))
+    if _topic(cfg, "temperature_state_topic") and b.state(
+            "temperature_state_topic", "temperature_state_template",
+            _numeric_decoder("thermostat", "target_celsius", to_c), optional=True):
         attrs.append("target_celsius")
-    temp_template = _command_template(cfg, "temperature_command_template")
+    temp_usable, temp_template = b.optional_template("temperature_command_template")
 
     def set_target(args: dict[str, Any]) -> str:
         celsius = _number(args.get("celsius"))
         value = celsius * 9 / 5 + 32 if fahrenheit else celsius
         return _render_command(temp_template, round(value, 1))
 
-    if b.command("thermostat", "set_target", "temperature_command_topic", set_target):
+    if temp_usable and b.command("thermostat", "set_target", "temperature_command_topic", set_target):
         cmds.append("set_target")
     modes = cfg.get("modes", ["auto", "off", "cool", "heat", "dry", "fan_only"])
     modes = [m for m in modes if isinstance(m, str)] if isinstance(modes, list) else []
@@ -1114,10 +1136,10 @@ def _compile_climate(b: _Build) -> None:
             raise _bad(f"climate mode {_short(text)} is not one of {', '.join(THERMOSTAT_MODES)}")
         return [("thermostat", "mode", mode)]
 
-    if _topic(cfg, "mode_state_topic"):
-        b.state("mode_state_topic", "mode_state_template", decode_mode)
+    if _topic(cfg, "mode_state_topic") and b.state("mode_state_topic", "mode_state_template", decode_mode,
+                                                   optional=True):
         attrs.append("mode")
-    mode_template = _command_template(cfg, "mode_command_template")
+    mode_usable, mode_template = b.optional_template("mode_command_template")
 
     def set_mode(args: dict[str, Any]) -> str:
         mode = args.get("mode")
@@ -1127,7 +1149,7 @@ def _compile_climate(b: _Build) -> None:
                 return _render_command(mode_template, candidate)
         raise _bad(f"mode {mode!r} is not one this climate device supports ({', '.join(modes)})")
 
-    if modes and b.command("thermostat", "set_mode", "mode_command_topic", set_mode):
+    if modes and mode_usable and b.command("thermostat", "set_mode", "mode_command_topic", set_mode):
         cmds.append("set_mode")
 
     def decode_action(value: Any) -> list[UpdateTriple]:
@@ -1139,8 +1161,7 @@ def _compile_climate(b: _Build) -> None:
             raise _bad(f"climate action {_short(text)} is not known")
         return [("thermostat", "running", running)]
 
-    if _topic(cfg, "action_topic"):
-        b.state("action_topic", "action_template", decode_action)
+    if _topic(cfg, "action_topic") and b.state("action_topic", "action_template", decode_action, optional=True):
         attrs.append("running")
     limits: dict[str, tuple[float | None, float | None]] = {}
     if "min_temp" in cfg or "max_temp" in cfg:
@@ -1151,7 +1172,7 @@ def _compile_climate(b: _Build) -> None:
         except CodecError:
             pass
     if not attrs and not cmds:
-        raise _bad("climate with no topic Hearth can use")
+        raise _bad("climate with no topic Hearth can use" + (f" ({'; '.join(b.left_out)})" if b.left_out else ""))
     _merge_support(b.support, "thermostat", attrs, cmds, limits)
 
 
@@ -1393,9 +1414,11 @@ def device_id_for(config: dict[str, Any], fallback: str) -> str:
     return f"{SOURCE}:{fallback.lower()}"
 
 
-def compile_entity(platform: str, config: dict[str, Any], key: str, object_id: str) -> tuple[Entity, list[str]]:
+def compile_entity(platform: str, config: dict[str, Any], key: str, object_id: str
+                   ) -> tuple[Entity, list[str], list[str]]:
     """One expanded, ``~``-substituted config into an :class:`Entity`. Raises CodecError (or TemplateError) when
-    it has no use in the capability model; returns notes about parts that were left out."""
+    it has no use in the capability model; returns the optional parts that were left out (reported to the user)
+    and notes (debug)."""
     compiler = COMPILERS.get(platform)
     if compiler is None:
         raise _bad(f"platform {platform!r} is not supported")
@@ -1412,7 +1435,7 @@ def compile_entity(platform: str, config: dict[str, Any], key: str, object_id: s
         bindings=build.bindings, commands=build.commands, availability=availability, availability_mode=mode,
         initial=build.initial, events_only=build.events_only,
     )
-    return entity, notes
+    return entity, build.left_out, notes
 
 
 # ---------------------------------------------------------------------------------------------- devices
@@ -1772,13 +1795,14 @@ class HomeAssistantCodec:
 
     def _add(self, platform: str, key: str, object_id: str, config: dict[str, Any], out: Decoded) -> None:
         try:
-            entity, notes = compile_entity(platform, config, key, object_id)
+            entity, left_out, notes = compile_entity(platform, config, key, object_id)
         except (CodecError, TemplateError) as err:
             self.skipped[key] = str(err)
             out.problems.append(f"{SOURCE} {key}: left out: {err}")
             if key in self.entities:
                 self._remove_entities([key], out)
             return
+        out.problems += [f"{SOURCE} {key}: left out {part}" for part in left_out]
         out.notes += [f"{SOURCE} {key}: {note}" for note in notes]
         self.skipped.pop(key, None)
         old = self.entities.get(key)

@@ -9,7 +9,10 @@ nothing else:
 * filters ``| float``, ``| float(default)``, ``| int``, ``| int(default)``, ``| round``, ``| round(n)``,
   ``| is_defined``, ``| lower``, ``| upper``, ``| trim``, ``| string``, ``| default(x)``, chained;
 * number and string literals (``{{ 'ON' }}``), and text around ``{{ … }}`` blocks
-  (``{{ value_json.id }}_{{ value_json.event }}``).
+  (``{{ value_json.id }}_{{ value_json.event }}``);
+* a lookup in a literal table, as Z-Wave JS UI writes its thermostat modes:
+  ``{{ {0: "off", 1: "heat"}[value_json.value] | default('off') }}`` (keys and values literals; a key not in
+  the table is undefined, as in Jinja, where ``"0"`` and ``0`` are different keys).
 
 Anything else (``{% if %}``, arithmetic, other filters, method calls) makes :func:`compile_template` raise
 :class:`TemplateUnsupported`: the template is reported as unsupported and never executed.
@@ -163,7 +166,7 @@ _TOKEN = re.compile(
         (?P<number>-?\d+(?:\.\d+)?)
       | (?P<string>'[^'\\]*'|"[^"\\]*")
       | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-      | (?P<op>[.\[\]|(),])
+      | (?P<op>[.\[\]|(),{}:])
     )""",
     re.VERBOSE,
 )
@@ -178,6 +181,7 @@ class _Expr:
     literal: Any
     path: tuple[Accessor, ...]
     filters: tuple[tuple[Callable[..., Any], tuple[Any, ...]], ...]
+    table: dict[Any, Any] | None = None  # {…}[root.path]: the value is looked up in this literal table
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -220,7 +224,27 @@ def _parse_expr(text: str) -> _Expr:
     kind, raw = tokens[0]
     i = 1
     root, literal = "literal", None
-    if kind == "name" and raw in ("value", "value_json"):
+    table: dict[Any, Any] | None = None
+    if kind == "op" and raw == "{":
+        table = {}
+        while peek()[1] != "}":
+            key_kind, key = peek()
+            _, colon = tokens[i + 1] if i + 1 < len(tokens) else ("end", "")
+            value_kind, value = tokens[i + 2] if i + 2 < len(tokens) else ("end", "")
+            if key_kind not in ("number", "string") or colon != ":" or value_kind not in ("number", "string", "name"):
+                raise TemplateUnsupported("a table must be {literal: literal, …}")
+            table[_literal(key_kind, key)] = _literal(value_kind, value)
+            i += 3
+            if peek()[1] == ",":
+                i += 1
+            elif peek()[1] != "}":
+                raise TemplateUnsupported("a table must be {literal: literal, …}")
+        i += 1
+        if peek()[1] != "[" or i + 1 >= len(tokens) or tokens[i + 1] not in (("name", "value"), ("name", "value_json")):
+            raise TemplateUnsupported("a table must be looked up with [value…] or [value_json…]")
+        root = tokens[i + 1][1]
+        i += 2
+    elif kind == "name" and raw in ("value", "value_json"):
         root = raw
     else:
         literal = _literal(kind, raw)
@@ -250,6 +274,10 @@ def _parse_expr(text: str) -> _Expr:
             if peek()[1] != "]":
                 raise TemplateUnsupported("missing ]")
             i += 1
+    if table is not None:
+        if peek()[1] != "]":
+            raise TemplateUnsupported("missing ] after the table's key")
+        i += 1
     filters: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
     while peek()[1] == "|":
         i += 1
@@ -277,7 +305,7 @@ def _parse_expr(text: str) -> _Expr:
         filters.append((fn, tuple(args)))
     if i != len(tokens):
         raise TemplateUnsupported(f"unexpected {tokens[i][1]!r} (only accessors and filters are supported)")
-    return _Expr(root, literal, tuple(path), tuple(filters))
+    return _Expr(root, literal, tuple(path), tuple(filters), table)
 
 
 def _lookup(value: Any, path: tuple[Accessor, ...]) -> Any:
@@ -328,6 +356,11 @@ class CompiledTemplate:
             result = _lookup(value, expr.path) if expr.path else value
         else:
             result = expr.literal
+        if expr.table is not None:
+            try:
+                result = expr.table.get(result, UNDEFINED) if result is not UNDEFINED else UNDEFINED
+            except TypeError:  # an object or a list as the key: not in any table
+                result = UNDEFINED
         for fn, args in expr.filters:
             result = fn(result, *args)
         return result

@@ -116,6 +116,11 @@ def cmd(codec: HomeAssistantCodec, device: str, cap: str, command: str, componen
     ("{{ value }}", '{"temperature": 23.2}'),
     ("{{ value_json.missing | default('x') }}", "x"),
     ("{{ value_json.list.0 }}_{{ value_json.state | lower }}", "10_on"),
+    # Z-Wave JS UI's thermostat lookups (domoticz/domoticz#5192): keys as in Jinja, "0" is not 0
+    ('{{ {0: "off", 1: "heat", 11: "cool"}[value_json.list.0] | default(\'off\') }}', "off"),
+    ('{{ {10: "off", 1: "heat"}[value_json.list.0] | default(\'off\') }}', "off"),
+    ('{{ {"ON": "heating", "OFF": "idle"}[value_json.state] }}', "heating"),
+    ('{{ {"10": "x"}[value_json.list[0]] | default("none") }}', "none"),
 ])
 def test_template_shapes(source: str, expected: Any) -> None:
     data = {"temperature": 23.2, "ENERGY": {"Today": 1.163}, "list": [10, 20], "text": "21.456", "state": "ON"}
@@ -139,6 +144,10 @@ def test_template_undefined_and_is_defined() -> None:
     "{{ (as_timestamp(now())-value_json.sys.uptime)|timestamp_local }}",
     "{{ value_json.x",
     "{{ value_json.x | round(1, 'floor') }}",
+    "{{ {value_json.x: 1}[value] }}",  # a table is literals only
+    "{{ {1: 2}[3] }}",
+    "{{ {1: 2} }}",
+    "{{ {1: 2}[value_json.x }}",
 ])
 def test_template_refuses_everything_else(source: str) -> None:
     with pytest.raises(TemplateUnsupported):
@@ -333,6 +342,25 @@ def test_platform_commands_exact_topics_and_payloads() -> None:
                       {"state": "ON", "brightness": 255, "color_mode": "color_temp", "color_temp": 370}))
     assert got == {("main", "on_off", "on"): True, ("main", "level", "percent"): 100.0,
                    ("main", "color_temperature", "kelvin"): 2703}
+
+
+def test_a_thermostat_keeps_what_it_can_when_a_template_is_beyond_the_subset() -> None:
+    # Energenie's MQTT climate (mqtt-energenie-ener314rt#56): the mode is an {% if %}; temperatures are plain.
+    # The thermostat stays, its mode is left out and said so.
+    codec = HomeAssistantCodec()
+    out = feed(codec, "homeassistant/climate/ener314rt/11111-Climate_Control/config", {
+        "device": {"name": "Thermostat 11111", "identifiers": ["ener314rt-11111"], "manufacturer": "Energenie"},
+        "unique_id": "ener314rt-11111-climate", "modes": ["off", "heat"],
+        "mode_state_topic": "energenie/2/11111/switch/state",
+        "mode_state_template": "{% if value == '0' %} off {% else %} heat {% endif %}",
+        "current_temperature_topic": "energenie/2/11111/temperature/state",
+        "temperature_state_topic": "energenie/2/11111/target/state",
+        "temperature_command_topic": "energenie/2/11111/target/command", "temperature_unit": "C"})
+    main = supports(out)["main"]
+    assert main["thermostat"] == (["current_celsius", "target_celsius"], ["set_target"])
+    assert [p for p in out.problems if "left out mode_state" in p and "statements" in p], out.problems
+    got = values(feed(codec, "energenie/2/11111/temperature/state", "20.6"))
+    assert got == {("main", "thermostat", "current_celsius"): 20.6}
 
 
 def test_cover_climate_lock_fan_button_event_trigger() -> None:
