@@ -454,11 +454,13 @@ _PRESS_KIND = {"single": "single", "short": "single", "press": "single", "click"
 
 
 def press_kind(name: str) -> str | None:
-    """``single_push`` -> single, ``button_double_press`` -> double, ``long_push`` -> long, ``btn_up`` -> release."""
+    """``single_push`` -> single, ``button_double_press`` -> double, ``long_push`` -> long, ``btn_up`` -> release.
+    ``button_short_release`` (HA's trigger type for the end of a short press; an RF remote's only event) is a
+    single press, as ``button_long_release`` is a long one."""
     tokens = re.split(r"[_\-\s]+", name.lower())
-    for preferred in ("double", "triple", "long", "hold", "release"):
+    for preferred in ("double", "triple", "long", "hold", "short", "release"):
         if preferred in tokens:
-            return preferred
+            return _PRESS_KIND[preferred]
     for token in tokens:
         if token in _PRESS_KIND:
             return _PRESS_KIND[token]

@@ -25,6 +25,7 @@ from adapters.mqtt.ha_codec import (
     native_device_id,
     native_source,
     parse_discovery_topic,
+    press_kind,
 )
 from adapters.mqtt.ha_template import UNDEFINED, TemplateUndefined, TemplateUnsupported, compile_template
 from gateway.sdk import CodecError, Command, capability
@@ -342,6 +343,15 @@ def test_platform_commands_exact_topics_and_payloads() -> None:
                       {"state": "ON", "brightness": 255, "color_mode": "color_temp", "color_temp": 370}))
     assert got == {("main", "on_off", "on"): True, ("main", "level", "percent"): 100.0,
                    ("main", "color_temperature", "kelvin"): 2703}
+
+
+@pytest.mark.parametrize(("name", "kind"), [
+    ("button_short_press", "single"), ("button_short_release", "single"),  # rtl_433's RF remotes send the latter
+    ("button_long_press", "long"), ("button_long_release", "long"), ("button_double_press", "double"),
+    ("single_push", "single"), ("btn_up", "release"), ("release", "release"), ("turn_on", None),
+])
+def test_trigger_types_to_press_kinds(name: str, kind: str | None) -> None:
+    assert press_kind(name) == kind
 
 
 def test_a_thermostat_keeps_what_it_can_when_a_template_is_beyond_the_subset() -> None:
