@@ -1055,6 +1055,11 @@ def _compile_cover(b: _Build) -> None:
         _payload_word(cfg, "state_closed", "closed"): "stopped",
     }
 
+    # Without a position topic the open/closed words are all Hearth learns of where the cover is (a garage
+    # door): they give the position, 100 (open) or 0 (closed), as capabilities.md defines it.
+    positions = {} if _topic(cfg, "position_topic") else {
+        _payload_word(cfg, "state_open", "open"): 100, _payload_word(cfg, "state_closed", "closed"): 0}
+
     def decode_state(value: Any) -> list[UpdateTriple]:
         text = to_text(value)
         motion = words.get(text)
@@ -1062,12 +1067,17 @@ def _compile_cover(b: _Build) -> None:
             if _is_unknown(value):
                 return [("cover", "motion", None)]
             raise _bad(f"cover state {_short(text)} is not one of {', '.join(w for w in words if w)}")
+        position = positions.get(text)
+        if position is not None:
+            return [("cover", "motion", motion), ("cover", "position_percent", position)]
         return [("cover", "motion", motion)]
 
     attrs: list[str] = []
     if _topic(cfg, "state_topic"):
         b.state("state_topic", "value_template", decode_state)
         attrs.append("motion")
+        if positions:
+            attrs.append("position_percent")
     pos_open, pos_closed = _number(cfg.get("position_open", 100)), _number(cfg.get("position_closed", 0))
     if pos_open == pos_closed:
         raise _bad("position_open equals position_closed")

@@ -354,6 +354,21 @@ def test_trigger_types_to_press_kinds(name: str, kind: str | None) -> None:
     assert press_kind(name) == kind
 
 
+def test_a_cover_without_position_knows_open_and_closed() -> None:
+    # An ESPHome garage door (mqtt_cover.cpp: state_topic with open/closed/opening/closing, no position).
+    codec = HomeAssistantCodec()
+    feed(codec, "homeassistant/cover/garage-esp/garage_door/config", {
+        "name": "Garage Door", "dev_cla": "garage", "stat_t": "garage-esp/cover/garage_door/state",
+        "cmd_t": "garage-esp/cover/garage_door/command", "uniq_id": "garage-esp-door",
+        "dev": {"ids": ["c8c9a3001133"], "name": "garage-esp"}})
+    got = values(feed(codec, "garage-esp/cover/garage_door/state", "open"))
+    assert got == {("main", "cover", "motion"): "stopped", ("main", "cover", "position_percent"): 100}
+    assert values(feed(codec, "garage-esp/cover/garage_door/state", "closing")) == {
+        ("main", "cover", "motion"): "closing"}
+    assert values(feed(codec, "garage-esp/cover/garage_door/state", "closed"))[
+        ("main", "cover", "position_percent")] == 0
+
+
 def test_a_thermostat_keeps_what_it_can_when_a_template_is_beyond_the_subset() -> None:
     # Energenie's MQTT climate (mqtt-energenie-ener314rt#56): the mode is an {% if %}; temperatures are plain.
     # The thermostat stays, its mode is left out and said so.
