@@ -226,7 +226,7 @@ SHARED_OPTIONS = ("availability", "availability_mode", "availability_template", 
 # HA accepts <component>/[<node_id>/]<object_id>/config with these characters only.
 _DISCOVERY_TOPIC = re.compile(r"(?P<component>\w+)/(?:(?P<node>[a-zA-Z0-9_-]+)/)?(?P<object>[a-zA-Z0-9_-]+)/config")
 
-PLATFORMS = frozenset({"sensor", "binary_sensor", "switch", "light", "cover", "climate", "lock", "fan",
+PLATFORMS = frozenset({"sensor", "binary_sensor", "switch", "light", "cover", "valve", "climate", "lock", "fan",
                        "button", "event", "device_automation"})
 
 
@@ -1111,6 +1111,58 @@ def _compile_cover(b: _Build) -> None:
     _merge_support(b.support, "cover", attrs, cmds)
 
 
+def _compile_valve(b: _Build) -> None:
+    """HA's MQTT valve (an irrigation or heating valve): open/closed words, or with ``reports_position`` a
+    position on position_closed..position_open; commands on command_topic (the position as a number)."""
+    cfg = b.config
+    reports_position = cfg.get("reports_position") is True
+    pos_open, pos_closed = _number(cfg.get("position_open", 100)), _number(cfg.get("position_closed", 0))
+    if pos_open == pos_closed:
+        raise _bad("position_open equals position_closed")
+    words = {_payload_word(cfg, "state_open", "open"): True, _payload_word(cfg, "state_closed", "closed"): False}
+    moving = {_payload_word(cfg, "state_opening", "opening"), _payload_word(cfg, "state_closing", "closing")}
+    scaled = _scaled_percent_decoder("valve", "position_percent", pos_closed, pos_open)
+
+    def decode(value: Any) -> list[UpdateTriple]:
+        if isinstance(value, dict):  # {"state": "opening", "position": 10}: HA's JSON state
+            out: list[UpdateTriple] = []
+            if "position" in value and reports_position:
+                out += decode(value["position"])
+            if "state" in value and not out:
+                out += decode(value["state"])
+            return out
+        text = to_text(value).strip()
+        if text in words:
+            return [("valve", "open", words[text]), ("valve", "position_percent", 100 if words[text] else 0)]
+        if text in moving:
+            return []  # on the way: the final state follows
+        if _is_unknown(value):
+            return [("valve", "open", None)]
+        if reports_position:
+            [(_, _, percent)] = scaled(value)
+            return [("valve", "position_percent", percent), ("valve", "open", percent is not None and percent > 0)]
+        raise _bad(f"valve state {_short(text)} is not one of {', '.join(w for w in (*words, *moving) if w)}")
+
+    attrs: list[str] = []
+    if _topic(cfg, "state_topic"):
+        b.state("state_topic", "value_template", decode)
+        attrs += ["open", "position_percent"]
+    cmds: list[str] = []
+    template = _command_template(cfg, "command_template")
+    for cmd, key, default in (("open", "payload_open", "OPEN"), ("close", "payload_close", "CLOSE")):
+        word = _payload_word(cfg, key, None if reports_position else default)
+        if reports_position and word is None:
+            word = to_text(round(pos_open if cmd == "open" else pos_closed))
+        if b.command("valve", cmd, "command_topic", lambda args, w=word: _render_command(template, w)):
+            cmds.append(cmd)
+    if reports_position and b.command("valve", "set_position", "command_topic", lambda args: _render_command(
+            template, round(pos_closed + _percent_arg(args) * (pos_open - pos_closed) / 100))):
+        cmds.append("set_position")
+    if not attrs and not cmds:
+        raise _bad("valve with no state or command topic")
+    _merge_support(b.support, "valve", attrs, cmds)
+
+
 def _compile_climate(b: _Build) -> None:
     cfg = b.config
     fahrenheit = str(cfg.get("temperature_unit", "C")).upper().lstrip("°") == "F"
@@ -1370,6 +1422,7 @@ COMPILERS: dict[str, Callable[[_Build], None]] = {
     "switch": _compile_switch,
     "light": _compile_light,
     "cover": _compile_cover,
+    "valve": _compile_valve,
     "climate": _compile_climate,
     "lock": _compile_lock,
     "fan": _compile_fan,

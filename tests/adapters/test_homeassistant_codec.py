@@ -369,6 +369,29 @@ def test_a_cover_without_position_knows_open_and_closed() -> None:
         ("main", "cover", "position_percent")] == 0
 
 
+def test_valve() -> None:
+    # ESPHome's MQTT valve (mqtt_valve.cpp: open/closed/opening/closing words, OPEN/CLOSE commands), and one
+    # that reports its position (HA's reports_position, a 0-100 number).
+    codec = HomeAssistantCodec()
+    out = feed(codec, "homeassistant/valve/garden-esp/irrigation_valve/config", {
+        "name": "Irrigation Valve", "dev_cla": "water", "uniq_id": "ESPvalveirrigation_valve",
+        "stat_t": "garden-esp/valve/irrigation_valve/state", "cmd_t": "garden-esp/valve/irrigation_valve/command",
+        "dev": {"ids": "3c71bf001144", "name": "garden-esp", "mf": "espressif"}})
+    assert supports(out)["main"]["valve"] == (["open", "position_percent"], ["close", "open"])
+    assert values(feed(codec, "garden-esp/valve/irrigation_valve/state", "open")) == {
+        ("main", "valve", "open"): True, ("main", "valve", "position_percent"): 100}
+    assert values(feed(codec, "garden-esp/valve/irrigation_valve/state", "closing")) == {}
+    device = out.upserts[-1].id
+    assert cmd(codec, device, "valve", "close") == ("garden-esp/valve/irrigation_valve/command", b"CLOSE", False)
+    feed(codec, "homeassistant/valve/heating/mixer/config", {
+        "name": "Mixer", "uniq_id": "mixer-1", "stat_t": "heating/mixer/state", "cmd_t": "heating/mixer/set",
+        "pos": True, "dev": {"ids": "mixer-1", "name": "Mixer"}})
+    assert values(feed(codec, "heating/mixer/state", "35")) == {
+        ("main", "valve", "position_percent"): 35, ("main", "valve", "open"): True}
+    assert cmd(codec, "ha:mixer-1", "valve", "set_position", percent=60) == ("heating/mixer/set", b"60", False)
+    assert cmd(codec, "ha:mixer-1", "valve", "close") == ("heating/mixer/set", b"0", False)
+
+
 def test_a_thermostat_keeps_what_it_can_when_a_template_is_beyond_the_subset() -> None:
     # Energenie's MQTT climate (mqtt-energenie-ener314rt#56): the mode is an {% if %}; temperatures are plain.
     # The thermostat stays, its mode is left out and said so.
