@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from gateway.clock import Clock
 from gateway.config import MqttSection
 from gateway.mqtt_wire import MqttProtocolError, split_packets
-from gateway.sdk import MessageCallback, Unsubscribe
+from gateway.sdk import MessageCallback, Unsubscribe, topic_matches
 
 __all__ = ["MqttSession", "topic_matches", "validate_topic_filter"]
 
@@ -92,29 +92,6 @@ def validate_topic_filter(topic_filter: str) -> None:
 def _validate_topic(topic: str) -> None:
     if not topic or "+" in topic or "#" in topic or "\0" in topic:
         raise ValueError(f"invalid MQTT topic to publish to: {topic!r}")
-
-
-def topic_matches(topic_filter: str, topic: str) -> bool:
-    """Whether ``topic`` matches ``topic_filter`` under MQTT rules.
-
-    ``+`` matches exactly one level (possibly empty), ``#`` the parent level and everything below it;
-    topics starting with ``$`` (broker internals such as ``$SYS``) are not matched by a filter that
-    starts with a wildcard.
-    """
-    if topic_filter == topic:
-        return True
-    if topic[:1] == "$" and topic_filter[:1] in ("+", "#"):
-        return False
-    filter_levels = topic_filter.split("/")
-    topic_levels = topic.split("/")
-    for index, level in enumerate(filter_levels):
-        if level == "#":
-            return True
-        if index >= len(topic_levels):
-            return False
-        if level != "+" and level != topic_levels[index]:
-            return False
-    return len(filter_levels) == len(topic_levels)
 
 
 class _Registration:

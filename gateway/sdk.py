@@ -65,6 +65,7 @@ __all__ = [
     "plain_topic",
     "publish_command",
     "register_capability",
+    "topic_matches",
 ]
 
 Unsubscribe = Callable[[], None]
@@ -155,6 +156,29 @@ def apply_decoded(ctx: AdapterContext, decoded: Any) -> None:
         ctx.report_bad_input(problem)
     for note in getattr(decoded, "notes", ()):
         ctx.log.debug("%s", note)
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """Whether ``topic`` matches ``topic_filter`` under MQTT rules.
+
+    ``+`` matches exactly one level (possibly empty), ``#`` the parent level and everything below it;
+    topics starting with ``$`` (broker internals such as ``$SYS``) are not matched by a filter that
+    starts with a wildcard.
+    """
+    if topic_filter == topic:
+        return True
+    if topic[:1] == "$" and topic_filter[:1] in ("+", "#"):
+        return False
+    filter_levels = topic_filter.split("/")
+    topic_levels = topic.split("/")
+    for index, level in enumerate(filter_levels):
+        if level == "#":
+            return True
+        if index >= len(topic_levels):
+            return False
+        if level != "+" and level != topic_levels[index]:
+            return False
+    return len(filter_levels) == len(topic_levels)
 
 
 def plain_topic(value: str) -> str:

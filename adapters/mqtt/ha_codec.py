@@ -65,6 +65,7 @@ from gateway.sdk import (
     DeviceInfo,
     Update,
     capability,
+    topic_matches,
 )
 
 __all__ = [
@@ -607,10 +608,18 @@ def _topic(config: dict[str, Any], key: str) -> str | None:
 
 
 def _state_topic(config: dict[str, Any], key: str = "state_topic") -> str | None:
+    """A state topic; it may be a filter with wildcards, as Home Assistant subscribes to it (OpenMQTTGateway
+    names `+/+/BTtoMQTT/<id>`, so a device is heard through any of its gateways)."""
     topic = _topic(config, key)
-    if topic is not None and ("+" in topic or "#" in topic):
-        raise _bad(f"{key} {topic!r} has MQTT wildcards: not supported")
+    if topic is not None and not _valid_filter(topic):
+        raise _bad(f"{key} {topic!r} is not a valid MQTT topic filter")
     return topic
+
+
+def _valid_filter(topic: str) -> bool:
+    levels = topic.split("/")
+    return all(level in ("+", "#") or ("+" not in level and "#" not in level) for level in levels) and (
+        "#" not in levels[:-1])
 
 
 def _render_command(template: CompiledTemplate | None, value: Any) -> str:
@@ -1614,12 +1623,6 @@ def _decode_text(payload: bytes) -> str:
     return payload.decode("utf-8", "replace")
 
 
-def _mqtt_match(filter_: str, topic: str) -> bool:
-    if filter_.endswith("/#") and topic.startswith(filter_[:-1]):
-        return True
-    return filter_ == topic
-
-
 class HomeAssistantCodec:
     """Everything Home Assistant discovery configs on one broker said, decoded. Pure: holds only that."""
 
@@ -1633,6 +1636,7 @@ class HomeAssistantCodec:
         self.skipped: dict[str, str] = {}  # discovery key -> why (native device, unusable config)
         self._device_configs: dict[str, set[str]] = {}  # device-config key -> its entity keys
         self._state_routes: dict[str, list[tuple[Entity, StateBinding]]] = {}
+        self._wildcard_routes: set[str] = set()  # the keys of _state_routes that are filters with wildcards
         self._avail_routes: dict[str, list[tuple[str, AvailabilityTopic]]] = {}
 
     # -- what to subscribe to
@@ -1640,7 +1644,7 @@ class HomeAssistantCodec:
     def topics(self) -> set[str]:
         """State and availability topics the configs name (those under ``<prefix>/#`` arrive anyway)."""
         wanted = set(self._state_routes) | set(self._avail_routes)
-        return {t for t in wanted if not _mqtt_match(self._prefix_slash + "#", t)}
+        return {t for t in wanted if not topic_matches(self._prefix_slash + "#", t)}
 
     def device(self, device_id: str) -> HaDevice | None:
         return self.devices.get(device_id)
@@ -1651,6 +1655,9 @@ class HomeAssistantCodec:
         """``known(device_id)``: whether the gateway already has that (native) device."""
         out = Decoded()
         routes = self._state_routes.get(topic)
+        if routes is None and self._wildcard_routes:
+            routes = [route for pattern in self._wildcard_routes if topic_matches(pattern, topic)
+                      for route in self._state_routes[pattern]] or None
         avail = self._avail_routes.get(topic)
         if routes is not None or avail is not None:
             if routes:
@@ -1917,6 +1924,8 @@ class HomeAssistantCodec:
     def _route(self, entity: Entity) -> None:
         for binding in entity.bindings:
             self._state_routes.setdefault(binding.topic, []).append((entity, binding))
+            if "+" in binding.topic or "#" in binding.topic:
+                self._wildcard_routes.add(binding.topic)
 
     def _unroute(self, entity: Entity) -> None:
         for binding in entity.bindings:
@@ -1926,6 +1935,7 @@ class HomeAssistantCodec:
             routes[:] = [(e, b) for e, b in routes if e is not entity]
             if not routes:
                 del self._state_routes[binding.topic]
+                self._wildcard_routes.discard(binding.topic)
 
     def _reroute_availability(self) -> None:
         routes: dict[str, list[tuple[str, AvailabilityTopic]]] = {}

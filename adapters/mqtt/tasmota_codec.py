@@ -39,7 +39,7 @@ import orjson
 
 from adapters.mqtt.tasmota_topics import DEFAULT_FULL_TOPIC, subscription_filters
 from adapters.mqtt.tasmota_topics import fill_full_topic as _fill
-from gateway.sdk import CapabilitySupport, CodecError, Command, DeviceInfo, Update, capability
+from gateway.sdk import CapabilitySupport, CodecError, Command, DeviceInfo, Update, capability, topic_matches
 
 __all__ = [
     "DEFAULT_FULL_TOPIC",
@@ -280,16 +280,6 @@ def _full_topic_regex(full_topic: str, prefixes: Iterable[str]) -> re.Pattern[st
     pattern = pattern.replace(re.escape("%topic%"), r"(?P<topic>[^/+#]+)")
     pattern = pattern.replace(re.escape("%hostname%"), r"[^/+#]+").replace(re.escape("%id%"), r"[^/+#]+")
     return re.compile(pattern + r"(?P<command>[^/]+)$")
-
-
-def _topic_matches(filter_: str, topic: str) -> bool:
-    f_parts, t_parts = filter_.split("/"), topic.split("/")
-    for i, part in enumerate(f_parts):
-        if part == "#":
-            return True
-        if i >= len(t_parts) or (part != "+" and part != t_parts[i]):
-            return False
-    return len(f_parts) == len(t_parts)
 
 
 class TasmotaCodec:
@@ -672,7 +662,7 @@ class TasmotaCodec:
         self._register(device)
         for kind_name, base in device.bases.items():
             self._bases[base.rstrip("/")] = (device, kind_name)
-            if not any(_topic_matches(f, base + "X") for f in self.static_filters):
+            if not any(topic_matches(f, base + "X") for f in self.static_filters):
                 self._extra_filters.add(base + "+")
                 out.topics_changed = True
         sensors = self._pending_sensors.pop(mac, None)

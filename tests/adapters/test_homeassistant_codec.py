@@ -369,6 +369,25 @@ def test_a_cover_without_position_knows_open_and_closed() -> None:
         ("main", "cover", "position_percent")] == 0
 
 
+def test_a_state_topic_with_wildcards_is_a_filter() -> None:
+    # OpenMQTTGateway names `+/+/BTtoMQTT/<id>` so that a device is heard through any of its gateways
+    # (its own example in theengs/gateway#17); Home Assistant subscribes to it as a filter.
+    codec = HomeAssistantCodec()
+    out = feed(codec, "homeassistant/sensor/48AABBCCDD0A-batt/config", {
+        "stat_t": "+/+/BTtoMQTT/48AABBCCDD0A", "name": "JQJCY01YM-batt", "uniq_id": "48AABBCCDD0A-batt",
+        "dev_cla": "battery", "val_tpl": "{{ value_json.batt | is_defined }}", "unit_of_meas": "%",
+        "device": {"identifiers": ["48AABBCCDD0A"], "manufacturer": "Xiaomi", "model": "JQJCY01YM",
+                   "name": "Formaldehyde detector", "via_device": "OMG_GAT"}})
+    assert out.problems == [] and "+/+/BTtoMQTT/48AABBCCDD0A" in codec.topics()
+    got = values(feed(codec, "home/OMG_ESP32_BLE/BTtoMQTT/48AABBCCDD0A", {"id": "48:AA:BB:CC:DD:0A", "batt": 87}))
+    assert got == {("main", "battery", "percent"): 87}
+    assert feed(codec, "home/OMG_ESP32_BLE/BTtoMQTT/48AABBCCDD0B", {"batt": 10}).updates == []
+    # a filter that is not one (a wildcard inside a level) is still refused, with the reason
+    bad = feed(codec, "homeassistant/sensor/x/config", {"stat_t": "a/b+/c", "dev_cla": "battery",
+                                                        "unit_of_meas": "%", "uniq_id": "x"})
+    assert any("not a valid MQTT topic filter" in p for p in bad.problems)
+
+
 def test_valve() -> None:
     # ESPHome's MQTT valve (mqtt_valve.cpp: open/closed/opening/closing words, OPEN/CLOSE commands), and one
     # that reports its position (HA's reports_position, a 0-100 number).
