@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -544,6 +544,10 @@ class StateBinding:
     events: bool = False  # decode returns (capability, event, data) triples: events, not attributes
     # device_automation: the rendered value must equal this (None: any message)
     match_payload: str | None = None
+    # Seconds after which a value not renewed is unknown (sensor/binary_sensor `expire_after`), and after which
+    # a binary sensor that only sends ON reads OFF again (`off_delay`, a PIR's): timers the adapter runs.
+    expire_after: float | None = None
+    off_delay: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1488,6 +1492,14 @@ def device_id_for(config: dict[str, Any], fallback: str) -> str:
     return f"{SOURCE}:{fallback.lower()}"
 
 
+def _seconds(config: dict[str, Any], key: str) -> float | None:
+    """A positive number of seconds from the config (0 or absent: none, as in Home Assistant)."""
+    value = config.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 30 * 86400:
+        return None
+    return float(value)
+
+
 def compile_entity(platform: str, config: dict[str, Any], key: str, object_id: str
                    ) -> tuple[Entity, list[str], list[str]]:
     """One expanded, ``~``-substituted config into an :class:`Entity`. Raises CodecError (or TemplateError) when
@@ -1501,6 +1513,10 @@ def compile_entity(platform: str, config: dict[str, Any], key: str, object_id: s
     label = " ".join(x for x in (name, object_id, unique_id) if x).lower()
     build = _Build(config, label)
     compiler(build)
+    timing = {"expire_after": _seconds(config, "expire_after") if platform in ("sensor", "binary_sensor") else None,
+              "off_delay": _seconds(config, "off_delay") if platform == "binary_sensor" else None}
+    if any(timing.values()):
+        build.bindings = [replace(binding, **timing) for binding in build.bindings]
     availability, mode, notes = _availability(config)
     device = config.get("device") if isinstance(config.get("device"), dict) else {}
     entity = Entity(
@@ -1608,6 +1624,9 @@ class Decoded:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # debug level: skipped native devices, left-out parts
     topics_changed: bool = False
+    # (key, seconds, updates): apply the updates that many seconds from now unless the same key is armed again
+    # first (expire_after, off_delay). The adapter owns the timers; the codec stays pure.
+    timers: list[tuple[str, float, list[Update]]] = field(default_factory=list)
 
 
 def parse_json(payload: bytes | str) -> Any:
@@ -1717,6 +1736,13 @@ class HomeAssistantCodec:
             else:
                 for cap, attr, value in triples:
                     out.updates.append(Update(dev_id, component, cap, attr, value))
+                if binding.expire_after is not None and triples:
+                    out.timers.append((f"{entity.key}\x00{binding.topic}\x00expire", binding.expire_after,
+                                       [Update(dev_id, component, cap, attr, None) for cap, attr, _ in triples]))
+                if binding.off_delay is not None and any(value is True for _, _, value in triples):
+                    out.timers.append((f"{entity.key}\x00{binding.topic}\x00off", binding.off_delay,
+                                       [Update(dev_id, component, cap, attr, False) for cap, attr, value in triples
+                                        if value is True]))
 
     def _decode_availability(self, routes: list[tuple[str, AvailabilityTopic]], payload: bytes,
                              out: Decoded) -> None:

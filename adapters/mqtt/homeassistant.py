@@ -24,12 +24,14 @@ from gateway.sdk import (
     CommandResult,
     HearthError,
     Unsubscribe,
+    Update,
     apply_decoded,
     plain_topic,
 )
 
 if TYPE_CHECKING:
     from adapters.mqtt.ha_codec import Decoded, HomeAssistantCodec
+    from gateway.clock import TimerHandle
 
 __all__ = ["HomeAssistantDiscoveryAdapter", "HomeAssistantDiscoveryConfig"]
 
@@ -74,6 +76,7 @@ class HomeAssistantDiscoveryAdapter:
         self._config = HomeAssistantDiscoveryConfig()
         self._codec: HomeAssistantCodec | None = None
         self._handles: dict[str, Unsubscribe] = {}
+        self._timers: dict[str, TimerHandle] = {}  # expire_after / off_delay, armed again by each message
 
     async def __aenter__(self) -> HomeAssistantDiscoveryAdapter:
         return self
@@ -99,6 +102,9 @@ class HomeAssistantDiscoveryAdapter:
         handles, self._handles = self._handles, {}
         for unsubscribe in handles.values():
             unsubscribe()
+        timers, self._timers = self._timers, {}
+        for timer in timers.values():
+            timer.cancel()
 
     def _loaded_codec(self) -> HomeAssistantCodec:
         if self._codec is None:
@@ -142,8 +148,21 @@ class HomeAssistantDiscoveryAdapter:
         return self._ctx is not None and self._ctx.device(device_id) is not None
 
     def _apply(self, decoded: Decoded) -> None:
+        ctx = self._ctx
+        if ctx is None:
+            return
+        apply_decoded(ctx, decoded)
+        for key, delay_s, updates in decoded.timers:
+            old = self._timers.pop(key, None)
+            if old is not None:
+                old.cancel()
+            self._timers[key] = ctx.clock.call_later(delay_s, lambda key=key, updates=updates: self._fire(key, updates))
+
+    def _fire(self, key: str, updates: list[Update]) -> None:
+        # On the adapter's clock (simulated in `hearth replay`): the value was not renewed in time.
+        self._timers.pop(key, None)
         if self._ctx is not None:
-            apply_decoded(self._ctx, decoded)
+            self._ctx.push(updates)
 
     def _sync_subscriptions(self) -> None:
         ctx, codec = self._ctx, self._codec

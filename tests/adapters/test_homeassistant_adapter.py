@@ -148,3 +148,36 @@ async def test_commands_reach_the_broker_with_the_exact_topic_and_payload(mosqui
                 await eventually(lambda: device_id not in hub.devices, what="the removal")
     finally:
         observer.close()
+
+
+async def test_off_delay_and_expire_after_run_on_the_adapters_clock(tmp_path: Path) -> None:
+    # An ESPHome PIR that only sends ON (off_delay 30 s) and a PM2.5 sensor whose value is stale after 300 s
+    # (expire_after; ESPHome's exp_aft): without these a room reads occupied for ever and an old reading
+    # stays current. Each new message arms its timer again. Replayed on the simulated clock.
+    dev = {"ids": ["3c71bf0011aa"], "name": "hall-esp", "mf": "espressif"}
+    lines = [
+        (0, "homeassistant/binary_sensor/hall-esp/pir/config",
+         {"name": "PIR", "dev_cla": "motion", "stat_t": "hall-esp/binary_sensor/pir/state", "off_dly": 30,
+          "uniq_id": "hall-esp-pir", "dev": dev}),
+        (0, "homeassistant/sensor/hall-esp/pm25/config",
+         {"name": "PM2.5", "dev_cla": "pm25", "unit_of_meas": "µg/m³", "stat_t": "hall-esp/sensor/pm25/state",
+          "exp_aft": 300, "uniq_id": "hall-esp-pm25", "dev": dev}),
+        (10, "hall-esp/binary_sensor/pir/state", "ON"),
+        (20, "hall-esp/sensor/pm25/state", "12.4"),
+        (35, "hall-esp/binary_sensor/pir/state", "ON"),  # motion again: OFF moves to 65 s
+    ]
+
+    async def state_at(t: float) -> dict[str, Any]:
+        capture = tmp_path / f"at{t:g}.jsonl"
+        records = [*lines, (t, "elsewhere/clock", "tick")]
+        capture.write_text("".join(json.dumps({"t": at, "source": "mqtt", "topic": topic, "payload": payload,
+                                               "retain": False}) + "\n" for at, topic, payload in records))
+        result = await replay(capture)
+        [device] = [d for d in result.devices if d["name"] == "hall-esp"]
+        return device["components"]["main"]
+
+    at50 = await state_at(50)
+    assert at50["occupancy"] == {"occupied": True} and at50["air_quality"] == {"pm25_ugm3": 12.4}
+    at100 = await state_at(100)
+    assert at100["occupancy"] == {"occupied": False} and at100["air_quality"] == {"pm25_ugm3": 12.4}
+    assert (await state_at(400))["air_quality"] == {"pm25_ugm3": None}
