@@ -190,6 +190,7 @@ class TasmotaDevice:
     # Relays that drive a shutter's motor (discovery's `rl` type 3; without discovery Tasmota's default,
     # ShutterRelay<n> = 2n-1: relays 2n-1 and 2n): not switches of their own, the cover says what they do.
     shutter_relays: set[int] = field(default_factory=set)
+    told_zigbee: bool = False  # the user was told, once, that its ZbReceived messages are not read
     words: tuple[str, str, str] = ("OFF", "ON", "TOGGLE")
     online_word: str = "Online"
     offline_word: str = "Offline"
@@ -572,6 +573,12 @@ class TasmotaCodec:
         return grew
 
     def _decode_sensor(self, device: TasmotaDevice, data: dict[str, Any], out: Decoded) -> None:
+        if "ZbReceived" in data and not device.told_zigbee:
+            # A Tasmota Zigbee bridge (Sonoff ZBBridge): its Zigbee devices' reports are not something a
+            # user should find silently missing. Said once per bridge.
+            device.told_zigbee = True
+            out.problems.append(f"{SOURCE} {device.topic!r}: this is a Tasmota Zigbee bridge; the Zigbee devices "
+                                f"it reports (ZbReceived) are not read by Hearth: pair them with Zigbee2MQTT")
         if self._layout_sensors(device, data):
             self._publish(device, out)
         shutters = {k: v for k, v in data.items() if _SHUTTER_KEY.match(k)}

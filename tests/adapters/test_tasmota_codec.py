@@ -210,6 +210,17 @@ def test_shutter_motor_relays_are_not_switches(power_first: bool) -> None:
     assert set(caps) == {"main", "shutter2"} and "on_off" not in caps["main"]
 
 
+def test_a_zigbee_bridge_says_once_that_its_zigbee_devices_are_not_read() -> None:
+    # Tasmota on a Sonoff ZBBridge reports its Zigbee devices as ZbReceived (Tasmota's Zigbee docs): not read,
+    # but not silently either: one problem per bridge, not one per message.
+    codec = TasmotaCodec()
+    report = {"ZbReceived": {"0x057B": {"Device": "0x057B", "Name": "motion_sensor", "Occupancy": 1, "Endpoint": 1,
+                                        "LinkQuality": 105}}}
+    first = feed(codec, "tele/SonoffZB/SENSOR", report)
+    assert [p for p in first.problems if "Zigbee bridge" in p and "Zigbee2MQTT" in p]
+    assert feed(codec, "tele/SonoffZB/SENSOR", report).problems == []
+
+
 def test_shutter_and_three_phase_status10() -> None:
     codec = TasmotaCodec()
     feed(codec, "tele/tasmota_794BE8/SENSOR", payload_of("tele/tasmota_794BE8/SENSOR"))
