@@ -20,7 +20,7 @@ from gateway.config import Config
 from gateway.hub import Hub
 from gateway.model.types import Command, Update
 from gateway.mqtt import topic_matches
-from gateway.sdk import MessageCallback, Unsubscribe
+from gateway.sdk import NOTES_LOGGER, MessageCallback, Unsubscribe
 from gateway.supervisor import Supervisor, discover_adapters
 
 log = logging.getLogger("hearth.replay")
@@ -78,6 +78,35 @@ class ReplayMqtt:
         return delivered
 
 
+class _NoteCollector(logging.Handler):
+    """``async with``: the codecs' notes (gateway.sdk.NOTES_LOGGER, debug level) become replay's notes."""
+
+    def __init__(self, notes: list[dict[str, Any]], clock: SimulatedClock, capture: str,
+                 playing: list[int | None]) -> None:
+        super().__init__(logging.DEBUG)
+        self._notes, self._clock, self._capture, self._playing = notes, clock, capture, playing
+        self._logger = logging.getLogger(NOTES_LOGGER)
+        self._saved: tuple[int, bool] = (logging.NOTSET, True)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = self._playing[0]
+        where = f"{self._capture}:{line}: " if line is not None else ""
+        self._notes.append({"t": iso_utc(self._clock.time()), "source": record.name.rsplit(".", 1)[-1],
+                            "message": where + record.getMessage()})
+
+    async def __aenter__(self) -> _NoteCollector:
+        self._saved = (self._logger.level, self._logger.propagate)
+        self._logger.setLevel(logging.DEBUG)
+        self._logger.propagate = False  # replay lists them; they are not the terminal's business
+        self._logger.addHandler(self)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._saved[0])
+        self._logger.propagate = self._saved[1]
+
+
 @dataclass
 class CaptureRecord:
     line: int
@@ -94,12 +123,15 @@ class ReplayResult:
     errors: list[dict[str, Any]] = field(default_factory=list)
     published: list[dict[str, Any]] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)
+    # What adapters understood and deliberately did not use, and why (an unsupported platform, a device
+    # read natively): not errors, but what an appliance maker looks for when a device does not show up.
+    notes: list[dict[str, Any]] = field(default_factory=list)
     scenes: list[str] = field(default_factory=list)
     hub_devices: list[Any] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"devices": self.devices, "actions": self.actions, "alerts": self.alerts, "errors": self.errors,
-                "notifications": self.notifications}
+                "notifications": self.notifications, "notes": self.notes}
 
 
 def parse_time(value: Any) -> float:
@@ -193,6 +225,8 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
         errors.append({"t": iso_utc(event.t), "source": event.source, "message": where + event.message})
 
     hub.bus.subscribe(InputRejected, rejected)
+    notes: list[dict[str, Any]] = []
+    noted = _NoteCollector(notes, clock, path.name, playing)
     mqtt = ReplayMqtt(clock)
     classes = discover_adapters(config.adapter_enabled)
     unhandled: set[str] = set()
@@ -233,7 +267,7 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
     from gateway.mdns import RecordedMdns, service_record_from_capture
 
     recorded_mdns = RecordedMdns()
-    async with Supervisor(hub, classes, config.adapters, mqtt=mqtt, mdns=recorded_mdns, http=None) as supervisor:
+    async with noted, Supervisor(hub, classes, config.adapters, mqtt=mqtt, mdns=recorded_mdns, http=None) as supervisor:
         # Let every adapter start (subscribe) before the first captured message.
         for _ in range(50):
             await asyncio.sleep(0)
@@ -291,7 +325,7 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
                       "severity": n.severity, "scene": n.scene, "alert": n.alert_id}
                      for target, n in notifier.sent]
     return ReplayResult(devices=devices, actions=actions, alerts=alerts, errors=errors, published=mqtt.published,
-                        notifications=notifications, scenes=sorted(engine.scenes),
+                        notifications=notifications, notes=notes, scenes=sorted(engine.scenes),
                         hub_devices=list(hub.devices.values()) if keep_devices else [])
 
 
@@ -347,6 +381,13 @@ def format_table(result: ReplayResult) -> str:
         for note in result.notifications:
             message = note["message"].replace("\n", "\n      ")
             lines.append(f"  [{note['t']}] notify {note['to']}: {message}")
+    if result.notes:
+        lines.append("")
+        lines.append(f"{len(result.notes)} notes (understood, not used)")
+        for note in result.notes[:50]:
+            lines.append(f"  [{note['t'] or '-'}] {note['source']}: {note['message']}")
+        if len(result.notes) > 50:
+            lines.append(f"  … {len(result.notes) - 50} more (use --json to see all)")
     if result.errors:
         lines.append("")
         lines.append(f"{len(result.errors)} errors")

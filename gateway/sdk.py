@@ -133,6 +133,10 @@ class AdapterContext(Protocol):
         """Run a background task owned by this adapter; if it fails, the adapter is restarted."""
 
 
+# Where apply_decoded logs a codec's notes (one child logger per adapter), so that replay can list them.
+NOTES_LOGGER = "hearth.notes"
+
+
 def apply_decoded(ctx: AdapterContext, decoded: Any) -> None:
     """Hand what a codec made of a message to the gateway, in the order that keeps it consistent:
     new devices, removed ones, values, events, availability, then problems (and debug notes).
@@ -154,8 +158,13 @@ def apply_decoded(ctx: AdapterContext, decoded: Any) -> None:
         ctx.set_available(device_id, available)
     for problem in getattr(decoded, "problems", ()):
         ctx.report_bad_input(problem)
-    for note in getattr(decoded, "notes", ()):
-        ctx.log.debug("%s", note)
+    notes = getattr(decoded, "notes", ())
+    if notes:
+        # What a codec understood and deliberately left unused (a platform with no capability, a device read
+        # natively): debug in the gateway's log, listed by `hearth replay` (NOTES_LOGGER).
+        log = logging.getLogger(f"{NOTES_LOGGER}.{ctx.name}")
+        for note in notes:
+            log.debug("%s", note)
 
 
 def topic_matches(topic_filter: str, topic: str) -> bool:

@@ -26,7 +26,7 @@ def by_id(result: dict) -> dict[str, dict]:
 
 def test_replay_json_follows_the_contract(capsys: pytest.CaptureFixture[str]) -> None:
     result = run_json(capsys, str(CAPTURE))
-    assert set(result) == {"devices", "actions", "alerts", "errors", "notifications"}
+    assert set(result) == {"devices", "actions", "alerts", "errors", "notifications", "notes"}
     ids = [d["id"] for d in result["devices"]]
     assert ids == sorted(ids)
     for device in result["devices"]:
@@ -107,6 +107,24 @@ def test_a_value_reported_as_unknown_reads_unknown(tmp_path: Path, capsys: pytes
     assert main(["replay", str(capture)]) == 0
     out = capsys.readouterr().out
     assert "temperature        celsius=unknown\n" in out and "error" not in out.lower()
+
+
+def test_what_was_understood_but_not_used_is_listed_as_notes(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # A discovery config for a platform with no capability (a Valetudo vacuum, home-assistant/core#121560)
+    # is not an error, but an appliance maker must see why their device is not there.
+    config = {"name": "Olaf", "uniq_id": "olaf_vacuum", "cmd_t": "valetudo/olaf/cmd", "schema": "state",
+              "dev": {"ids": ["olaf"], "name": "Olaf", "mf": "Dreame"}}
+    capture = tmp_path / "vacuum.jsonl"
+    capture.write_text(json.dumps({"t": 0, "source": "mqtt", "topic": "homeassistant/vacuum/olaf/olaf_vacuum/config",
+                                   "payload": config, "retain": True}) + "\n")
+    result = run_json(capsys, str(capture))
+    assert result["errors"] == [] and result["devices"] == []
+    [note] = result["notes"]
+    assert note["source"] == "homeassistant" and note["message"].startswith("vacuum.jsonl:1: ")
+    assert "platform 'vacuum' has no place in the capability model" in note["message"]
+    assert main(["replay", str(capture)]) == 0
+    assert "1 notes (understood, not used)" in capsys.readouterr().out
 
 
 def test_retained_messages_reach_a_later_subscription(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
