@@ -63,6 +63,26 @@ def feed(codec: DefinitionCodec, messages: list[tuple[str, bytes]]) -> dict[str,
     return result
 
 
+def test_real_values_of_heishamon_and_opendtu() -> None:
+    # What real installations send (HeishaMon MQTT-Topics.md and issues #350, #719, #960; OpenDTU's firmware
+    # sends the power factor as a fraction, "0.999", despite its docs' "in percent").
+    codec = shipped_codec()
+    hp, dtu = "def:heishamon:panasonic_heat_pump", "def:opendtu:116484256345"
+    got = feed(codec, [("panasonic_heat_pump/main/Heatpump_State", b"1"),
+                       ("panasonic_heat_pump/main/Outside_Temp", b"-1"),  # a winter's day, not "unknown"
+                       ("panasonic_heat_pump/main/DHW_Temp", b"-128"),  # no tank sensor
+                       ("panasonic_heat_pump/main/Heat_Power_Consumption", b"-200"),  # K/L series: not measured
+                       ("solar/116484256345/status/reachable", b"1"),  # how OpenDTU's inverters are found
+                       ("solar/116484256345/0/powerfactor", b"0.999"),
+                       ("solar/116484256345/0/power", b"442.2")])
+    assert got["problems"] == []
+    updates = got["updates"]
+    assert updates[(hp, "outdoor", "temperature", "celsius")] == -1
+    assert updates[(hp, "dhw", "thermostat", "current_celsius")] is None
+    assert updates[(hp, "main", "power_meter", "watts")] is None
+    assert updates[(dtu, "main", "power_meter", "power_factor")] == 0.999
+
+
 @pytest.fixture
 def with_definitions_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
     # Until the entry point `definitions` is registered in pyproject.toml, replay cannot discover the adapter.
