@@ -235,7 +235,9 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     "humidity": (_f("rh", "humidity", "percent", _percent),),
     "devicepower": (_f("battery.percent", "battery", "percent", _percent), _f("battery.V", "battery", "volts")),
     "wifi": (_f("rssi", "connectivity", "rssi_dbm"),),
-    "input": (),  # inputs report presses as NotifyEvent (button); their `state` is not a capability
+    # An input set to "button" reports presses as NotifyEvent and a null `state`; one set to "switch" (a wall
+    # switch wired to an i4) reports its position in `state`: a read-only on/off.
+    "input": (_f("state", "on_off", "on", _bool),),
 }
 
 #: What each kind can be told to do: (capability -> commands), given its status.
@@ -492,14 +494,15 @@ class ShellyDevice:
             kind = split[0]
             keys_by_component.setdefault(component, {})[kind] = key
             status = self.status.get(key, {})
+            switch_input = kind == "input" and isinstance(status.get("state"), bool)
             for fld in FIELDS.get(kind, ()):
-                found, _ = _dig(status, fld.path)
-                if not found:
+                found, raw = _dig(status, fld.path)
+                if not found or (kind == "input" and raw is None):
                     continue
                 _add_support(components, _part_component(component, fld.part), fld.capability, {fld.attribute}, ())
             for cap, commands in _commands_of(kind, status).items():
                 _add_support(components, component, cap, (), commands)
-            if kind == "input":
+            if kind == "input" and not switch_input:
                 _add_support(components, component, "button", {"last_event", "button"}, ())
         self.names = names
         self.keys_by_component = keys_by_component
@@ -543,7 +546,7 @@ class ShellyDevice:
                 True, True)
             for fld in FIELDS.get(split[0], ()):
                 found, raw = _dig(status, fld.path)
-                if not found:
+                if not found or (raw is None and split[0] == "input"):  # a button input's state: none
                     continue
                 if no_battery and fld.capability == "battery":
                     raw = None

@@ -128,6 +128,22 @@ def test_plus_ht_on_usb_power_has_no_battery_reading() -> None:
     assert v[("main", "battery", "percent")] == 98
 
 
+def test_inputs_wired_to_wall_switches_are_read_only_on_off() -> None:
+    # A Plus i4 whose inputs are set to "switch" reports each input's position in `state` (a real i4 dump in
+    # Luligu/matterbridge-shelly); set to "button", `state` is null and presses come as events.
+    device = ShellyDevice("shellyplusi4-cc7b5c8aea2c")
+    out = device.apply_full_status({f"input:{n}": {"id": n, "state": False} for n in range(4)})
+    info = out.upserts[-1]
+    assert set(info.components) == {"main", "input_1", "input_2", "input_3"}
+    for caps in info.components.values():
+        assert set(caps) == {"on_off"} and caps["on_off"].attributes == {"on"} and not caps["on_off"].commands
+    assert values(device.apply_partial_status({"input:3": {"id": 3, "state": True}}).updates) == {
+        ("input_3", "on_off", "on"): True}
+    buttons = ShellyDevice("shellyplusi4-000000000001")
+    caps = buttons.apply_full_status({"input:0": {"id": 0, "state": None}}).upserts[-1].components["main"]
+    assert set(caps) == {"button"}
+
+
 def test_input_events_become_button_presses() -> None:
     device, _, info = described("plusi4.json")
     assert set(info.components) == {"main", "input_1", "input_2", "input_3"}
