@@ -61,6 +61,7 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_DEVICES = 5000
 
 RL_RELAY, RL_LIGHT, RL_SHUTTER = 1, 2, 3
+FAN_COMPONENT = "fan"
 # lt_st: 1 dimmer, 2 cold/warm, 3 RGB, 4 RGBW, 5 RGBCW
 _LIGHT_CT = frozenset({2, 5})
 _LIGHT_COLOR = frozenset({3, 4, 5})
@@ -191,6 +192,7 @@ class TasmotaDevice:
     # ShutterRelay<n> = 2n-1: relays 2n-1 and 2n): not switches of their own, the cover says what they do.
     shutter_relays: set[int] = field(default_factory=set)
     told_zigbee: bool = False  # the user was told, once, that its ZbReceived messages are not read
+    fan: bool = False  # a Sonoff iFan's fan (FanSpeed 0-3), component "fan"
     words: tuple[str, str, str] = ("OFF", "ON", "TOGGLE")
     online_word: str = "Online"
     offline_word: str = "Offline"
@@ -244,6 +246,8 @@ def _device_info(device: TasmotaDevice) -> DeviceInfo:
             _support(caps, component, f.capability, [f.attribute])
     if "Wifi" in device.seen_state:
         _support(caps, "main", "connectivity", ["rssi_dbm"])
+    if device.fan:
+        _support(caps, FAN_COMPONENT, "fan", ["on", "speed_percent"], ["set_speed"])
     return DeviceInfo(
         id=device.id, name=device.name, source=SOURCE, components=caps or {"main": {}},
         manufacturer="Tasmota", model=device.model, sw_version=device.sw_version, mac=device.mac,
@@ -456,6 +460,16 @@ class TasmotaCodec:
                         grew = True
                     light = device.light_component() or "main"
                     out.updates += self._light_value(dev_id, light, key, raw)
+                elif key == "FanSpeed":
+                    # Sonoff iFan02/03/04 (Tasmota's iFan module): 0 off, 1-3 low/medium/high.
+                    speed = _number(raw)
+                    if speed not in (0, 1, 2, 3):
+                        raise _bad(f"expected 0, 1, 2 or 3, got {_short(raw)}")
+                    if not device.fan:
+                        device.fan = True
+                        grew = True
+                    out.updates += [Update(dev_id, FAN_COMPONENT, "fan", "on", speed > 0),
+                                    Update(dev_id, FAN_COMPONENT, "fan", "speed_percent", round(speed * 100 / 3))]
                 elif key == "Wifi" and isinstance(raw, dict) and "Signal" in raw:
                     if "Wifi" not in device.seen_state:
                         device.seen_state.add("Wifi")
@@ -803,6 +817,11 @@ class TasmotaCodec:
             # Tasmota takes 153..500 mireds and clamps; clamping here keeps the expected state honest.
             mired = min(max(round(_MIRED_PER_KELVIN / kelvin), CT_MIN_MIREDS), CT_MAX_MIREDS)
             return f"{base}CT", str(mired).encode()
+        if cap == "fan" and cmd == "set_speed" and device.fan and component == FAN_COMPONENT:
+            percent = _number(command.args.get("percent"))
+            if not 0 <= percent <= 100:
+                raise _bad(f"percent {percent:g} is outside 0..100")
+            return f"{base}FanSpeed", str(round(percent * 3 / 100)).encode()
         if cap == "cover":
             number = next((n for n in sorted(device.shutters) if device.shutter_component(n) == component), None)
             if number is None:

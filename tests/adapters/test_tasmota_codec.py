@@ -210,6 +210,22 @@ def test_shutter_motor_relays_are_not_switches(power_first: bool) -> None:
     assert set(caps) == {"main", "shutter2"} and "on_off" not in caps["main"]
 
 
+def test_ifan_fan_speed() -> None:
+    # A Sonoff iFan03 on Tasmota (tasmota.github.io docs/devices/Sonoff-iFan03): the light on POWER1, the fan's
+    # FanSpeed 0-3 in STATE and RESULT, set with FanSpeed <n>.
+    codec = TasmotaCodec()
+    out = feed(codec, "tele/ifan03/STATE", {"Time": "2024-12-01T10:00:00", "POWER1": "ON", "FanSpeed": 2,
+                                            "Wifi": {"AP": 1, "RSSI": 80, "Signal": -60}})
+    got = values(out)
+    assert got[("fan", "fan", "on")] is True and got[("fan", "fan", "speed_percent")] == 67
+    assert supports(codec, "tasmota:ifan03")["fan"] == {"fan": (["on", "speed_percent"], ["set_speed"])}
+    assert values(feed(codec, "stat/ifan03/RESULT", {"FanSpeed": 0})) == {
+        ("fan", "fan", "on"): False, ("fan", "fan", "speed_percent"): 0}
+    assert cmd(codec, "tasmota:ifan03", "fan", "set_speed", "fan", percent=100) == ("cmnd/ifan03/FanSpeed", b"3")
+    assert cmd(codec, "tasmota:ifan03", "fan", "set_speed", "fan", percent=40) == ("cmnd/ifan03/FanSpeed", b"1")
+    assert any("expected 0, 1, 2 or 3" in p for p in feed(codec, "stat/ifan03/RESULT", {"FanSpeed": 7}).problems)
+
+
 def test_a_zigbee_bridge_says_once_that_its_zigbee_devices_are_not_read() -> None:
     # Tasmota on a Sonoff ZBBridge reports its Zigbee devices as ZbReceived (Tasmota's Zigbee docs): not read,
     # but not silently either: one problem per bridge, not one per message.
