@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from gateway.clock import Clock
 from gateway.config import MqttSection
 from gateway.mqtt_wire import MqttProtocolError, split_packets
-from gateway.sdk import MessageCallback, Unsubscribe, topic_matches
+from gateway.sdk import MessageCallback, Unsubscribe, topic_matches, validate_topic_filter
 
 __all__ = ["MqttSession", "topic_matches", "validate_topic_filter"]
 
@@ -71,22 +71,6 @@ _MAX_BACKOFF_EXPONENT = 32
 _SUCCESS = MQTTErrorCode.MQTT_ERR_SUCCESS
 _EOF = ConnectionResetError("the MQTT broker closed the connection")  # a marker, never raised
 _NO_CONN = MQTTErrorCode.MQTT_ERR_NO_CONN
-
-
-def validate_topic_filter(topic_filter: str) -> None:
-    """Raise ValueError unless ``topic_filter`` is a valid MQTT topic filter."""
-    if not topic_filter:
-        raise ValueError("empty MQTT topic filter")
-    if "\0" in topic_filter:
-        raise ValueError(f"MQTT topic filter {topic_filter!r} contains a NUL character")
-    if len(topic_filter.encode("utf-8")) > 65535:
-        raise ValueError("MQTT topic filter longer than 65535 bytes")
-    levels = topic_filter.split("/")
-    for index, level in enumerate(levels):
-        if "#" in level and (level != "#" or index != len(levels) - 1):
-            raise ValueError(f"MQTT topic filter {topic_filter!r}: '#' must be the whole last level")
-        if "+" in level and level != "+":
-            raise ValueError(f"MQTT topic filter {topic_filter!r}: '+' must be a whole level")
 
 
 def _validate_topic(topic: str) -> None:

@@ -381,21 +381,20 @@ def format_table(result: ReplayResult) -> str:
         for note in result.notifications:
             message = note["message"].replace("\n", "\n      ")
             lines.append(f"  [{note['t']}] notify {note['to']}: {message}")
-    if result.notes:
-        lines.append("")
-        lines.append(f"{len(result.notes)} notes (understood, not used)")
-        for note in result.notes[:50]:
-            lines.append(f"  [{note['t'] or '-'}] {note['source']}: {note['message']}")
-        if len(result.notes) > 50:
-            lines.append(f"  … {len(result.notes) - 50} more (use --json to see all)")
-    if result.errors:
-        lines.append("")
-        lines.append(f"{len(result.errors)} errors")
-        for error in result.errors[:50]:
-            lines.append(f"  [{error['t'] or '-'}] {error['source']}: {error['message']}")
-        if len(result.errors) > 50:
-            lines.append(f"  … {len(result.errors) - 50} more (use --json to see all)")
+    lines += _listed(result.notes, "notes (understood, not used)")
+    lines += _listed(result.errors, "errors")
     return "\n".join(lines)
+
+
+def _listed(entries: list[dict[str, Any]], title: str, shown: int = 50) -> list[str]:
+    """A titled block of {t, source, message} entries, the first ``shown`` of them; none: no block."""
+    if not entries:
+        return []
+    lines = ["", f"{len(entries)} {title}"]
+    lines += [f"  [{entry['t'] or '-'}] {entry['source']}: {entry['message']}" for entry in entries[:shown]]
+    if len(entries) > shown:
+        lines.append(f"  … {len(entries) - shown} more (use --json to see all)")
+    return lines
 
 
 __all__ = ["Command", "ReplayMqtt", "ReplayResult", "format_table", "parse_time", "read_capture", "replay"]

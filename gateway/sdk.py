@@ -66,6 +66,7 @@ __all__ = [
     "publish_command",
     "register_capability",
     "topic_matches",
+    "validate_topic_filter",
 ]
 
 Unsubscribe = Callable[[], None]
@@ -165,6 +166,22 @@ def apply_decoded(ctx: AdapterContext, decoded: Any) -> None:
         log = logging.getLogger(f"{NOTES_LOGGER}.{ctx.name}")
         for note in notes:
             log.debug("%s", note)
+
+
+def validate_topic_filter(topic_filter: str) -> None:
+    """Raise ValueError unless ``topic_filter`` is a valid MQTT topic filter."""
+    if not topic_filter:
+        raise ValueError("empty MQTT topic filter")
+    if "\0" in topic_filter:
+        raise ValueError(f"MQTT topic filter {topic_filter!r} contains a NUL character")
+    if len(topic_filter.encode("utf-8")) > 65535:
+        raise ValueError("MQTT topic filter longer than 65535 bytes")
+    levels = topic_filter.split("/")
+    for index, level in enumerate(levels):
+        if "#" in level and (level != "#" or index != len(levels) - 1):
+            raise ValueError(f"MQTT topic filter {topic_filter!r}: '#' must be the whole last level")
+        if "+" in level and level != "+":
+            raise ValueError(f"MQTT topic filter {topic_filter!r}: '+' must be a whole level")
 
 
 def topic_matches(topic_filter: str, topic: str) -> bool:

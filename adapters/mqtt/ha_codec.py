@@ -66,6 +66,7 @@ from gateway.sdk import (
     Update,
     capability,
     topic_matches,
+    validate_topic_filter,
 )
 
 __all__ = [
@@ -615,15 +616,12 @@ def _state_topic(config: dict[str, Any], key: str = "state_topic") -> str | None
     """A state topic; it may be a filter with wildcards, as Home Assistant subscribes to it (OpenMQTTGateway
     names `+/+/BTtoMQTT/<id>`, so a device is heard through any of its gateways)."""
     topic = _topic(config, key)
-    if topic is not None and not _valid_filter(topic):
-        raise _bad(f"{key} {topic!r} is not a valid MQTT topic filter")
+    if topic is not None:
+        try:
+            validate_topic_filter(topic)
+        except ValueError as err:
+            raise _bad(f"{key}: {err}") from None
     return topic
-
-
-def _valid_filter(topic: str) -> bool:
-    levels = topic.split("/")
-    return all(level in ("+", "#") or ("+" not in level and "#" not in level) for level in levels) and (
-        "#" not in levels[:-1])
 
 
 def _render_command(template: CompiledTemplate | None, value: Any) -> str:
