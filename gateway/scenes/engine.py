@@ -298,7 +298,10 @@ class SceneEngine:
         self._absence: dict[str, dict[str, Any]] = {}
         self._pending: dict[str, dict[str, Any]] = {}  # "for" timers, persisted
         self._timers: dict[str, TimerHandle] = {}
-        self._last_change: dict[tuple[str, str, str, str], float] = {}
+        # "for" of a state test (condition, selector ``where``, wait_for): since when the test has been true
+        # and stayed true, by test and "<device>#<component>" (as Home Assistant's ``for:``: a plug reading
+        # 1.2, 1.6, 1.4 W is below 5 W the whole time). Persisted, so a hold survives a restart.
+        self._held: dict[str, dict[str, float]] = {}
         self._engine_sent: dict[str, float] = {}
         self._holds: dict[str, tuple[int, float, str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -345,12 +348,17 @@ class SceneEngine:
                     self._button_triggers.append((rt, index, trigger))
                 elif isinstance(trigger, ModeTrigger):
                     self._mode_triggers.append((rt, index, trigger))
-        # Attributes whose time of change a test held "for" a while needs (see _passes); the others'
-        # are not recorded.
-        self._timed: frozenset[tuple[str, str]] = frozenset(
-            _split(test.attribute) for rt in self.scenes.values() for test in _state_tests(rt.scene)
-            if test.for_ > 0
-        )
+        # The state tests held "for" a while (see _passes), by attribute, with a key that is stable across
+        # restarts ("<scene>:<n>", n counting the scene's tests in order): their hold starts are persisted.
+        self._timed_tests: dict[tuple[str, str], list[tuple[str, StateTest]]] = defaultdict(list)
+        self._test_keys: dict[int, str] = {}
+        for rt in self.scenes.values():
+            for n, test in enumerate(_state_tests(rt.scene)):
+                if test.for_ > 0:
+                    key = f"{rt.id}:{n}"
+                    self._test_keys[id(test)] = key
+                    self._timed_tests[_split(test.attribute)].append((key, test))
+        self._timed: frozenset[tuple[str, str]] = frozenset(self._timed_tests)
         # What _on_state looks at: a change of anything else (link quality, voltage, illuminance with no
         # scene about it: much of a house's traffic) is dropped on its first line.
         self._watched: frozenset[tuple[str, str]] = frozenset(
@@ -427,6 +435,8 @@ class SceneEngine:
         self.last_area = data.get("last_area")
         self._absence = data.get("absence", {})
         self._pending = data.get("pending", {})
+        known_tests = set(self._test_keys.values())
+        self._held = {key: held for key, held in (data.get("held") or {}).items() if key in known_tests}
         for sid, enabled in data.get("enabled", {}).items():
             if sid in self.scenes:
                 self.scenes[sid].enabled = enabled
@@ -462,6 +472,7 @@ class SceneEngine:
             "last_area": self.last_area,
             "absence": self._absence,
             "pending": self._pending,
+            "held": {key: held for key, held in self._held.items() if held},
             "enabled": {sid: rt.enabled for sid, rt in self.scenes.items() if rt.enabled != rt.scene.enabled},
             "last_acted": {sid: rt.last_acted for sid, rt in self.scenes.items() if rt.last_acted is not None},
         }
@@ -612,20 +623,53 @@ class SceneEngine:
         return static
 
     def _passes(self, test: StateTest, device: Device) -> bool:
-        """Some component of ``device`` passes ``test`` (and has for ``test.for_``)."""
+        """Some component of ``device`` passes ``test`` (and has, without a break, for ``test.for_``)."""
         cap, attr = _split(test.attribute)
-        now = self.clock.time()
         for component, caps in device.state.items():
             if cap not in caps or attr not in caps[cap]:
                 continue
             if not test.test(caps[cap][attr]):
                 continue
             if test.for_ > 0:
-                since = self._last_change.get((device.id, component, cap, attr), self._started_at)
-                if now - since < test.for_:
+                since = self._hold_start(test, device.id, component)
+                if self.clock.time() - since < test.for_:
                     continue
             return True
         return False
+
+    def _hold_start(self, test: StateTest, device_id: str, component: str) -> float:
+        key = self._test_keys.get(id(test))
+        held = self._held.get(key) if key is not None else None
+        since = held.get(f"{device_id}#{component}") if held else None
+        # Passing with no start recorded: a value restored from the store and not reported since, or a
+        # test outside the scenes (explain): counted from the engine's start, never from before it.
+        return self._started_at if since is None else since
+
+    def held_since(self, test: StateTest, device: Device) -> float | None:
+        """Since when ``test`` (its comparison, ``for`` aside) has been true without a break for some
+        component of ``device``; None when it is not true now. For explanations (replay --explain)."""
+        cap, attr = _split(test.attribute)
+        starts = [self._hold_start(test, device.id, component) for component, caps in device.state.items()
+                  if attr in caps.get(cap, ()) and test.test(caps[cap][attr])]
+        return min(starts) if starts else None
+
+    def _track_holds(self, event: StateChanged, tests: list[tuple[str, StateTest]]) -> None:
+        """Start or end the holds of the timed tests on this attribute (only a change of value gets
+        here: a repeated value is no event, and the hold goes on)."""
+        where = f"{event.device_id}#{event.component}"
+        changed = False
+        for key, test in tests:
+            held = self._held.get(key)
+            if test.test(event.new):
+                if held is None:
+                    held = self._held[key] = {}
+                if where not in held:
+                    held[where] = event.t
+                    changed = True
+            elif held is not None and held.pop(where, None) is not None:
+                changed = True
+        if changed:
+            self._save()
 
     # ------------------------------------------------------------------ events
 
@@ -635,7 +679,7 @@ class SceneEngine:
         if key not in self._watched and capability not in _WATCHED_CAPABILITIES and not self._waiters:
             return
         if key in self._timed:
-            self._last_change[(event.device_id, event.component, capability, event.attribute)] = event.t
+            self._track_holds(event, self._timed_tests[key])
         device = self.hub.devices.get(event.device_id)
         if device is None:
             return
@@ -667,6 +711,11 @@ class SceneEngine:
 
     def _state_trigger(self, rt: SceneRuntime, index: int, trigger: StateTrigger, device: Device,
                        event: StateChanged) -> None:
+        if event.old is None:
+            # A first report (a device never seen, or an attribute it never sent) is no transition: a door
+            # reporting "closed" when the gateway starts has not just closed. After a restart the value
+            # restored from the store is the previous one, so a real change is still one.
+            return
         has_level = trigger.to is not None or trigger.above is not None or trigger.below is not None
         now_ok = _trigger_level(trigger, event.new) if has_level else True
         was_ok = _trigger_level(trigger, event.old) if has_level else False
