@@ -162,6 +162,7 @@ class Gateway:
             self.engine = SceneEngine(
                 self.hub, profiles, notifier=self.notifier, storage=self.store.kv("scenes"),
                 trace_storage=self.store.kv("scene_traces"), settings=engine_settings(config),
+                commit=self.store.flush,
             )
             await stack.enter_async_context(self.engine)
 

@@ -86,6 +86,15 @@ class InputRejected(Event):
 
 
 @dataclass(slots=True)
+class OccupancyChanged(Event):
+    """The house's occupancy (home / away / unknown) changed; ``reason`` says what showed it."""
+
+    old: str
+    new: str
+    reason: str
+
+
+@dataclass(slots=True)
 class ModeChanged(Event):
     """The house mode changed (home / away / night / vacation)."""
 
@@ -99,7 +108,7 @@ class AlertChanged(Event):
     """An alert was raised, escalated, acknowledged or cleared. ``alert`` is its public JSON form."""
 
     alert: dict[str, Any]
-    change: str  # raised | escalated | acknowledged | cleared
+    change: str  # raised | escalated | notified | acknowledged | resolved | unanswered
 
 
 @dataclass(slots=True)

@@ -1,4 +1,5 @@
-"""Scene, alert and house-mode routes: ``/api/scenes``, ``/api/alerts``, ``/api/mode``."""
+"""Scene, alert, house-mode and occupancy routes: ``/api/scenes``, ``/api/alerts``, ``/api/mode``,
+``/api/house``."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ class SceneUpdate(_Body):
 
 class RunBody(_Body):
     skip_conditions: bool = False
+
+
+class ResolveBody(_Body):
+    note: str = ""
 
 
 class ModeBody(_Body):
@@ -102,11 +107,21 @@ async def scene_traces(request: web.Request) -> web.Response:
     return _json({"scene": rt.id, "traces": list(reversed(rt.traces))})
 
 
+ALERT_STATES = ("open", "acknowledged", "resolved", "active", "all")
+
+
 async def list_alerts(request: web.Request) -> web.Response:
+    """``?state=``: open (nobody has acknowledged it), acknowledged, resolved, active (open or
+    acknowledged), all (the default)."""
     state = request.query.get("state")
-    if state not in (None, "open", "all"):
-        return _error(400, "state: expected 'open' or 'all'", field="query.state")
-    return _json({"alerts": _engine(request).list_alerts(open_only=state == "open")})
+    if state is not None and state not in ALERT_STATES:
+        return _error(400, f"state: expected one of {', '.join(ALERT_STATES)}", field="query.state")
+    return _json({"alerts": _engine(request).list_alerts(state=None if state == "all" else state)})
+
+
+def _who(request: web.Request) -> str:
+    token = request.get(TOKEN_INFO_KEY)
+    return f"token:{token.name}" if token is not None else "api"
 
 
 async def ack_alert(request: web.Request) -> web.Response:
@@ -114,9 +129,29 @@ async def ack_alert(request: web.Request) -> web.Response:
     alert_id = request.match_info["id"]
     if alert_id not in engine.alerts:
         return _error(404, f"no alert {alert_id!r}", field="id")
-    token = request.get(TOKEN_INFO_KEY)
-    by = f"token:{token.name}" if token is not None else "api"
-    return _json(engine.acknowledge(alert_id, by))
+    alert = engine.acknowledge(alert_id, _who(request))
+    # Answered once it is on disk: an acknowledgement confirmed and then lost in a power cut would page
+    # the neighbour again.
+    await engine.durable()
+    return _json(alert)
+
+
+async def resolve_alert(request: web.Request) -> web.Response:
+    engine = _engine(request)
+    alert_id = request.match_info["id"]
+    if alert_id not in engine.alerts:
+        return _error(404, f"no alert {alert_id!r}", field="id")
+    body = await _body(request, ResolveBody, optional=True)
+    if isinstance(body, web.Response):
+        return body
+    alert = engine.resolve(alert_id, _who(request), body.note or "resolved by hand")
+    await engine.durable()
+    return _json(alert)
+
+
+async def get_house(request: web.Request) -> web.Response:
+    """The house mode and whether anybody is home, with what showed it."""
+    return _json(_engine(request).house())
 
 
 async def get_mode(request: web.Request) -> web.Response:
@@ -141,5 +176,7 @@ def add_scene_routes(app: web.Application, engine: SceneEngine) -> None:
     app.router.add_get("/api/scenes/{id}/traces", scene_traces)
     app.router.add_get("/api/alerts", list_alerts)
     app.router.add_post("/api/alerts/{id}/ack", ack_alert)
+    app.router.add_post("/api/alerts/{id}/resolve", resolve_alert)
+    app.router.add_get("/api/house", get_house)
     app.router.add_get("/api/mode", get_mode)
     app.router.add_put("/api/mode", put_mode)

@@ -22,7 +22,7 @@ import logging
 import re
 import sys
 from collections import defaultdict, deque
-from collections.abc import Callable, Coroutine, Generator, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Protocol
@@ -37,6 +37,7 @@ from gateway.bus import (
     DeviceRemoved,
     DeviceUpdated,
     ModeChanged,
+    OccupancyChanged,
     SceneRan,
     StateChanged,
 )
@@ -60,6 +61,8 @@ from gateway.scenes.profile import (
     ModeTrigger,
     NotCondition,
     NotifyAction,
+    OccupancyCondition,
+    OccupancyTrigger,
     Profile,
     ReportAction,
     RestoreStateAction,
@@ -85,8 +88,16 @@ log = logging.getLogger("hearth.scenes")
 LIGHT_CAPABILITIES = frozenset({"on_off", "level", "color_temperature", "color"})
 # What the day's statistics count (see _track_day).
 _DAY_CAPABILITIES = frozenset({"occupancy", "contact", "energy_meter"})
-# Every change of these is looked at whatever the scenes say (manual override, day statistics).
-_WATCHED_CAPABILITIES = LIGHT_CAPABILITIES | _DAY_CAPABILITIES
+# What the house's occupancy (home / away) is worked out from (see _track_occupancy).
+_HOUSE_CAPABILITIES = frozenset({"occupancy", "contact", "presence"})
+# Every change of these is looked at whatever the scenes say (manual override, day statistics, occupancy).
+_WATCHED_CAPABILITIES = LIGHT_CAPABILITIES | _DAY_CAPABILITIES | _HOUSE_CAPABILITIES
+# Movement this soon after the entrance door closed is the person who just left (a PIR in the hall
+# reports the walk to the door a moment late), not somebody inside.
+ENTRANCE_GRACE_S = 60.0
+# An urgent commit (a room change, the house's occupancy) is made at most this often: a kill -9 loses
+# at most this much of it, and a busy house does not turn into one commit per motion event.
+URGENT_COMMIT_MIN_S = 0.5
 # A change of a light within this long after the engine commanded it is taken as the engine's own.
 OWN_CHANGE_WINDOW_S = 15.0
 TRACES_KEPT = 50
@@ -136,6 +147,11 @@ class EngineSettings:
     manual_override_s: float = 1800.0
     priority_hold_s: float = 300.0
     command_timeout_s: float = 5.0
+    # The entrance door closed and then no activity inside for this long: the house is away.
+    away_after_s: float = 600.0
+    # What a manual change suspends automatic control of: "lights" (dimmable, coloured or tagged
+    # "light"), "switches" (anything else with on_off: plugs, relays).
+    override_covers: frozenset[str] = frozenset({"lights"})
 
 
 @dataclass
@@ -148,6 +164,8 @@ class TriggerContext:
     value: Any = None
     old: Any = None
     detail: dict[str, Any] = field(default_factory=dict)
+    # What ends the situation that triggered the run (see _resolve_key): an alert it raises resolves then.
+    resolve_key: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = {"kind": self.kind, "t": iso_utc(self.t)}
@@ -207,7 +225,7 @@ def _state_tests(node: Any) -> Iterable[StateTest]:
             yield from _state_tests(item)
 
 
-_PLACEHOLDER = re.compile(r"\{(device|area|value|scene|time|date|duration)\}")
+_PLACEHOLDER = re.compile(r"\{(device|area|value|scene|time|date|duration|since)\}")
 
 
 def _start_eagerly(coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None] | None:
@@ -272,6 +290,7 @@ class SceneEngine:
         settings: EngineSettings | None = None,
         on_action: Callable[[dict[str, Any]], None] | None = None,
         on_alert: Callable[[dict[str, Any]], None] | None = None,
+        commit: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         self.hub = hub
         self.clock: Clock = hub.clock
@@ -283,6 +302,13 @@ class SceneEngine:
         self.settings = settings or EngineSettings()
         self.on_action = on_action
         self.on_alert = on_alert
+        # Writes what is pending to the store now (Store.flush). Alert transitions and safety-relevant
+        # state are committed through it before anybody is told; None (replay, tests): nothing to wait for.
+        self._commit = commit
+        self._outbox: list[tuple[str, Any]] = []
+        self._outbox_task: asyncio.Task[None] | None = None
+        self._urgent_task: asyncio.Task[None] | None = None
+        self._urgent_again = False
         self.scenes: dict[str, SceneRuntime] = {}
         for profile in profiles:
             for scene in profile.scenes:
@@ -295,7 +321,11 @@ class SceneEngine:
         self.overrides: dict[str, float] = {}
         self.day: dict[str, Any] = {}
         self.last_area: str | None = None
+        self.occupancy: dict[str, Any] = {"state": "unknown", "since": None, "reason": "nothing seen yet"}
+        self.occupancy_log: deque[dict[str, Any]] = deque(maxlen=20)
         self._absence: dict[str, dict[str, Any]] = {}
+        # resolve key (see TriggerContext.resolve_key) -> the alerts that resolve when it ends
+        self._resolvers: dict[str, set[str]] = {}
         self._pending: dict[str, dict[str, Any]] = {}  # "for" timers, persisted
         self._timers: dict[str, TimerHandle] = {}
         # "for" of a state test (condition, selector ``where``, wait_for): since when the test has been true
@@ -338,6 +368,7 @@ class SceneEngine:
             list)
         self._button_triggers: list[tuple[SceneRuntime, int, ButtonTrigger]] = []
         self._mode_triggers: list[tuple[SceneRuntime, int, ModeTrigger]] = []
+        self._occupancy_triggers: list[tuple[SceneRuntime, int, OccupancyTrigger]] = []
         for rt in self.scenes.values():
             for index, trigger in enumerate(rt.scene.triggers):
                 if isinstance(trigger, StateTrigger):
@@ -348,6 +379,16 @@ class SceneEngine:
                     self._button_triggers.append((rt, index, trigger))
                 elif isinstance(trigger, ModeTrigger):
                     self._mode_triggers.append((rt, index, trigger))
+                elif isinstance(trigger, OccupancyTrigger):
+                    self._occupancy_triggers.append((rt, index, trigger))
+        # Scenes whose state is safety-relevant (they raise alerts): their holds are committed at once.
+        self._alerting: frozenset[str] = frozenset(
+            rt.id for rt in self.scenes.values() if any(isinstance(a, AlertAction) for a in rt.scene.actions))
+        # Attributes a ``resolve_when`` condition looks at: a change of one re-checks the open alerts.
+        self._resolve_attributes: frozenset[tuple[str, str]] = frozenset(
+            _split(test.attribute) for rt in self.scenes.values() for action in rt.scene.actions
+            if isinstance(action, AlertAction) and action.resolve_when is not None
+            for test in _state_tests(action.resolve_when))
         # The state tests held "for" a while (see _passes), by attribute, with a key that is stable across
         # restarts ("<scene>:<n>", n counting the scene's tests in order): their hold starts are persisted.
         self._timed_tests: dict[tuple[str, str], list[tuple[str, StateTest]]] = defaultdict(list)
@@ -362,7 +403,7 @@ class SceneEngine:
         # What _on_state looks at: a change of anything else (link quality, voltage, illuminance with no
         # scene about it: much of a house's traffic) is dropped on its first line.
         self._watched: frozenset[tuple[str, str]] = frozenset(
-            {*self._state_triggers, *self._absence_triggers, *self._timed}
+            {*self._state_triggers, *self._absence_triggers, *self._timed, *self._resolve_attributes}
         )
 
     async def start(self) -> None:
@@ -387,12 +428,40 @@ class SceneEngine:
         for alert in self.alerts.values():
             if alert.get("next_escalation_at") is not None and alert["state"] == "open":
                 self._arm_escalation(alert)
+        self._arm_occupancy_triggers()
+        self._log_restored()
         for rt in self.scenes.values():
             for trigger in rt.scene.triggers:
                 if isinstance(trigger, StartTrigger) and rt.enabled:  # like every other trigger
                     self._fire(rt, TriggerContext("start", self.clock.time()))
-        log.info("scene engine running %d scenes (mode %s, %d open alerts)", len(self.scenes), self.mode,
-                 sum(a["state"] == "open" for a in self.alerts.values()))
+        log.info("scene engine running %d scenes (mode %s, occupancy %s, %d open alerts)", len(self.scenes),
+                 self.mode, self.occupancy["state"], sum(a["state"] == "open" for a in self.alerts.values()))
+
+    def _log_restored(self) -> None:
+        """Say what was restored from before the restart and when each is due (overdue: now)."""
+        now = self.clock.time()
+
+        def due_text(due: float) -> str:
+            return "overdue, now" if due <= now else self._local(due).strftime("%Y-%m-%d %H:%M:%S")
+
+        for pending in self._pending.values():
+            log.info("restored hold: %s on %s (%s), due %s", pending["scene"], pending["device"],
+                     pending["component"], due_text(pending["due"]))
+        for tkey, record in self._absence.items():
+            sid, _, index = tkey.rpartition("#")
+            rt = self.scenes.get(sid)
+            if rt is None or not index.isdigit() or int(index) >= len(rt.scene.triggers):
+                continue
+            trigger = rt.scene.triggers[int(index)]
+            if isinstance(trigger, AbsenceTrigger) and "last_activity" in record:
+                due = self.next_absence_due(trigger, record["last_activity"], record.get("fired"), now)
+                if due is not None:
+                    log.info("restored absence: %s (last activity %s), due %s", sid,
+                             self._local(record["last_activity"]).strftime("%Y-%m-%d %H:%M:%S"), due_text(due))
+        for alert in self.alerts.values():
+            if alert["state"] == "open" and alert.get("next_escalation_at") is not None:
+                log.info("restored escalation: alert %s (%s), next step due %s", alert["id"], alert["scene"],
+                         due_text(alert["next_escalation_at"]))
 
     async def stop(self) -> None:
         for unsubscribe in self._unsubscribe:
@@ -433,6 +502,13 @@ class SceneEngine:
         self.overrides = data.get("overrides", {})
         self.day = data.get("day", {})
         self.last_area = data.get("last_area")
+        occupancy = data.get("occupancy")
+        if isinstance(occupancy, dict) and occupancy.get("state") in ("home", "away", "unknown"):
+            self.occupancy = occupancy
+        for alert in self.alerts.values():
+            _upgrade_alert(alert)
+            if alert["state"] != "resolved" and alert.get("resolve_key"):
+                self._resolvers.setdefault(alert["resolve_key"], set()).add(alert["id"])
         self._absence = data.get("absence", {})
         self._pending = data.get("pending", {})
         known_tests = set(self._test_keys.values())
@@ -457,11 +533,10 @@ class SceneEngine:
             self.storage.set("state", self._snapshot())
 
     def _snapshot(self) -> dict[str, Any]:
-        # Alerts: the ones still waiting for somebody, and the most recent of the others (closed or
-        # acknowledged: those are kept open until cleared, which may be never).
+        # Alerts: every one not resolved yet, and the most recent of the resolved ones.
         alerts = sorted(self.alerts.values(), key=lambda a: a["raised_at"])
-        waiting = [a for a in alerts if a["state"] == "open" and a["acknowledged_at"] is None]
-        done = [a for a in alerts if not (a["state"] == "open" and a["acknowledged_at"] is None)]
+        waiting = [a for a in alerts if a["state"] != "resolved"]
+        done = [a for a in alerts if a["state"] == "resolved"]
         keep = sorted(waiting + done[-ALERTS_KEPT:], key=lambda a: a["raised_at"])
         return {
             "mode": self.mode,
@@ -470,6 +545,7 @@ class SceneEngine:
             "overrides": {d: t for d, t in self.overrides.items() if t > self.clock.time()},
             "day": self.day,
             "last_area": self.last_area,
+            "occupancy": self.occupancy,
             "absence": self._absence,
             "pending": self._pending,
             "held": {key: held for key, held in self._held.items() if held},
@@ -687,6 +763,8 @@ class SceneEngine:
             self._detect_manual_change(device, event)
         elif capability in _DAY_CAPABILITIES:
             self._track_day(device, event)
+        if capability in _HOUSE_CAPABILITIES:
+            self._track_occupancy(device, event)
         for rt, index, trigger in self._state_triggers.get(key, ()):
             if rt.enabled and self.matches(trigger.selector, device):
                 self._state_trigger(rt, index, trigger, device, event)
@@ -697,12 +775,17 @@ class SceneEngine:
                 tkey = f"{rt.id}#{index}"
                 previous = self._absence.get(tkey)
                 self._absence[tkey] = {"last_activity": event.t}
+                if previous is not None and "fired" in previous:
+                    self._resolve_by_key(f"absence:{tkey}", f"activity again: {self._where(device)} at "
+                                                            f"{self._local(event.t).strftime('%H:%M')}")
                 # Activity only moves an armed absence later, and its timer checks again when it fires
                 # (see _arm_absence): no date arithmetic per motion event. After a firing ("fired"), the
                 # next one may be sooner than the timer armed for the next window: arm it again.
                 if previous is None or "fired" in previous or f"absence:{tkey}" not in self._timers:
                     self._arm_absence(rt, index, trigger)
                 self._save()
+        if key in self._resolve_attributes:
+            self._check_resolve_when(f"{device.name}: {event.attribute} {_format(event.new)}")
         if self._waiters:
             for wait, ctx, future in list(self._waiters):
                 if not future.done() and (wait.attribute == f"{event.capability}.{event.attribute}") and \
@@ -727,6 +810,9 @@ class SceneEngine:
             return
         pkey = f"{rt.id}#{index}#{device.id}#{event.component}"
         if not now_ok:
+            if has_level and f"state:{pkey}" in self._resolvers:
+                self._resolve_by_key(f"state:{pkey}", f"{self._where(device)}: {trigger.attribute} is "
+                                                      f"{_format(event.new)} again")
             if pkey in self._pending:
                 # Its timer is left to run out and then finds nothing to do (or a newer hold, which it
                 # waits for): a value flapping faster than the hold costs no timer per flap.
@@ -740,6 +826,8 @@ class SceneEngine:
         self._pending[pkey] = pending
         self._arm_pending(pkey, pending)
         self._save()
+        if rt.id in self._alerting:
+            self._urgent()  # a bathroom stay's hold lost in a crash would be an alert that never comes
 
     def _arm_pending(self, key: str, pending: dict[str, Any]) -> None:
         rt = self.scenes.get(pending["scene"])
@@ -772,7 +860,10 @@ class SceneEngine:
                 return  # the value moved away in the meantime (a change we did not see, e.g. while down)
             self._fire(rt, TriggerContext("state", self.clock.time(), device.id, pending["component"], device.area,
                                           value, pending.get("old"),
-                                          {"attribute": trigger.attribute, "held_s": trigger.for_}))
+                                          {"attribute": trigger.attribute, "held_s": trigger.for_,
+                                           "test": _describe_level(trigger),
+                                           "held_since": iso_utc(pending["due"] - trigger.for_)},
+                                          resolve_key=f"state:{key}"))
 
         self._call_at(key, pending["due"], fire)
 
@@ -829,12 +920,18 @@ class SceneEngine:
         today = self._today(event.t)
         if self.day.get("date") != today:
             self.day = {"date": today, "first_activity": None, "transitions": 0, "last_area": None,
-                        "door_events": [], "energy_start": {}}
+                        "door_events": [], "energy_start": {}, "activity": []}
         if event.capability == "occupancy" and event.new is True:
-            if device.area:
+            if device.area and device.area != self.last_area:
                 self.last_area = device.area
+                self._urgent()  # a bathroom entry lost in a crash is a long-stay alert that never comes
             if self.day["first_activity"] is None:
                 self.day["first_activity"] = event.t
+            # The day's movement, one entry a minute at most (<= 1,440): the summary tells the morning's
+            # first activity from a 03:30 trip to the bathroom, and counts the night's on its own.
+            activity = self.day.setdefault("activity", [])
+            if not activity or event.t - activity[-1] >= 60:
+                activity.append(int(event.t))
             if device.area and device.area != self.day["last_area"]:
                 if self.day["last_area"] is not None:
                     self.day["transitions"] += 1
@@ -948,12 +1045,130 @@ class SceneEngine:
                 quiet = self.clock.time() - record["last_activity"]
                 self._fire(rt, TriggerContext("absence", self.clock.time(), value=None, detail={
                     "attribute": trigger.attribute, "quiet_s": round(quiet),
-                    "last_activity": iso_utc(record["last_activity"])}))
+                    "last_activity": iso_utc(record["last_activity"])}, resolve_key=f"absence:{tkey}"))
             self._arm_absence(rt, index, trigger)
 
         self._call_at(key, due, fire)
 
+    # ------------------------------------------------------------------ who is home
+
+    def _where(self, device: Device) -> str:
+        return f"{device.name} ({device.area})" if device.area else device.name
+
+    def _track_occupancy(self, device: Device, event: StateChanged) -> None:
+        """Work out whether anybody is home from what the house reports (issue: a resident out shopping
+        is not a resident who has fallen): movement inside -> home; the entrance door opened and closed
+        and then nothing inside for ``away_after_s`` -> away; presence tags when there are any."""
+        capability = event.capability
+        occupancy = self.occupancy
+        t = event.t
+        if capability == "occupancy":
+            if event.new is not True or "outdoor" in device.tags or device.area == "outdoor":
+                return
+            occupancy["last_inside"] = t
+            closed = occupancy.get("door_closed_at")
+            if closed is not None and t - closed < ENTRANCE_GRACE_S and occupancy["state"] != "away":
+                return  # the walk to the door, reported a moment late
+            if occupancy["state"] != "home":
+                self._set_occupancy("home", f"movement in {self._where(device)}", t)
+        elif capability == "contact":
+            if event.attribute != "open" or "entrance" not in device.tags:
+                return
+            if event.new is True:
+                occupancy["door_opened_at"] = t
+                occupancy["opened_while"] = occupancy["state"]
+            elif event.new is False and event.old is True:
+                occupancy["door_closed_at"] = t
+                occupancy["door"] = device.name
+                if occupancy.get("opened_while") == "away":
+                    return  # somebody came in: the movement inside that follows says home
+                self._call_at("occupancy:away-check", t + self.settings.away_after_s, self._check_away)
+        elif capability == "presence" and event.attribute == "present":
+            if event.new is True:
+                if occupancy["state"] != "home":
+                    self._set_occupancy("home", f"{device.name} is present", t)
+                return
+            tags = [d for d in self.hub.devices.values()
+                    if any("presence" in caps and "present" in caps["presence"] for caps in d.state.values())]
+            if tags and all(d.value(c, "presence", "present") is not True
+                            for d in tags for c in d.state if "presence" in d.state[c]):
+                self._set_occupancy("away", f"every presence tag is away (last: {device.name})", t)
+
+    def _check_away(self) -> None:
+        occupancy = self.occupancy
+        closed = occupancy.get("door_closed_at")
+        if closed is None or occupancy["state"] == "away":
+            return
+        last_inside = occupancy.get("last_inside")
+        if last_inside is not None and last_inside >= closed + ENTRANCE_GRACE_S:
+            return  # somebody moved inside after the door closed: still home
+        if self.clock.time() - closed < self.settings.away_after_s:
+            return  # the door closed again later: that check comes
+        when = self._local(closed).strftime("%H:%M")
+        self._set_occupancy("away", f"{occupancy.get('door', 'the entrance door')} closed at {when} and no "
+                                    f"movement inside for {_human_duration(self.settings.away_after_s)}")
+
+    def _set_occupancy(self, state: str, reason: str, t: float | None = None) -> None:
+        old = self.occupancy["state"]
+        if state == old:
+            return
+        now = self.clock.time() if t is None else t
+        old_since = self.occupancy.get("since")
+        self.occupancy.update(state=state, since=now, reason=reason)
+        self._resolve_by_key(f"occupancy:{old_since}", f"house {state}: {reason}")
+        self.occupancy_log.append({"t": iso_utc(now), "state": state, "reason": reason})
+        log.info("house is %s: %s", state, reason)
+        self._save()
+        self._urgent()
+        self.hub.bus.publish(OccupancyChanged(now, old, state, reason))
+        self._arm_occupancy_triggers(old)
+        self._check_resolve_when(f"house {state}: {reason}")
+
+    def _arm_occupancy_triggers(self, old: str | None = None) -> None:
+        """Fire (or time) the occupancy triggers for the state the house is in now. ``old`` None: at
+        start, where only held triggers are re-armed (a change before the restart was already seen)."""
+        state = self.occupancy["state"]
+        since = self.occupancy.get("since") or self.clock.time()
+        for rt, index, trigger in self._occupancy_triggers:
+            key = f"occupancy:{rt.id}#{index}"
+            self._cancel(key)
+            if trigger.to is not None and trigger.to != state:
+                continue
+            if old is not None and trigger.from_ is not None and trigger.from_ != old:
+                continue
+            if trigger.for_ <= 0:
+                if old is not None and rt.enabled:
+                    self._fire(rt, TriggerContext("occupancy", self.clock.time(), value=state, old=old,
+                                                  detail={"reason": self.occupancy.get("reason")}))
+                continue
+            fired = self.occupancy.setdefault("fired", {})
+            if fired.get(key) == since:
+                continue  # this stretch already fired it (before a restart)
+
+            def fire(rt: SceneRuntime = rt, key: str = key, trigger: OccupancyTrigger = trigger,
+                     since: float = since) -> None:
+                if (trigger.to is not None and self.occupancy["state"] != trigger.to) or \
+                        self.occupancy.get("since") != since:
+                    return
+                self.occupancy.setdefault("fired", {})[key] = since
+                self._save()
+                if rt.enabled:
+                    self._fire(rt, TriggerContext("occupancy", self.clock.time(), value=self.occupancy["state"],
+                                                  detail={"held_s": trigger.for_, "since": iso_utc(since),
+                                                          "reason": self.occupancy.get("reason")},
+                                                  resolve_key=f"occupancy:{since}"))
+
+            self._call_at(key, since + trigger.for_, fire)
+
     # ------------------------------------------------------------------ mode
+
+    def house(self) -> dict[str, Any]:
+        """The house mode and occupancy, for the API and the UI."""
+        occupancy = self.occupancy
+        since = occupancy.get("since")
+        return {"mode": self.mode, "occupancy": occupancy["state"], "since": iso_utc(since) if since else None,
+                "reason": occupancy.get("reason"), "last_area": self.last_area,
+                "history": list(reversed(self.occupancy_log))}
 
     def set_mode(self, mode: str, source: str = "api") -> None:
         old = self.mode
@@ -962,6 +1177,10 @@ class SceneEngine:
         self.mode = mode
         self._save()
         self.hub.bus.publish(ModeChanged(self.clock.time(), old, mode, source))
+        if mode in ("away", "vacation"):
+            self._set_occupancy("away", f"house mode set to {mode} ({source})")
+        elif mode == "home":
+            self._set_occupancy("home", f"house mode set to home ({source})")
         for rt, _index, trigger in self._mode_triggers:
             if rt.enabled and (trigger.to is None or trigger.to == mode) and (
                     trigger.from_ is None or trigger.from_ == old):
@@ -1083,6 +1302,12 @@ class SceneEngine:
                 ok = not passing
             return ok, {"kind": "state", "result": ok, "attribute": condition.attribute, "match": condition.match,
                         "values": values, "passing": passing}
+        if isinstance(condition, OccupancyCondition):
+            state = self.occupancy["state"]
+            ok = state in condition.is_
+            since = self.occupancy.get("since")
+            return ok, {"kind": "occupancy", "result": ok, "occupancy": state, "wanted": list(condition.is_),
+                        "since": iso_utc(since) if since else None, "reason": self.occupancy.get("reason")}
         if isinstance(condition, LastActivityCondition):
             last = self.last_area
             ok = last in condition.area
@@ -1116,6 +1341,8 @@ class SceneEngine:
             "time": local.strftime("%H:%M"),
             "date": local.date().isoformat(),
             "duration": _human_duration(ctx.detail.get("quiet_s") or ctx.detail.get("held_s") or 0),
+            # when the house's current occupancy began ("Out since 10:05")
+            "since": self._local(self.occupancy["since"]).strftime("%H:%M") if self.occupancy.get("since") else "?",
         }
         return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
@@ -1132,7 +1359,7 @@ class SceneEngine:
 
             message = self._text(action.message, rt, ctx)
             for target in action.to:
-                self.notifier.send(target, Notification(
+                self._tell(target, Notification(
                     id=f"{rt.id}-{next(self._ids)}", t=self.clock.time(), title=self._text(action.title, rt, ctx)
                     or rt.scene.name, message=message, severity=action.severity, scene=rt.id, alert_id=None,
                     data={}))
@@ -1143,10 +1370,10 @@ class SceneEngine:
             return True
         if isinstance(action, ClearAlertAction):
             cleared = [a["id"] for a in self.alerts.values()
-                       if a["state"] == "open" and a["key"] == action.alert
+                       if a["state"] != "resolved" and a["key"] == action.alert
                        and a["scene"].startswith(f"{rt.profile}.")]
             for alert_id in cleared:
-                self._close_alert(alert_id, "cleared", by=f"scene:{rt.id}")
+                self.resolve(alert_id, f"scene:{rt.id}", f"cleared by {rt.scene.name}")
             entry.update(alert=action.alert, cleared=cleared, acted=bool(cleared))
             return True
         if isinstance(action, DelayAction):
@@ -1302,25 +1529,33 @@ class SceneEngine:
 
     def _raise_alert(self, rt: SceneRuntime, action: AlertAction, ctx: TriggerContext, entry: dict[str, Any]) -> None:
         entry["alert"] = action.alert
-        # Not again while one is open and nobody has acknowledged it. Nothing closes an acknowledged
-        # alert (a panic press has no "all clear"), so it must not swallow the next press.
+        # Not again while one is open. An acknowledged one that resolves itself stands for the same
+        # situation until it does; one that does not (a panic press has no "all clear") must not swallow
+        # the next press.
         for alert in self.alerts.values():
-            if alert["state"] == "open" and alert["acknowledged_at"] is None and alert["key"] == action.alert \
-                    and alert["scene"] == rt.id:
-                entry["note"] = f"already open as {alert['id']}"
+            if alert["key"] == action.alert and alert["scene"] == rt.id and (
+                    alert["state"] == "open" or (alert["state"] == "acknowledged" and alert.get("resolve_key"))):
+                entry["note"] = f"already {alert['state']} as {alert['id']}"
                 return
         now = self.clock.time()
         alert_id = f"{action.alert}-{int(now)}-{next(self._ids)}"
+        resolve_key = ctx.resolve_key if action.resolve == "auto" else None
         alert = {
             "id": alert_id, "key": action.alert, "scene": rt.id, "severity": action.severity,
             "title": self._text(action.title, rt, ctx) or rt.scene.name,
             "message": self._text(action.message, rt, ctx), "state": "open",
-            "raised_at": now, "acknowledged_at": None, "acknowledged_by": None, "closed_at": None,
+            "raised_at": now, "acknowledged_at": None, "acknowledged_by": None,
+            "resolved_at": None, "resolved_by": None, "resolution": None, "unanswered_at": None,
             "device_id": ctx.device_id, "area": ctx.area,
             "notify": list(action.notify), "escalate_after_s": action.escalate_after,
-            "max_notifications": action.max_notifications, "notifications": [], "next_escalation_at": None,
+            "reminders": action.reminders, "final_notice": action.final_notice,
+            "max_notifications": action.max_notifications, "step": 0, "resolve_key": resolve_key,
+            "resolve_when": action.resolve == "auto" and action.resolve_when is not None,
+            "notifications": [], "next_escalation_at": None,
         }
         self.alerts[alert_id] = alert
+        if resolve_key:
+            self._resolvers.setdefault(resolve_key, set()).add(alert_id)
         self.counters["alerts"] += 1
         entry.update(id=alert_id, acted=True)
         if self.on_alert is not None:
@@ -1330,33 +1565,117 @@ class SceneEngine:
         self._save()
         self.hub.bus.publish(AlertChanged(now, public_alert(alert), "raised"))
 
-    def _notify_alert(self, alert: dict[str, Any]) -> None:
-        from gateway.scenes.notify import Notification
+    def _tell(self, target: str, notification: Any) -> None:
+        """Hand a notification over once what it speaks of is on disk: an acknowledgement link that
+        answers 404 after a crash, or a page repeated under a new id, is worse than 40 ms later."""
+        if self._commit is None:
+            self.notifier.send(target, notification)
+            return
+        self._outbox.append((target, notification))
+        if self._outbox_task is None or self._outbox_task.done():
+            self._outbox_task = asyncio.get_running_loop().create_task(self._send_outbox(), name="scenes:outbox")
 
-        step = len(alert["notifications"])
-        if alert["notify"]:
-            target = alert["notify"][min(step, len(alert["notify"]) - 1)]
-            now = self.clock.time()
-            alert["notifications"].append({"t": now, "target": target, "id": f"{alert['id']}#{step}",
-                                           "status": "pending"})
-            prefix = "" if step == 0 else f"[not acknowledged, reminder {step}] "
-            self.notifier.send(target, Notification(
-                id=f"{alert['id']}#{step}", t=now, title=alert["title"], message=prefix + alert["message"],
-                severity=alert["severity"], scene=alert["scene"], alert_id=alert["id"],
-                data={"step": step, "device_id": alert["device_id"], "area": alert["area"]}))
-        more = len(alert["notifications"]) < alert["max_notifications"] and alert["notify"]
+    async def _send_outbox(self) -> None:
+        while self._outbox:
+            try:
+                assert self._commit is not None
+                await self._commit()
+            except Exception as err:  # the page matters more than the disk: say so and send
+                log.error("could not commit before notifying (%s); notifying anyway", err)
+            batch, self._outbox = self._outbox, []
+            for target, notification in batch:
+                self.notifier.send(target, notification)
+
+    def _urgent(self) -> None:
+        """Commit soon (not at the next 5-second batch): safety-relevant state, at most every
+        URGENT_COMMIT_MIN_S."""
+        if self._commit is None:
+            return
+        if self._urgent_task is not None and not self._urgent_task.done():
+            self._urgent_again = True
+            return
+        self._urgent_task = asyncio.get_running_loop().create_task(self._urgent_commits(), name="scenes:commit")
+
+    async def _urgent_commits(self) -> None:
+        while True:
+            self._urgent_again = False
+            try:
+                assert self._commit is not None
+                await self._commit()
+            except Exception as err:
+                log.error("urgent commit failed: %s", err)
+            await self.clock.sleep(URGENT_COMMIT_MIN_S)
+            if not self._urgent_again:
+                return
+
+    async def durable(self) -> None:
+        """Wait until what changed so far is on disk (the API answers an acknowledgement after it)."""
+        if self._commit is not None:
+            await self._commit()
+
+    def _policy_steps(self, alert: dict[str, Any]) -> int:
+        """How many notifications the escalation sends before its final notice."""
+        if not alert["notify"]:
+            return 0
+        if not alert["escalate_after_s"]:
+            return 1
+        steps = len(alert["notify"]) * (1 + alert.get("reminders", 0))
+        cap = alert.get("max_notifications")
+        return min(steps, cap) if cap else steps
+
+    def _notify_alert(self, alert: dict[str, Any]) -> None:
+        step = alert.get("step", len(alert["notifications"]))
+        steps = self._policy_steps(alert)
+        now = self.clock.time()
+        if step < steps:
+            per_contact = 1 + alert.get("reminders", 0)
+            tier, reminder = divmod(step, per_contact)
+            target = alert["notify"][tier]
+            if step == 0:
+                prefix = ""
+            elif reminder:
+                prefix = f"[not acknowledged, reminder {reminder}] "
+            else:
+                prefix = f"[not acknowledged by {alert['notify'][tier - 1]}] "
+            self._send_alert_notification(alert, target, f"{alert['id']}#{step}", alert["title"],
+                                          prefix + alert["message"], "reminder" if reminder else "alert")
+        elif step == steps and alert.get("final_notice", True) and steps:
+            raised = self._local(alert["raised_at"]).strftime("%H:%M")
+            told = len(alert["notifications"])
+            for target in dict.fromkeys(alert["notify"]):
+                self._send_alert_notification(
+                    alert, target, f"{alert['id']}#{step}:{target}", f"Unanswered: {alert['title']}",
+                    f"Nobody has acknowledged this alert since {raised} ({told} notifications): {alert['message']}",
+                    "unanswered")
+            alert["unanswered_at"] = now
+            self.hub.bus.publish(AlertChanged(now, public_alert(alert), "unanswered"))
+        alert["step"] = step + 1
+        more = alert["step"] < steps or (alert["step"] == steps and alert.get("final_notice", True) and steps)
         if alert["escalate_after_s"] and more:
-            alert["next_escalation_at"] = self.clock.time() + alert["escalate_after_s"]
+            alert["next_escalation_at"] = now + alert["escalate_after_s"]
             self._arm_escalation(alert)
         else:
             alert["next_escalation_at"] = None
+
+    def _send_alert_notification(self, alert: dict[str, Any], target: str, notification_id: str, title: str,
+                                 message: str, kind: str) -> None:
+        from gateway.scenes.notify import Notification
+
+        now = self.clock.time()
+        alert["notifications"].append({"t": now, "target": target, "id": notification_id, "kind": kind,
+                                       "status": "pending"})
+        severity = "info" if kind == "resolved" else alert["severity"]
+        self._tell(target, Notification(
+            id=notification_id, t=now, title=title, message=message, severity=severity, scene=alert["scene"],
+            alert_id=alert["id"], data={"step": alert.get("step", 0), "kind": kind, "state": alert["state"],
+                                        "device_id": alert["device_id"], "area": alert["area"]}))
 
     def _arm_escalation(self, alert: dict[str, Any]) -> None:
         alert_id = alert["id"]
 
         def escalate() -> None:
             current = self.alerts.get(alert_id)
-            if current is None or current["state"] != "open" or current["acknowledged_at"] is not None:
+            if current is None or current["state"] != "open":
                 return
             self._notify_alert(current)
             self._save()
@@ -1379,28 +1698,73 @@ class SceneEngine:
                 self.hub.bus.publish(AlertChanged(self.clock.time(), public_alert(alert), "notified"))
 
     def acknowledge(self, alert_id: str, by: str) -> dict[str, Any]:
+        """open -> acknowledged: the escalation stops. Acknowledging again (or a resolved alert) changes
+        nothing. The caller answers once ``durable()`` has returned."""
         alert = self.alerts[alert_id]
-        if alert["acknowledged_at"] is None:
+        if alert["acknowledged_at"] is None and alert["state"] == "open":
             alert["acknowledged_at"] = self.clock.time()
             alert["acknowledged_by"] = by
+            alert["state"] = "acknowledged"
             alert["next_escalation_at"] = None
             self._cancel(f"escalate:{alert_id}")
             self._save()
+            self._urgent()
             self.hub.bus.publish(AlertChanged(self.clock.time(), public_alert(alert), "acknowledged"))
         return public_alert(alert)
 
-    def _close_alert(self, alert_id: str, state: str, by: str) -> None:
+    def resolve(self, alert_id: str, by: str, resolution: str = "resolved by hand") -> dict[str, Any]:
+        """-> resolved (by a person, a ``clear_alert`` or the situation ending); the contacts who were
+        told are told it is over."""
         alert = self.alerts[alert_id]
-        alert["state"] = state
-        alert["closed_at"] = self.clock.time()
-        alert["next_escalation_at"] = None
+        if alert["state"] == "resolved":
+            return public_alert(alert)
+        now = self.clock.time()
+        alert.update(state="resolved", resolved_at=now, resolved_by=by, resolution=resolution,
+                     next_escalation_at=None)
         self._cancel(f"escalate:{alert_id}")
+        key = alert.get("resolve_key")
+        if key and key in self._resolvers:
+            self._resolvers[key].discard(alert_id)
+            if not self._resolvers[key]:
+                del self._resolvers[key]
+        told = dict.fromkeys(n["target"] for n in alert["notifications"] if n.get("kind") != "resolved")
+        at = self._local(now).strftime("%H:%M")
+        for target in told:
+            self._send_alert_notification(alert, target, f"{alert_id}#resolved:{target}",
+                                          f"Resolved: {alert['title']}", f"{resolution} ({at}).", "resolved")
         self._save()
-        self.hub.bus.publish(AlertChanged(self.clock.time(), public_alert(alert), "cleared"))
+        self._urgent()
+        self.hub.bus.publish(AlertChanged(now, public_alert(alert), "resolved"))
+        return public_alert(alert)
 
-    def list_alerts(self, *, open_only: bool = False) -> list[dict[str, Any]]:
+    def _resolve_by_key(self, key: str, why: str) -> None:
+        for alert_id in list(self._resolvers.get(key, ())):
+            self.resolve(alert_id, "situation ended", why)
+
+    def _check_resolve_when(self, why: str) -> None:
+        """Open alerts with a ``resolve_when`` condition: resolved once it holds."""
+        for alert in list(self.alerts.values()):
+            if alert["state"] == "resolved" or not alert.get("resolve_when"):
+                continue
+            rt = self.scenes.get(alert["scene"])
+            action = next((a for a in rt.scene.actions if isinstance(a, AlertAction) and a.alert == alert["key"]),
+                          None) if rt else None
+            if action is None or action.resolve_when is None:
+                continue
+            ok, _detail = self._evaluate(action.resolve_when, TriggerContext(
+                "resolve", self.clock.time(), alert.get("device_id"), None, alert.get("area")))
+            if ok:
+                self.resolve(alert["id"], "situation ended", why)
+
+    def list_alerts(self, *, open_only: bool = False, state: str | None = None) -> list[dict[str, Any]]:
+        """Newest first. ``state``: open, acknowledged, resolved, or "active" (open or acknowledged);
+        ``open_only`` is ``state="open"``."""
+        if open_only:
+            state = "open"
         alerts = sorted(self.alerts.values(), key=lambda a: a["raised_at"], reverse=True)
-        return [public_alert(a) for a in alerts if not open_only or a["state"] == "open"]
+        if state == "active":
+            return [public_alert(a) for a in alerts if a["state"] != "resolved"]
+        return [public_alert(a) for a in alerts if state is None or a["state"] == state]
 
     # ------------------------------------------------------------------ reports
 
@@ -1430,19 +1794,37 @@ class SceneEngine:
         else:
             first = day.get("first_activity")
             doors = day.get("door_events", [])
+            night_activity: list[float] = []
             if action.night is not None:
-                doors = [e for e in doors if action.night.contains(self._minute_of_day(e[0]))]
+                night = action.night
+                doors = [e for e in doors if night.contains(self._minute_of_day(e[0]))]
+                activity = day.get("activity")
+                if activity is not None:
+                    # The first activity is the first after the night (a 03:30 trip to the bathroom is not
+                    # getting up); what happened in the night is counted on its own line.
+                    night_activity = [t for t in activity if night.contains(self._minute_of_day(t))]
+                    first = next((t for t in activity if not night.contains(self._minute_of_day(t))
+                                  and self._minute_of_day(t) >= night.before), None)
             if action.doors is not None:
                 wanted = {d.id for d in self.select(action.doors)}
                 doors = [e for e in doors if e[1] in wanted]
             data = {"first_activity": iso_utc(first) if first else None,
-                    "room_transitions": day.get("transitions", 0), "night_door_events": len(doors)}
+                    "room_transitions": day.get("transitions", 0), "night_door_events": len(doors),
+                    "night_activity": len(night_activity)}
             first_text = self._local(first).strftime("%H:%M") if first else "no activity seen"
             lines = [f"First activity: {first_text}", f"Moves between rooms: {data['room_transitions']}",
                      f"Door openings at night: {len(doors)}"]
+            if action.night is not None:
+                times = ", ".join(self._local(t).strftime("%H:%M") for t in night_activity[:5])
+                more = f" and {len(night_activity) - 5} more" if len(night_activity) > 5 else ""
+                lines.append(f"Movement at night: {len(night_activity)}" + (f" ({times}{more})" if times else ""))
+            outings = [e for e in self.occupancy_log if e["state"] == "away" and e["t"][:10] == day.get("date")]
+            if outings:
+                lines.append(f"Outings: {len(outings)}")
+                data["outings"] = len(outings)
         message = "\n".join(lines)
         for target in action.to:
-            self.notifier.send(target, Notification(
+            self._tell(target, Notification(
                 id=f"{rt.id}-{next(self._ids)}", t=now, title=f"Daily {action.report} summary", message=message,
                 severity="info", scene=rt.id, alert_id=None, data=data))
         entry.update(report=action.report, data=data, acted=True)
@@ -1460,15 +1842,56 @@ def _trigger_level(trigger: StateTrigger, value: Any) -> bool:
     return not (trigger.below is not None and not (numeric and value < trigger.below))
 
 
+_PRIVATE_ALERT_KEYS = frozenset({"notify", "max_notifications", "reminders", "final_notice", "step", "resolve_key",
+                                 "resolve_when"})
+
+
 def public_alert(alert: dict[str, Any]) -> dict[str, Any]:
-    """The API form of an alert: times in ISO-8601."""
-    out = {k: v for k, v in alert.items() if k not in ("notify", "max_notifications")}
-    for key in ("raised_at", "acknowledged_at", "closed_at", "next_escalation_at"):
+    """The API form of an alert: times in ISO-8601, and its escalation policy."""
+    out = {k: v for k, v in alert.items() if k not in _PRIVATE_ALERT_KEYS}
+    for key in ("raised_at", "acknowledged_at", "resolved_at", "unanswered_at", "next_escalation_at"):
         if out.get(key) is not None:
             out[key] = iso_utc(out[key])
     out["notifications"] = [{"t": iso_utc(n["t"]), "target": n["target"], "status": n.get("status", "pending"),
-                             **({"error": n["error"]} if n.get("error") else {})} for n in alert["notifications"]]
+                             "kind": n.get("kind", "alert"), **({"error": n["error"]} if n.get("error") else {})}
+                            for n in alert["notifications"]]
+    out["policy"] = {"contacts": list(alert.get("notify", ())), "escalate_after_s": alert.get("escalate_after_s"),
+                     "reminders": alert.get("reminders", 0), "final_notice": alert.get("final_notice", True),
+                     "resolves_itself": bool(alert.get("resolve_key") or alert.get("resolve_when"))}
     return out
+
+
+def _upgrade_alert(alert: dict[str, Any]) -> None:
+    """An alert stored by an older version: its state in the open -> acknowledged -> resolved lifecycle."""
+    if alert.get("state") in ("cleared", "closed"):
+        alert["state"] = "resolved"
+        alert.setdefault("resolved_at", alert.get("closed_at"))
+        alert.setdefault("resolution", "cleared")
+    elif alert.get("state") == "open" and alert.get("acknowledged_at") is not None:
+        alert["state"] = "acknowledged"
+    alert.pop("closed_at", None)
+    for key in ("resolved_at", "resolved_by", "resolution", "unanswered_at", "resolve_key"):
+        alert.setdefault(key, None)
+    alert.setdefault("step", len(alert.get("notifications", ())))
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "unknown" if value is None else str(value)
+
+
+def _describe_level(trigger: StateTrigger) -> str:
+    parts = []
+    if trigger.to is not None:
+        parts.append(f"= {_format(trigger.to)}")
+    if trigger.above is not None:
+        parts.append(f"> {trigger.above:g}")
+    if trigger.below is not None:
+        parts.append(f"< {trigger.below:g}")
+    return f"{trigger.attribute} {' and '.join(parts) or 'changes'}"
 
 
 def _human_duration(seconds: float) -> str:

@@ -69,6 +69,9 @@ _RETRYABLE_4XX = frozenset({408, 429})
 # Webhook fields whose values may appear in a config error; every other input is hidden.
 _PLAIN_FIELDS = frozenset({"kind", "method", "timeout_s"})
 _LOG_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
+# How long a delivery to an MQTT target waits for the broker connection before its first attempt: a
+# gateway restarting connects within seconds; longer than that, the retries and their back-off take over.
+CONNECT_WAIT_S = 30.0
 
 
 # ------------------------------------------------------------------ configuration
@@ -376,6 +379,12 @@ class Notifier:
         except TypeError as err:  # data that is not JSON: no attempt can succeed
             self._finish(delivery, "failed", f"notification is not JSON-serialisable: {err}")
             return
+        if isinstance(spec, MqttTarget) and self._mqtt is not None and not self._mqtt.connected:
+            # Steps found overdue at start (an escalation due while the gateway was down) come before the
+            # broker connection: wait for it rather than spend the first attempt on it.
+            wait = getattr(self._mqtt, "wait_connected", None)
+            if wait is not None:
+                await wait(CONNECT_WAIT_S)
         while True:
             delivery.attempts += 1
             try:

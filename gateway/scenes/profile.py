@@ -256,12 +256,23 @@ class ModeTrigger(_Strict):
     from_: Literal["home", "away", "night", "vacation"] | None = Field(None, alias="from")
 
 
+class OccupancyTrigger(_Strict):
+    """The house's occupancy (``home``, ``away``, ``unknown``: see the engine's occupancy tracking)
+    became ``to`` (from ``from``), and has stayed so ``for`` this long."""
+
+    kind: Literal["occupancy"]
+    to: Literal["home", "away", "unknown"] | None = None
+    from_: Literal["home", "away", "unknown"] | None = Field(None, alias="from")
+    for_: Duration = Field(0.0, alias="for")
+
+
 class StartTrigger(_Strict):
     kind: Literal["start"]
 
 
 Trigger = Annotated[
-    StateTrigger | AbsenceTrigger | TimeTrigger | SunTrigger | ButtonTrigger | ModeTrigger | StartTrigger,
+    StateTrigger | AbsenceTrigger | TimeTrigger | SunTrigger | ButtonTrigger | ModeTrigger | OccupancyTrigger
+    | StartTrigger,
     Field(discriminator="kind"),
 ]
 
@@ -296,6 +307,13 @@ class ModeCondition(_Strict):
     is_: list[Literal["home", "away", "night", "vacation"]] = Field(alias="is", min_length=1)
 
 
+class OccupancyCondition(_Strict):
+    """The house's occupancy is one of ``is`` (``home``, ``away``, ``unknown``)."""
+
+    kind: Literal["occupancy"]
+    is_: list[Literal["home", "away", "unknown"]] = Field(alias="is", min_length=1)
+
+
 class LastActivityCondition(_Strict):
     """The most recent activity (occupancy) in the house was in one of ``area``."""
 
@@ -314,8 +332,8 @@ class NotCondition(_Strict):
 
 
 Condition = Annotated[
-    TimeCondition | WeekdayCondition | StateCondition | ModeCondition | LastActivityCondition | AnyCondition
-    | NotCondition,
+    TimeCondition | WeekdayCondition | StateCondition | ModeCondition | OccupancyCondition | LastActivityCondition
+    | AnyCondition | NotCondition,
     Field(discriminator="kind"),
 ]
 AnyCondition.model_rebuild()
@@ -384,8 +402,18 @@ class NotifyAction(_Strict):
 
 
 class AlertAction(_Strict):
-    """Raise an alert (once while it is open). Notify ``notify[0]`` at once, then, every
-    ``escalate_after`` without an acknowledgement, the next contact (staying on the last)."""
+    """Raise an alert (once while it is open) and tell the contacts, in escalation order.
+
+    The policy: ``notify[0]`` is told at once; every ``escalate_after`` without an acknowledgement the
+    same contact is reminded, ``reminders`` times, and then the next contact is told (and reminded as
+    many times), to the end of the list; then, with ``final_notice``, every contact gets a last
+    "unanswered" notice and the escalation stops (the alert stays open, and shown, until someone
+    acknowledges or it resolves). ``max_notifications`` caps the count before that final notice.
+    Without ``escalate_after`` only ``notify[0]`` is told.
+
+    ``resolve = "auto"``: the alert resolves itself when what raised it is over: activity again after an
+    absence, the value back out of range after a held state trigger, or ``resolve_when`` holding; the
+    contacts who were told are told it resolved. ``"manual"``: only a person or a ``clear_alert`` does."""
 
     kind: Literal["alert"]
     alert: str = Field(pattern=_SLUG)
@@ -394,7 +422,11 @@ class AlertAction(_Strict):
     message: str
     notify: StrList = Field(default_factory=list)
     escalate_after: Duration | None = None
-    max_notifications: int = Field(10, ge=1, le=100)
+    reminders: int = Field(0, ge=0, le=20)
+    final_notice: bool = True
+    max_notifications: int | None = Field(None, ge=1, le=100)
+    resolve: Literal["auto", "manual"] = "auto"
+    resolve_when: Condition | None = None
 
 
 class ClearAlertAction(_Strict):
@@ -630,6 +662,7 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     # ("function-after[...]") around it. Only one: in ``set_mode`` the field after the tag is ``mode``.
     out: list[str | int] = []
     kinds = {"state", "absence", "time", "sun", "button", "mode", "start", "weekday", "any", "not", "command",
+             "occupancy",
              "last_activity", "set_mode", "notify", "alert", "clear_alert", "delay", "wait_for", "save_state",
              "restore_state", "report"}
     state = "field"  # "index": a union tag may come next; "tagged": only wrappers may come next

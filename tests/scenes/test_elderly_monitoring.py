@@ -44,9 +44,16 @@ async def test_inactive_morning_alerts_at_the_check_time_and_escalates(tmp_path:
     day.motion("10:45", "kitchen")  # up very late
     result = await run(tmp_path, day.end("11:00"))
     assert alerts(result) == [("09:30", "morning-check", "critical"), ("10:00", "inactivity", "critical")]
-    # nobody acknowledges: daughter first, then the neighbour every 10 minutes
-    assert notified(result, "morning-check")[:4] == [
-        ("09:30", "daughter"), ("09:40", "neighbour"), ("09:50", "neighbour"), ("10:00", "neighbour")]
+    # nobody acknowledges: the daughter, reminded once after 10 minutes, then the neighbour, reminded
+    # once, then a last "unanswered" notice to both; movement at 10:45 resolves it and both are told
+    assert notified(result, "morning-check") == [
+        ("09:30", "daughter"), ("09:40", "daughter"), ("09:50", "neighbour"), ("10:00", "neighbour"),
+        ("10:10", "daughter"), ("10:10", "neighbour"), ("10:45", "daughter"), ("10:45", "neighbour")]
+    messages = [n["message"] for n in result.notifications if n["scene"] == "elderly-monitoring.morning-check"]
+    assert messages[1].startswith("[not acknowledged, reminder 1] ")
+    assert messages[2].startswith("[not acknowledged by daughter] ")
+    assert messages[4].startswith("Nobody has acknowledged this alert since 09:30 (4 notifications)")
+    assert messages[6].startswith("activity again: kitchen/motion (kitchen) at 10:45")
     assert "since 06:00" in result.alerts[0]["message"]
 
 
@@ -102,8 +109,9 @@ async def test_panic_button(tmp_path: Path) -> None:
     day.at("15:02", "bedroom/panic", {"action": "single"})
     result = await run(tmp_path, day.end("15:20"))
     assert alerts(result) == [("15:02", "panic", "critical")]
-    # a panic escalates every 3 minutes
-    assert notified(result, "panic")[:3] == [("15:02", "daughter"), ("15:05", "neighbour"), ("15:08", "neighbour")]
+    # a panic escalates every 3 minutes (each contact reminded once), and never resolves by itself
+    assert notified(result, "panic") == [("15:02", "daughter"), ("15:05", "daughter"), ("15:08", "neighbour"),
+                                         ("15:11", "neighbour"), ("15:14", "daughter"), ("15:14", "neighbour")]
 
 
 async def test_one_pir_blip_pages_nobody(tmp_path: Path) -> None:

@@ -555,20 +555,38 @@ async def test_alert_is_raised_once_while_open_and_escalates_until_acknowledged(
     assert "already open as" in house.traces("help")[-1]["actions"][0]["note"]
     await house.until("08:11")
     assert notified(house) == [("08:00", "daughter"), ("08:05", "son"), ("08:10", "neighbour")]
-    assert house.sent()[1][2] == "[not acknowledged, reminder 1] Bedside button pressed"
+    assert house.sent()[1][2] == "[not acknowledged by daughter] Bedside button pressed"
     acknowledged = house.engine.acknowledge(alert["id"], "token:carer")
     assert acknowledged["acknowledged_by"] == "token:carer" and acknowledged["next_escalation_at"] is None
+    assert acknowledged["state"] == "acknowledged" and house.engine.list_alerts(state="open") == []
     await house.until("10:00")
     assert len(house.sent()) == 3  # nobody else is paged
 
 
-async def test_escalation_stays_on_the_last_contact_up_to_max_notifications(houses: Any) -> None:
+async def test_escalation_goes_down_the_contacts_then_a_final_unanswered_notice(houses: Any) -> None:
     house = await houses(profile(ALERT))
     await house.until("08:00")
     await house.press()
     await house.until("12:00")
     assert notified(house) == [("08:00", "daughter"), ("08:05", "son"), ("08:10", "neighbour"),
-                               ("08:15", "neighbour"), ("08:20", "neighbour")]
+                               ("08:15", "daughter"), ("08:15", "son"), ("08:15", "neighbour")]
+    assert house.sent()[-1][2].startswith("Nobody has acknowledged this alert since 08:00 (3 notifications)")
+    (alert,) = house.engine.list_alerts()
+    assert alert["state"] == "open" and alert["unanswered_at"] and alert["next_escalation_at"] is None
+
+
+REMINDED = scene("help", PRESS, '{ kind = "alert", alert = "help", message = "{device} pressed", '
+                                'notify = ["daughter", "son"], escalate_after = "5m", reminders = 2, '
+                                'final_notice = false, max_notifications = 5 }')
+
+
+async def test_reminders_per_contact_capped_by_max_notifications(houses: Any) -> None:
+    house = await houses(profile(REMINDED))
+    await house.until("08:00")
+    await house.press()
+    await house.until("12:00")
+    assert notified(house) == [("08:00", "daughter"), ("08:05", "daughter"), ("08:10", "daughter"),
+                               ("08:15", "son"), ("08:20", "son")]
 
 
 async def test_clear_alert_closes_it_and_a_new_one_can_be_raised(houses: Any) -> None:
@@ -577,11 +595,14 @@ async def test_clear_alert_closes_it_and_a_new_one_can_be_raised(houses: Any) ->
     await house.press()
     await house.press(OTHER_BUTTON)
     (alert,) = house.engine.list_alerts()
-    assert alert["state"] == "cleared" and house.engine.list_alerts(open_only=True) == []
+    assert alert["state"] == "resolved" and house.engine.list_alerts(open_only=True) == []
+    assert alert["resolved_by"] == "scene:t.all-clear"
     await house.until("09:00")
-    assert notified(house) == [("08:00", "daughter")]  # clearing stops the escalation too
+    # clearing stops the escalation, and the one who was told is told it is over
+    assert notified(house) == [("08:00", "daughter"), ("08:00", "daughter")]
+    assert house.sent()[-1][2] == "cleared by all-clear (08:00)."
     await house.press()
-    assert [a["state"] for a in house.engine.list_alerts()] == ["open", "cleared"]
+    assert [a["state"] for a in house.engine.list_alerts()] == ["open", "resolved"]
 
 
 async def test_cooldown(houses: Any) -> None:

@@ -336,7 +336,7 @@ def test_profile_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["profile", "list"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in listed] == ["elderly-monitoring", "energy-saving"]
-    assert "8 scenes" in listed[0] and "BROKEN" not in "".join(listed)
+    assert "9 scenes" in listed[0] and "BROKEN" not in "".join(listed)
     assert main(["profile", "show", "elderly-monitoring"]) == 0
     shown = capsys.readouterr().out
     assert shown.startswith("elderly-monitoring (schema 1)")
@@ -372,7 +372,7 @@ def test_config_check_of_a_good_profile_config(tmp_path: Path, capsys: pytest.Ca
     path = write(tmp_path, "config.toml",
                  f'{CONFIG_HEAD}[[profiles]]\nuse = "elderly-monitoring"\n[profiles.params]\ncontacts = ["daughter"]\n')
     assert main(["config", "check", str(path)]) == 0
-    assert capsys.readouterr().out == f"{path}: ok (1 profiles, 8 scenes)\n"
+    assert capsys.readouterr().out == f"{path}: ok (1 profiles, 9 scenes)\n"
 
 
 # ------------------------------------------------------------------ fuzzing

@@ -34,7 +34,7 @@ def test_dry_run_of_a_recorded_day_from_the_command_line(tmp_path: Path) -> None
     table = subprocess.run([str(hearth), "replay", str(capture), "--config", str(config)],
                            capture_output=True, text=True, timeout=120, check=True).stdout
     assert "ALERT warning elderly-monitoring.night-door: hall/front door opened at 02:10." in table
-    assert "8 scenes: 1 actions, 1 alerts" in table
+    assert "9 scenes: 1 actions, 1 alerts" in table
 
 
 def test_a_profile_with_errors_stops_the_replay_with_file_line_key(tmp_path: Path) -> None:

@@ -203,13 +203,27 @@ async def test_alerts_ack_stops_the_escalation_and_records_who(api: Api) -> None
     count = len(api.notifier.sent)
     await asyncio.sleep(0.6)  # three escalation periods
     assert len(api.notifier.sent) == count
+    # an acknowledged alert is no longer listed as open (it was, before the lifecycle)
     _, body = await api.call("GET", "/api/alerts?state=open")
-    assert body["alerts"][0]["acknowledged_by"] == "token:carer"
+    assert body["alerts"] == []
+    _, body = await api.call("GET", "/api/alerts?state=acknowledged")
+    assert body["alerts"][0]["acknowledged_by"] == "token:carer" and body["alerts"][0]["state"] == "acknowledged"
     # acknowledging again changes nothing
     status, again = await api.call("POST", f"/api/alerts/{alert['id']}/ack")
     assert status == 200 and again["acknowledged_at"] == acked["acknowledged_at"]
     status, body = await api.call("GET", "/api/alerts?state=closed")
     assert status == 400 and body["field"] == "query.state"
+    # resolved by hand: the contacts who were told are told it is over
+    told = len(api.notifier.sent)
+    status, resolved = await api.call("POST", f"/api/alerts/{alert['id']}/resolve", {"note": "she is fine"})
+    assert status == 200 and resolved["state"] == "resolved" and resolved["resolved_by"] == "token:carer"
+    assert resolved["resolution"] == "she is fine"
+    await eventually(lambda: len(api.notifier.sent) >= told + 2)
+    assert [n.title for _, n in api.notifier.sent[told:]] == ["Resolved: Help", "Resolved: Help"]
+    _, body = await api.call("GET", "/api/alerts?state=active")
+    assert body["alerts"] == []
+    _, body = await api.call("GET", "/api/alerts?state=resolved")
+    assert [a["id"] for a in body["alerts"]] == [alert["id"]]
 
 
 async def test_mode(api: Api) -> None:
