@@ -25,6 +25,7 @@ use = "elderly-monitoring"
 contacts = ["daughter", "neighbour"]
 panic_escalate_after = "6s"
 temperature_for = "8s"
+reminders = 0
 """
 
 
@@ -47,18 +48,23 @@ class Inbox:
         self.client.disconnect()
 
 
-def test_timers_and_escalations_survive_a_restart(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    api_port = free_port()
+def write_config(tmp_path: Path, broker_port: int, api_port: int, commit_interval_s: float) -> Path:
     notify = ('[notify.daughter]\nkind = "mqtt"\ntopic = "carers/daughter"\n\n'
               '[notify.neighbour]\nkind = "mqtt"\ntopic = "carers/neighbour"\n')
     logs = '[notify.daughter]\nkind = "log"\n\n[notify.neighbour]\nkind = "log"\n'
     text = house_config(profiles=PROFILE).replace(logs, notify)
     config = tmp_path / "house.toml"
     config.write_text(
-        f"[mqtt]\nport = {mosquitto.port}\nreconnect_min_s = 0.1\nreconnect_max_s = 1.0\n\n"
-        f'[store]\npath = "{tmp_path / "hearth.db"}"\ncommit_interval_s = 0.5\n\n'
+        f"[mqtt]\nport = {broker_port}\nreconnect_min_s = 0.1\nreconnect_max_s = 1.0\n\n"
+        f'[store]\npath = "{tmp_path / "hearth.db"}"\ncommit_interval_s = {commit_interval_s}\n\n'
         f"[api]\nport = {api_port}\n\n{text}"
     )
+    return config
+
+
+def test_timers_and_escalations_survive_a_restart(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    api_port = free_port()
+    config = write_config(tmp_path, mosquitto.port, api_port, 0.5)
     inbox = Inbox(mosquitto.port)
     gateway = GatewayProcess(config, tmp_path / "data")
     gateway.start()
@@ -92,7 +98,7 @@ def test_timers_and_escalations_survive_a_restart(tmp_path: Path, mosquitto: Mos
         topic, second = inbox.next(timeout_s=15)
         assert topic == "carers/neighbour" and second["alert_id"] == first["alert_id"]
         assert time.monotonic() - pressed >= 5.5  # escalated on schedule, not at once after the restart
-        assert "reminder 1" in second["message"]
+        assert second["message"].startswith("[not acknowledged by daughter]")
 
         status, alerts = api.call("GET", "/api/alerts?state=open")
         panic = next(a for a in alerts["alerts"] if a["key"] == "panic")
@@ -138,3 +144,56 @@ def drain(inbox: Inbox) -> list[tuple[str, dict[str, Any]]]:
             out.append(inbox.messages.get_nowait())
         except queue.Empty:
             return out
+
+
+def test_alert_transitions_survive_kill_9_at_once(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """A batch is committed every minute here: only what the engine commits at once survives the kill."""
+    api_port = free_port()
+    config = write_config(tmp_path, mosquitto.port, api_port, 60)
+    inbox = Inbox(mosquitto.port)
+    processes: list[GatewayProcess] = []
+
+    def start() -> Api:
+        process = GatewayProcess(config, tmp_path / "data")
+        processes.append(process)
+        process.start()
+        return Api(api_port, processes[0].token or "")
+
+    z2m = FakeZigbee2Mqtt(mosquitto.port)
+    try:
+        api = start()
+        z2m.announce(bridge_devices())
+        wait_until(lambda: api.device(device_id("bedroom/panic")), what="the house's devices")
+
+        # Raised and paged: a kill -9 right after the page must not raise it again under a new id.
+        z2m.publish("bedroom/panic", {"action": "single"})
+        _, first = inbox.next(timeout_s=10)
+        processes[-1].kill9()
+        api = start()
+        status, alerts = api.call("GET", "/api/alerts")
+        assert [(a["id"], a["state"]) for a in alerts["alerts"]] == [(first["alert_id"], "open")]
+
+        # Acknowledged, confirmed by the API, then killed: still acknowledged, and nobody paged again.
+        status, acked = api.call("POST", f"/api/alerts/{first['alert_id']}/ack")
+        assert status == 200 and acked["state"] == "acknowledged"
+        processes[-1].kill9()
+        api = start()
+        status, alerts = api.call("GET", "/api/alerts")
+        assert [(a["id"], a["state"]) for a in alerts["alerts"]] == [(first["alert_id"], "acknowledged")]
+        time.sleep(7)  # the next reminder would have been due 6 s after the first page
+        assert [m for m in drain(inbox) if m[1].get("alert_id") == first["alert_id"]] == []
+
+        # Into the bathroom, and the gateway dies a second later: the long-stay alert must still know.
+        z2m.publish("bathroom/motion", {"occupancy": True})
+        wait_until(lambda: api.call("GET", "/api/house")[1]["last_area"] == "bathroom", what="bathroom entry")
+        time.sleep(1.0)
+        processes[-1].kill9()
+        api = start()
+        assert api.call("GET", "/api/house")[1]["last_area"] == "bathroom"
+    finally:
+        z2m.close()
+        inbox.close()
+        for process in processes:
+            if process.proc and process.proc.poll() is None:
+                process.stop()
+            print(process.log_text())
