@@ -143,6 +143,11 @@ class ScenesSection(_Section):
     # A scene may not override a device that a higher-priority scene commanded this recently.
     priority_hold_s: float = Field(300.0, ge=0, le=86400)
     command_timeout_s: float = Field(5.0, gt=0, le=120)
+    # What a manual change suspends automatic control of: "lights" (dimmable or coloured lights, and
+    # devices tagged "light"), "switches" (anything else with on/off: plugs, relays).
+    manual_override_covers: list[Literal["lights", "switches"]] = Field(default_factory=lambda: ["lights"])
+    # The entrance door (a contact tagged "entrance") closed, then no movement inside this long: away.
+    away_after_min: float = Field(10.0, gt=0, le=24 * 60)
     # Extra folders searched for `use = "name"` before the shipped profiles.
     profile_dirs: list[Path] = Field(default_factory=list)
 

@@ -17,6 +17,7 @@ Rules that keep scenes from fighting:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import re
@@ -166,6 +167,8 @@ class TriggerContext:
     detail: dict[str, Any] = field(default_factory=dict)
     # What ends the situation that triggered the run (see _resolve_key): an alert it raises resolves then.
     resolve_key: str | None = None
+    # The run's actions so far (its trace entries), for a message's {done}.
+    actions: list[dict[str, Any]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = {"kind": self.kind, "t": iso_utc(self.t)}
@@ -225,7 +228,7 @@ def _state_tests(node: Any) -> Iterable[StateTest]:
             yield from _state_tests(item)
 
 
-_PLACEHOLDER = re.compile(r"\{(device|area|value|scene|time|date|duration|since)\}")
+_PLACEHOLDER = re.compile(r"\{(device|area|value|scene|time|date|duration|since|done)\}")
 
 
 def _start_eagerly(coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None] | None:
@@ -886,6 +889,9 @@ class SceneEngine:
         command = event.command
         if command.source.startswith("scene:") or command.capability not in LIGHT_CAPABILITIES:
             return
+        device = self.hub.devices.get(command.device_id)
+        if device is None or not self._override_covers(device, command.capability):
+            return
         if event.result.status in ("confirmed", "sent", "timeout"):
             self._set_override(command.device_id, f"manual command from {command.source}")
 
@@ -895,6 +901,8 @@ class SceneEngine:
             return  # a first report, not a change anybody made
         if sent is not None and event.t - sent <= OWN_CHANGE_WINDOW_S:
             return
+        if not self._override_covers(device, event.capability):
+            return  # a plug switched by hand is not a light somebody wants left on
         self._set_override(device.id, "changed outside the scenes (switch or another controller)")
 
     def _set_override(self, device_id: str, why: str) -> None:
@@ -1243,6 +1251,7 @@ class SceneEngine:
 
     async def _run(self, rt: SceneRuntime, ctx: TriggerContext, trace: dict[str, Any]) -> None:
         acted = False
+        ctx.actions = trace["actions"]
         try:
             for action in rt.scene.actions:
                 entry: dict[str, Any] = {"kind": action.kind, "t": iso_utc(self.clock.time())}
@@ -1343,12 +1352,47 @@ class SceneEngine:
             "duration": _human_duration(ctx.detail.get("quiet_s") or ctx.detail.get("held_s") or 0),
             # when the house's current occupancy began ("Out since 10:05")
             "since": self._local(self.occupancy["since"]).strftime("%H:%M") if self.occupancy.get("since") else "?",
+            "done": self._done(ctx.actions) if "{done}" in template else "",
         }
         return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
+    def _done(self, entries: list[dict[str, Any]] | None) -> str:
+        """What this run's commands actually did, for a notification: "Hall light: off; Lamp: left alone
+        (manual override until 14:20)". Devices already in the wanted state are not mentioned."""
+        parts: list[str] = []
+        for entry in entries or ():
+            for target in entry.get("targets", ()):
+                device = self.hub.devices.get(target["device"])
+                name = device.name if device else target["device"]
+                status = str(target.get("status", ""))
+                if status.startswith("skipped: already"):
+                    continue
+                if status.startswith("skipped: manual override until "):
+                    until = status.removeprefix("skipped: manual override until ")
+                    with contextlib.suppress(ValueError):
+                        until = self._local(datetime.fromisoformat(until).timestamp()).strftime("%H:%M")
+                    parts.append(f"{name}: left alone (manual override until {until})")
+                elif status.startswith("skipped: "):
+                    parts.append(f"{name}: left alone ({status.removeprefix('skipped: ')})")
+                elif status in ("rejected", "failed", "timeout"):
+                    parts.append(f"{name}: {entry.get('command')} {status}")
+                else:
+                    parts.append(f"{name}: {entry.get('command')}")
+        return "; ".join(parts) or "nothing needed doing"
+
+    def _override_covers(self, device: Device, capability: str) -> bool:
+        """Whether a manual change of ``capability`` on ``device`` is held against the scenes."""
+        if capability not in LIGHT_CAPABILITIES:
+            return False
+        covers = self.settings.override_covers
+        is_light = "light" in device.tags or any(
+            cap in caps for caps in device.support.values() for cap in ("level", "color", "color_temperature"))
+        return ("lights" in covers) if is_light else ("switches" in covers)
+
     async def _act(self, rt: SceneRuntime, action: Any, ctx: TriggerContext, entry: dict[str, Any]) -> bool:
         if isinstance(action, CommandAction):
-            await self._command(rt, action.target, action.capability, action.command, action.args, ctx, entry)
+            await self._command(rt, action.target, action.capability, action.command, action.args, ctx, entry,
+                                override_manual=action.override_manual)
             return True
         if isinstance(action, SetModeAction):
             entry.update(mode=action.mode, acted=self.mode != action.mode)
@@ -1404,7 +1448,8 @@ class SceneEngine:
         raise AssertionError(f"unknown action {action!r}")  # pragma: no cover
 
     async def _command(self, rt: SceneRuntime, target: Selector | list[tuple[Device, str]], capability: str,
-                       command: str, args: dict[str, Any], ctx: TriggerContext, entry: dict[str, Any]) -> None:
+                       command: str, args: dict[str, Any], ctx: TriggerContext, entry: dict[str, Any], *,
+                       override_manual: bool = False) -> None:
         now = self.clock.time()
         results: list[dict[str, Any]] = []
         jobs = []
@@ -1419,7 +1464,8 @@ class SceneEngine:
             result: dict[str, Any] = {"device": device.id, "component": component}
             results.append(result)
             override = self.overrides.get(device.id)
-            if capability in LIGHT_CAPABILITIES and override is not None and override > now:
+            if override is not None and override > now and not override_manual and \
+                    self._override_covers(device, capability):
                 result["status"] = f"skipped: manual override until {iso_utc(override)}"
                 self._retry_after_override(rt, ctx, override)
                 continue

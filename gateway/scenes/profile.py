@@ -349,6 +349,9 @@ class CommandAction(_Strict):
     command: str
     # Checked even when left out: a command may need arguments.
     args: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    # Also command a device under a manual override (an "everybody left" scene switches off the light
+    # somebody touched ten minutes ago).
+    override_manual: bool = False
 
     # One validator per field (they run in field order and see the fields before them), so an error
     # names the key that is wrong: ``capability``, ``command`` or ``args``.

@@ -66,6 +66,8 @@ def engine_settings(config: Config) -> EngineSettings:
         longitude=location.longitude,
         manual_override_s=config.scenes.manual_override_min * 60,
         priority_hold_s=config.scenes.priority_hold_s,
+        override_covers=frozenset(config.scenes.manual_override_covers),
+        away_after_s=config.scenes.away_after_min * 60,
         command_timeout_s=config.scenes.command_timeout_s,
     )
 

@@ -91,3 +91,33 @@ async def test_the_summary_first_activity_is_the_mornings_not_the_nights(tmp_pat
     (summary,) = [n for n in result.notifications if n["scene"] == "elderly-monitoring.wellbeing-summary"]
     assert "First activity: 07:10" in summary["message"]
     assert "Movement at night: 1 (03:30)" in summary["message"]
+
+
+ENERGY = '[[profiles]]\nuse = "energy-saving"\n'
+
+
+async def test_everybody_left_switches_off_a_light_touched_by_hand_and_says_what_it_did(tmp_path: Path) -> None:
+    from tests.scenes.test_energy_saving import commands
+
+    day = morning(Day())
+    day.at("09:55", "living/light", {"state": "ON"})  # switched on by hand: a manual override till 10:25
+    day.at("09:56", "kitchen/light", {"state": "ON"})
+    go_out(day, "10:00")
+    result = await run(tmp_path, day.end("10:30"), profiles=ENERGY)
+    # away at 10:10:50: both lights off though the override runs till 10:25
+    assert [c for c in commands(result) if c[0] >= "10:10"] == [
+        ("10:10:50", "living/light", "on_off", "off", {}), ("10:10:50", "kitchen/light", "on_off", "off", {})]
+    (note,) = [n for n in result.notifications if n["scene"] == "energy-saving.everybody-left"]
+    assert note["message"] == "Lights: living/light: off; kitchen/light: off."
+
+
+async def test_a_plug_switched_by_hand_is_not_held_by_the_manual_override(tmp_path: Path) -> None:
+    from tests.scenes.test_energy_saving import commands
+
+    day = Day()
+    day.at("21:00", "living/tv", {"state": "ON", "power": 1.2})
+    day.at("22:50", "living/tv", {"state": "OFF", "power": 0.0})  # off and on again at the plug
+    day.at("22:51", "living/tv", {"state": "ON", "power": 1.3})
+    result = await run(tmp_path, day.end("23:10"), profiles=ENERGY)
+    # the override covers lights ([scenes] manual_override_covers): the standby sweep still takes it
+    assert commands(result) == [("23:00:00", "living/tv", "on_off", "off", {})]
