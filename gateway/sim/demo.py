@@ -11,6 +11,7 @@ make sense on the new timeline.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
 import os
 import time as _time
@@ -24,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from gateway.config import Config
 from gateway.errors import HearthError
 from gateway.sim.house import House, demo_house
+from gateway.sim.resident import visit_weekday
 
 __all__ = ["DemoOptions", "demo_config", "local_zone_name", "run_demo", "start_epoch"]
 
@@ -171,8 +173,10 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
     bad = ("never" if options.bad_morning_day is None
            else (datetime.fromtimestamp(clock.time(), tz).date() + timedelta(days=options.bad_morning_day))
            .strftime("%A"))
+    visit_day = calendar.day_name[visit_weekday(options.seed)]
     say(f"  simulated time starts {datetime.fromtimestamp(clock.time(), tz):%a %H:%M} ({zone}); "
         f"the scripted bad morning: {bad}")
+    say(f"  the resident goes shopping most days, and visits the family every {visit_day} afternoon")
     say(f"  data: {config.data_dir} (the token is kept; the database starts afresh each run). Ctrl-C stops.")
     say("")
 

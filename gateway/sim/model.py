@@ -13,7 +13,7 @@ import heapq
 import itertools
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, NamedTuple
 
@@ -22,7 +22,7 @@ import orjson
 from gateway.sim.bthome import bthome_v2_frame, theengs_message
 from gateway.sim.house import BASE_TOPIC, House, SimDevice
 from gateway.sim.loads import Kettle, Load, Tv, WashingMachine, load_for
-from gateway.sim.resident import Step, day_dates, plan_day
+from gateway.sim.resident import OUT, Outing, Step, day_dates, outings_of, plan_day
 
 __all__ = ["HouseModel", "Message"]
 
@@ -43,6 +43,10 @@ PLUG_READ_S = 30.0
 PLUG_HEARTBEAT_S = 300.0
 # Room temperatures move slowly: recomputed, and the TRV and BLE thermometers report, every 5 minutes.
 CLIMATE_TICK_S = 300.0
+# Leaving: the hall's PIR sees her, the front door opens this long after and closes again. Coming
+# home: the door opens, the hall's PIR sees her as she steps in, the door closes behind her.
+LEAVE_DOOR_OPEN_S, LEAVE_DOOR_CLOSED_S = 15.0, 40.0
+RETURN_MOTION_S, RETURN_DOOR_CLOSED_S = 8.0, 25.0
 # Lights come on when someone enters a room before this hour or after that one (no sun model needed).
 DARK_BEFORE_H, DARK_AFTER_H = 8, 18
 _PLUG_ROLES = frozenset({"tv", "fridge", "kettle", "washer", "appliance"})
@@ -54,15 +58,22 @@ def _lqi(rng: random.Random) -> int:
 
 class HouseModel:
     """``HouseModel(house, start=epoch, tz=zone, seed=1)``; :meth:`start` returns the bridge's first
-    messages (bridge state, ``bridge/devices``, availability, every device's state)."""
+    messages (bridge state, ``bridge/devices``, availability, every device's state).
+
+    ``outings``: local dates whose outings are scripted (an empty list: she stays home) instead of
+    drawn. :attr:`outings` lists the outings of every day planned so far (a day is planned at its
+    midnight, the first one at start), from the first that leaves after start."""
 
     def __init__(self, house: House, *, start: float, tz: tzinfo, seed: int = 0, bad_morning_day: int | None = 1,
-                 narrate: Callable[[float, str], None] | None = None) -> None:
+                 narrate: Callable[[float, str], None] | None = None,
+                 outings: Mapping[date, Sequence[Outing]] | None = None) -> None:
         self.house = house
         self.tz = tz
         self.seed = seed
         self.bad_morning_day = bad_morning_day
         self.narrate = narrate
+        self.scripted_outings = dict(outings or {})
+        self.outings: list[Outing] = []
         self.now = start
         self.rng = random.Random(seed)
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
@@ -287,7 +298,9 @@ class HouseModel:
         return 7.0 + 5.0 * math.sin(2 * math.pi * (hour - 9) / 24)
 
     def _init_climate(self) -> None:
-        rooms = set(self.house.rooms)
+        # In the house's order, not a set's: the climate tick draws random numbers room by room, and a
+        # set's order changes with the interpreter's string hashing (the same seed gave other captures).
+        rooms = dict.fromkeys(self.house.rooms)
         base = {"living_room": 20.5, "bedroom": 19.0, "bathroom": 22.0, "kitchen": 20.0, "hall": 18.5}
         for room in rooms:
             self.temperatures[room] = base.get(room, 20.0)
@@ -345,7 +358,10 @@ class HouseModel:
     def _plan(self, day_index: int) -> None:
         day: date = self._day0 + timedelta(days=day_index)
         bad = self.bad_morning_day is not None and day_index == self.bad_morning_day
-        for step in plan_day(day, day_index, self.tz, seed=self.seed, bad_morning=bad):
+        steps = plan_day(day, day_index, self.tz, seed=self.seed, bad_morning=bad,
+                         outings=self.scripted_outings.get(day))
+        self.outings.extend(o for o in outings_of(steps) if o.leaves >= self.now)  # not those before start
+        for step in steps:
             if step.t >= self.now:
                 self._at(step.t, lambda s=step: self._do(s))
         next_midnight = datetime.combine(day + timedelta(days=1), time(0), self.tz).timestamp()
@@ -380,19 +396,19 @@ class HouseModel:
             self.asleep = True
             self._switch_light(room or "bedroom", False)
         elif action == "leave_house":
-            old = self.resident_room
-            if old is not None:
-                self._switch_light(old, False)
+            # She puts out every light on her way (a forgotten one would burn all the time she is out),
+            # is seen in the hall, and the door closes behind her: from then on, nothing moves inside.
+            for light_room in self.house.rooms:
+                self._switch_light(light_room, False)
+            self.asleep = False
+            self.resident_room = OUT
             self._motion("hall")
-            self._door(True)
-            self._at(self.now + 30, lambda: self._door(False))
-            self._switch_light("hall", False)
-            self.resident_room = None
+            self._at(self.now + LEAVE_DOOR_OPEN_S, lambda: self._door(True))
+            self._at(self.now + LEAVE_DOOR_CLOSED_S, lambda: self._door(False))
         elif action == "come_home":
             self._door(True)
-            self._at(self.now + 20, lambda: self._door(False))
-            self.resident_room = "hall"
-            self._motion("hall")
+            self._at(self.now + RETURN_MOTION_S, self._step_in)
+            self._at(self.now + RETURN_DOOR_CLOSED_S, lambda: self._door(False))
         elif action == "kettle":
             for device in self.house.find("kettle"):
                 self._plug_on_by_hand(device)
@@ -423,6 +439,17 @@ class HouseModel:
                 if self.states[device.name]["state"] == "ON":
                     # Switched off at the plug, so that the off-peak scene starts it at night.
                     self._switch_plug(device, False)
+
+    def _step_in(self) -> None:
+        self.resident_room = "hall"
+        if self._dark():
+            self._switch_light("hall", True)
+        self._motion("hall")
+
+    @property
+    def is_out(self) -> bool:
+        """Whether the resident is out of the house now."""
+        return self.resident_room == OUT
 
     def _plug_on_by_hand(self, device: SimDevice) -> None:
         if self.states[device.name]["state"] != "ON":
