@@ -8,11 +8,15 @@ import logging
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from gateway import __version__
 from gateway.errors import ConfigError, HearthError
+
+if TYPE_CHECKING:
+    from gateway.scenes.profile import Parameter
 
 
 def _load(path: str | None):  # type: ignore[no-untyped-def]
@@ -88,13 +92,18 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         profiles = []
     if problems:
         raise ConfigError(problems)
+    from gateway.scenes.explain import area_parameter_warnings
+
+    # Warnings, not errors: a device may also get its area from its adapter or the web UI.
+    for warning in area_parameter_warnings(profiles, config.areas.values(), f"[areas] of {path}"):
+        print(f"warning: {warning}", file=sys.stderr)
     scenes = sum(len(p.scenes) for p in profiles)
     print(f"{path}: ok ({len(profiles)} profiles, {scenes} scenes)")
     return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from gateway.replay import format_table, replay
+    from gateway.replay import replay_command
 
     path = Path(args.capture)
     if not path.is_file():
@@ -102,12 +111,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     config = _load(args.config) if args.config else None
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
-    result = asyncio.run(replay(path, config, args.profile))
-    if args.json:
-        sys.stdout.buffer.write(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
-    else:
-        print(format_table(result))
-    return 0
+    return replay_command(path, config, args.profile, as_json=args.json, every_run=args.traces,
+                          explain=args.explain, at=args.at, strict=args.strict, out=sys.stdout, err=sys.stderr)
 
 
 def cmd_profile_list(args: argparse.Namespace) -> int:
@@ -136,35 +141,57 @@ def _placeholder_params(path: Path) -> dict[str, object]:
 
 def cmd_profile_show(args: argparse.Namespace) -> int:
     from gateway.scenes.profile import find_profile, load_profile
+    from gateway.scenes.setup import profile_use
 
     config = _load(args.config) if args.config else None
     path = find_profile(args.name, list(config.scenes.profile_dirs) if config else [])
-    use = next((u for u in config.profiles if u.use == args.name), None) if config else None
-    profile = load_profile(path, use.params if use else _placeholder_params(path))
+    use = profile_use(config, args.name, path)
+    if use is not None and config is not None:
+        profile = load_profile(path, use.params, params_source=f"{config.source} [[profiles]] {use.use}",
+                               scene_settings=use.scene_settings())
+    else:
+        profile = load_profile(path, _placeholder_params(path))
     print(f"{profile.name} (schema {profile.version}) — {path}")
     if profile.description:
         print(profile.description.strip())
     print("\nparameters:")
     for name, spec in profile.parameters.items():
-        value = profile.values.get(name)
-        if spec.type == "duration" and isinstance(value, (int, float)):
-            value = f"{value / 60:g} min"
         source = "config" if use and name in use.params else ("default" if spec.default is not None else "REQUIRED")
-        unit = f" {spec.unit}" if spec.unit else ""
         note = f"  {spec.description}" if spec.description else ""
-        print(f"  {name:<22} {spec.type:<15} = {value}{unit}  ({source}){note}")
+        print(f"  {name:<22} {spec.type:<15} = {_param_text(spec, profile.values.get(name))}  ({source}){note}")
     print("\nscenes:")
     for scene in profile.scenes:
         triggers = ", ".join(t.kind for t in scene.triggers)
         actions = ", ".join(a.kind for a in scene.actions)
-        print(f"  {profile.name}.{scene.id:<28} {scene.name}  [triggers: {triggers}; actions: {actions}]")
+        off = "  (disabled)" if not scene.enabled else ""
+        print(f"  {profile.name}.{scene.id:<28} {scene.name}  [triggers: {triggers}; actions: {actions}]{off}")
+        override = profile.overrides.get(scene.id)
+        if override is None:
+            continue
+        # What [profiles.scenes.<id>] of the config changed: the scene as shown is the changed one.
+        if override.enabled is not None:
+            print(f"      config: {'enabled' if override.enabled else 'disabled'}")
+        for name, value in override.values.items():
+            print(f"      config: {name} = {_param_text(profile.parameters[name], value)} for this scene "
+                  f"(profile: {_param_text(profile.parameters[name], profile.values.get(name))})")
+        if override.conditions:
+            added = scene.conditions[len(scene.conditions) - override.conditions:]
+            print(f"      config: + {override.conditions} condition{'s' if override.conditions != 1 else ''}: "
+                  + ", ".join(c.kind for c in added))
     return 0
+
+
+def _param_text(spec: Parameter, value: object) -> str:
+    """A parameter's value as ``profile show`` prints it: durations in minutes, with its unit."""
+    if spec.type == "duration" and isinstance(value, (int, float)):
+        return f"{value / 60:g} min"
+    return f"{value}{f' {spec.unit}' if spec.unit else ''}"
 
 
 def cmd_profile_check(args: argparse.Namespace) -> int:
     from gateway.scenes.check import check_profile_command
 
-    return check_profile_command(Path(args.file), args.house, args.config, sys.stdout)
+    return check_profile_command(args.profile, args.house, args.config, sys.stdout)
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
@@ -191,9 +218,15 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from gateway.model import json_schema
+    if args.what == "profile":
+        from gateway.scenes.reference import profile_json_schema
 
-    sys.stdout.buffer.write(orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2) + b"\n")
+        schema = profile_json_schema()
+    else:
+        from gateway.model import json_schema
+
+        schema = json_schema()
+    sys.stdout.buffer.write(orjson.dumps(schema, option=orjson.OPT_INDENT_2) + b"\n")
     return 0
 
 
@@ -239,6 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", help="config file for areas, tags, location and profile parameters")
     p.add_argument("--profile", "-p", action="append",
                    help="dry-run this profile (name or file; repeatable); default: the config's [[profiles]]")
+    p.add_argument("--traces", "-v", action="store_true",
+                   help="show every scene run (default: the runs that acted, the others counted)")
+    p.add_argument("--explain", metavar="SCENE",
+                   help="say why this scene (profile.scene, or scene) did or did not run")
+    p.add_argument("--at", metavar="TIME",
+                   help="stop the replay at TIME (local 'HH:MM', its first time in the capture, or "
+                        "'2026-03-10T07:30'); with --explain: explain it as of then")
+    p.add_argument("--strict", action="store_true", help="exit 1 when anything in the capture was rejected")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("profile", help="scene profiles: list, show, check")
@@ -251,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--config", "-c", help="show the parameters as this config sets them")
     q.set_defaults(func=cmd_profile_show)
     q = profile_sub.add_parser("check", help="validate a profile; errors name file, line and key")
-    q.add_argument("file")
+    q.add_argument("profile", help="a profile's name (shipped, or in the config's profile_dirs) or its file")
     q.add_argument("--house", help="a config (.toml) or capture (.jsonl): report what the profile needs that "
                                    "this house lacks")
     q.add_argument("--config", "-c", help="config whose [[profiles]] parameters to use (and areas, tags)")
@@ -273,7 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", help="config file (where the token file lives)")
     p.set_defaults(func=cmd_token)
 
-    p = sub.add_parser("schema", help="print the capability model as JSON Schema")
+    p = sub.add_parser("schema", help="print a JSON Schema: the capability model (default), or a profile file's "
+                                      "(for editors: Taplo / Even Better TOML, VS Code)")
+    p.add_argument("what", nargs="?", choices=["capabilities", "profile"], default="capabilities",
+                   help="capabilities (default): the capability model; profile: a scene profile (TOML) file")
     p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("version", help="print the version")

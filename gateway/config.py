@@ -152,10 +152,31 @@ class ScenesSection(_Section):
     profile_dirs: list[Path] = Field(default_factory=list)
 
 
+class SceneSettings(_Section):
+    """``[profiles.scenes.<scene id>]``: one scene of a profile changed without copying the profile
+    (as Home Assistant's blueprint inputs): switched off or on, parameters of its own, extra conditions."""
+
+    # Its field docstrings are its reference (docs/profile-language.md, gateway.scenes.reference).
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    enabled: bool | None = None
+    """false: the scene does not run; true: it runs even if the profile ships it disabled."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Parameter values for this scene only (they win over [profiles.params])."""
+    conditions: list[dict[str, Any]] = Field(default_factory=list)
+    """Conditions appended to the scene's own, in the profile language; ``${name}`` takes this scene's values."""
+
+
 class ProfileUse(_Section):
     use: str = Field(min_length=1)
     enabled: bool = True
     params: dict[str, Any] = Field(default_factory=dict)
+    # scene id -> its settings; checked against the profile when it is loaded (gateway.scenes.setup)
+    scenes: dict[str, SceneSettings] = Field(default_factory=dict)
+
+    def scene_settings(self) -> dict[str, dict[str, Any]]:
+        """The per-scene settings as the profile loader takes them (only what the config sets)."""
+        return {scene_id: s.model_dump(exclude_unset=True) for scene_id, s in self.scenes.items()}
 
 
 class Config(_Section):
@@ -204,11 +225,14 @@ def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
     return TomlLocator(text).line_of(loc)
 
 
-def _describe(error: Any) -> str:
+def _describe(error: Any, holder: type[BaseModel] | None = None) -> str:
     kind = error.get("type", "")
     message = str(error.get("msg", "invalid"))
     if kind == "extra_forbidden":
-        return "unknown key (check the spelling against config.example.toml)"
+        from gateway.suggest import did_you_mean, model_keys
+
+        hint = did_you_mean(str(error["loc"][-1]), model_keys(holder)) if holder and error.get("loc") else ""
+        return f"unknown key{hint or ' (check the spelling against config.example.toml)'}"
     if message.startswith("Value error, "):
         message = "expected " + message[len("Value error, "):]
     # Not for a whole section (a model validator's error): it may hold a password.
@@ -229,8 +253,11 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as err:
+        from gateway.suggest import walk_loc
+
         problems = [
-            ConfigProblem(source, _line_of(text, e["loc"]), ".".join(str(p) for p in e["loc"]), _describe(e))
+            ConfigProblem(source, _line_of(text, e["loc"]), ".".join(str(p) for p in e["loc"]),
+                          _describe(e, walk_loc(Config, e["loc"])[1]))
             for e in err.errors()
         ]
         raise ConfigError(problems) from err

@@ -6,15 +6,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
-from gateway.bus import InputRejected
+from gateway.bus import InputRejected, SceneRan
 from gateway.clock import SimulatedClock, iso_utc
 from gateway.config import Config
 from gateway.hub import Hub
@@ -128,10 +128,53 @@ class ReplayResult:
     notes: list[dict[str, Any]] = field(default_factory=list)
     scenes: list[str] = field(default_factory=list)
     hub_devices: list[Any] = field(default_factory=list)
+    # Every scene run, as the engine traced it (SceneRan), in the order they finished: the engine's own
+    # dicts, not copies (a busy capture has thousands; they are only read, and only when shown).
+    traces: list[dict[str, Any]] = field(default_factory=list)
+    # What the installer should know about the dry run itself (a house without areas, a parameter that
+    # names an area the house does not have): for stderr, not part of the report.
+    warnings: list[str] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # device id -> name, for the traces
+    scene_models: dict[str, Any] = field(default_factory=dict)  # scene id -> Scene, for the traces
+    # What ``inspect`` returned (see replay), e.g. an explanation of one scene.
+    inspected: Any = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"devices": self.devices, "actions": self.actions, "alerts": self.alerts, "errors": self.errors,
-                "notifications": self.notifications, "notes": self.notes}
+                "notifications": self.notifications, "notes": self.notes,
+                "traces": [_named_trace(trace, self.names) for trace in self.traces]}
+
+
+def _named_trace(trace: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """A trace for ``--json``: as the engine made it, plus ``names``, the name of every device it mentions."""
+    mentioned: dict[str, str] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, str):
+            if node in names:
+                mentioned[node] = names[node]
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                walk(key)
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(trace)
+    return {**trace, "names": mentioned}
+
+
+@dataclass
+class ReplayState:
+    """What ``replay(inspect=...)`` is shown where the replay stops, before the engine stops."""
+
+    engine: Any  # SceneEngine
+    hub: Hub
+    traces: list[dict[str, Any]]
+    start: float  # the capture's first time
+    end: float  # its last
+    now: float  # where the replay stopped
 
 
 def parse_time(value: Any) -> float:
@@ -198,22 +241,52 @@ def _profiles_for(config: Config, names: list[str] | None) -> list[Any]:
     uses = []
     for name in names:
         match = next((u for u in config.profiles if u.use == name or Path(u.use).stem == Path(name).stem), None)
-        uses.append(ProfileUse(use=name, params=match.params if match else {}))
+        # The config's entry for it whole (parameters, per-scene settings), named as asked.
+        uses.append(match.model_copy(update={"use": name, "enabled": True}) if match else ProfileUse(use=name))
     return load_profiles(config.model_copy(update={"profiles": uses}))
 
 
+def profiles_for(config: Config | None, names: list[str] | None) -> list[Any]:
+    """The profiles ``replay(path, config, names)`` dry-runs (to know their scenes before it runs)."""
+    return _profiles_for(config or Config(), names)
+
+
+def no_house_warning(config: Config | None, profiles: list[Any]) -> str | None:
+    """Said when profiles are dry-run in a house the config does not describe."""
+    if not profiles or (config is not None and (config.areas or config.tags)):
+        return None
+    where = "no --config: the house has no areas or tags" if config is None else \
+        f"{config.source} has no [areas] or [tags]"
+    return (f"{where}, so a selector by area matches only devices that report an area of their own, and one by "
+            "tag matches nothing (give --config with the house's [areas] and [tags])")
+
+
 async def replay(path: Path, config: Config | None = None, profiles: list[str] | None = None,
-                 *, keep_devices: bool = False) -> ReplayResult:
-    """Run ``path`` through the adapters, the hub and (with profiles) the scene engine, in simulated time."""
+                 *, keep_devices: bool = False, loaded: list[Any] | None = None,
+                 until: Callable[[float, float], float] | None = None,
+                 inspect: Callable[[ReplayState], Any] | None = None) -> ReplayResult:
+    """Run ``path`` through the adapters, the hub and (with profiles) the scene engine, in simulated time.
+
+    ``loaded``: the profiles already loaded (by :func:`profiles_for`), instead of loading ``profiles``.
+    ``until(first, last)``, of the capture's first and last times, says when to stop (the capture's
+    later lines are not played; past its end, the engine's timers run on until then). ``inspect`` is
+    called there, before the engine stops, with the engine and the hub; its answer is ``inspected``."""
     from gateway.scenes.engine import SceneEngine
+    from gateway.scenes.explain import area_parameter_warnings
     from gateway.scenes.notify import RecordingNotifier
     from gateway.scenes.setup import engine_settings
 
+    given = config
     config = config or Config()
-    loaded = _profiles_for(config, profiles)
+    if loaded is None:
+        loaded = _profiles_for(config, profiles)
+    no_house = no_house_warning(given, loaded)
+    warnings = [no_house] if no_house else []
     errors: list[dict[str, Any]] = []
     records = list(read_capture(path, errors))
     start = min((r.t for r in records), default=0.0)
+    last = max((r.t for r in records), default=start)
+    stop_at = until(start, last) if until is not None else None
     clock = SimulatedClock(start)
     hub = Hub(clock, areas=config.areas, tags=config.tags)
     # The capture line being played, so that what an adapter rejects says where it is (None while time
@@ -236,6 +309,11 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
     engine = SceneEngine(hub, loaded, notifier=notifier, settings=engine_settings(config),
                          on_action=actions.append,
                          on_alert=lambda a: alerts.append({k: a[k] for k in ("t", "scene", "severity", "message")}))
+    traces: list[dict[str, Any]] = []
+    # The trace itself, not a copy: it is finished when published, and replay only reads it (cheap on
+    # a busy capture; rendering happens only for what is shown).
+    hub.bus.subscribe(SceneRan, lambda event: traces.append(event.trace))
+    inspected: Any = None
 
     async def settle() -> None:
         # Let scene runs and adapters do what they can without time passing.
@@ -277,6 +355,8 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
             await settle()
             for record in records:
                 playing[0] = None
+                if stop_at is not None and record.t > stop_at:
+                    break
                 await advance(record.t)
                 playing[0] = record.line
                 if record.source == "mqtt":
@@ -317,6 +397,11 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
                                               f"(first at line {record.line}); those lines were skipped"})
                 await settle()
             playing[0] = None
+            if stop_at is not None and stop_at > clock.time():
+                await advance(stop_at)
+                await settle()
+            if inspect is not None:
+                inspected = inspect(ReplayState(engine, hub, traces, start, last, clock.time()))
         for name, health in supervisor.health.items():
             if health.last_error:
                 errors.append({"t": None, "source": name, "message": f"adapter {name}: {health.last_error}"})
@@ -324,15 +409,78 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
     notifications = [{"t": iso_utc(n.t), "to": target, "title": n.title, "message": n.message,
                       "severity": n.severity, "scene": n.scene, "alert": n.alert_id}
                      for target, n in notifier.sent]
+    if loaded:
+        # The house's areas: the config's and those of the devices seen (an adapter's own, the UI's).
+        house = {*config.areas.values(), *(d.area for d in hub.devices.values())}
+        warnings += area_parameter_warnings(loaded, house, "areas of the config and of the devices seen")
     return ReplayResult(devices=devices, actions=actions, alerts=alerts, errors=errors, published=mqtt.published,
                         notifications=notifications, notes=notes, scenes=sorted(engine.scenes),
-                        hub_devices=list(hub.devices.values()) if keep_devices else [])
+                        hub_devices=list(hub.devices.values()) if keep_devices else [], traces=traces,
+                        warnings=warnings, names={d.id: d.name for d in hub.devices.values()},
+                        scene_models={sid: rt.scene for sid, rt in engine.scenes.items()}, inspected=inspected)
 
 
 async def replay_devices(path: Path, config: Config | None = None) -> list[Any]:
     """The devices a capture describes (for ``hearth profile check --house``)."""
     result = await replay(path, config, profiles=[], keep_devices=True)
     return result.hub_devices
+
+
+def replay_command(path: Path, config: Config | None, profiles: list[str] | None, *, as_json: bool = False,
+                   every_run: bool = False, explain: str | None = None, at: str | None = None,
+                   strict: bool = False, out: TextIO, err: TextIO) -> int:
+    """``hearth replay``: the report (text or ``--json``), or with ``explain`` why that scene did or did
+    not run (at ``at``); warnings on ``err``. 0, or 1 with ``strict`` when anything was rejected, 2 for
+    a bad ``--explain``/``--at``."""
+    from gateway.scenes.explain import AtTime, UnknownSceneError, explain_scene, resolve_scene_id
+    from gateway.scenes.setup import engine_settings
+
+    try:
+        at_time = AtTime.parse(at) if at else None
+    except ValueError as error:
+        print(f"hearth replay: {error}", file=err)
+        return 2
+    loaded = profiles_for(config, profiles)
+    scene_id: str | None = None
+    if explain is not None:
+        ids = [f"{profile.name}.{scene.id}" for profile in loaded for scene in profile.scenes]
+        if not ids:
+            print("hearth replay: --explain needs scenes: give --profile, or a --config with [[profiles]]", file=err)
+            return 2
+        try:
+            scene_id = resolve_scene_id(explain, ids)
+        except UnknownSceneError as error:
+            print(f"hearth replay: {error}", file=err)
+            return 2
+    timezone = engine_settings(config or Config()).timezone
+
+    def until(first: float, last: float) -> float:
+        assert at_time is not None
+        return at_time.resolve(first, timezone)
+
+    def inspect(state: ReplayState) -> Any:
+        assert scene_id is not None
+        return explain_scene(state.engine, scene_id, state.traces, start=state.start, end=state.end,
+                             now=state.now, asked=at_time is not None)
+
+    result = asyncio.run(replay(path, config, profiles, loaded=loaded, until=until if at_time else None,
+                                inspect=inspect if scene_id else None))
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=err)
+    if result.inspected is not None:
+        if as_json:
+            out.write(orjson.dumps(result.inspected.data, option=orjson.OPT_INDENT_2).decode() + "\n")
+        else:
+            print(result.inspected.text(), file=out)
+    elif as_json:
+        out.write(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(format_table(result, every_run=every_run), file=out)
+    if strict and result.errors:
+        print(f"hearth replay: {len(result.errors)} thing{'s' if len(result.errors) != 1 else ''} rejected "
+              f"(--strict)", file=err)
+        return 1
+    return 0
 
 
 def _format_value(value: Any) -> str:
@@ -345,9 +493,11 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def format_table(result: ReplayResult) -> str:
-    """The human-readable report: one block per device, one line per capability."""
+def format_table(result: ReplayResult, *, every_run: bool = False) -> str:
+    """The human-readable report: one block per device, one line per capability; then the scenes'
+    actions, alerts, notifications and runs (those that acted, or with ``every_run`` all of them)."""
     from gateway.model import capability as capability_spec
+    from gateway.scenes.explain import traces_block
 
     lines: list[str] = []
     lines.append(f"{len(result.devices)} devices")
@@ -381,6 +531,7 @@ def format_table(result: ReplayResult) -> str:
         for note in result.notifications:
             message = note["message"].replace("\n", "\n      ")
             lines.append(f"  [{note['t']}] notify {note['to']}: {message}")
+        lines += traces_block(result.traces, result.names, result.scene_models, every_run=every_run)
     lines += _listed(result.notes, "notes (understood, not used)")
     lines += _listed(result.errors, "errors")
     return "\n".join(lines)
@@ -397,4 +548,5 @@ def _listed(entries: list[dict[str, Any]], title: str, shown: int = 50) -> list[
     return lines
 
 
-__all__ = ["Command", "ReplayMqtt", "ReplayResult", "format_table", "parse_time", "read_capture", "replay"]
+__all__ = ["Command", "ReplayMqtt", "ReplayResult", "ReplayState", "format_table", "no_house_warning", "parse_time",
+           "profiles_for", "read_capture", "replay", "replay_command"]

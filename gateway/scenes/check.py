@@ -20,6 +20,7 @@ from gateway.scenes.profile import (
     StateCondition,
     StateTrigger,
     WaitForAction,
+    find_profile,
     load_profile,
 )
 
@@ -134,22 +135,30 @@ def placeholder_params(path: Path) -> dict[str, object]:
     return out
 
 
-def check_profile_command(file: Path, house: str | None, config_path: str | None, out: TextIO) -> int:
+def check_profile_command(name_or_file: str | Path, house: str | None, config_path: str | None, out: TextIO) -> int:
+    """``hearth profile check NAME|FILE``: a shipped profile's name (or one in the config's
+    ``profile_dirs``) or a file. With ``--config``, its ``[[profiles]]`` entry for the profile gives the
+    parameters and per-scene settings; without, required parameters get sample values."""
     from gateway.config import load_config
+    from gateway.scenes.setup import profile_use
 
     config = load_config(config_path) if config_path else None
-    use = None
-    if config is not None:
-        use = next((u for u in config.profiles if Path(u.use).stem == file.stem or u.use == str(file)), None)
-    params = use.params if use else placeholder_params(file)
+    name = str(name_or_file)
     try:
-        profile = load_profile(file, params)
+        file = find_profile(name, list(config.scenes.profile_dirs) if config else [])
+        use = profile_use(config, name, file)
+        if use is not None and config is not None:
+            profile = load_profile(file, use.params, params_source=f"{config.source} [[profiles]] {use.use}",
+                                   scene_settings=use.scene_settings())
+        else:
+            profile = load_profile(file, placeholder_params(file))
     except ConfigError as err:
         for problem in err.problems:
             print(f"error: {problem}", file=out)
-        print(f"{file}: {len(err.problems)} error{'s' if len(err.problems) != 1 else ''}", file=out)
+        print(f"{name}: {len(err.problems)} error{'s' if len(err.problems) != 1 else ''}", file=out)
         return 2
-    print(f"{file}: ok — profile {profile.name!r}, {len(profile.scenes)} scenes", file=out)
+    customised = f", {len(profile.overrides)} customised by {config_path}" if profile.overrides else ""
+    print(f"{file}: ok — profile {profile.name!r}, {len(profile.scenes)} scenes{customised}", file=out)
     if house is None:
         return 0
     house_path = Path(house)

@@ -57,6 +57,8 @@ from gateway.scenes.profile import (
     CommandAction,
     Condition,
     DelayAction,
+    EventSpec,
+    HappenedCondition,
     LastActivityCondition,
     ModeCondition,
     ModeTrigger,
@@ -209,7 +211,8 @@ class SceneRuntime:
 
 
 def _split(attribute: str) -> tuple[str, str]:
-    cap, _, attr = attribute.partition(".")
+    # At the last dot, as the profile loader does: a plugin's capability may have dots of its own.
+    cap, _, attr = attribute.rpartition(".")
     return cap, attr
 
 
@@ -226,6 +229,18 @@ def _state_tests(node: Any) -> Iterable[StateTest]:
     elif isinstance(node, dict):
         for item in node.values():
             yield from _state_tests(item)
+
+
+def _happened(node: Any) -> Iterable[HappenedCondition]:
+    """Every ``happened`` condition in a scene (nested any/not, alerts' ``resolve_when``)."""
+    if isinstance(node, HappenedCondition):
+        yield node
+    if isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            yield from _happened(getattr(node, name))
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            yield from _happened(item)
 
 
 _PLACEHOLDER = re.compile(r"\{(device|area|value|scene|time|date|duration|since|done)\}")
@@ -335,6 +350,7 @@ class SceneEngine:
         # and stayed true, by test and "<device>#<component>" (as Home Assistant's ``for:``: a plug reading
         # 1.2, 1.6, 1.4 W is below 5 W the whole time). Persisted, so a hold survives a restart.
         self._held: dict[str, dict[str, float]] = {}
+        self._events: dict[str, float] = {}  # event key -> when it last happened (see _index_triggers)
         self._engine_sent: dict[str, float] = {}
         self._holds: dict[str, tuple[int, float, str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -403,10 +419,23 @@ class SceneEngine:
                     self._test_keys[id(test)] = key
                     self._timed_tests[_split(test.attribute)].append((key, test))
         self._timed: frozenset[tuple[str, str]] = frozenset(self._timed_tests)
+        # The events ``happened`` conditions ask about, by attribute, with a key stable across restarts:
+        # the last time each happened is remembered (and persisted).
+        self._event_specs: dict[tuple[str, str], list[tuple[str, EventSpec]]] = defaultdict(list)
+        self._event_keys: dict[int, str] = {}
+        for rt in self.scenes.values():
+            for n, condition in enumerate(_happened(rt.scene)):
+                specs: list[tuple[str, EventSpec]] = [(f"{rt.id}:e{n}", condition)]
+                if condition.after is not None:
+                    specs.append((f"{rt.id}:e{n}:after", condition.after))
+                for key, spec in specs:
+                    self._event_keys[id(spec)] = key
+                    self._event_specs[_split(spec.attribute)].append((key, spec))
         # What _on_state looks at: a change of anything else (link quality, voltage, illuminance with no
         # scene about it: much of a house's traffic) is dropped on its first line.
         self._watched: frozenset[tuple[str, str]] = frozenset(
-            {*self._state_triggers, *self._absence_triggers, *self._timed, *self._resolve_attributes}
+            {*self._state_triggers, *self._absence_triggers, *self._timed, *self._resolve_attributes,
+             *self._event_specs}
         )
 
     async def start(self) -> None:
@@ -516,6 +545,8 @@ class SceneEngine:
         self._pending = data.get("pending", {})
         known_tests = set(self._test_keys.values())
         self._held = {key: held for key, held in (data.get("held") or {}).items() if key in known_tests}
+        known_events = set(self._event_keys.values())
+        self._events = {key: t for key, t in (data.get("events") or {}).items() if key in known_events}
         for sid, enabled in data.get("enabled", {}).items():
             if sid in self.scenes:
                 self.scenes[sid].enabled = enabled
@@ -552,6 +583,7 @@ class SceneEngine:
             "absence": self._absence,
             "pending": self._pending,
             "held": {key: held for key, held in self._held.items() if held},
+            "events": self._events,
             "enabled": {sid: rt.enabled for sid, rt in self.scenes.items() if rt.enabled != rt.scene.enabled},
             "last_acted": {sid: rt.last_acted for sid, rt in self.scenes.items() if rt.last_acted is not None},
         }
@@ -759,6 +791,14 @@ class SceneEngine:
             return
         if key in self._timed:
             self._track_holds(event, self._timed_tests[key])
+        specs = self._event_specs.get(key)
+        if specs is not None and event.old is not None:
+            device = self.hub.devices.get(event.device_id)
+            if device is not None:
+                for ekey, spec in specs:
+                    if (spec.to is None or _same(event.new, spec.to)) and self.matches(spec.selector, device):
+                        self._events[ekey] = event.t
+                        self._save()
         device = self.hub.devices.get(event.device_id)
         if device is None:
             return
@@ -1317,6 +1357,23 @@ class SceneEngine:
             since = self.occupancy.get("since")
             return ok, {"kind": "occupancy", "result": ok, "occupancy": state, "wanted": list(condition.is_),
                         "since": iso_utc(since) if since else None, "reason": self.occupancy.get("reason")}
+        if isinstance(condition, HappenedCondition):
+            last = self._events.get(self._event_keys.get(id(condition), ""))
+            detail: dict[str, Any] = {"kind": "happened", "attribute": condition.attribute,
+                                      "last": iso_utc(last) if last else None}
+            if condition.after is not None:
+                before = self._events.get(self._event_keys.get(id(condition.after), ""))
+                detail["after"] = condition.after.attribute
+                detail["after_last"] = iso_utc(before) if before else None
+                ok = last is not None and before is not None and last > before and (
+                    condition.within is None or last - before <= condition.within)
+            else:
+                assert condition.within is not None
+                ok = last is not None and now - last <= condition.within
+            if condition.within is not None:
+                detail["within_s"] = condition.within
+            detail["result"] = ok
+            return ok, detail
         if isinstance(condition, LastActivityCondition):
             last = self.last_area
             ok = last in condition.area

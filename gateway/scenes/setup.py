@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter, ValidationError
 
-from gateway.config import Config, _describe, _line_of
+from gateway.config import Config, ProfileUse, _describe, _line_of
 from gateway.errors import ConfigError, ConfigProblem
 from gateway.scenes.engine import EngineSettings
 from gateway.scenes.notify import LogTarget, NotifyTargets
@@ -40,7 +41,7 @@ def load_profiles(config: Config, text: str | None = None) -> list[Profile]:
         where = f"{config.source}:{_line_of(text, ('profiles', index)) if text else '?'} [[profiles]] {use.use}"
         try:
             path = find_profile(use.use, list(config.scenes.profile_dirs))
-            profile = load_profile(path, use.params, params_source=where)
+            profile = load_profile(path, use.params, params_source=where, scene_settings=use.scene_settings())
         except ConfigError as err:
             problems.extend(err.problems)
             continue
@@ -55,6 +56,24 @@ def load_profiles(config: Config, text: str | None = None) -> list[Profile]:
     if problems:
         raise ConfigError(problems)
     return profiles
+
+
+def profile_use(config: Config | None, name_or_file: str, path: Path) -> ProfileUse | None:
+    """The config's ``[[profiles]]`` entry for a profile named ``name_or_file`` (found at ``path``): the
+    same name, or an entry whose ``use`` finds the same file."""
+    if config is None:
+        return None
+    for use in config.profiles:
+        if use.use == name_or_file:
+            return use
+    dirs = list(config.scenes.profile_dirs)
+    for use in config.profiles:
+        try:
+            if find_profile(use.use, dirs).resolve() == path.resolve():
+                return use
+        except (ConfigError, OSError):
+            continue
+    return None
 
 
 def engine_settings(config: Config) -> EngineSettings:

@@ -26,7 +26,7 @@ def by_id(result: dict) -> dict[str, dict]:
 
 def test_replay_json_follows_the_contract(capsys: pytest.CaptureFixture[str]) -> None:
     result = run_json(capsys, str(CAPTURE))
-    assert set(result) == {"devices", "actions", "alerts", "errors", "notifications", "notes"}
+    assert set(result) == {"devices", "actions", "alerts", "errors", "notifications", "notes", "traces"}
     ids = [d["id"] for d in result["devices"]]
     assert ids == sorted(ids)
     for device in result["devices"]:

@@ -78,3 +78,36 @@ async def test_a_hold_start_survives_a_restart(houses: Any) -> None:
     await house.until("09:25")
     await house.press()
     assert [(t, m) for t, _, m in house.sent()] == [("09:25", "closed a while")]
+
+
+QUIET_SINCE_DOOR = scene(
+    "quiet", '{ kind = "button", selector = { tag = "panic" } }', NOTE("nobody moved since the door closed"),
+    conditions='{ kind = "not", condition = { kind = "happened", selector = { capability = "occupancy" }, '
+               'attribute = "occupancy.occupied", to = true, after = { selector = { capability = "contact" }, '
+               'attribute = "contact.open", to = false } } }')
+DOOR_AFTER_MOTION = scene(
+    "leaving", '{ kind = "button", selector = { tag = "panic" } }', NOTE("door after motion"),
+    conditions='{ kind = "happened", selector = { capability = "contact" }, attribute = "contact.open", to = true, '
+               'within = "2m", after = { selector = { capability = "occupancy" }, attribute = "occupancy.occupied", '
+               'to = true } }')
+
+
+async def test_happened_after_and_no_activity_since(houses: Any) -> None:
+    from tests.scenes.test_engine import HALL_MOTION
+
+    house = await houses(profile(QUIET_SINCE_DOOR, DOOR_AFTER_MOTION))
+    await house.until("10:00")
+    await house.set(HALL_MOTION, "occupancy", "occupied", True)
+    await house.until("10:01")
+    await house.set(DOOR, "contact", "open", True)  # a minute after the movement: leaving
+    await house.set(DOOR, "contact", "open", False)
+    await house.set(HALL_MOTION, "occupancy", "occupied", False)
+    await house.until("10:30")
+    await house.press()
+    assert [m for _, _, m in house.sent()] == ["nobody moved since the door closed", "door after motion"]
+    await house.set(HALL_MOTION, "occupancy", "occupied", True)  # somebody inside after all
+    await house.until("10:31")
+    await house.press()
+    assert [m for _, _, m in house.sent()][2:] == []  # moved since; and no door within 2 min after it
+    trace = house.traces("quiet")[-1]
+    assert trace["conditions"][0]["condition"]["last"].startswith("2026-03-10T10:30")

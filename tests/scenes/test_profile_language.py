@@ -162,7 +162,8 @@ def test_inline_tables_in_an_array_point_at_their_own_line() -> None:
     # error names the element's line, not the line of `triggers = [`.
     text = PROFILE.replace('selector = { tag = "panic" }', 'selector = { tag = "panic", colour = 1 }')
     assert problems(text) == [f"p.toml:{line_of(text, 'colour = 1')}: scenes.1.triggers.0.selector.colour: "
-                              "unknown key"]
+                              "unknown key 'colour' (this table takes device, area, capability, tag, exclude_device, "
+                              "exclude_area, exclude_tag, where)"]
 
 
 DISCO = 'mode = "disco"'
@@ -258,7 +259,8 @@ def test_profile_check_prints_the_errors_and_returns_2(tmp_path: Path, capsys: p
     assert main(["profile", "check", str(path)]) == 2
     out = capsys.readouterr().out.splitlines()
     assert out == [
-        f"error: {path}:{line_of(text, 'colour')}: scenes.0.colour: unknown key",
+        f"error: {path}:{line_of(text, 'colour')}: scenes.0.colour: unknown key 'colour' (this table takes id, "
+        "name, description, enabled, priority, cooldown, triggers, conditions, actions)",
         f"error: {path}:{line_of(text, 'for = ')}: scenes.0.triggers.0.for: expected a duration such as '10m', "
         "'1h30m' or '45s' (got '10 minutes')",
         f"{path}: 2 errors",
