@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,10 @@ def test_timers_and_escalations_survive_a_restart(tmp_path: Path, mosquitto: Mos
 
         topic, second = inbox.next(timeout_s=15)
         assert topic == "carers/neighbour" and second["alert_id"] == first["alert_id"]
+        # the start-up log says what was restored and when each is due
+        log = restarted.log_text()
+        assert re.search(r"restored hold: elderly-monitoring\.too-cold on \S+ \(main\), due ", log), log
+        assert re.search(rf"restored escalation: alert {first['alert_id']} .*next step due ", log), log
         assert time.monotonic() - pressed >= 5.5  # escalated on schedule, not at once after the restart
         assert second["message"].startswith("[not acknowledged by daughter]")
 

@@ -231,6 +231,17 @@ def _state_tests(node: Any) -> Iterable[StateTest]:
             yield from _state_tests(item)
 
 
+def _last_activity(node: Any) -> Iterable[LastActivityCondition]:
+    if isinstance(node, LastActivityCondition):
+        yield node
+    if isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            yield from _last_activity(getattr(node, name))
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            yield from _last_activity(item)
+
+
 def _happened(node: Any) -> Iterable[HappenedCondition]:
     """Every ``happened`` condition in a scene (nested any/not, alerts' ``resolve_when``)."""
     if isinstance(node, HappenedCondition):
@@ -403,6 +414,10 @@ class SceneEngine:
         # Scenes whose state is safety-relevant (they raise alerts): their holds are committed at once.
         self._alerting: frozenset[str] = frozenset(
             rt.id for rt in self.scenes.values() if any(isinstance(a, AlertAction) for a in rt.scene.actions))
+        # Areas a ``last_activity`` condition of an alerting scene names: going in or out is committed at once.
+        self._watched_areas: frozenset[str | None] = frozenset(
+            area for rt in self.scenes.values() if rt.id in self._alerting
+            for condition in _last_activity(rt.scene) for area in condition.area)
         # Attributes a ``resolve_when`` condition looks at: a change of one re-checks the open alerts.
         self._resolve_attributes: frozenset[tuple[str, str]] = frozenset(
             _split(test.attribute) for rt in self.scenes.values() for action in rt.scene.actions
@@ -971,8 +986,9 @@ class SceneEngine:
                         "door_events": [], "energy_start": {}, "activity": []}
         if event.capability == "occupancy" and event.new is True:
             if device.area and device.area != self.last_area:
+                if device.area in self._watched_areas or self.last_area in self._watched_areas:
+                    self._urgent()  # a bathroom entry lost in a crash is a long-stay alert that never comes
                 self.last_area = device.area
-                self._urgent()  # a bathroom entry lost in a crash is a long-stay alert that never comes
             if self.day["first_activity"] is None:
                 self.day["first_activity"] = event.t
             # The day's movement, one entry a minute at most (<= 1,440): the summary tells the morning's

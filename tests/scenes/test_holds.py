@@ -111,3 +111,31 @@ async def test_happened_after_and_no_activity_since(houses: Any) -> None:
     assert [m for _, _, m in house.sent()][2:] == []  # moved since; and no door within 2 min after it
     trace = house.traces("quiet")[-1]
     assert trace["conditions"][0]["condition"]["last"].startswith("2026-03-10T10:30")
+
+
+AWAY_NOTE = scene("away-note", '{ kind = "occupancy", to = "away" }', NOTE("away: {since}"))
+HOME_NOTE = scene("home-note", '{ kind = "occupancy", from = "away", to = "home" }', NOTE("home"))
+
+
+async def test_presence_tags_and_the_house_mode_say_who_is_home(houses: Any) -> None:
+    from gateway.model.types import CapabilitySupport, DeviceInfo
+
+    house = await houses(profile(AWAY_NOTE, HOME_NOTE))
+    tag = DeviceInfo("fake:tag", "Grandma's key fob", "fake", {"main": {"presence": CapabilitySupport(
+        frozenset({"present"}))}})
+    house.hub.upsert_device(tag, "fake")
+    await house.until("09:00")
+    await house.set("fake:tag", "presence", "present", True)  # first report: present -> home
+    assert house.engine.house()["occupancy"] == "home"
+    await house.until("10:00")
+    await house.set("fake:tag", "presence", "present", False)
+    assert house.engine.house()["reason"] == "every presence tag is away (last: Grandma's key fob)"
+    await house.until("11:00")
+    await house.set("fake:tag", "presence", "present", True)
+    house.engine.set_mode("vacation", source="api")
+    assert house.engine.house()["occupancy"] == "away"
+    assert house.engine.house()["reason"] == "house mode set to vacation (api)"
+    await house.settle()
+    assert [(t, m) for t, _, m in house.sent()] == [("10:00", "away: 10:00"), ("11:00", "home"),
+                                                  ("11:00", "away: 11:00")]
+    assert [h["state"] for h in house.engine.house()["history"]] == ["away", "home", "away", "home"]
