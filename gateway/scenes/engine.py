@@ -476,6 +476,10 @@ class SceneEngine:
             if alert.get("next_escalation_at") is not None and alert["state"] == "open":
                 self._arm_escalation(alert)
         self._arm_occupancy_triggers()
+        closed = self.occupancy.get("door_closed_at")
+        if closed is not None and self.occupancy["state"] != "away" and self.occupancy.get("opened_while") != "away":
+            # The door closed shortly before a restart: the check that makes the house away still comes.
+            self._call_at("occupancy:away-check", closed + self.settings.away_after_s, self._check_away)
         self._log_restored()
         for rt in self.scenes.values():
             for trigger in rt.scene.triggers:

@@ -139,3 +139,22 @@ async def test_presence_tags_and_the_house_mode_say_who_is_home(houses: Any) -> 
     assert [(t, m) for t, _, m in house.sent()] == [("10:00", "away: 10:00"), ("11:00", "home"),
                                                   ("11:00", "away: 11:00")]
     assert [h["state"] for h in house.engine.house()["history"]] == ["away", "home", "away", "home"]
+
+
+async def test_the_away_check_survives_a_restart(houses: Any) -> None:
+    from tests.scenes.test_engine import HALL_MOTION
+
+    storage = DictStorage()
+    house = await houses(profile(AWAY_NOTE), storage=storage)
+    house.hub.devices[DOOR].tags = ["entrance"]
+    await house.until("10:00")
+    await house.set(HALL_MOTION, "occupancy", "occupied", True)
+    await house.set(DOOR, "contact", "open", True)
+    await house.set(DOOR, "contact", "open", False)  # she left at 10:00
+    await house.until("10:05")
+    await house.engine.stop()  # the gateway restarts five minutes later
+    house.engine = house.new_engine()
+    await house.engine.start()
+    await house.until("10:30")
+    assert house.engine.house()["occupancy"] == "away"
+    assert [(t, m) for t, _, m in house.sent()] == [("10:10", "away: 10:10")]
