@@ -360,7 +360,7 @@ class SceneEngine:
         # "for" of a state test (condition, selector ``where``, wait_for): since when the test has been true
         # and stayed true, by test and "<device>#<component>" (as Home Assistant's ``for:``: a plug reading
         # 1.2, 1.6, 1.4 W is below 5 W the whole time). Persisted, so a hold survives a restart.
-        self._held: dict[str, dict[str, float]] = {}
+        self._held: dict[str, dict[tuple[str, str], float]] = {}
         self._events: dict[str, float] = {}  # event key -> when it last happened (see _index_triggers)
         self._engine_sent: dict[str, float] = {}
         self._holds: dict[str, tuple[int, float, str]] = {}
@@ -370,6 +370,7 @@ class SceneEngine:
         self._ids = itertools.count(1)
         self._waiters: list[tuple[WaitForAction, TriggerContext, asyncio.Future[bool]]] = []
         self._selector_cache: dict[tuple[int, str], bool] = {}
+        self._covered: dict[str, bool] = {}  # device id -> a manual change of it is an override
         self._device_order: tuple[list[Device], dict[str | None, list[Device]]] | None = None
         # (selector, area or None) -> the devices it names there, state aside (see select)
         self._named: dict[tuple[int, str | None], list[Device]] = {}
@@ -563,7 +564,8 @@ class SceneEngine:
         self._absence = data.get("absence", {})
         self._pending = data.get("pending", {})
         known_tests = set(self._test_keys.values())
-        self._held = {key: held for key, held in (data.get("held") or {}).items() if key in known_tests}
+        self._held = {key: {tuple(where.rsplit("#", 1)): t for where, t in held.items() if "#" in where}  # type: ignore[misc]
+                      for key, held in (data.get("held") or {}).items() if key in known_tests}
         known_events = set(self._event_keys.values())
         self._events = {key: t for key, t in (data.get("events") or {}).items() if key in known_events}
         for sid, enabled in data.get("enabled", {}).items():
@@ -601,7 +603,7 @@ class SceneEngine:
             "occupancy": self.occupancy,
             "absence": self._absence,
             "pending": self._pending,
-            "held": {key: held for key, held in self._held.items() if held},
+            "held": {key: {f"{d}#{c}": t for (d, c), t in held.items()} for key, held in self._held.items() if held},
             "events": self._events,
             "enabled": {sid: rt.enabled for sid, rt in self.scenes.items() if rt.enabled != rt.scene.enabled},
             "last_acted": {sid: rt.last_acted for sid, rt in self.scenes.items() if rt.last_acted is not None},
@@ -640,6 +642,7 @@ class SceneEngine:
 
     def _on_device_changed(self, event: Any) -> None:
         self._selector_cache.clear()
+        self._covered.clear()
         self._device_order = None  # and with it what selectors named (see _indexed)
 
     def _indexed(self) -> tuple[list[Device], dict[str | None, list[Device]]]:
@@ -770,7 +773,7 @@ class SceneEngine:
     def _hold_start(self, test: StateTest, device_id: str, component: str) -> float:
         key = self._test_keys.get(id(test))
         held = self._held.get(key) if key is not None else None
-        since = held.get(f"{device_id}#{component}") if held else None
+        since = held.get((device_id, component)) if held else None
         # Passing with no start recorded: a value restored from the store and not reported since, or a
         # test outside the scenes (explain): counted from the engine's start, never from before it.
         return self._started_at if since is None else since
@@ -786,7 +789,7 @@ class SceneEngine:
     def _track_holds(self, event: StateChanged, tests: list[tuple[str, StateTest]]) -> None:
         """Start or end the holds of the timed tests on this attribute (only a change of value gets
         here: a repeated value is no event, and the hold goes on)."""
-        where = f"{event.device_id}#{event.component}"
+        where = (event.device_id, event.component)
         changed = False
         for key, test in tests:
             held = self._held.get(key)
@@ -810,7 +813,7 @@ class SceneEngine:
             return
         if key in self._timed:
             self._track_holds(event, self._timed_tests[key])
-        specs = self._event_specs.get(key)
+        specs = self._event_specs.get(key) if self._event_specs else None
         if specs is not None and event.old is not None:
             device = self.hub.devices.get(event.device_id)
             if device is not None:
@@ -846,7 +849,7 @@ class SceneEngine:
                 if previous is None or "fired" in previous or f"absence:{tkey}" not in self._timers:
                     self._arm_absence(rt, index, trigger)
                 self._save()
-        if key in self._resolve_attributes:
+        if self._resolve_attributes and key in self._resolve_attributes:
             self._check_resolve_when(f"{device.name}: {event.attribute} {_format(event.new)}")
         if self._waiters:
             for wait, ctx, future in list(self._waiters):
@@ -1461,10 +1464,13 @@ class SceneEngine:
         """Whether a manual change of ``capability`` on ``device`` is held against the scenes."""
         if capability not in LIGHT_CAPABILITIES:
             return False
-        covers = self.settings.override_covers
-        is_light = "light" in device.tags or any(
-            cap in caps for caps in device.support.values() for cap in ("level", "color", "color_temperature"))
-        return ("lights" in covers) if is_light else ("switches" in covers)
+        covered = self._covered.get(device.id)
+        if covered is None:  # once per device until a device changes (a busy house's lights toggle a lot)
+            covers = self.settings.override_covers
+            is_light = "light" in device.tags or any(
+                cap in caps for caps in device.support.values() for cap in ("level", "color", "color_temperature"))
+            covered = self._covered[device.id] = ("lights" in covers) if is_light else ("switches" in covers)
+        return covered
 
     async def _act(self, rt: SceneRuntime, action: Any, ctx: TriggerContext, entry: dict[str, Any]) -> bool:
         if isinstance(action, CommandAction):
