@@ -8,11 +8,12 @@ Protocol (JSON text frames; every client message has a ``type``):
    none within ``auth_timeout_s`` (10 s), and with **4429** while the address is rate-limited (as
    ``POST /api/login``).
 2. ``{"type": "subscribe", "id": 1, "events": ["state", "availability", "devices", "alerts", "scenes",
-   "mode"], "filter": {"device": ..., "area": ..., "capability": ...}, "snapshot": true}``: answered by
-   ``{"type": "result", "id": 1, "ok": true, "subscription": 1}`` (plus ``devices``, the matching devices
-   as ``GET /api/devices`` shows them, with ``snapshot``: taken in the same step as the subscription, so
-   no change falls between the two). Filters (a string or a list each) apply to the device events
-   (state, availability, devices); alerts, scenes and mode are house-wide.
+   "mode", "occupancy"], "filter": {"device": ..., "area": ..., "capability": ...}, "snapshot": true}``:
+   answered by ``{"type": "result", "id": 1, "ok": true, "subscription": 1}`` (plus, with ``snapshot``,
+   ``devices``, the matching devices as ``GET /api/devices`` shows them, and, when the subscription wants
+   mode or occupancy and scenes run, ``house``, as ``GET /api/house`` shows it: taken in the same step as
+   the subscription, so no change falls between the two). Filters (a string or a list each) apply to the
+   device events (state, availability, devices); alerts, scenes, mode and occupancy are house-wide.
    ``{"type": "unsubscribe", "id": 2, "subscription": 1}`` ends one.
 3. ``{"type": "command", "id": 3, "device": ..., "component": "main", "capability": ..., "command": ...,
    "args": {}, "timeout_s"?: 5}``: answered by ``{"type": "result", "id": 3, "ok": ..., "http_status": ...,
@@ -20,7 +21,8 @@ Protocol (JSON text frames; every client message has a ``type``):
 4. Events: ``{"type": "event", "subscription": 1, "event": "state", "device", "component", "capability",
    "attribute", "value", "old", "t"}``; ``"availability"`` (device, available); ``"devices"`` (change:
    added/updated/removed, device, data); ``"alerts"`` (change, alert); ``"scenes"`` (scene, trace, state);
-   ``"mode"`` (mode, old, source). ``t`` is epoch seconds.
+   ``"mode"`` (mode, old, source); ``"occupancy"`` (occupancy: home/away/unknown, old, since, reason: what
+   showed it). ``t`` is epoch seconds; ``since`` is ISO-8601, as in ``GET /api/house``.
 
 A client that does not read fast enough is dropped rather than buffered without end: events wait in a
 bounded per-connection queue, and when it is full the connection is closed with **4008** (counted as
@@ -50,10 +52,12 @@ from gateway.bus import (
     DeviceUpdated,
     Event,
     ModeChanged,
+    OccupancyChanged,
     SceneRan,
     StateChanged,
     Unsubscribe,
 )
+from gateway.clock import iso_utc
 from gateway.hub import Hub
 
 __all__ = [
@@ -81,6 +85,7 @@ EVENT_KINDS: dict[str, tuple[type[Event], ...]] = {
     "alerts": (AlertChanged,),
     "scenes": (SceneRan,),
     "mode": (ModeChanged,),
+    "occupancy": (OccupancyChanged,),
 }
 _DEVICE_KINDS = frozenset({"state", "availability", "devices"})
 _FILTER_KEYS = ("device", "area", "capability")
@@ -262,6 +267,11 @@ class _Connection:
                 return None
             return {"type": "event", "subscription": sub.id, "event": "mode", "mode": event.new, "old": event.old,
                     "source": event.source, "t": event.t}
+        if isinstance(event, OccupancyChanged):
+            if "occupancy" not in sub.kinds:
+                return None
+            return {"type": "event", "subscription": sub.id, "event": "occupancy", "occupancy": event.new,
+                    "old": event.old, "since": iso_utc(event.t), "reason": event.reason, "t": event.t}
         return None
 
     # ---------------------------------------------------------------- incoming
@@ -323,6 +333,9 @@ class _Connection:
             hub = self.hub
             result["devices"] = [d.as_dict() for _, d in sorted(hub.devices.items())
                                  if not sub.filtered or sub.wants_device(hub, d.id)]
+            engine = _engine(self.app)
+            if engine is not None and sub.kinds & {"mode", "occupancy"}:
+                result["house"] = engine.house()
         self.send(result)
 
     def _unsubscribe(self, data: dict[str, Any]) -> None:

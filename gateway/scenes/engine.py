@@ -875,7 +875,7 @@ class SceneEngine:
             return
         pkey = f"{rt.id}#{index}#{device.id}#{event.component}"
         if not now_ok:
-            if has_level and f"state:{pkey}" in self._resolvers:
+            if has_level and self._resolvers and f"state:{pkey}" in self._resolvers:
                 self._resolve_by_key(f"state:{pkey}", f"{self._where(device)}: {trigger.attribute} is "
                                                       f"{_format(event.new)} again")
             if pkey in self._pending:

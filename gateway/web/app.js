@@ -8,7 +8,7 @@
 
 (() => {
   const TOKEN_KEY = "hearth.token";
-  const EVENT_KINDS = ["state", "availability", "devices", "alerts", "scenes", "mode"];
+  const EVENT_KINDS = ["state", "availability", "devices", "alerts", "scenes", "mode", "occupancy"];
   const SVG_NS = "http://www.w3.org/2000/svg";
 
   const state = {
@@ -18,6 +18,7 @@
     alerts: new Map(), // id -> alert
     scenes: new Map(), // id -> scene summary
     mode: "home",
+    house: null, // GET /api/house shape (mode, occupancy, since, reason, history); null without scenes
     ws: null,
     wsRetry: 0,
     nextId: 1,
@@ -26,6 +27,8 @@
     tiles: new Map(), // device id -> tile element
     busy: new Set(), // device ids whose slider is being dragged: not redrawn under the finger
     openTraces: new Set(),
+    showResolved: false, // the resolved alerts' list is unfolded
+    resolving: null, // the alert id the resolve dialog is for
     // Ids changed by WebSocket events while a GET of the same list is in flight: the GET's answer may
     // be older than the event, so for these the event wins.
     watchers: { alerts: new Set(), scenes: new Set() },
@@ -103,6 +106,53 @@
     const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
     if (Number.isNaN(date.getTime())) return String(value);
     return date.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+  }
+
+  // A day and a time as people say them: {day: null (today) | "yesterday" | "Mar 8", time: "10:01"}.
+  function dayAndTime(value) {
+    if (value === null || value === undefined) return null;
+    const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+    if (Number.isNaN(date.getTime())) return null;
+    const now = new Date();
+    const midnight = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+    // Rounded: a day with a daylight-saving change is 23 or 25 hours long.
+    const daysAgo = Math.round((midnight(now) - midnight(date)) / 86400000);
+    const time = date.toLocaleTimeString([], { timeStyle: "short" });
+    let day = null;
+    if (daysAgo === 1) day = "yesterday";
+    else if (daysAgo !== 0) {
+      day = date.toLocaleDateString([], date.getFullYear() === now.getFullYear()
+        ? { month: "short", day: "numeric" } : { dateStyle: "medium" });
+    }
+    return { day, time };
+  }
+
+  // "10:01", "yesterday 10:01", "Mar 8 10:01": after "since".
+  function fmtSince(value) {
+    const when = dayAndTime(value);
+    if (!when) return "";
+    return when.day ? `${when.day} ${when.time}` : when.time;
+  }
+
+  // "at 10:01", "yesterday at 10:01", "on Mar 8 at 10:01".
+  function fmtAt(value) {
+    const when = dayAndTime(value);
+    if (!when) return "";
+    if (!when.day) return `at ${when.time}`;
+    return when.day === "yesterday" ? `yesterday at ${when.time}` : `on ${when.day} at ${when.time}`;
+  }
+
+  // The engine's reasons are lower-case phrases ("movement in kitchen/motion (kitchen)"); shown as sentences.
+  function sentence(text) {
+    if (!text) return "";
+    const value = String(text);
+    return value.charAt(0).toUpperCase() + value.slice(1);
+  }
+
+  // ["a"] -> "a", ["a", "b", "c"] -> "a, b and c".
+  function joinNames(names) {
+    if (names.length < 2) return names.join("");
+    return `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
   }
 
   function fmtNumber(value, digits) {
@@ -236,6 +286,13 @@
       send({ type: "subscribe", events: EVENT_KINDS, snapshot: true }).then((result) => {
         if (!result.ok) return;
         state.devices = new Map(result.devices.map((d) => [d.id, d]));
+        // The house (mode, who is home) comes with the snapshot when scenes run; none without them.
+        state.house = result.house || null;
+        if (state.house) {
+          state.mode = state.house.mode;
+          $("mode-select").value = state.house.mode;
+        }
+        renderOccupancy();
         renderHouse();
         refreshAlerts();
         refreshScenes();
@@ -292,8 +349,20 @@
         break;
       case "mode":
         state.mode = event.mode;
+        if (state.house) state.house.mode = event.mode;
         $("mode-select").value = event.mode;
         break;
+      case "occupancy": {
+        const house = state.house || { mode: state.mode, history: [] };
+        house.occupancy = event.occupancy;
+        house.since = event.since;
+        house.reason = event.reason;
+        house.history = [{ t: event.since, state: event.occupancy, reason: event.reason },
+          ...(house.history || [])].slice(0, 20);
+        state.house = house;
+        renderOccupancy();
+        break;
+      }
       default:
         break;
     }
@@ -326,6 +395,36 @@
     if (state.page === "scenes") refreshScenes();
     if (state.page === "energy") renderEnergy();
     if (state.page === "discovered") renderDiscovered();
+  }
+
+  // ------------------------------------------------------------------ who is home
+
+  const OCCUPANCY_WORDS = {
+    home: "Somebody is home", away: "Nobody is home", unknown: "Not sure if anybody is home",
+  };
+  const OCCUPANCY_SHORT = { home: "somebody home", away: "nobody home", unknown: "not sure" };
+
+  function renderOccupancy() {
+    const box = $("occupancy");
+    const house = state.house;
+    if (!house || !house.occupancy) {
+      box.hidden = true;
+      return;
+    }
+    box.hidden = false;
+    box.dataset.occupancy = house.occupancy;
+    $("occupancy-state").textContent = OCCUPANCY_WORDS[house.occupancy] || house.occupancy;
+    const since = $("occupancy-since");
+    since.textContent = house.since ? `since ${fmtSince(house.since)}` : "";
+    since.title = house.since ? fmtTime(house.since) : "";
+    $("occupancy-reason").textContent = sentence(house.reason);
+    // The history starts with the current state (when it changed since the gateway started).
+    const earlier = (house.history || []).filter((h) => !(h.t === house.since && h.state === house.occupancy))
+      .slice(0, 5);
+    $("occupancy-history").replaceChildren(...(earlier.length
+      ? earlier.map((h) => el("li", {}, el("span", { className: "when", text: fmtSince(h.t), title: fmtTime(h.t) }),
+        ` · ${OCCUPANCY_SHORT[h.state] || h.state} · ${sentence(h.reason)}`))
+      : [el("li", { className: "muted", text: "No earlier changes since the gateway started." })]));
   }
 
   // ------------------------------------------------------------------ house
@@ -594,46 +693,178 @@
     renderAlerts();
   }
 
+  // Open: nobody has acknowledged it yet. Acknowledged alerts are being looked after; resolved ones are over.
   function needsAttention(alert) {
-    return alert.state === "open" && !alert.acknowledged_at;
+    return alert.state === "open";
   }
 
+  const SEVERITY_RANK = { critical: 0, warning: 1, info: 2 };
+  // Resolved alerts shown (newest first); the API keeps the rest.
+  const RESOLVED_SHOWN = 30;
+
+  const newestRaised = (a, b) => String(b.raised_at).localeCompare(String(a.raised_at));
+
   function renderAlerts() {
-    const alerts = [...state.alerts.values()].sort((a, b) => (needsAttention(b) - needsAttention(a))
-      || String(b.raised_at).localeCompare(String(a.raised_at)));
-    const open = alerts.filter(needsAttention);
+    const alerts = [...state.alerts.values()];
+    const open = alerts.filter(needsAttention).sort((a, b) => ((SEVERITY_RANK[a.severity] ?? 3)
+      - (SEVERITY_RANK[b.severity] ?? 3)) || newestRaised(a, b));
+    const handled = alerts.filter((a) => a.state === "acknowledged").sort(newestRaised);
+    const resolved = alerts.filter((a) => a.state === "resolved")
+      .sort((a, b) => String(b.resolved_at).localeCompare(String(a.resolved_at)));
     const count = $("alert-count");
     count.hidden = !open.length;
     count.textContent = String(open.length);
     const banner = $("alert-banner");
-    const urgent = open.find((a) => a.severity === "critical") || open[0];
+    const urgent = open[0];
     banner.hidden = !urgent;
     if (urgent) {
       banner.replaceChildren(el("strong", { text: urgent.title }), " ", el("span", { text: urgent.message }), " ",
         el("button", { type: "button", className: "primary", text: "Acknowledge", onclick: () => ack(urgent.id) }),
         " ", el("a", { href: "#/alerts", text: open.length > 1 ? `all ${open.length} alerts` : "details" }));
     }
-    const root = $("alerts");
-    if (!alerts.length) {
-      root.replaceChildren(el("p", { className: "muted", text: "No alerts. All is well." }));
-      return;
+    const parts = [];
+    if (open.length) {
+      parts.push(el("section", { className: "alert-group open", dataset: { group: "open" } },
+        el("h3", { text: "Needs attention" }), open.map(alertCard)));
     }
-    root.replaceChildren(...alerts.map((alert) => el("article", {
-      className: `card alert ${alert.severity} ${needsAttention(alert) ? "attention" : ""}`,
-      dataset: { alert: alert.id },
+    if (handled.length) {
+      parts.push(el("section", { className: "alert-group acknowledged", dataset: { group: "acknowledged" } },
+        el("h3", { text: "Being looked after" }), handled.map(alertCard)));
+    }
+    if (!open.length && !handled.length) {
+      const text = resolved.length ? "Nothing needs attention. All is well." : "No alerts. All is well.";
+      parts.push(el("p", { className: "muted all-well", text }));
+    }
+    if (resolved.length) {
+      const shown = resolved.slice(0, RESOLVED_SHOWN);
+      parts.push(el("details", {
+        className: "alert-group resolved", dataset: { group: "resolved" }, open: state.showResolved,
+        ontoggle: (event) => { state.showResolved = event.target.open; },
+      },
+      el("summary", {}, `Resolved (${resolved.length})`),
+      shown.map(alertCard),
+      resolved.length > shown.length
+        ? el("p", { className: "muted", text: `and ${resolved.length - shown.length} older` }) : null));
+    }
+    $("alerts").replaceChildren(...parts);
+  }
+
+  // Who did it, as a person reads it: "token:anna" is Anna's token.
+  function who(by) {
+    if (!by) return "someone";
+    if (by.startsWith("token:")) return by.slice("token:".length);
+    if (by.startsWith("scene:")) {
+      const scene = state.scenes.get(by.slice("scene:".length));
+      return scene ? `the scene ${scene.name}` : "a scene";
+    }
+    return by;
+  }
+
+  // The contacts who were sent the alert (and so are told when it is resolved).
+  function toldTargets(alert) {
+    return [...new Set((alert.notifications || []).filter((n) => n.kind !== "resolved").map((n) => n.target))];
+  }
+
+  function resolvedText(alert) {
+    let text = `Resolved ${fmtAt(alert.resolved_at)}`;
+    const by = alert.resolved_by || "";
+    if (by === "situation ended") text += " by itself";
+    else if (by && !by.startsWith("scene:")) text += ` by ${who(by)}`;
+    const how = alert.resolution && alert.resolution !== "resolved by hand" ? alert.resolution : "";
+    return how ? `${text}: ${how}` : text;
+  }
+
+  function alertCard(alert) {
+    const status = alert.state;
+    const policy = alert.policy || {};
+    const told = toldTargets(alert);
+    const messages = (alert.notifications || []).filter((n) => n.kind !== "resolved");
+    const failed = messages.filter((n) => n.status === "failed" || n.status === "unknown_target").length;
+    let toldText = "";
+    if (told.length) {
+      toldText = `Told ${joinNames(told)}${messages.length > told.length ? ` (${messages.length} messages)` : ""}`;
+      if (failed) toldText += ` · ${failed} not delivered`;
+    } else if (!(policy.contacts || []).length) {
+      toldText = "Nobody to tell (no contacts)";
+    }
+    if (status === "open" && alert.next_escalation_at) {
+      toldText += `${toldText ? " · " : ""}next message ${fmtAt(alert.next_escalation_at)}`;
+    }
+    const contacts = [...new Set(policy.contacts || [])];
+    const buttons = [];
+    if (status === "open") {
+      buttons.push(el("button", { type: "button", className: "primary ack", text: "Acknowledge",
+                                  onclick: () => ack(alert.id) }));
+    }
+    if (status !== "resolved") {
+      buttons.push(el("button", { type: "button", className: `resolve ${status === "open" ? "" : "primary"}`,
+                                  text: "Resolve", onclick: () => openResolve(alert.id) }));
+    }
+    return el("article", {
+      className: `card alert ${alert.severity} ${status} ${needsAttention(alert) ? "attention" : ""}`,
+      dataset: { alert: alert.id, state: status },
     },
     el("header", {},
       el("span", { className: `pill ${alert.severity}`, text: alert.severity }),
       el("h3", { text: alert.title })),
     el("p", { className: "message", text: alert.message }),
-    el("p", { className: "muted" },
-      `raised ${fmtTime(alert.raised_at)}`, alert.area ? ` · ${alert.area}` : "",
-      alert.acknowledged_at ? ` · acknowledged ${fmtTime(alert.acknowledged_at)} by ${alert.acknowledged_by}` : "",
-      alert.state !== "open" ? ` · ${alert.state}` : "",
-      alert.notifications && alert.notifications.length ? ` · ${alert.notifications.length} notification(s) sent` : ""),
-    needsAttention(alert)
-      ? el("button", { type: "button", className: "primary ack", text: "Acknowledge", onclick: () => ack(alert.id) })
-      : null)));
+    el("p", { className: "muted raised", title: fmtTime(alert.raised_at) }, `Raised ${fmtAt(alert.raised_at)}`,
+      alert.area ? ` · ${alert.area}` : ""),
+    toldText ? el("p", { className: "muted told", text: toldText }) : null,
+    alert.unanswered_at
+      ? el("p", { className: `unanswered ${status === "resolved" ? "muted" : ""}`,
+                  text: `Nobody answered: a last notice went to ${contacts.length ? joinNames(contacts) : "everyone"} `
+                    + `${fmtAt(alert.unanswered_at)}.` })
+      : null,
+    alert.acknowledged_at
+      ? el("p", { className: "handled",
+                  text: `Acknowledged by ${who(alert.acknowledged_by)} ${fmtAt(alert.acknowledged_at)}` })
+      : null,
+    status === "acknowledged"
+      ? el("p", { className: "muted", text: policy.resolves_itself
+        ? "It resolves itself when things are back to normal, or resolve it here."
+        : "Resolve it once it has been dealt with." })
+      : null,
+    status === "resolved" ? el("p", { className: "resolution", text: resolvedText(alert) }) : null,
+    buttons.length ? el("div", { className: "buttons" }, buttons) : null);
+  }
+
+  function openResolve(alertId) {
+    const alert = state.alerts.get(alertId);
+    if (!alert) return;
+    state.resolving = alertId;
+    $("resolve-what").replaceChildren(el("strong", { text: alert.title }), " ", el("span", { text: alert.message }));
+    $("resolve-note").value = "";
+    const told = toldTargets(alert);
+    $("resolve-hint").textContent = told.length
+      ? `${sentence(joinNames(told))} will be told it is resolved.` : "Nobody else is told.";
+    $("resolve-error").hidden = true;
+    const dialog = $("resolve-dialog");
+    if (!dialog.open) dialog.showModal();
+    $("resolve-note").focus();
+  }
+
+  async function saveResolve() {
+    const alertId = state.resolving;
+    if (!alertId) return;
+    const note = $("resolve-note").value.trim();
+    const button = $("resolve-save");
+    button.disabled = true;
+    try {
+      // No note: the gateway records "resolved by hand".
+      const alert = await api("POST", `/api/alerts/${encodeURIComponent(alertId)}/resolve`,
+                              note ? { note } : undefined);
+      state.alerts.set(alert.id, alert);
+      renderAlerts();
+      $("resolve-dialog").close();
+      toast("Resolved");
+    } catch (err) {
+      const error = $("resolve-error");
+      error.textContent = err.message;
+      error.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
   }
 
   async function ack(alertId) {
@@ -929,6 +1160,8 @@
     $("app").hidden = false;
     connect();
     route();
+    // "since 23:50" becomes "since yesterday 23:50" at midnight.
+    if (!start.clock) start.clock = setInterval(renderOccupancy, 60000);
   }
 
   function init() {
@@ -962,6 +1195,9 @@
     $("edit-form").addEventListener("submit", (event) => { event.preventDefault(); saveEdit(false); });
     $("edit-reset").addEventListener("click", () => saveEdit(true));
     $("edit-cancel").addEventListener("click", () => $("edit-dialog").close());
+    $("resolve-form").addEventListener("submit", (event) => { event.preventDefault(); saveResolve(); });
+    $("resolve-cancel").addEventListener("click", () => $("resolve-dialog").close());
+    $("resolve-dialog").addEventListener("close", () => { state.resolving = null; });
     window.addEventListener("hashchange", () => { if (state.token) route(); });
 
     // A login link (#token=...) from `hearth demo`: the fragment never reaches the server; it is

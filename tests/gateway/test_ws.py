@@ -14,10 +14,12 @@ import pytest
 
 from gateway.api.app import ApiServer, create_app
 from gateway.api.auth import TokenStore
+from gateway.api.scenes import add_scene_routes
 from gateway.api.ws import CLOSE_AUTH, CLOSE_RATE_LIMITED, CLOSE_REVOKED, CLOSE_SLOW, WsSettings, open_connections
-from gateway.bus import AlertChanged, ModeChanged, SceneRan
+from gateway.bus import AlertChanged, ModeChanged, OccupancyChanged, SceneRan
 from gateway.hub import Hub
 from gateway.model.types import Update
+from gateway.scenes.engine import SceneEngine
 from tests.gateway.test_api import LAMP, MUTE, OFFLINE, _make_hub
 
 SETTINGS = WsSettings(auth_timeout_s=0.5, queue_max=50, recheck_token_s=0.2, heartbeat_s=5.0)
@@ -179,13 +181,68 @@ async def test_device_alert_scene_and_mode_events(api: Server) -> None:
     assert (event["change"], event["device"], event["data"]) == ("removed", MUTE, None)
 
 
+async def test_occupancy_events_are_forwarded(api: Server) -> None:
+    ws = await api.connect()
+    await ws.send_json({"type": "subscribe", "id": 1, "events": ["mode", "occupancy"], "snapshot": True})
+    result = await next_of(ws, type="result", id=1)
+    assert "house" not in result  # no scene engine here, so no house state to show
+    await ws.send_json({"type": "subscribe", "id": 2, "events": ["mode"]})
+    await next_of(ws, type="result", id=2)
+    reason = "Front door closed at 10:01 and no movement inside for 10 min"
+    api.hub.bus.publish(OccupancyChanged(1_773_137_460.0, "home", "away", reason))
+    event = await next_of(ws, type="event", event="occupancy")
+    assert event == {"type": "event", "subscription": 1, "event": "occupancy", "occupancy": "away", "old": "home",
+                     "since": "2026-03-10T10:11:00.000Z", "reason": reason, "t": 1_773_137_460.0}
+    # Only the subscription that asked for occupancy gets it: the next message is the pong.
+    await ws.send_json({"type": "ping", "id": 3})
+    assert await ws.receive_json(timeout=5) == {"type": "pong", "id": 3}
+
+
+class _NoNotifier:
+    def send(self, target: str, notification: Any) -> None:
+        pass
+
+
+async def test_occupancy_in_the_snapshot_and_live_from_the_engine(tmp_path: Path) -> None:
+    hub = _make_hub()
+    tokens = TokenStore(tmp_path / "tokens.json")
+    token, _ = tokens.create("tests")
+    app = create_app(hub, tokens, health=lambda: {"status": "ok"}, ws_settings=SETTINGS)
+    engine = SceneEngine(hub, [], notifier=_NoNotifier())
+    add_scene_routes(app, engine)
+    async with ApiServer(app, "127.0.0.1", 0) as server, aiohttp.ClientSession() as session:
+        api = Server(hub, tokens, token, server, session)
+        ws = await api.connect()
+        await ws.send_json({"type": "subscribe", "id": 1, "events": ["state"], "snapshot": True})
+        assert "house" not in await next_of(ws, type="result", id=1)  # it did not ask for the house
+        await ws.send_json({"type": "subscribe", "id": 2, "events": ["mode", "occupancy"], "snapshot": True})
+        result = await next_of(ws, type="result", id=2)
+        assert result["house"] == engine.house()
+        assert (result["house"]["mode"], result["house"]["occupancy"]) == ("home", "unknown")
+        # Setting the mode by hand says who is home too: both arrive, the mode first.
+        async with session.put(server.url + "/api/mode", json={"mode": "away"},
+                               headers={"Authorization": f"Bearer {token}"}) as response:
+            assert response.status == 200
+        mode = await next_of(ws, type="event", subscription=2)
+        assert (mode["event"], mode["mode"], mode["old"]) == ("mode", "away", "home")
+        event = await next_of(ws, type="event", subscription=2)
+        assert (event["event"], event["occupancy"], event["old"]) == ("occupancy", "away", "unknown")
+        assert event["reason"] == "house mode set to away (api)"
+        assert event["since"] == engine.house()["since"]
+        # A fresh snapshot shows the same, with the change in its history.
+        await ws.send_json({"type": "subscribe", "id": 3, "events": ["occupancy"], "snapshot": True})
+        house = (await next_of(ws, type="result", id=3))["house"]
+        assert (house["occupancy"], house["reason"], house["since"]) == ("away", event["reason"], event["since"])
+        assert house["history"][0] == {"t": event["since"], "state": "away", "reason": event["reason"]}
+
+
 async def test_unsubscribe_and_disconnect_remove_bus_subscriptions(api: Server) -> None:
     before = bus_subscribers(api.hub)
     ws = await api.connect()
     await ws.send_json({"type": "subscribe", "id": 1, "events": list(("state", "availability", "devices",
-                                                                       "alerts", "scenes", "mode"))})
+                                                                       "alerts", "scenes", "mode", "occupancy"))})
     await next_of(ws, type="result", id=1)
-    assert bus_subscribers(api.hub) == before + 8  # one per event type
+    assert bus_subscribers(api.hub) == before + 9  # one per event type
     await ws.send_json({"type": "unsubscribe", "id": 2, "subscription": 1})
     assert (await next_of(ws, type="result", id=2))["ok"] is True
     assert bus_subscribers(api.hub) == before

@@ -69,6 +69,11 @@ def test_house_on_a_desktop(house: House, desktop: Any, shoot: Any) -> None:
     log_in_by_link(page, house)
     expect(page.locator("section.area")).to_have_count(5)
     shoot(page, "03-house-desktop")
+    # Who is home sits beside the mode; unfolded, its history lies over the page.
+    expect(page.locator("#occupancy-state")).to_be_visible()
+    page.locator("#occupancy > summary").click()
+    expect(page.locator("#occupancy-history")).to_be_visible()
+    shoot(page, "03b-occupancy-desktop", full_page=False)
 
 
 def test_switch_a_light_and_see_the_state_echo(house: House, phone: Any, shoot: Any) -> None:
@@ -217,3 +222,158 @@ def test_discovered_page(house: House, phone: Any, shoot: Any) -> None:
     expect(page.locator("#discovered")).to_contain_text(
         re.compile("No discovery running|Nothing found yet|supported|seen only"))
     shoot(page, "11-discovered")
+
+
+# -------------------------------------------------------------------- who is home, alert lifecycle
+
+
+def alerts_of(house: House) -> list[dict[str, Any]]:
+    status, body = house.api.call("GET", "/api/alerts")
+    assert status == 200
+    return body["alerts"]
+
+
+def press_panic(house: House) -> str:
+    """A new panic alert (any earlier one resolved first, so the press raises a fresh one): its id."""
+    for alert in alerts_of(house):
+        if alert["key"] == "panic" and alert["state"] != "resolved":
+            assert house.api.call("POST", f"/api/alerts/{alert['id']}/resolve")[0] == 200
+    before = {a["id"] for a in alerts_of(house)}
+    house.z2m.publish("bedroom/panic", {"action": "single"})
+    raised = wait_until(lambda: [a for a in alerts_of(house) if a["id"] not in before and a["key"] == "panic"],
+                        what="the panic alert")
+    return raised[0]["id"]
+
+
+def alert_card(page: Any, alert_id: str) -> Any:
+    return page.locator(f'article.alert[data-alert="{alert_id}"]')
+
+
+def test_who_is_home_is_shown_and_follows_the_house(house: House, phone: Any, shoot: Any) -> None:
+    page, problems = phone
+    log_in_by_link(page, house)
+    occupancy = page.locator("#occupancy")
+    expect(occupancy).to_be_visible()
+    # The house mode set by hand says nobody is home, and why; the page follows without a reload.
+    page.select_option("#mode-select", "away")
+    expect(occupancy).to_have_attribute("data-occupancy", "away")
+    expect(page.locator("#occupancy-state")).to_have_text("Nobody is home")
+    expect(page.locator("#occupancy-since")).to_have_text(re.compile(r"^since \d"))
+    expect(page.locator("#occupancy-reason")).to_have_text("House mode set to away (api)")
+    shoot(page, "12-nobody-home")
+    # Somebody moves in the kitchen: home again, and that is the reason shown.
+    try:
+        house.z2m.publish("kitchen/motion", {"occupancy": True})
+        expect(occupancy).to_have_attribute("data-occupancy", "home")
+        expect(page.locator("#occupancy-state")).to_have_text("Somebody is home")
+        expect(page.locator("#occupancy-reason")).to_have_text(re.compile(r"^Movement in kitchen/motion \(kitchen\)"))
+        # Unfolded, it shows what came before.
+        page.locator("#occupancy > summary").click()
+        history = page.locator("#occupancy-history li")
+        expect(history.first).to_contain_text("nobody home")
+        expect(history.first).to_contain_text("House mode set to away (api)")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        shoot(page, "13-somebody-home", full_page=False)
+        # A fresh page gets the same from the WebSocket's snapshot.
+        page.reload()
+        expect(page.locator("#conn")).to_have_text("live")
+        expect(page.locator("#occupancy")).to_have_attribute("data-occupancy", "home")
+        expect(page.locator("#occupancy-reason")).to_have_text(re.compile(r"^Movement in kitchen/motion"))
+        expect(page.locator("#mode-select")).to_have_value("away")
+    finally:
+        house.z2m.publish("kitchen/motion", {"occupancy": False})
+        house.api.call("PUT", "/api/mode", {"mode": "home"})
+    expect(page.locator("#mode-select")).to_have_value("home")
+    assert not [u for u in problems.requests if "/api/house" in u], "the UI polls instead of listening"
+
+
+def test_an_alert_acknowledged_then_resolved_with_a_note(house: House, phone: Any, shoot: Any) -> None:
+    page, _ = phone
+    log_in_by_link(page, house)
+    page.click('nav a[data-page="alerts"]')
+    alert_id = press_panic(house)
+    card = alert_card(page, alert_id)
+    # Open: first, marked, with both buttons.
+    expect(page.locator('section.alert-group[data-group="open"]').locator(f'[data-alert="{alert_id}"]')).to_be_visible()
+    expect(card).to_have_class(re.compile(r"\battention\b"))
+    expect(page.locator("#alerts article.alert").first).to_have_attribute("data-alert", alert_id)
+    expect(card.locator("button.ack")).to_be_visible()
+    expect(card.locator("button.resolve")).to_be_visible()
+    expect(card.locator(".told")).to_contain_text("Told daughter")
+    card.locator("button.ack").click()
+    # Acknowledged: who and when, no longer needing attention, still to be resolved.
+    expect(card).to_have_attribute("data-state", "acknowledged")
+    group = page.locator('section.alert-group[data-group="acknowledged"]')
+    expect(group.locator(f'[data-alert="{alert_id}"]')).to_be_visible()
+    expect(card.locator(".handled")).to_have_text(re.compile(r"^Acknowledged by initial at "))
+    expect(card.locator("button.ack")).to_have_count(0)
+    expect(page.locator("#alert-banner")).to_be_hidden()
+    shoot(page, "14-alert-acknowledged")
+    # Resolved by hand, saying what happened.
+    card.locator("button.resolve").click()
+    dialog = page.locator("#resolve-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#resolve-what")).to_contain_text("Panic button")
+    expect(page.locator("#resolve-hint")).to_contain_text("Daughter")
+    page.fill("#resolve-note", "False alarm: she leaned on it")
+    shoot(page, "15-resolve-dialog", full_page=False)
+    page.click("#resolve-save")
+    expect(dialog).to_be_hidden()
+    # Resolved alerts are folded away, greyed; unfolded, they say how and when they ended.
+    resolved = page.locator('details.alert-group[data-group="resolved"]')
+    expect(resolved).to_have_js_property("open", False)
+    expect(card).to_be_hidden()
+    resolved.locator("summary").click()
+    expect(card).to_be_visible()
+    expect(card).to_have_attribute("data-state", "resolved")
+    expect(card.locator(".resolution")).to_have_text(
+        re.compile(r"^Resolved at .+ by initial: False alarm: she leaned on it$"))
+    expect(card.locator(".handled")).to_contain_text("Acknowledged by initial")
+    expect(card.locator("button")).to_have_count(0)
+    shoot(page, "16-alert-resolved")
+    alert = next(a for a in alerts_of(house) if a["id"] == alert_id)
+    assert (alert["state"], alert["resolved_by"], alert["resolution"]) == (
+        "resolved", "token:initial", "False alarm: she leaned on it")
+    assert alert["acknowledged_by"] == "token:initial"
+
+
+def test_resolve_button_changes_elsewhere_and_an_unanswered_alert(house: House, phone: Any, shoot: Any) -> None:
+    page, _ = phone
+    log_in_by_link(page, house)
+    page.click('nav a[data-page="alerts"]')
+    # Acknowledged and resolved elsewhere (another phone, a notification's link): the page follows.
+    alert_id = press_panic(house)
+    card = alert_card(page, alert_id)
+    expect(card).to_have_attribute("data-state", "open")
+    assert house.api.call("POST", f"/api/alerts/{alert_id}/ack")[0] == 200
+    expect(card).to_have_attribute("data-state", "acknowledged")
+    assert house.api.call("POST", f"/api/alerts/{alert_id}/resolve", {"note": "she called back"})[0] == 200
+    expect(card).to_have_attribute("data-state", "resolved")
+    expect(card.locator(".resolution")).to_contain_text("she called back")
+
+    # Nobody answers: the escalation goes from the daughter to the neighbour, then ends in a note.
+    alert_id = press_panic(house)
+    card = alert_card(page, alert_id)
+    expect(card.locator(".unanswered")).to_have_text(
+        re.compile(r"^Nobody answered: a last notice went to daughter and neighbour at "), timeout=15_000)
+    expect(card.locator(".told")).to_contain_text("Told daughter and neighbour")
+    expect(card).to_have_attribute("data-state", "open")
+    shoot(page, "17-alert-unanswered")
+    # Resolve straight from open; cancelling first changes nothing.
+    card.locator("button.resolve").click()
+    page.click("#resolve-cancel")
+    expect(page.locator("#resolve-dialog")).to_be_hidden()
+    assert next(a for a in alerts_of(house) if a["id"] == alert_id)["state"] == "open"
+    card.locator("button.resolve").click()
+    page.click("#resolve-save")
+    expect(page.locator("#resolve-dialog")).to_be_hidden()
+    page.locator('details.alert-group[data-group="resolved"] > summary').click()
+    expect(card).to_have_attribute("data-state", "resolved")
+    # No note: resolved by whom and when, nothing invented.
+    expect(card.locator(".resolution")).to_have_text(re.compile(r"^Resolved at .+ by initial$"))
+    expect(page.locator("#alert-banner")).to_be_hidden()
+    expect(page.locator("#alert-count")).to_be_hidden()
+    expect(page.locator("p.all-well")).to_have_text("Nothing needs attention. All is well.")
+    alert = next(a for a in alerts_of(house) if a["id"] == alert_id)
+    assert (alert["state"], alert["resolution"], alert["acknowledged_at"]) == ("resolved", "resolved by hand", None)
+    assert alert["unanswered_at"] is not None
