@@ -23,10 +23,10 @@ import logging
 import re
 import sys
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -216,42 +216,35 @@ def _split(attribute: str) -> tuple[str, str]:
     return cap, attr
 
 
-def _state_tests(node: Any) -> Iterable[StateTest]:
-    """Every StateTest anywhere in a scene (conditions, nested any/not, selectors' ``where``)."""
-    if isinstance(node, StateTest):
+_T = TypeVar("_T")
+
+
+def _found(node: Any, kind: type[_T]) -> Iterator[_T]:
+    """Every ``kind`` anywhere in a scene's models, in the order of the file (nested any/not, selectors'
+    ``where``, alerts' ``resolve_when``): the order gives the stable keys of what is persisted."""
+    if isinstance(node, kind):
         yield node
     if isinstance(node, BaseModel):
         for name in type(node).model_fields:
-            yield from _state_tests(getattr(node, name))
+            yield from _found(getattr(node, name), kind)
     elif isinstance(node, (list, tuple)):
         for item in node:
-            yield from _state_tests(item)
+            yield from _found(item, kind)
     elif isinstance(node, dict):
         for item in node.values():
-            yield from _state_tests(item)
+            yield from _found(item, kind)
 
 
-def _last_activity(node: Any) -> Iterable[LastActivityCondition]:
-    if isinstance(node, LastActivityCondition):
-        yield node
-    if isinstance(node, BaseModel):
-        for name in type(node).model_fields:
-            yield from _last_activity(getattr(node, name))
-    elif isinstance(node, (list, tuple)):
-        for item in node:
-            yield from _last_activity(item)
+def _state_tests(node: Any) -> Iterator[StateTest]:
+    return _found(node, StateTest)
 
 
-def _happened(node: Any) -> Iterable[HappenedCondition]:
-    """Every ``happened`` condition in a scene (nested any/not, alerts' ``resolve_when``)."""
-    if isinstance(node, HappenedCondition):
-        yield node
-    if isinstance(node, BaseModel):
-        for name in type(node).model_fields:
-            yield from _happened(getattr(node, name))
-    elif isinstance(node, (list, tuple)):
-        for item in node:
-            yield from _happened(item)
+def _last_activity(node: Any) -> Iterator[LastActivityCondition]:
+    return _found(node, LastActivityCondition)
+
+
+def _happened(node: Any) -> Iterator[HappenedCondition]:
+    return _found(node, HappenedCondition)
 
 
 _PLACEHOLDER = re.compile(r"\{(device|area|value|scene|time|date|duration|since|done)\}")
