@@ -328,6 +328,36 @@ async def test_mqtt_disconnected_is_retried_until_connected(clock: SimulatedCloc
     assert results == [DeliveryResult("m", "n1", "delivered", 2, None, T0 + 5)]
 
 
+class ConnectingMqtt(FakeMqtt):
+    """A session still connecting (a gateway just started: an escalation found overdue comes first)."""
+
+    def __init__(self) -> None:
+        super().__init__(connected=False)
+        self.up = asyncio.Event()
+        self.waited: list[float] = []
+
+    async def wait_connected(self, timeout_s: float) -> bool:
+        self.waited.append(timeout_s)
+        await self.up.wait()
+        self.connected = True
+        return True
+
+
+async def test_an_mqtt_delivery_waits_for_the_connection_instead_of_failing_its_first_try(
+        clock: SimulatedClock) -> None:
+    mqtt = ConnectingMqtt()
+    results: list[DeliveryResult] = []
+    async with Notifier({"m": MqttTarget(kind="mqtt", topic="n/phone")}, clock, mqtt=mqtt,
+                        on_result=results.append) as notifier:
+        notifier.send("m", notification())
+        await until(lambda: bool(mqtt.waited), what="the delivery waiting for the session")
+        assert mqtt.published == [] and results == []
+        mqtt.up.set()
+        await until(lambda: bool(results), clock)
+    assert mqtt.waited == [30.0]
+    assert results == [DeliveryResult("m", "n1", "delivered", 1, None, T0)]  # its first attempt, no retry
+
+
 async def test_mqtt_without_session_fails_after_attempts(clock: SimulatedClock) -> None:
     results: list[DeliveryResult] = []
     target = MqttTarget(kind="mqtt", topic="n/phone")
