@@ -1656,7 +1656,8 @@ class SceneEngine:
         # the next press.
         for alert in self.alerts.values():
             if alert["key"] == action.alert and alert["scene"] == rt.id and (
-                    alert["state"] == "open" or (alert["state"] == "acknowledged" and alert.get("resolve_key"))):
+                    alert["state"] == "open" or (alert["state"] == "acknowledged"
+                                                 and (alert.get("resolve_key") or alert.get("resolve_when")))):
                 entry["note"] = f"already {alert['state']} as {alert['id']}"
                 return
         now = self.clock.time()

@@ -158,3 +158,24 @@ async def test_the_away_check_survives_a_restart(houses: Any) -> None:
     await house.until("10:30")
     assert house.engine.house()["occupancy"] == "away"
     assert [(t, m) for t, _, m in house.sent()] == [("10:10", "away: 10:10")]
+
+
+OUT_ALERT = scene("out", '{ kind = "button", selector = { tag = "panic" } }',
+                  '{ kind = "alert", alert = "out", message = "still out", notify = ["daughter"], '
+                  'resolve_when = { kind = "occupancy", is = ["home"] } }')
+
+
+async def test_an_acknowledged_alert_that_resolves_itself_is_not_raised_again_until_it_has(houses: Any) -> None:
+    house = await houses(profile(OUT_ALERT))
+    house.engine.set_mode("away", source="api")
+    await house.until("13:00")
+    await house.press()
+    (alert,) = house.engine.list_alerts()
+    house.engine.acknowledge(alert["id"], "token:carer")
+    await house.until("22:00")
+    await house.press()  # the same situation: not a second alert
+    assert len(house.engine.list_alerts()) == 1
+    assert house.traces("out")[-1]["actions"][0]["note"] == f"already acknowledged as {alert['id']}"
+    house.engine.set_mode("home", source="api")  # she is back
+    (resolved,) = house.engine.list_alerts()
+    assert resolved["state"] == "resolved" and resolved["resolution"] == "house home: house mode set to home (api)"

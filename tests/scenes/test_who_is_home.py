@@ -121,3 +121,4 @@ async def test_a_plug_switched_by_hand_is_not_held_by_the_manual_override(tmp_pa
     result = await run(tmp_path, day.end("23:10"), profiles=ENERGY)
     # the override covers lights ([scenes] manual_override_covers): the standby sweep still takes it
     assert commands(result) == [("23:00:00", "living/tv", "on_off", "off", {})]
+
