@@ -14,6 +14,7 @@ Z2M property is adding a row there.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -64,12 +65,28 @@ MAX_PENDING_TOPICS = 2000
 ACCESS_READABLE = 1  # bit 0: published in the device's state
 ACCESS_SETTABLE = 2  # bit 1: accepted on <name>/set
 
-THERMOSTAT_MODES = frozenset({"off", "heat", "cool", "auto", "eco", "dry", "fan_only"})
-_RUNNING = {"idle": "idle", "heat": "heating", "cool": "cooling"}
-_MOVING = {"UP": "opening", "DOWN": "closing", "STOP": "stopped"}
+# Zigbee2MQTT's system_mode words (the ZCL SystemMode enumeration, and what converters add) -> the model's.
+_SYSTEM_MODE = {"off": "off", "heat": "heat", "cool": "cool", "auto": "auto", "eco": "eco", "dry": "dry",
+                "fan_only": "fan_only", "heat_cool": "heat_cool", "emergency_heating": "heat", "precooling": "cool",
+                "sleep": "eco"}
+THERMOSTAT_MODES = frozenset(_SYSTEM_MODE)
+# running_state (ZCL RunningState bits, as Zigbee2MQTT names them) -> the model's running.
+_RUNNING = {"idle": "idle", "heat": "heating", "cool": "cooling", "fan_only": "fan", "heat_fan": "heating",
+            "cool_fan": "cooling", "dry": "drying", "preheating": "preheating", "defrost": "defrosting",
+            "defrosting": "defrosting", "off": "off", "fan": "fan"}
+_MOVING = {"UP": "opening", "DOWN": "closing", "STOP": "stopped", "OPENING": "opening", "CLOSING": "closing",
+           "STOPPED": "stopped", "FORWARD": "opening", "REVERSE": "closing"}
 _LOCK_STATE = {"locked": "locked", "unlocked": "unlocked", "not_fully_locked": "jammed"}
 # Fan modes that are speeds, slowest first: set_speed(percent) picks among those the fan exposes.
-_FAN_SPEEDS = ("low", "medium", "high")
+_FAN_SPEEDS = ("low", "low-med", "medium", "med-high", "high")
+
+
+def fan_speeds(values: Iterable[str]) -> list[str]:
+    """A fan mode's speeds, slowest first: the words above, or numbers (IKEA STARKVIND's ``1``…``9``)."""
+    values = [v for v in values if isinstance(v, str)]
+    words = [w for w in _FAN_SPEEDS if w in values]
+    numbers = sorted((v for v in values if v.isdigit() and int(v) > 0), key=int)
+    return numbers or words
 _MIRED_PER_KELVIN = 1_000_000  # kelvin = 1e6 / mireds, both ways
 
 
@@ -161,21 +178,16 @@ def decode_volts(raw: Any, b: Binding) -> float:
 
 
 def decode_energy_kwh(raw: Any, b: Binding) -> float:
-    value = _in_range(_finite(raw), 0, None)
-    return value / 1000 if b.unit == "Wh" else value
+    return _in_range(_finite(raw), 0, None)
 
 
 def decode_pressure_hpa(raw: Any, b: Binding) -> float:
-    value = _in_range(_finite(raw), 0, None)
-    return value * 10 if b.unit == "kPa" else value
+    return _in_range(_finite(raw), 0, None)
 
 
 def decode_power_factor(raw: Any, b: Binding) -> float:
-    value = _finite(raw)
-    # Some meters report it in percent (unit "%"), others as -1..1.
-    if b.unit == "%":
-        value = value / 100
-    return _in_range(value, -1, 1)
+    # Some meters report it in percent (unit "%": the binding's scale is 1/100), others as -1..1.
+    return _in_range(_finite(raw), -1, 1)
 
 
 def decode_voc_index(raw: Any, b: Binding) -> float:
@@ -205,9 +217,14 @@ def decode_on_off(raw: Any, b: Binding) -> bool:
 def decode_contact_open(raw: Any, b: Binding) -> bool:
     # Z2M `contact: true` means the magnet is near: CLOSED. Ours is `open`, true = open. Decided on the raw
     # boolean, never on value_on/value_off, which some definitions (MCCGQ01LM) publish inverted.
-    if not isinstance(raw, bool):
-        raise _bad(f"expected true/false, got {_short(raw)}")
-    return not raw
+    if isinstance(raw, bool):
+        return not raw
+    # A few converters (PushOk POK003) send words: value_on is "contact", that is closed.
+    if isinstance(raw, str) and raw == b.value_on:
+        return False
+    if isinstance(raw, str) and raw == b.value_off:
+        return True
+    raise _bad(f"expected true/false, got {_short(raw)}")
 
 
 def decode_lock_state(raw: Any, b: Binding) -> str:
@@ -226,16 +243,55 @@ def decode_lock_detail(raw: Any, b: Binding) -> str:
 
 
 def decode_system_mode(raw: Any, b: Binding) -> str:
-    if not isinstance(raw, str) or raw not in THERMOSTAT_MODES:
+    mode = _SYSTEM_MODE.get(raw.lower()) if isinstance(raw, str) else None
+    if mode is None:
         raise _bad(f"system_mode {_short(raw)} is not one of {', '.join(sorted(THERMOSTAT_MODES))}")
-    return raw
+    return mode
 
 
 def decode_running_state(raw: Any, b: Binding) -> str:
-    running = _RUNNING.get(raw) if isinstance(raw, str) else None
+    running = _RUNNING.get(raw.lower()) if isinstance(raw, str) else None
     if running is None:
-        raise _bad(f"running_state {_short(raw)} is not idle/heat/cool")
+        raise _bad(f"running_state {_short(raw)} is not one of {', '.join(sorted(_RUNNING))}")
     return running
+
+
+_PRESENT_WORDS = frozenset({"none", "no", "absence", "absent", "off", "clear", "unoccupied", "nobody"})
+
+
+def decode_presence_word(raw: Any, b: Binding) -> bool:
+    """An mmWave sensor's presence_state (`none`, `presence`, `motion`, `peaceful`, `small_movement`, …)."""
+    if isinstance(raw, bool):
+        return raw
+    if not isinstance(raw, str) or (b.values and raw not in b.values):
+        raise _bad(f"presence_state {_short(raw)} is not one of {', '.join(b.values) or 'its values'}")
+    return raw.lower() not in _PRESENT_WORDS
+
+
+def decode_open_word(raw: Any, b: Binding) -> bool:
+    """A window state as a word (`open` / `close`) or a boolean (true = open)."""
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.lower() in ("open", "opened"):
+        return True
+    if isinstance(raw, str) and raw.lower() in ("close", "closed"):
+        return False
+    if raw == b.value_on:
+        return True
+    if raw == b.value_off:
+        return False
+    raise _bad(f"expected open/close, got {_short(raw)}")
+
+
+def decode_level_word(raw: Any, b: Binding) -> str:
+    if not isinstance(raw, str) or raw.lower() not in ("low", "normal", "high"):
+        raise _bad(f"expected low/normal/high, got {_short(raw)}")
+    return raw.lower()
+
+
+def decode_vibration_moving(raw: Any, b: Binding) -> bool:
+    # A multi-sensor's accelerometer: `moving: true` is the device being moved, not a cover.
+    return decode_bool(raw, b)
 
 
 def decode_moving(raw: Any, b: Binding) -> str:
@@ -288,41 +344,99 @@ def _decode_color(raw: Any, b: Binding) -> list[tuple[str, float]]:
 
 # ---------------------------------------------------------------------------------------------- button
 
+# Words that say a press when no word above says what kind (`on`, `recall_2`, `button_1`).
+_PLAIN_PRESS = frozenset({"on", "off", "toggle", "open", "close", "arrow", "recall", "scene", "button", "up",
+                          "down", "left", "right"})
 _PRESS_KIND_BY_TOKEN = {
-    "single": "single", "click": "single", "press": "single", "short": "single", "on": "single", "off": "single",
-    "toggle": "single", "open": "single", "close": "single", "arrow": "single",
-    "double": "double", "triple": "triple",
-    "long": "long", "hold": "hold", "move": "hold",
-    "release": "release", "stop": "release",
+    "single": "single", "click": "single", "press": "single", "pressed": "single", "short": "single",
+    "step": "single",
+    "double": "double", "triple": "triple", "quadruple": "quadruple", "quintuple": "quintuple",
+    "long": "long", "store": "long", "hold": "hold", "held": "hold", "move": "hold",
+    "release": "release", "released": "release", "stop": "release",
 }
+# Words that make an action something other than a press (a cube turned, a dial rotated, a keypad armed).
+_NOT_A_PRESS = frozenset({"rotate", "rotation", "slide", "shake", "flip", "tap", "fall", "throw", "wakeup",
+                          "lock", "unlock", "arm", "disarm", "emergency", "panic", "unknown", "identify", "add",
+                          "remove", "loop", "exit", "entry", "sleep", "wake"})
 # Which button a word names: two-button remotes use on/off, up/down, left/right. "both" is button 0.
 _BUTTON_BY_TOKEN = {"on": 1, "up": 1, "left": 1, "off": 2, "down": 2, "right": 2, "both": 0}
+# Remotes whose words name more than two buttons (see button_words).
+_FOUR_WORDS = {"on": 1, "up": 2, "down": 3, "off": 4}  # Hue dimmer: on, brighter, dimmer, off, top to bottom
+_FIVE_WORDS = {"toggle": 1, "up": 2, "down": 3, "left": 4, "right": 5}  # IKEA's round five-button remote
 
 
-def action_to_press(action: str) -> tuple[str | None, int]:
-    """Best-effort (kind, button) of a Z2M action string: ``1_single`` -> ("single", 1), ``hold_right`` ->
-    ("hold", 2), ``brightness_move_up`` -> ("hold", 1), ``on`` -> ("single", 1). kind None: not a press
-    (``rotate_left``, ``shake``, ``quadruple``)."""
-    tokens = action.lower().replace("-", "_").split("_")
+def _tokens(action: str) -> list[str]:
+    return action.lower().replace("-", "_").replace(" ", "_").split("_")
+
+
+def _number(token: str) -> int | None:
+    """A button number in a token: `2`, `l2` (Zigbee2MQTT's endpoint names), `button2`."""
+    for head in ("", "l", "button", "b"):
+        if token.startswith(head) and token[len(head):].isdigit() and len(token) > len(head):
+            return int(token[len(head):])
+    return None
+
+
+def button_words(actions: Iterable[str]) -> dict[str, int]:
+    """Which button each word names on one device, from every action value it can send. Two-button remotes
+    say on/off (or up/down, left/right); a remote that says on, up, down and off at the start of its actions
+    has four (Hue dimmer switch); one with up/down and left/right arrows has more (IKEA's five-button remote
+    with a toggle in the middle, STYRBAR with on/off and arrows)."""
+    leads: set[str] = set()
+    words: set[str] = set()
+    for action in actions:
+        if not isinstance(action, str):
+            continue
+        tokens = _tokens(action)
+        leads.add(tokens[0])
+        words.update(tokens)
+    if {"on", "up", "down", "off"} <= leads:
+        return dict(_FOUR_WORDS)
+    if {"left", "right"} <= words and ({"up", "down"} <= words or {"on", "off"} <= words):
+        if "toggle" in leads and {"up", "down"} <= words:
+            return dict(_FIVE_WORDS)
+        return {**_BUTTON_BY_TOKEN, "left": 3, "right": 4}
+    return dict(_BUTTON_BY_TOKEN)
+
+
+def action_to_press(action: str, words: dict[str, int] | None = None) -> tuple[str | None, int]:
+    """Best-effort (kind, button) of a Z2M action string: ``1_single`` -> ("single", 1), ``on_2`` ->
+    ("single", 2), ``hold_right`` -> ("hold", 2), ``brightness_move_up`` -> ("hold", 1), ``on`` ->
+    ("single", 1). A number in the action is the button's (``brightness_step_up_3``); otherwise the words say
+    it (``words``: see :func:`button_words`). kind None: not a press (``rotate_left``, ``shake``, ``lock``)."""
+    tokens = _tokens(action)
     kind: str | None = None
-    for token in reversed(tokens):  # the modifier is last: on_hold_release -> release
-        kind = _PRESS_KIND_BY_TOKEN.get(token)
-        if kind is not None:
-            break
-    button = 1
+    if not any(token in _NOT_A_PRESS for token in tokens):
+        for token in reversed(tokens):  # the modifier is last: on_hold_release -> release
+            kind = _PRESS_KIND_BY_TOKEN.get(token)
+            if kind is not None:
+                break
+        if kind is None and any(token in _PLAIN_PRESS for token in tokens):
+            kind = "single"
+    table = _BUTTON_BY_TOKEN if words is None else words
+    button: int | None = None
     for token in tokens:
-        if token.isdigit():
-            button = int(token)
+        button = _number(token)
+        if button is not None:
             break
-        if token in _BUTTON_BY_TOKEN:
-            button = _BUTTON_BY_TOKEN[token]
-            break
+    if button is None:
+        button = next((table[token] for token in tokens if token in table), 1)
     return kind, button
 
 
 # ---------------------------------------------------------------------------------------------- tables
 
 DecodeFn = Callable[[Any, "Binding"], Any]
+# (unit as Zigbee2MQTT declares it, normalised; factor to the canonical unit; the attribute, None: the rule's;
+# offset after the factor). A unit not listed is not the rule's: the property is not used, and said so.
+UnitRow = tuple[str | None, float, str | None, float]
+# A condition on the feature and the device as a whole: the feature, the device's specific expose types
+# (light, switch, cover, climate, …) and its generic property names.
+When = Callable[[dict[str, Any], frozenset[str], frozenset[str]], bool]
+
+NUMERIC = frozenset({"numeric"})
+BINARY = frozenset({"binary"})
+ENUM = frozenset({"enum"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +445,11 @@ class Rule:
     (cover ``state``) or decodes to several attributes (colour). ``commands``: the commands of the capability
     it enables when its access has the settable bit. ``rank``: when two properties give the same attribute,
     the lower rank wins (``illuminance_lux`` over ``illuminance``). ``fallback``: the losing one still gives
-    the attribute in a message without the winner (a lock's ``state`` when ``lock_state`` is not reported)."""
+    the attribute in a message without the winner (a lock's ``state`` when ``lock_state`` is not reported).
+    ``kinds``: the expose types it reads (a binary ``vibration`` is a reading, an enum one a setting); empty:
+    any. ``units``: the units it takes and how they convert (None: no unit is looked at). ``when``: a
+    condition on the whole device (an enum ``moving`` is a cover's only on a device with a cover).
+    ``multi``: ``decode`` returns (attribute, value) pairs (colour, a fan's mode)."""
 
     capability: str
     attribute: str | None
@@ -340,15 +458,126 @@ class Rule:
     role: str = ""
     rank: int = 0
     fallback: bool = False
+    kinds: frozenset[str] = frozenset()
+    units: tuple[UnitRow, ...] | None = None
+    when: When | None = None
+    multi: bool = False
 
 
 def _r(capability: str, attribute: str | None, decode: DecodeFn | None = None, commands: Iterable[str] = (),
-       role: str = "", rank: int = 0, fallback: bool = False) -> Rule:
-    return Rule(capability, attribute, decode, frozenset(commands), role or (attribute or ""), rank, fallback)
+       role: str = "", rank: int = 0, fallback: bool = False, kinds: frozenset[str] = frozenset(),
+       units: Iterable[tuple[Any, ...]] | None = None, when: When | None = None, multi: bool = False) -> Rule:
+    rows = None if units is None else tuple(_unit_row(*row) for row in units)
+    return Rule(capability, attribute, decode, frozenset(commands), role or (attribute or ""), rank, fallback,
+                kinds, rows, when, multi)
+
+
+def _unit_row(unit: str | None, factor: float = 1.0, attribute: str | None = None, offset: float = 0.0) -> UnitRow:
+    return unit, factor, attribute, offset
+
+
+# How converters spell units: the same unit written several ways is one unit here.
+_UNIT_SPELLINGS = {
+    "μg/m³": "µg/m³", "ug/m3": "µg/m³", "µg/m3": "µg/m³", "ug/m³": "µg/m³", "mg/m3": "mg/m³", "m3": "m³",
+    "℃": "°C", "C": "°C", "c": "°C", "°c": "°C", "℉": "°F", "°f": "°F", "F": "°F",
+    "LEL": "%LEL", "LEL %": "%LEL", "% LEL": "%LEL", "%lel": "%LEL",
+    "minutes": "min", "min.": "min", "mins": "min", "seconds": "s", "sec": "s", "Seconds": "s",
+    "hours": "h", "Hours": "h", "VAR": "var", "VAr": "var", "kw": "kW", "w": "W", "kwh": "kWh", "wh": "Wh",
+    "lux": "lx", "Lux": "lx", "kpa": "kPa", "hpa": "hPa",
+}
+
+
+def normalize_unit(unit: Any) -> str | None:
+    """A Zigbee2MQTT expose's unit in one spelling (``μg/m³`` and ``µg/m³`` are one), None when it has none."""
+    if not isinstance(unit, str):
+        return None
+    text = unit.strip()
+    if not text:
+        return None
+    return _UNIT_SPELLINGS.get(text, text)
 
 
 _ON_OFF = _r("on_off", "on", decode_on_off, ("on", "off", "toggle"))
-_SETPOINT = _r("thermostat", "target_celsius", decode_setpoint_celsius, ("set_target",), role="setpoint")
+_SETPOINT = _r("thermostat", "target_celsius", decode_setpoint_celsius, ("set_target",), role="setpoint",
+               units=(("°C",), (None,)))
+_CELSIUS = (("°C",), (None,), ("°F", 5 / 9, None, -160 / 9))
+_WATTS = (("W",), ("kW", 1000.0), ("mW", 0.001))
+_AMPS = (("A",), ("mA", 0.001))
+_KWH = (("kWh",), ("Wh", 0.001), ("MWh", 1000.0))
+_UGM3 = (("µg/m³",),)
+
+
+def _fan_mode(raw: Any, b: Binding) -> list[tuple[str, Any]]:
+    """A fan's mode: always its preset; a speed (``low``…``high``, ``1``…``9``) is also a speed_percent."""
+    text = decode_text(raw, b)
+    speeds = fan_speeds(b.values)
+    out: list[tuple[str, Any]] = [("preset", text)]
+    if text in speeds:
+        out.append(("speed_percent", round((speeds.index(text) + 1) * 100 / len(speeds))))
+    elif text == "off" and speeds:
+        out.append(("speed_percent", 0))
+    return out
+
+
+_ALARM_OFF = frozenset({"off", "stop", "none", "normal", "idle", "no_alarm"})
+
+
+def _alarm_word(raw: Any, b: Binding) -> list[tuple[str, Any]]:
+    text = decode_text(raw, b)
+    if text.lower() in _ALARM_OFF:
+        return [("on", False)]
+    return [("on", True), ("tone", text)]
+
+
+def decode_fan_speed(raw: Any, b: Binding) -> float:
+    """A fan's speed as a number 0..value_max (IKEA STARKVIND: 0-9), or already a percentage (unit %)."""
+    value = _finite(raw)
+    top = b.value_max if b.unit != "%" and b.value_max and b.value_max > 0 else 100
+    return round(_in_range(value, 0, top) * 100 / top)
+
+
+def decode_percent_of_max(raw: Any, b: Binding) -> float:
+    """A position 0..value_max (a valve reporting 0-255) as 0-100 %."""
+    top = b.value_max if b.unit != "%" and b.value_max and b.value_max > 0 else 100
+    return round(_in_range(_finite(raw), 0, top) * 100 / top, 1)
+
+
+def _has(*parents: str) -> When:
+    return lambda feature, types, names: any(p in types for p in parents)
+
+
+def _lacks(*parents: str) -> When:
+    return lambda feature, types, names: not any(p in types for p in parents)
+
+
+def _is_thermostat(types: frozenset[str], names: frozenset[str]) -> bool:
+    return "climate" in types or bool(names & _THERMOSTAT_NAMES)
+
+
+def _thermostat(feature: dict[str, Any], types: frozenset[str], names: frozenset[str]) -> bool:
+    return _is_thermostat(types, names)
+
+
+def _values_include(*words: str) -> When:
+    def fits(feature: dict[str, Any], types: frozenset[str], names: frozenset[str]) -> bool:
+        values = feature.get("values")
+        return isinstance(values, list) and any(w in values for w in words)
+    return fits
+
+
+def _switches(feature: dict[str, Any], types: frozenset[str], names: frozenset[str]) -> bool:
+    # A top-level `state` that is an output (ON/OFF), not a word of a cover or a sensor's mode.
+    return feature.get("value_on", "ON") in ("ON", "on", True) and bool(feature.get("access", 0) & ACCESS_SETTABLE)
+
+
+def _valve_position(feature: dict[str, Any], types: frozenset[str], names: frozenset[str]) -> bool:
+    # `position` is a cover's (a cover expose has it as a feature) or a valve's: a TRV's or a water valve's.
+    return "cover" not in types and (_is_thermostat(types, names) or bool(names & {"valve", "valve_state", "flow"}))
+
+
+_THERMOSTAT_NAMES = frozenset({"local_temperature", "current_heating_setpoint", "occupied_heating_setpoint",
+                               "system_mode", "running_state", "pi_heating_demand", "window_open",
+                               "window_detection"})
 
 #: (specific expose type, feature name) -> rule
 SPECIFIC_RULES: dict[tuple[str, str], Rule] = {
@@ -356,65 +585,144 @@ SPECIFIC_RULES: dict[tuple[str, str], Rule] = {
     ("switch", "state"): _ON_OFF,
     ("light", "brightness"): _r("level", "percent", decode_brightness_percent, ("set",)),
     ("light", "color_temp"): _r("color_temperature", "kelvin", decode_mired_to_kelvin, ("set",)),
-    ("light", "color_xy"): _r("color", None, _decode_color, ("set_xy",), role="xy"),
-    ("light", "color_hs"): _r("color", None, _decode_color, ("set",), role="hs"),
+    ("light", "color_xy"): _r("color", None, _decode_color, ("set_xy",), role="xy", multi=True),
+    ("light", "color_hs"): _r("color", None, _decode_color, ("set",), role="hs", multi=True),
     ("fan", "state"): _r("fan", "on", decode_on_off),
-    ("fan", "mode"): _r("fan", "preset", decode_text, ("set_preset", "set_speed")),
+    ("fan", "mode"): _r("fan", None, _fan_mode, ("set_preset", "set_speed"), role="preset", multi=True),
     ("cover", "state"): _r("cover", None, None, ("open", "close", "stop"), role="state"),
     ("cover", "position"): _r("cover", "position_percent", decode_percent, ("set_position",)),
     ("cover", "tilt"): _r("cover", "tilt_percent", decode_percent, ("set_tilt",)),
+    ("cover", "moving"): _r("cover", "motion", decode_moving, kinds=ENUM),
     # `lock_state` is what the lock reports it did (locked, unlocked, not fully locked: jammed); `state` is
     # LOCK/UNLOCK, on some converters the last command sent (Koenkk/zigbee2mqtt#3582). The lock's state is
     # lock_state's when the message has it, `state` carries the commands.
     ("lock", "state"): _r("lock", "state", decode_lock_state, ("lock", "unlock"), rank=1, fallback=True),
     ("lock", "lock_state"): _r("lock", "state", decode_lock_detail),
-    ("climate", "local_temperature"): _r("thermostat", "current_celsius", decode_celsius),
+    ("climate", "local_temperature"): _r("thermostat", "current_celsius", decode_celsius, units=_CELSIUS),
     ("climate", "occupied_heating_setpoint"): _SETPOINT,
     ("climate", "current_heating_setpoint"): _SETPOINT,
     # A cooling-only unit: its cooling setpoint is the target; a heat pump with both keeps the heating one.
     ("climate", "occupied_cooling_setpoint"): Rule(
-        "thermostat", "target_celsius", decode_setpoint_celsius, frozenset({"set_target"}), "setpoint", 1),
-    ("climate", "system_mode"): _r("thermostat", "mode", decode_system_mode, ("set_mode",)),
-    ("climate", "running_state"): _r("thermostat", "running", decode_running_state),
-    ("climate", "pi_heating_demand"): _r("valve", "position_percent", decode_percent),
+        "thermostat", "target_celsius", decode_setpoint_celsius, frozenset({"set_target"}), "setpoint", 1,
+        units=_SETPOINT.units),
+    ("climate", "system_mode"): _r("thermostat", "mode", decode_system_mode, ("set_mode",), kinds=ENUM),
+    ("climate", "running_state"): _r("thermostat", "running", decode_running_state, kinds=ENUM),
+    ("climate", "pi_heating_demand"): _r("valve", "position_percent", decode_percent, units=(("%",), (None,))),
 }
 
-#: generic expose name -> rule (also used for features of specific exposes not in SPECIFIC_RULES)
-GENERIC_RULES: dict[str, Rule] = {
-    "occupancy": _r("occupancy", "occupied", decode_bool),
-    "presence": _r("occupancy", "occupied", decode_bool, rank=1),
-    "contact": _r("contact", "open", decode_contact_open),
-    "water_leak": _r("water_leak", "leak", decode_bool),
-    "smoke": _r("smoke_co_alarm", "smoke", decode_bool),
-    "carbon_monoxide": _r("smoke_co_alarm", "co", decode_bool),
+#: generic expose name -> rule, or rules tried in order (the first whose kinds, units and condition fit).
+#: Also used for features of specific exposes not in SPECIFIC_RULES.
+GENERIC_RULES: dict[str, Rule | tuple[Rule, ...]] = {
+    "occupancy": _r("occupancy", "occupied", decode_bool, kinds=BINARY),
+    "presence": _r("occupancy", "occupied", decode_bool, rank=1, kinds=BINARY),
+    "presence_state": _r("occupancy", "occupied", decode_presence_word, rank=2, kinds=ENUM),
+    "contact": _r("contact", "open", decode_contact_open, kinds=BINARY),
+    # Tuya's garage door opener: true = the door's contact is closed, as a plain contact.
+    "garage_door_contact": _r("contact", "open", decode_contact_open, kinds=BINARY, rank=1),
+    "window_open": _r("thermostat", "window_open", decode_bool, kinds=BINARY),
+    "open_window": _r("thermostat", "window_open", decode_bool, kinds=BINARY, rank=1),
+    "window": _r("thermostat", "window_open", decode_open_word, kinds=BINARY | ENUM, rank=2, when=_thermostat),
+    "water_leak": _r("water_leak", "leak", decode_bool, kinds=BINARY),
+    "smoke": _r("smoke_co_alarm", "smoke", decode_bool, kinds=BINARY),
+    "carbon_monoxide": _r("smoke_co_alarm", "co", decode_bool, kinds=BINARY),
+    "co": _r("smoke_co_alarm", "co_ppm", decode_non_negative, kinds=NUMERIC, units=(("ppm",),)),
+    "gas": _r("gas", "detected", decode_bool, kinds=BINARY),
+    "gas_value": _r("gas", "lel_percent", decode_non_negative, kinds=NUMERIC,
+                    units=(("%LEL",), ("ppm", 1.0, "ppm"))),
     "selftest": _r("smoke_co_alarm", None, None, ("self_test",), role="selftest"),
-    "vibration": _r("vibration", "detected", decode_bool),
-    "tamper": _r("tamper", "tampered", decode_bool),
-    "battery": _r("battery", "percent", decode_percent),
-    "battery_low": _r("battery", "low", decode_bool),
+    "vibration": _r("vibration", "detected", decode_bool, kinds=BINARY),
+    "tamper": _r("tamper", "tampered", decode_bool, kinds=BINARY),
+    "battery": _r("battery", "percent", decode_percent, kinds=NUMERIC, units=(("%",), (None,))),
+    "battery_low": _r("battery", "low", decode_bool, kinds=BINARY),
     # "voltage" is resolved per device by _voltage_rule (battery mV or mains V).
-    "power": _r("power_meter", "watts", decode_number),
-    "current": _r("power_meter", "amps", decode_number),
-    "power_factor": _r("power_meter", "power_factor", decode_power_factor),
-    "ac_frequency": _r("power_meter", "hertz", decode_non_negative),
-    "energy": _r("energy_meter", "kwh", decode_energy_kwh),
-    "produced_energy": _r("energy_meter", "exported_kwh", decode_energy_kwh),
-    "temperature": _r("temperature", "celsius", decode_celsius),
-    "humidity": _r("humidity", "percent", decode_percent),
-    "pressure": _r("pressure", "hpa", decode_pressure_hpa),
-    "illuminance_lux": _r("illuminance", "lux", decode_non_negative),
-    "illuminance": _r("illuminance", "lux", decode_non_negative, rank=1),
-    "co2": _r("air_quality", "co2_ppm", decode_non_negative),
-    "pm25": _r("air_quality", "pm25_ugm3", decode_non_negative),
-    "pm10": _r("air_quality", "pm10_ugm3", decode_non_negative),
-    "voc": _r("air_quality", "voc_ppb", decode_non_negative),
-    "voc_index": _r("air_quality", "voc_index", decode_voc_index),
+    "power": _r("power_meter", "watts", decode_number, kinds=NUMERIC, units=_WATTS),
+    "current": _r("power_meter", "amps", decode_number, kinds=NUMERIC, units=_AMPS),
+    "power_factor": _r("power_meter", "power_factor", decode_power_factor, kinds=NUMERIC,
+                       units=((None,), ("%", 0.01))),
+    "ac_frequency": _r("power_meter", "hertz", decode_non_negative, kinds=NUMERIC, units=(("Hz",), (None,))),
+    "energy": _r("energy_meter", "kwh", decode_energy_kwh, kinds=NUMERIC, units=_KWH),
+    "produced_energy": _r("energy_meter", "exported_kwh", decode_energy_kwh, kinds=NUMERIC, units=_KWH),
+    "energy_produced": _r("energy_meter", "exported_kwh", decode_energy_kwh, kinds=NUMERIC, units=_KWH),
+    "temperature": _r("temperature", "celsius", decode_celsius, kinds=NUMERIC, units=_CELSIUS),
+    "humidity": _r("humidity", "percent", decode_percent, kinds=NUMERIC, units=(("%",), (None,))),
+    "pressure": (
+        _r("pressure", "hpa", decode_pressure_hpa, kinds=NUMERIC,
+           units=(("hPa",), ("kPa", 10.0), ("Pa", 0.01), ("mbar",))),
+        # A pressure pad (under a mattress or a seat cushion) says someone is on it.
+        _r("occupancy", "occupied", decode_bool, kinds=BINARY, rank=3),
+    ),
+    "illuminance_lux": _r("illuminance", "lux", decode_non_negative, kinds=NUMERIC, units=(("lx",),)),
+    "illuminance": _r("illuminance", "lux", decode_non_negative, rank=1, kinds=NUMERIC,
+                      units=(("lx",), ("%", 1.0, "percent"))),
+    "co2": _r("air_quality", "co2_ppm", decode_non_negative, kinds=NUMERIC, units=(("ppm",),)),
+    "pm1": _r("air_quality", "pm1_ugm3", decode_non_negative, kinds=NUMERIC, units=_UGM3),
+    "pm25": _r("air_quality", "pm25_ugm3", decode_non_negative, kinds=NUMERIC, units=_UGM3),
+    "pm10": _r("air_quality", "pm10_ugm3", decode_non_negative, kinds=NUMERIC, units=_UGM3),
+    "voc": _r("air_quality", "voc_ppb", decode_non_negative, kinds=NUMERIC,
+              units=(("ppb",), ("ppm", 1000.0), ("µg/m³", 1.0, "voc_ugm3"), ("mg/m³", 1000.0, "voc_ugm3"))),
+    "voc_index": _r("air_quality", "voc_index", decode_voc_index, kinds=NUMERIC,
+                    units=((None,), ("VOC Index points",))),
+    "formaldehyd": _r("air_quality", "hcho_ugm3", decode_non_negative, kinds=NUMERIC,
+                      units=(("µg/m³",), ("mg/m³", 1000.0))),
+    "soil_moisture": _r("soil_moisture", "percent", decode_percent, kinds=NUMERIC, units=(("%",),)),
+    "liquid_level_percent": _r("water_level", "percent", decode_percent, kinds=NUMERIC, units=(("%",),)),
+    "liquid_depth": _r("water_level", "depth_m", decode_non_negative, kinds=NUMERIC,
+                       units=(("m",), ("cm", 0.01), ("mm", 0.001))),
+    "liquid_state": _r("water_level", "state", decode_level_word, kinds=ENUM),
+    "replace_filter": _r("filter", "replace", decode_bool, kinds=BINARY),
+    "filter_age": _r("filter", "used_h", decode_non_negative, kinds=NUMERIC,
+                     units=(("min", 1 / 60), ("h",), ("s", 1 / 3600))),
+    "filter_life": _r("filter", "life_percent", decode_percent, kinds=NUMERIC, units=(("%",),)),
+    "alarm": (
+        _r("siren", "on", decode_bool, ("on", "off"), kinds=BINARY, role="on"),
+        # A siren whose alarm is a word: off (or stop) is off, any other is on with that tone.
+        _r("siren", None, _alarm_word, ("on", "off"), kinds=ENUM, role="on", multi=True,
+           when=_values_include("off", "stop")),
+    ),
+    # IAS warning devices: write-only, a mode (the tone), a level, a strobe and a duration.
+    "warning": _r("siren", None, None, ("on", "off"), kinds=frozenset({"composite"}), role="warning"),
+    # A device's output as a plain top-level `state` (not inside a switch expose): a relay, a thermostat's power.
+    "state": _r("on_off", "on", decode_on_off, ("on", "off", "toggle"), kinds=BINARY, rank=1, when=_switches),
+    # A radar's status (OWON FDS315: unoccupied, occupied, sitting, on_the_bed, low_posture, falling).
+    "status": _r("occupancy", "occupied", decode_presence_word, kinds=ENUM, rank=2,
+                 when=_values_include("unoccupied")),
+    "fan_speed": _r("fan", "speed_percent", decode_fan_speed, ("set_speed",), kinds=NUMERIC, role="speed",
+                    units=((None,), ("%",))),
+    "valve_position": _r("valve", "position_percent", decode_percent_of_max, ("set_position",), kinds=NUMERIC,
+                         units=(("%",), (None,))),
+    "position": _r("valve", "position_percent", decode_percent_of_max, ("set_position",), kinds=NUMERIC,
+                   units=(("%",), (None,)), when=_valve_position, rank=1),
+    # A thermostat's parts, for converters that expose them outside a climate expose.
+    "local_temperature": _r("thermostat", "current_celsius", decode_celsius, kinds=NUMERIC, units=_CELSIUS),
+    "current_heating_setpoint": _SETPOINT,
+    "occupied_heating_setpoint": _SETPOINT,
+    # An air conditioner's (ONOKOM AUX): only where the device is a thermostat.
+    "current_temperature": _r("thermostat", "current_celsius", decode_celsius, kinds=NUMERIC, units=_CELSIUS,
+                              rank=1, when=_thermostat),
+    "target_temperature": Rule("thermostat", "target_celsius", decode_setpoint_celsius, frozenset({"set_target"}),
+                               "setpoint", 1, kinds=NUMERIC, units=_SETPOINT.units, when=_thermostat),
+    # A three-phase meter's total, when it has no plain `power`.
+    "total_power": _r("power_meter", "watts", decode_number, kinds=NUMERIC, units=_WATTS, rank=1),
+    "system_mode": _r("thermostat", "mode", decode_system_mode, ("set_mode",), kinds=ENUM),
+    "running_state": _r("thermostat", "running", decode_running_state, kinds=ENUM),
+    "pi_heating_demand": _r("valve", "position_percent", decode_percent, kinds=NUMERIC, units=(("%",), (None,))),
     "linkquality": _r("connectivity", "lqi", decode_lqi),
     "last_seen": _r("connectivity", "last_seen", decode_last_seen),
     "action": _r("button", "last_event", None, role="action"),
-    "moving": _r("cover", "motion", decode_moving),
+    "moving": (
+        _r("cover", "motion", decode_moving, kinds=ENUM, when=_has("cover")),
+        # A multi-sensor's accelerometer (SmartThings multipurpose): the device is being moved.
+        _r("vibration", "detected", decode_vibration_moving, kinds=BINARY, when=_lacks("cover")),
+    ),
     "identify": _r("identify", None, None, ("identify",), role="identify"),
 }
+
+# Meters with several phases or channels: `power_a`, `current_phase_b`, `energy_l2` are the `power`,
+# `current`, `energy` of component `a`, `b`, `l2` (phase B of a three-phase meter is `current_b` or
+# `current_phase_b`; phase A is often the plain name).
+_PHASED = frozenset({"power", "current", "voltage", "energy", "produced_energy", "energy_produced", "power_factor",
+                     "ac_frequency", "state"})
+_PHASE_SUFFIX = re.compile(r"^(?P<base>[a-z_]+?)_(?:phase_)?(?P<part>[abc]|l[1-9])$")
 
 # Z2M 2.x no longer lists these in exposes but still publishes them for every device.
 _IMPLICIT = ("linkquality", "last_seen")
@@ -424,7 +732,14 @@ def _voltage_rule(battery_powered: bool, unit: str | None) -> Rule:
     # A battery device's `voltage` is its cell (mV in Z2M); a mains plug's is the grid (V).
     millivolts = unit == "mV" or (unit is None and battery_powered)
     decode = decode_millivolts_to_volts if millivolts else decode_volts
-    return _r("battery" if battery_powered else "power_meter", "volts", decode)
+    return _r("battery" if battery_powered else "power_meter", "volts", decode, kinds=NUMERIC)
+
+
+def _rules(name: str) -> tuple[Rule, ...]:
+    rules = GENERIC_RULES.get(name)
+    if rules is None:
+        return ()
+    return rules if isinstance(rules, tuple) else (rules,)
 
 
 # ---------------------------------------------------------------------------------------------- devices
@@ -454,6 +769,10 @@ class Binding:
     roles: frozenset[str] = frozenset()  # colour: which of "xy"/"hs" the device exposes
     fallback: bool = False  # see Rule
     unless: str | None = None  # a fallback's winner: it stands aside when the message has that property
+    multi: bool = False  # decode gives (attribute, value) pairs
+    scale: float = 1.0  # the expose's unit to the canonical one: value * scale + offset
+    offset: float = 0.0
+    words: dict[str, int] | None = None  # an action's button words (see button_words)
 
 
 @dataclass(slots=True)
@@ -473,6 +792,7 @@ class Z2MDevice:
     # It sends JSON state objects: its <name>/<attribute> topics (`output: attribute_and_json`, and the
     # <name>/action that Zigbee2MQTT publishes for Home Assistant's device triggers) repeat them.
     json_state: bool = False
+    notes: list[str] = field(default_factory=list)  # what its definition has that is not used (see _Compiled)
 
 
 def device_id_for(ieee: str) -> str:
@@ -546,10 +866,13 @@ class _Compiled:
     initial: list[tuple[str, str, str, Any]]  # (component, capability, attribute, value)
     definition: dict[str, Any] | None  # the trimmed definition kept in the device's entry
     fallbacks: dict[str, Binding]
+    notes: list[str] = field(default_factory=list)  # what the definition has that is not used, and why
 
 
 # Compiled definitions kept per codec (keyed by the definition's JSON): past this many, start again.
 MAX_COMPILED_DEFINITIONS = 1000
+# Models whose unused properties were said once: past this many, no more is said (a bound, not a case).
+MAX_NOTED_MODELS = 20_000
 
 
 def compile_device(entry: Any, cache: dict[bytes, _Compiled] | None = None) -> Z2MDevice | None:
@@ -594,7 +917,7 @@ def compile_device(entry: Any, cache: dict[bytes, _Compiled] | None = None) -> Z
     if compiled.definition is not None and kept["definition"] == compiled.definition:
         kept["definition"] = compiled.definition  # one copy for all devices of the model
     return Z2MDevice(dev_id, ieee.lower(), name, info, battery, compiled.bindings, compiled.setters, initial, kept,
-                     compiled.fallbacks)
+                     compiled.fallbacks, notes=compiled.notes)
 
 
 def _switches_the_device(feature: dict[str, Any]) -> bool:
@@ -604,19 +927,68 @@ def _switches_the_device(feature: dict[str, Any]) -> bool:
     return feature.get("name") != "state" or (isinstance(prop, str) and (prop == "state" or prop.startswith("state_")))
 
 
-# Readings only a device that measures the room's air has (never a plug's or relay's own chip).
-_AIR_SENSORS = frozenset({"humidity", "co2", "voc", "pressure", "pm25", "pm10", "formaldehyd", "eco2"})
+# Readings that say the device measures the room (or water, or soil), so its plain `temperature` is that too.
+_ROOM_SENSORS = frozenset({"humidity", "co2", "voc", "pressure", "pm25", "pm10", "formaldehyd", "eco2",
+                           "occupancy", "presence", "illuminance", "illuminance_lux", "contact", "water_leak",
+                           "smoke", "soil_moisture"})
+_CHIP_WORDS = ("device", "internal", "chip", "mcu")
+
+
+def _chip_temperature(leaves: list[Leaf], battery: bool) -> bool:
+    """Whether a plain `temperature` is the device's own chip: older Zigbee2MQTT versions expose a plug's or a
+    relay's (or a DIN breaker's) internal temperature so (newer ones call it `device_temperature`). A warm relay
+    must never read as a hot room. Decided by what the device is: something that switches or lights, on
+    mains, that measures nothing of the room and is no thermostat. A stove guard (on battery), a motion
+    sensor with a relay, a thermostat relay keep their temperature."""
+    names = frozenset(f.get("name") for f, parent, _ in leaves if not parent)
+    types = frozenset(parent for _, parent, _ in leaves if parent)
+    actuator = any(parent in ("switch", "light") and _switches_the_device(feature) for feature, parent, _ in leaves)
+    said = next((str(f.get("description") or "").lower() for f, parent, _ in leaves
+                 if f.get("name") == "temperature" and not parent), "")
+    if any(word in said for word in _CHIP_WORDS):
+        return True
+    return (actuator and not battery and "battery" not in names and not names & _ROOM_SENSORS
+            and not _is_thermostat(types, names))
+
+
+def _kind(feature: dict[str, Any]) -> str:
+    kind = feature.get("type")
+    return kind if isinstance(kind, str) else "?"
+
+
+def _match(rules: tuple[Rule, ...], feature: dict[str, Any], types: frozenset[str], names: frozenset[str]
+           ) -> tuple[Rule | None, UnitRow | None, str]:
+    """The first rule that fits the feature (kind, unit, condition), with its unit row; or why none did."""
+    why = ""
+    unit = normalize_unit(feature.get("unit"))
+    for rule in rules:
+        if rule.kinds and _kind(feature) not in rule.kinds:
+            kind = _kind(feature)
+            why = why or f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind} is not {rule.capability}"
+            continue
+        if rule.when is not None and not rule.when(feature, types, names):
+            why = why or f"not {rule.capability} on this device"
+            continue
+        if rule.units is None:
+            return rule, None, ""
+        row = next((r for r in rule.units if r[0] == unit), None)
+        if row is None:
+            why = why or f"unit {unit or 'none'} is not one {rule.capability} takes"
+            continue
+        return rule, row, ""
+    return None, None, why
 
 
 def _compile_definition(definition: dict[str, Any], battery: bool) -> _Compiled:
     candidates: list[Binding] = []
     leaves = list(_leaves(definition.get("exposes")))
-    # Older Zigbee2MQTT versions expose a plug's or relay's own chip temperature as plain `temperature`
-    # (newer ones call it `device_temperature`). On a device that switches or lights something, that
-    # is not the room's temperature: a warm relay must never read as a hot room. A device that also measures
-    # the room's air (humidity, CO2, …: a multisensor with relays) measures the room's temperature too.
-    actuator = any(parent in ("switch", "light") and _switches_the_device(feature) for feature, parent, _ in leaves
-                   ) and not any(feature.get("name") in _AIR_SENSORS and not parent for feature, parent, _ in leaves)
+    types = frozenset(parent for _, parent, _ in leaves if parent)
+    names = frozenset(f.get("name") for f, parent, _ in leaves if not parent and isinstance(f.get("name"), str))
+    chip = _chip_temperature(leaves, battery)
+    actions = [v for f, _, _ in leaves if f.get("name") == "action" and isinstance(f.get("values"), list)
+               for v in f["values"]]
+    words = button_words(actions) if actions else None
+    unused: list[str] = []  # readable properties nothing reads, for the note
     for feature, parent, endpoint in leaves:
         fname = feature.get("name")
         prop = feature.get("property", fname)
@@ -624,19 +996,26 @@ def _compile_definition(definition: dict[str, Any], battery: bool) -> _Compiled:
             continue
         access = feature.get("access", ACCESS_READABLE)
         access = access if isinstance(access, int) and not isinstance(access, bool) else ACCESS_READABLE
-        if fname == "temperature" and actuator and not parent:
+        component = _component(endpoint)
+        if fname == "temperature" and chip and not parent:
+            unused.append(f"{prop} (the device's own temperature)")
             continue
         if parent == "switch" and fname == "state" and not _switches_the_device(feature):
             continue  # a setting shaped as a switch (a TRV's "Away mode": property away_mode), not an output
+        specific = SPECIFIC_RULES.get((parent, fname)) if parent else None
+        rules: tuple[Rule, ...] = (specific,) if specific else _rules(fname)
+        if not rules and (phased := _PHASE_SUFFIX.match(fname)) and phased["base"] in _PHASED:
+            fname, component = phased["base"], phased["part"] if component == "main" else component
+            rules = _rules(fname)
         if fname == "voltage":
-            unit = feature.get("unit")
-            rule: Rule | None = _voltage_rule(battery, unit if isinstance(unit, str) else None)
-        else:
-            rule = SPECIFIC_RULES.get((parent, fname)) if parent else None
-            rule = rule or GENERIC_RULES.get(fname)
+            unit = normalize_unit(feature.get("unit"))
+            rules = (_voltage_rule(battery and component == "main", unit),)
+        rule, row, why = _match(rules, feature, types, names) if rules else (None, None, "")
         if rule is None:
+            if access & ACCESS_READABLE and fname not in _IMPLICIT:
+                unused.append(f"{prop} ({why})" if why else prop)
             continue
-        candidates.append(_binding(rule, feature, prop, _component(endpoint), access))
+        candidates.append(_binding(rule, feature, prop, component, access, row, words))
 
     bindings: dict[str, Binding] = {}
     fallbacks: dict[str, Binding] = {}
@@ -682,6 +1061,8 @@ def _compile_definition(definition: dict[str, Any], battery: bool) -> _Compiled:
         limits.update(new_limits)
         if "kelvin" in new_limits:
             attrs |= {"min_kelvin", "max_kelvin"}
+        if b.capability == "fan" and (b.role == "speed" or (b.role == "preset" and fan_speeds(b.values))):
+            attrs.add("speed_steps")
         caps[b.capability] = CapabilitySupport(frozenset(attrs), frozenset(cmds), limits)
     # drop capabilities that ended up with nothing to report or do (a write-only property we don't use)
     for comp in list(components):
@@ -690,25 +1071,31 @@ def _compile_definition(definition: dict[str, Any], battery: bool) -> _Compiled:
             del components[comp]
     for implicit in _IMPLICIT:
         if implicit not in bindings:
-            rule = GENERIC_RULES[implicit]
+            rule = _rules(implicit)[0]
             bindings[implicit] = _binding(rule, {}, implicit, "main", ACCESS_READABLE)
     trimmed = _trim_entry({"definition": definition})["definition"] if definition else None
-    return _Compiled(bindings, setters, components, initial, trimmed, fallbacks)
+    notes = [f"not used: {', '.join(unused)}"] if unused else []
+    return _Compiled(bindings, setters, components, initial, trimmed, fallbacks, notes)
 
 
 def _as_kwargs(b: Binding) -> dict[str, Any]:
     return {slot: getattr(b, slot) for slot in Binding.__slots__}
 
 
-def _binding(rule: Rule, feature: dict[str, Any], prop: str, component: str, access: int) -> Binding:
+def _binding(rule: Rule, feature: dict[str, Any], prop: str, component: str, access: int,
+             row: UnitRow | None = None, words: dict[str, int] | None = None) -> Binding:
     values = feature.get("values")
     unit = feature.get("unit")
+    _, scale, attribute, offset = row if row is not None else (None, 1.0, None, 0.0)
+    decode = rule.decode
+    if decode is not None and (scale != 1.0 or offset != 0.0):
+        decode = _scaled(decode)
     return Binding(
         property=prop,
         component=component,
         capability=rule.capability,
-        attribute=rule.attribute,
-        decode=rule.decode,
+        attribute=attribute or rule.attribute,
+        decode=decode,
         role=rule.role,
         readable=bool(access & ACCESS_READABLE),
         settable=bool(access & ACCESS_SETTABLE),
@@ -723,7 +1110,18 @@ def _binding(rule: Rule, feature: dict[str, Any], prop: str, component: str, acc
         values=tuple(v for v in values if isinstance(v, str)) if isinstance(values, list) else (),
         roles=frozenset({rule.role}) if rule.capability == "color" else frozenset(),
         fallback=rule.fallback,
+        multi=rule.multi,
+        scale=scale,
+        offset=offset,
+        words=words if rule.role == "action" else None,
     )
+
+
+def _scaled(decode: DecodeFn) -> DecodeFn:
+    """``decode`` of the value converted to the canonical unit first (mA -> A, Wh -> kWh, °F -> °C)."""
+    def scaled(raw: Any, b: Binding) -> Any:
+        return decode(round(_finite(raw) * b.scale + b.offset, 9), b)
+    return scaled
 
 
 def _attributes_of(b: Binding) -> set[str]:
@@ -731,6 +1129,10 @@ def _attributes_of(b: Binding) -> set[str]:
         return ({"x", "y"} if "xy" in b.roles else set()) | ({"hue", "saturation"} if "hs" in b.roles else set())
     if b.role == "action":
         return {"last_event", "button"}
+    if b.capability == "fan" and b.role == "preset":
+        return {"preset", "speed_percent"} if fan_speeds(b.values) else {"preset"}
+    if b.capability == "siren" and b.multi:
+        return {"on", "tone"}
     return {b.attribute} if b.attribute else set()
 
 
@@ -744,6 +1146,10 @@ def _limits_of(b: Binding, initial: list[tuple[str, str, str, Any]]) -> dict[str
             return {"kelvin": (low, high)}
     if b.role == "setpoint" and (b.value_min is not None or b.value_max is not None):
         return {"celsius": (b.value_min, b.value_max)}
+    if b.capability == "fan" and b.role == "preset" and (speeds := fan_speeds(b.values)):
+        initial.append((b.component, "fan", "speed_steps", len(speeds)))
+    elif b.capability == "fan" and b.role == "speed" and b.unit != "%" and b.value_max and b.value_max >= 1:
+        initial.append((b.component, "fan", "speed_steps", int(b.value_max)))
     return {}
 
 
@@ -760,6 +1166,7 @@ class Decoded:
     events: list[DeviceEventUpdate] = field(default_factory=list)
     availability: list[tuple[str, bool | None]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # understood and deliberately not used (replay lists them)
     definitions_changed: bool = False
 
     def extend(self, other: Decoded) -> None:
@@ -769,6 +1176,7 @@ class Decoded:
         self.events += other.events
         self.availability += other.availability
         self.problems += other.problems
+        self.notes += other.notes
         self.definitions_changed = self.definitions_changed or other.definitions_changed
 
 
@@ -825,9 +1233,9 @@ def decode_state(device: Z2MDevice, data: dict[str, Any], out: Decoded) -> None:
                     updates.append(Update(dev_id, b.component, b.capability, b.attribute, None))
             elif b.role == "action":
                 _decode_action(device, b, raw, out)
-            elif b.capability == "color":
-                for attribute, value in _decode_color(raw, b):
-                    updates.append(Update(dev_id, b.component, "color", attribute, value))
+            elif b.multi:
+                for attribute, value in b.decode(raw, b):  # type: ignore[misc]
+                    updates.append(Update(dev_id, b.component, b.capability, attribute, value))
             else:
                 updates.append(Update(dev_id, b.component, b.capability, b.attribute, b.decode(raw, b)))  # type: ignore[arg-type,misc]
         except CodecError as err:
@@ -839,7 +1247,7 @@ def _decode_action(device: Z2MDevice, b: Binding, raw: Any, out: Decoded) -> Non
         return  # Z2M clears `action` right after publishing it
     if not isinstance(raw, str):
         raise _bad(f"expected an action string, got {_short(raw)}")
-    kind, button = action_to_press(raw)
+    kind, button = action_to_press(raw, b.words)
     data: dict[str, Any] = {"button": button, "action": raw}
     if kind is not None:
         data["kind"] = kind
@@ -950,14 +1358,52 @@ def _enc_lock(value_attr: str) -> Callable[[Z2MDevice, Command], dict[str, Any]]
 
 
 def _enc_fan_speed(device: Z2MDevice, command: Command) -> dict[str, Any]:
-    b = _setter(device, command, "preset")
     percent = _in_range(_arg_number(command, "percent"), 0, 100)
-    speeds = [s for s in _FAN_SPEEDS if s in b.values] or list(_FAN_SPEEDS)
+    numeric = device.setters.get((command.component, "fan", "speed"))
+    if numeric is not None:  # a fan_speed number (0..value_max, or a percentage)
+        top = numeric.value_max if numeric.unit != "%" and numeric.value_max else 100
+        return {numeric.property: math.ceil(percent * top / 100 - 1e-9)}
+    b = _setter(device, command, "preset")
+    speeds = fan_speeds(b.values) or list(_FAN_SPEEDS[::2])
     if percent == 0:
         if b.values and "off" not in b.values:
             raise _bad(f"{device.friendly_name!r} has no 'off' fan mode")
         return {b.property: "off"}
-    return {b.property: speeds[min(len(speeds) - 1, math.ceil(percent / 100 * len(speeds)) - 1)]}
+    return {b.property: speeds[min(len(speeds) - 1, math.ceil(percent / 100 * len(speeds) - 1e-9) - 1)]}
+
+
+def _enc_siren(on: bool) -> Callable[[Z2MDevice, Command], dict[str, Any]]:
+    def encode(device: Z2MDevice, command: Command) -> dict[str, Any]:
+        b = device.setters.get((command.component, "siren", "on"))
+        tone = command.args.get("tone")
+        if b is None:
+            w = _setter(device, command, "warning")
+            return {w.property: _warning(w, on, command)}
+        if b.values:  # an alarm word: the tone asked for, else the first that sounds
+            if not on:
+                return {b.property: next((v for v in b.values if v.lower() in _ALARM_OFF), "off")}
+            sounds = [v for v in b.values if v.lower() not in _ALARM_OFF]
+            if tone is not None and tone not in sounds:
+                raise _bad(f"{device.friendly_name!r} has no tone {_short(tone)} (it has: {', '.join(sounds)})")
+            return {b.property: tone or (sounds[0] if sounds else "on")}
+        value = b.value_on if on else b.value_off
+        return {b.property: value if value is not None else on}
+    return encode
+
+
+_WARNING_LEVELS = ("low", "medium", "high", "very_high")
+
+
+def _warning(w: Binding, on: bool, command: Command) -> dict[str, Any]:
+    """An IAS warning device's command: mode (the tone), level (from volume_percent), strobe, duration."""
+    if not on:
+        return {"mode": "stop"}
+    tone = command.args.get("tone") or "emergency"
+    volume = command.args.get("volume_percent")
+    level = _WARNING_LEVELS[min(3, int(volume // 25))] if isinstance(volume, (int, float)) else "high"
+    duration = command.args.get("duration_s")
+    return {"mode": tone, "level": level, "strobe": True,
+            "duration": int(duration) if isinstance(duration, (int, float)) else 60}
 
 
 def _enc_trigger(role: str, default: str) -> Callable[[Z2MDevice, Command], dict[str, Any]]:
@@ -989,6 +1435,9 @@ ENCODERS: dict[tuple[str, str], Callable[[Z2MDevice, Command], dict[str, Any]]] 
     ("fan", "set_speed"): _enc_fan_speed,
     ("identify", "identify"): _enc_trigger("identify", "identify"),
     ("smoke_co_alarm", "self_test"): _enc_trigger("selftest", ""),
+    ("siren", "on"): _enc_siren(True),
+    ("siren", "off"): _enc_siren(False),
+    ("valve", "set_position"): _enc_percent("position_percent"),
 }
 
 
@@ -1023,6 +1472,7 @@ class Zigbee2MqttCodec:
         self._known_ids: set[str] = set()  # devices the hub has for us (restored), to prune on bridge/devices
         self._pending: dict[str, bytes] = {}
         self._compiled: dict[bytes, _Compiled] = {}  # see compile_device
+        self._noted: set[str] = set()  # models whose unused properties were said (once per model)
 
     # -- setup
 
@@ -1186,6 +1636,10 @@ class Zigbee2MqttCodec:
         for device in changed:
             out.upserts.append(device.info)
             out.updates.extend(device.initial)
+            model = device.info.model or device.friendly_name
+            if device.notes and model not in self._noted and len(self._noted) < MAX_NOTED_MODELS:
+                self._noted.add(model)
+                out.notes.extend(f"{SOURCE} {model}: {note}" for note in device.notes)
         out.definitions_changed = prune and (bool(changed) or bool(out.removals))
         if prune and not self.devices_seen:
             self.devices_seen = True

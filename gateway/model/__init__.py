@@ -184,7 +184,20 @@ def expected_state(command: Command, device: Device) -> dict[str, Any]:
                 expected[attribute] = command.args[rule[1:]]
         else:
             expected[attribute] = rule
+        if attribute in expected and attribute in cmd_spec.steps:
+            steps = device.value(command.component, command.capability, cmd_spec.steps[attribute])
+            expected[attribute] = stepped(expected[attribute], steps)
     return expected
+
+
+def stepped(percent: Any, steps: Any) -> Any:
+    """The percentage a device with ``steps`` speeds (or levels) reaches when asked for ``percent``: the
+    nearest step at or above it (a 3-speed fan asked for 50 % runs at speed 2 of 3, 67 %); 0 stays 0."""
+    if (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1 or isinstance(percent, bool)
+            or not isinstance(percent, (int, float)) or percent <= 0):
+        return percent
+    step = min(steps, max(1, math.ceil(percent * steps / 100 - 1e-9)))
+    return round(step * 100 / steps)
 
 
 def matches_expected(expected: Any, actual: Any) -> bool:

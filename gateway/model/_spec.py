@@ -67,6 +67,9 @@ class CommandSpec:
     # "$not:<attr>" for a toggle. A command with no entry cannot be confirmed, only sent.
     expect: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    # Expected values a device can only reach in steps: attribute -> the attribute that says how many steps
+    # the device has (a 3-speed fan reports 67 % after ``set_speed 50``). See gateway.model.expected_state.
+    steps: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +79,6 @@ class CapabilitySpec:
     commands: dict[str, CommandSpec] = field(default_factory=dict)
     events: dict[str, dict[str, ArgSpec]] = field(default_factory=dict)
     description: str = ""
+    # What the same thing is called in Home Assistant and in Matter (for the reference, and for bridges).
+    ha: str = ""
+    matter: str = ""

@@ -471,11 +471,25 @@ def render_capabilities() -> str:
         "`capability.attribute` (`occupancy.occupied`) and a command by its capability and name.",
         "`hearth schema` prints the same model as JSON Schema.",
         "",
+        "**Components.** A device with several outputs or meters has one component per output: a relay's",
+        "channels (`l1`, `l2`, or the number its firmware gives), a three-phase meter's phases (`l1`, `l2`,",
+        "`l3`, for phase A, B, C), a device's second light. What is the whole device is `main`.",
+        "",
+        "**Units.** Every attribute is in its canonical unit. Adapters convert what converts exactly",
+        "(mA to A, Wh to kWh, kPa to hPa, °F to °C, ppm to ppb, mg/m³ to µg/m³); a reading that does not",
+        "convert (VOC in µg/m³ against ppb, light in % against lux) has its own attribute. A reading in a unit",
+        "nobody handled is not used, and `hearth replay` says so: it is never relabelled.",
+        "",
+        "**Stepped values.** A command whose device moves in steps is confirmed at the step it reaches:",
+        "`fan.set_speed` with `percent = 50` on a fan whose `fan.speed_steps` is 3 expects 67 %.",
+        "",
     ]
     for name, spec in sorted(capabilities().items()):
         out += [f"## `{name}`", ""]
         if spec.description:
             out += [spec.description, ""]
+        if spec.ha or spec.matter:
+            out += [f"Home Assistant: {spec.ha or NONE}. Matter: {spec.matter or NONE}.", ""]
         if spec.attributes:
             out += ["| attribute | type | unit | range or values | set by a command | description |",
                     "|---|---|---|---|---|---|"]

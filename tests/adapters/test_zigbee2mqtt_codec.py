@@ -379,10 +379,45 @@ def test_old_style_exposes_with_string_features_do_not_crash(codec: Zigbee2MqttC
     ("double_both", ("double", 0)), ("on", ("single", 1)), ("off", ("single", 2)),
     ("brightness_move_up", ("hold", 1)), ("brightness_move_down", ("hold", 2)), ("brightness_stop", ("release", 1)),
     ("on_press_release", ("release", 1)), ("off_hold", ("hold", 2)),
-    ("rotate_left", (None, 1)), ("quadruple", (None, 1)), ("shake", (None, 1)),
+    ("rotate_left", (None, 1)), ("quadruple", ("quadruple", 1)), ("shake", (None, 1)),
+    # A number in the action is the button's, whatever the words say.
+    ("on_2", ("single", 2)), ("off_3", ("single", 3)), ("brightness_move_up_2", ("hold", 2)),
+    ("brightness_step_down_4", ("single", 4)), ("quadruple_l3", ("quadruple", 3)), ("recall_2", ("single", 2)),
+    ("scene_5", ("single", 5)), ("store_1", ("long", 1)), ("brightness_step_up", ("single", 1)),
+    # Not presses: a lock, a keypad, a dial turned.
+    ("lock", (None, 1)), ("arm_all_zones", (None, 1)), ("dial_rotate_left_step", (None, 1)),
 ])
 def test_action_to_press(action: str, expected: tuple[str | None, int]) -> None:
     assert action_to_press(action) == expected
+
+
+HUE_DIMMER = ["on_press", "on_press_release", "on_hold", "on_hold_release", "up_press", "up_press_release",
+              "up_hold", "up_hold_release", "down_press", "down_press_release", "down_hold", "down_hold_release",
+              "off_press", "off_press_release", "off_hold", "off_hold_release"]
+IKEA_FIVE = ["toggle", "brightness_up_click", "brightness_down_click", "brightness_up_hold", "brightness_up_release",
+             "brightness_down_hold", "brightness_down_release", "toggle_hold", "arrow_left_click",
+             "arrow_right_click", "arrow_left_hold", "arrow_left_release", "arrow_right_hold", "arrow_right_release"]
+STYRBAR = ["on", "off", "brightness_move_up", "brightness_move_down", "brightness_stop", "arrow_left_click",
+           "arrow_right_click", "arrow_left_hold", "arrow_left_release", "arrow_right_hold", "arrow_right_release"]
+TWO_BUTTON = ["on", "off", "brightness_move_up", "brightness_move_down", "brightness_stop"]
+
+
+@pytest.mark.parametrize(("actions", "expected"), [
+    # Hue dimmer switch: four buttons, on / brighter / dimmer / off from the top.
+    (HUE_DIMMER, {"on_press": 1, "up_hold": 2, "down_press_release": 3, "off_hold_release": 4}),
+    # IKEA's round remote: the middle toggle, brighter, dimmer, and the two arrows.
+    (IKEA_FIVE, {"toggle": 1, "brightness_up_click": 2, "brightness_down_hold": 3, "arrow_left_click": 4,
+                 "arrow_right_release": 5}),
+    # STYRBAR: on (hold: brighter) on top, off below, arrows left and right.
+    (STYRBAR, {"on": 1, "brightness_move_up": 1, "off": 2, "brightness_move_down": 2, "arrow_left_hold": 3,
+               "arrow_right_click": 4}),
+    # A two-button dimmer: holding "on" brightens, so it is still button 1.
+    (TWO_BUTTON, {"on": 1, "brightness_move_up": 1, "off": 2, "brightness_move_down": 2}),
+])
+def test_buttons_keep_their_place_on_remotes_whose_words_name_them(actions: list[str], expected: dict[str, int]
+                                                                   ) -> None:
+    words = z2m_codec.button_words(actions)
+    assert {action: action_to_press(action, words)[1] for action in expected} == expected
 
 
 def test_button_action_is_an_event_and_last_event(codec: Zigbee2MqttCodec) -> None:
