@@ -43,3 +43,19 @@ ensure_ble_test_deps() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
+
+# The Zigbee2MQTT device-database test (tests/adapters/test_z2m_database.py) needs Node and the
+# zigbee-herdsman-converters pinned in tests/z2mdb/package-lock.json; without them it skips (and fails
+# with HEARTH_REQUIRE_Z2MDB=1, as in CI). npm ci runs only when the lock is newer than node_modules.
+ensure_z2mdb_deps() {
+  local dir="$ROOT/tests/z2mdb"
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "installing Node.js and npm for the Zigbee2MQTT database test (apt)…" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  if [ ! "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+    npm ci --prefix "$dir" --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null \
+      || echo "npm ci --prefix tests/z2mdb failed: the Zigbee2MQTT database test will skip" >&2
+  fi
+}

@@ -1128,6 +1128,10 @@ def _attributes_of(b: Binding) -> set[str]:
     if b.capability == "color":
         return ({"x", "y"} if "xy" in b.roles else set()) | ({"hue", "saturation"} if "hs" in b.roles else set())
     if b.role == "action":
+        # A device whose actions are none of them presses (a lock's, a keypad's) has no button state: its
+        # actions are still events, with the device's own word.
+        if b.values and not any(action_to_press(v, b.words)[0] for v in b.values):
+            return set()
         return {"last_event", "button"}
     if b.capability == "fan" and b.role == "preset":
         return {"preset", "speed_percent"} if fan_speeds(b.values) else {"preset"}
@@ -1242,12 +1246,21 @@ def decode_state(device: Z2MDevice, data: dict[str, Any], out: Decoded) -> None:
             out.problems.append(f"{SOURCE} {device.friendly_name!r}: {key}: {err}")
 
 
+_LOCK_ACTION = re.compile(r"(^|_)(un)?lock(_|$)")
+
+
 def _decode_action(device: Z2MDevice, b: Binding, raw: Any, out: Decoded) -> None:
     if raw == "":
         return  # Z2M clears `action` right after publishing it
     if not isinstance(raw, str):
         raise _bad(f"expected an action string, got {_short(raw)}")
     kind, button = action_to_press(raw, b.words)
+    if kind is None and _LOCK_ACTION.search(raw) and "lock" in device.info.components.get(b.component, {}):
+        # A lock says how it was operated (manual_lock, key_unlock, lock_failure_invalid_pin_or_id, …).
+        source = raw.split("_", 1)[0] if raw.split("_", 1)[0] not in ("lock", "unlock") else "unknown"
+        out.events.append(DeviceEventUpdate(device.id, b.component, "lock", "operated",
+                                            {"source": source, "action": raw}))
+        return
     data: dict[str, Any] = {"button": button, "action": raw}
     if kind is not None:
         data["kind"] = kind
