@@ -24,6 +24,8 @@ from gateway.sdk import NOTES_LOGGER, MessageCallback, Unsubscribe
 from gateway.supervisor import Supervisor, discover_adapters
 
 log = logging.getLogger("hearth.replay")
+# Topics whose matching subscriptions replay remembers (see ReplayMqtt); past this, it starts again.
+MAX_MATCH_CACHE = 100_000
 
 
 class ReplayMqtt:
@@ -36,6 +38,10 @@ class ReplayMqtt:
         # Retained messages by topic, handed to every later subscription that matches, as a broker does: a
         # capture has them in the broker's order, often before the discovery message that names the topic.
         self._retained: dict[str, bytes] = {}
+        # Which subscriptions a topic matches, per topic, until the subscriptions change: a capture repeats a
+        # few thousand topics tens of thousands of times, and matching every filter each time was most of
+        # replay's time on a large capture.
+        self._matching: dict[str, tuple[tuple[str, MessageCallback], ...]] = {}
 
     @property
     def connected(self) -> bool:
@@ -44,6 +50,7 @@ class ReplayMqtt:
     def subscribe(self, topic_filter: str, callback: MessageCallback, qos: int = 0) -> Unsubscribe:
         entry = (topic_filter, callback)
         self._subscriptions.append(entry)
+        self._matching.clear()
         retained = [(topic, payload) for topic, payload in self._retained.items() if topic_matches(topic_filter, topic)]
         if retained:
             # After the subscriber's own step, as from a broker: never re-entering the code that subscribed.
@@ -52,6 +59,7 @@ class ReplayMqtt:
         def unsubscribe() -> None:
             if entry in self._subscriptions:
                 self._subscriptions.remove(entry)
+                self._matching.clear()
 
         return unsubscribe
 
@@ -70,12 +78,15 @@ class ReplayMqtt:
                 self._retained[topic] = payload
             else:
                 self._retained.pop(topic, None)  # an empty retained message clears the topic
-        delivered = 0
-        for topic_filter, callback in tuple(self._subscriptions):
-            if topic_matches(topic_filter, topic):
-                callback(topic, payload, retain)
-                delivered += 1
-        return delivered
+        matching = self._matching.get(topic)
+        if matching is None:
+            matching = tuple(entry for entry in self._subscriptions if topic_matches(entry[0], topic))
+            if len(self._matching) >= MAX_MATCH_CACHE:
+                self._matching.clear()
+            self._matching[topic] = matching
+        for _, callback in matching:
+            callback(topic, payload, retain)
+        return len(matching)
 
 
 class _NoteCollector(logging.Handler):

@@ -551,7 +551,10 @@ def _lacks(*parents: str) -> When:
 
 
 def _is_thermostat(types: frozenset[str], names: frozenset[str]) -> bool:
-    return "climate" in types or bool(names & _THERMOSTAT_NAMES)
+    # A climate expose, a thermostat's parts, or a thermostat relay's target (Scimagic 1-ZB-WSD:
+    # `temperature_target`).
+    return "climate" in types or bool(names & _THERMOSTAT_NAMES) or any(
+        "setpoint" in name or "temperature_target" in name for name in names)
 
 
 def _thermostat(feature: dict[str, Any], types: frozenset[str], names: frozenset[str]) -> bool:
