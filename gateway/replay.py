@@ -118,12 +118,29 @@ class _NoteCollector(logging.Handler):
         self._logger.propagate = self._saved[1]
 
 
-@dataclass
+@dataclass(slots=True)
 class CaptureRecord:
+    """One capture line. An MQTT line is kept as what the broker would deliver (``mqtt``: topic, payload,
+    retain, or the reason it cannot be played): a capture of a whole device database is 70,000 lines, and
+    their parsed JSON held at once was most of replay's memory."""
+
     line: int
     t: float
     source: str
     data: dict[str, Any]
+    mqtt: tuple[str, bytes, bool] | str | None = None
+
+
+def _mqtt_record(data: dict[str, Any]) -> tuple[str, bytes, bool] | str:
+    topic = data.get("topic")
+    if not isinstance(topic, str) or not topic:
+        return "mqtt line without a topic"
+    try:
+        payload = _mqtt_payload(data)
+    except (ValueError, TypeError) as err:
+        return f"bad payload: {err}"
+    # A copy of exactly its size: orjson's buffer, shrunk in place, would keep a few KiB of heap per line.
+    return topic, bytes(memoryview(payload)), bool(data.get("retain", False))
 
 
 @dataclass
@@ -224,7 +241,10 @@ def read_capture(path: Path, errors: list[dict[str, Any]]) -> Iterator[CaptureRe
             except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError) as err:
                 errors.append({"t": None, "source": "capture", "message": f"{path.name}:{number}: {err}"})
                 continue
-            yield CaptureRecord(number, t, source, data)
+            if source == "mqtt":
+                yield CaptureRecord(number, t, source, {}, _mqtt_record(data))
+            else:
+                yield CaptureRecord(number, t, source, data)
 
 
 def _mqtt_payload(data: dict[str, Any]) -> bytes:
@@ -371,18 +391,11 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
                 await advance(record.t)
                 playing[0] = record.line
                 if record.source == "mqtt":
-                    topic = record.data.get("topic")
-                    if not isinstance(topic, str) or not topic:
+                    if not isinstance(record.mqtt, tuple):
                         errors.append({"t": iso_utc(record.t), "source": "capture",
-                                       "message": f"{path.name}:{record.line}: mqtt line without a topic"})
+                                       "message": f"{path.name}:{record.line}: {record.mqtt}"})
                         continue
-                    try:
-                        payload = _mqtt_payload(record.data)
-                    except (ValueError, TypeError) as err:
-                        errors.append({"t": iso_utc(record.t), "source": "capture",
-                                       "message": f"{path.name}:{record.line}: bad payload: {err}"})
-                        continue
-                    mqtt.deliver(topic, payload, bool(record.data.get("retain", False)))
+                    mqtt.deliver(*record.mqtt)
                 elif record.source == "ble" and supervisor.instance("ble") is not None:
                     from adapters.ble.decoders import advertisement_from_capture
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.ble._drops import DropReason, Said
+
 # kinds of object
 NUM = "num"  # a number scaled by ``factor`` into capability.attribute
 BOOL = "bool"  # 0/1 into a boolean attribute
@@ -20,7 +22,8 @@ DIMMER = "dimmer"  # dimmer event (direction, steps)
 VOLTS = "volts"  # battery volts for a sensor, mains volts for a meter (decided per packet)
 DEVTYPE = "devtype"  # device type id
 FW = "fw"  # firmware version
-SKIP = "skip"  # known length, no place in our model (mass, rotation, ...): skipped, parsing goes on
+SKIP = "skip"  # known length, no place in our model (mass, rotation, ...): skipped (a note), parsing goes on
+OPENING = "opening"  # 0x11, the generic "opening": the decoder decides whether it means anything (pvvx)
 VARLEN = "varlen"  # text/raw: a length byte follows the id
 COMMAND = "command"  # length byte: low 5 bits = args length, plus one opcode byte
 
@@ -33,6 +36,7 @@ class BthomeObject:
     factor: float = 1
     capability: str = ""
     attribute: str = ""
+    name: str = ""  # what a skipped object is, for the note
 
 
 def _n(length: int, signed: bool, factor: float, capability: str, attribute: str) -> BthomeObject:
@@ -43,8 +47,8 @@ def _b(capability: str, attribute: str) -> BthomeObject:
     return BthomeObject(1, BOOL, capability=capability, attribute=attribute)
 
 
-def _skip(length: int) -> BthomeObject:
-    return BthomeObject(length, SKIP)
+def _skip(length: int, name: str) -> BthomeObject:
+    return BthomeObject(length, SKIP, name=name)
 
 
 # Every object id of the v2 format, so that parsing can step over those we do not map. Units already
@@ -56,72 +60,72 @@ OBJECTS: dict[int, BthomeObject] = {
     0x03: _n(2, False, 0.01, "humidity", "percent"),
     0x04: _n(3, False, 0.01, "pressure", "hpa"),  # mbar = hPa
     0x05: _n(3, False, 0.01, "illuminance", "lux"),
-    0x06: _skip(2), 0x07: _skip(2),  # mass kg / lb
-    0x08: _skip(2),  # dew point
-    0x09: _skip(1),  # count
+    0x06: _skip(2, "mass kg"), 0x07: _skip(2, "mass lb"),
+    0x08: _skip(2, "dew point"),
+    0x09: _skip(1, "count"),
     0x0A: _n(3, False, 0.001, "energy_meter", "kwh"),
     0x0B: _n(3, False, 0.01, "power_meter", "watts"),
     0x0C: BthomeObject(2, VOLTS, False, 0.001),
     0x0D: _n(2, False, 1, "air_quality", "pm25_ugm3"),
     0x0E: _n(2, False, 1, "air_quality", "pm10_ugm3"),
-    0x0F: _skip(1),  # generic boolean
-    0x10: _skip(1),  # power (on/off) as a binary sensor: no read-only on_off in our model
-    0x11: _b("contact", "open"),  # opening: 1 = open, like ours
+    0x0F: _skip(1, "generic boolean"),
+    0x10: _skip(1, "power on/off (no read-only on/off in our model)"),
+    0x11: BthomeObject(1, OPENING, capability="contact", attribute="open"),  # opening: 1 = open, like ours
     0x12: _n(2, False, 1, "air_quality", "co2_ppm"),
-    0x13: _skip(2),  # TVOC in µg/m³: ours is ppb, and the conversion depends on the gas mix
-    0x14: _skip(2),  # soil moisture %
+    0x13: _skip(2, "TVOC µg/m³ (ours is ppb; the conversion depends on the gas mix)"),
+    0x14: _skip(2, "soil moisture %"),
     0x15: _b("battery", "low"),
-    0x16: _skip(1),  # battery charging
+    0x16: _skip(1, "battery charging"),
     0x17: _b("smoke_co_alarm", "co"),
-    0x18: _skip(1), 0x19: _skip(1),  # cold, connectivity
+    0x18: _skip(1, "cold"), 0x19: _skip(1, "connectivity"),
     0x1A: _b("contact", "open"),  # door: 1 = open
     0x1B: _b("contact", "open"),  # garage door: 1 = open
-    0x1C: _skip(1), 0x1D: _skip(1), 0x1E: _skip(1),  # gas, heat, light
+    0x1C: _skip(1, "gas"), 0x1D: _skip(1, "heat"), 0x1E: _skip(1, "light"),
     0x1F: BthomeObject(1, LOCK),
     0x20: _b("water_leak", "leak"),  # moisture: 1 = wet
     0x21: _b("occupancy", "occupied"),  # motion
-    0x22: _skip(1),  # moving
+    0x22: _skip(1, "moving"),
     0x23: _b("occupancy", "occupied"),
-    0x24: _skip(1),  # plug
+    0x24: _skip(1, "plug"),
     0x25: _b("occupancy", "occupied"),  # presence
-    0x26: _skip(1), 0x27: _skip(1), 0x28: _skip(1),  # problem, running, safety
+    0x26: _skip(1, "problem"), 0x27: _skip(1, "running"), 0x28: _skip(1, "safety"),
     0x29: _b("smoke_co_alarm", "smoke"),
-    0x2A: _skip(1),  # sound
+    0x2A: _skip(1, "sound"),
     0x2B: _b("tamper", "tampered"),
     0x2C: _b("vibration", "detected"),
     0x2D: _b("contact", "open"),  # window: 1 = open
     0x2E: _n(1, False, 1, "humidity", "percent"),
-    0x2F: _skip(1),  # soil moisture %
+    0x2F: _skip(1, "soil moisture %"),
     0x3A: BthomeObject(1, BUTTON),
     0x3B: BthomeObject(1, COMMAND),
     0x3C: BthomeObject(2, DIMMER),
-    0x3D: _skip(2), 0x3E: _skip(4),  # count
-    0x3F: _skip(2),  # rotation
-    0x40: _skip(2), 0x41: _skip(2),  # distance
-    0x42: _skip(3),  # duration
+    0x3D: _skip(2, "count"), 0x3E: _skip(4, "count"),
+    0x3F: _skip(2, "rotation"),
+    0x40: _skip(2, "distance mm"), 0x41: _skip(2, "distance m"),
+    0x42: _skip(3, "duration"),
     0x43: _n(2, False, 0.001, "power_meter", "amps"),
-    0x44: _skip(2),  # speed
+    0x44: _skip(2, "speed"),
     0x45: _n(2, True, 0.1, "temperature", "celsius"),
-    0x46: _skip(1),  # UV index
-    0x47: _skip(2), 0x48: _skip(2), 0x49: _skip(2),  # volume, flow rate
+    0x46: _skip(1, "UV index"),
+    0x47: _skip(2, "volume"), 0x48: _skip(2, "volume"), 0x49: _skip(2, "volume flow rate"),
     0x4A: BthomeObject(2, VOLTS, False, 0.1),
-    0x4B: _skip(3), 0x4C: _skip(4),  # gas volume
+    0x4B: _skip(3, "gas"), 0x4C: _skip(4, "gas"),
     0x4D: _n(4, False, 0.001, "energy_meter", "kwh"),
-    0x4E: _skip(4), 0x4F: _skip(4),  # volume, water
-    0x50: _skip(4),  # timestamp
-    0x51: _skip(2), 0x52: _skip(2),  # acceleration, gyroscope
-    0x53: BthomeObject(1, VARLEN), 0x54: BthomeObject(1, VARLEN),  # text, raw
-    0x55: _skip(4),  # volume storage
-    0x56: _skip(2),  # conductivity
+    0x4E: _skip(4, "volume"), 0x4F: _skip(4, "water"),
+    0x50: _skip(4, "timestamp"),
+    0x51: _skip(2, "acceleration"), 0x52: _skip(2, "gyroscope"),
+    0x53: BthomeObject(1, VARLEN, name="text"), 0x54: BthomeObject(1, VARLEN, name="raw"),
+    0x55: _skip(4, "volume storage"),
+    0x56: _skip(2, "conductivity"),
     0x57: _n(1, True, 1, "temperature", "celsius"),
     0x58: _n(1, True, 0.35, "temperature", "celsius"),
-    0x59: _skip(1), 0x5A: _skip(2), 0x5B: _skip(4),  # signed count
+    0x59: _skip(1, "count"), 0x5A: _skip(2, "count"), 0x5B: _skip(4, "count"),
     0x5C: _n(4, True, 0.01, "power_meter", "watts"),
     0x5D: _n(2, True, 0.001, "power_meter", "amps"),
-    0x5E: _skip(2), 0x5F: _skip(2),  # direction, precipitation
-    0x60: _skip(1),  # channel
-    0x61: _skip(2), 0x62: _skip(4), 0x63: _skip(4),  # rotational speed, speed, acceleration
-    0x64: _skip(1), 0x65: _skip(1),  # light level, settings revision
+    0x5E: _skip(2, "direction"), 0x5F: _skip(2, "precipitation"),
+    0x60: _skip(1, "channel"),
+    0x61: _skip(2, "rotational speed"), 0x62: _skip(4, "speed"), 0x63: _skip(4, "acceleration"),
+    0x64: _skip(1, "light level"), 0x65: _skip(1, "settings revision"),
     0xF0: BthomeObject(2, DEVTYPE),
     0xF1: BthomeObject(4, FW),
     0xF2: BthomeObject(3, FW),
@@ -163,12 +167,22 @@ class BthomePacket:
     packet_id: int | None = None
     device_type_id: int | None = None
     firmware: str | None = None
-    problems: list[str] = field(default_factory=list)
+    # 0x11 "opening" values, in order: kept apart, the decoder decides whether they mean anything
+    openings: list[bool] = field(default_factory=list)
+    # Whether the payload is an event rather than a measurement: besides the packet id, counts and
+    # openings, nothing (pvvx's reed-switch event beacon: 0x11 + 0x3E count, sent only when a switch is set up)
+    measurement: bool = False
+    problems: list[Said] = field(default_factory=list)
+    notes: list[Said] = field(default_factory=list)
 
 
 def _decimals(factor: float) -> int:
     text = f"{factor:.10f}".rstrip("0")
     return len(text.split(".")[1]) if "." in text else 0
+
+
+# Objects that an event packet may carry besides its openings (see BthomePacket.measurement).
+_EVENT_COMPANIONS = {0x00, 0x09, 0x3D, 0x3E, 0x11, 0xF0, 0xF1, 0xF2}
 
 
 def parse_objects(payload: bytes) -> BthomePacket:
@@ -177,18 +191,20 @@ def parse_objects(payload: bytes) -> BthomePacket:
     volts: list[float] = []
     has_meter = False
     buttons = 0
+    skipped: list[str] = []
     pos = 0
     end = len(payload)
     while pos < end:
         object_id = payload[pos]
         spec = OBJECTS.get(object_id)
         if spec is None:
-            out.problems.append(f"unknown BTHome object id 0x{object_id:02x} at byte {pos}; the rest is ignored")
+            out.problems.append((DropReason.UNKNOWN_OBJECT, f"unknown BTHome object id 0x{object_id:02x} at byte "
+                                                            f"{pos}; the rest is ignored", ""))
             break
         start = pos + 1
         if spec.kind in (VARLEN, COMMAND):
             if start >= end:
-                out.problems.append(f"BTHome object 0x{object_id:02x} is truncated")
+                out.problems.append((DropReason.TOO_SHORT, f"BTHome object 0x{object_id:02x} is truncated", ""))
                 break
             length = payload[start] if spec.kind == VARLEN else 1 + (payload[start] & 0x1F)
             start += 1
@@ -196,12 +212,16 @@ def parse_objects(payload: bytes) -> BthomePacket:
             length = spec.length
         stop = start + length
         if stop > end:
-            out.problems.append(f"BTHome object 0x{object_id:02x} is truncated ({end - start} of {length} bytes)")
+            out.problems.append((DropReason.TOO_SHORT, f"BTHome object 0x{object_id:02x} is truncated "
+                                                       f"({end - start} of {length} bytes)", ""))
             break
         raw = payload[start:stop]
         pos = stop
         kind = spec.kind
+        if object_id not in _EVENT_COMPANIONS and kind not in (BUTTON, DIMMER, COMMAND):
+            out.measurement = True
         if kind in (SKIP, VARLEN, COMMAND):
+            skipped.append(f"0x{object_id:02x} {spec.name or 'command'}")
             continue
         value = int.from_bytes(raw, "little", signed=spec.signed)
         if kind == NUM:
@@ -210,6 +230,8 @@ def parse_objects(payload: bytes) -> BthomePacket:
             has_meter = has_meter or spec.capability in ("power_meter", "energy_meter")
         elif kind == BOOL:
             out.readings.append((spec.capability, spec.attribute, value != 0))
+        elif kind == OPENING:
+            out.openings.append(value != 0)
         elif kind == LOCK:
             out.readings.append(("lock", "state", "unlocked" if value else "locked"))
         elif kind == VOLTS:
@@ -220,7 +242,8 @@ def parse_objects(payload: bytes) -> BthomePacket:
             buttons += 1
             event = BUTTON_EVENTS.get(raw[0])
             if event is None and raw[0] != 0x00:  # 0x00: this button did nothing
-                out.problems.append(f"unknown BTHome button event 0x{raw[0]:02x} on button {buttons}")
+                out.problems.append((DropReason.UNKNOWN_OBJECT,
+                                     f"unknown BTHome button event 0x{raw[0]:02x} on button {buttons}", ""))
             if event is not None:
                 our_kind, action = event
                 data: dict[str, Any] = {"button": buttons, "action": action}
@@ -231,6 +254,8 @@ def parse_objects(payload: bytes) -> BthomePacket:
             action = DIMMER_EVENTS.get(raw[0])
             if action is not None:
                 out.events.append({"button": 0, "action": action, "steps": raw[1]})
+            elif raw[0] != 0x00:
+                out.problems.append((DropReason.UNKNOWN_OBJECT, f"unknown BTHome dimmer event 0x{raw[0]:02x}", ""))
         elif kind == DEVTYPE:
             out.device_type_id = value
         elif kind == FW:
@@ -239,6 +264,9 @@ def parse_objects(payload: bytes) -> BthomePacket:
     # packet) it is the mains voltage.
     for volt in volts:
         out.readings.append(("power_meter", "volts", volt) if has_meter else ("battery", "volts", volt))
+    if skipped:
+        out.notes.append((DropReason.NOT_USED, "BTHome objects not used (no capability for them): "
+                                               + ", ".join(skipped), " ".join(s.split()[0] for s in skipped)))
     return out
 
 

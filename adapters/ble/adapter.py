@@ -39,8 +39,8 @@ SCANNER_START_TIMEOUT_S = 15.0
 
 def _check_key(value: str) -> str:
     text = value.strip().lower()
-    if len(text) != 32 or any(c not in "0123456789abcdef" for c in text):
-        raise ValueError("a bind key is 32 hex digits (16 bytes)")
+    if len(text) not in (24, 32) or any(c not in "0123456789abcdef" for c in text):
+        raise ValueError("a bind key is 32 hex digits (16 bytes), or 24 (12 bytes) for a MiBeacon v2/v3 device")
     return text
 
 
@@ -95,7 +95,7 @@ class BleConfig(BaseModel):
     scanning_mode: Literal["active", "passive"] = "active"
     #: The area the local receiver is in (for presence).
     area: str | None = None
-    #: Bind keys by MAC, 32 hex digits: encrypted BTHome and MiBeacon v4/v5.
+    #: Bind keys by MAC, 32 hex digits: encrypted BTHome and MiBeacon v4/v5; 24 hex digits: MiBeacon v2/v3.
     keys: dict[str, str] = Field(default_factory=dict)
     tags: list[TagConfig] = Field(default_factory=list)
     #: A tag unseen this long is away.
@@ -349,6 +349,12 @@ class BleAdapter:
                 self.scanner_restarts += 1
                 ctx.log.info("ble: scanner running again on %s (after %d attempts)", config.adapter, attempt)
                 break
+
+    def stats(self) -> dict[str, Any]:
+        """The scanner's state and what was not applied, by reason and device (for /healthz and tools)."""
+        devices = self._devices
+        return {"scanner": self.scanner_state, "scanner_restarts": self.scanner_restarts,
+                "dropped": devices.drop_stats() if devices is not None else {"by_reason": {}, "by_device": {}}}
 
     # For tests and tools
     @property

@@ -5,18 +5,46 @@ Used by both the local BLE adapter and the BLE-to-MQTT gateway adapter, so a sen
 model make devices: a street's hundreds of phones and trackers never do.
 
 Availability comes from silence: a device not heard for longer than its expected interval is offline.
-Trigger-based BTHome devices (buttons, door sensors) only send on events, so they get a day. The sweep
-runs on the gateway clock; "heard" also counts what the other BLE adapter pushed (``Device.last_update``).
+Trigger-based BTHome devices (buttons, door sensors) and sleepy Xiaomi sensors (motion sensors) only send
+on events, so they get a day. The sweep runs on the gateway clock; "heard" also counts what the other BLE
+adapter pushed (``Device.last_update``).
+
+Nothing is dropped without a word: every reason a decoder gives for not applying (part of) an advertisement
+(``adapters.ble._drops``) is counted per device and reason (:meth:`BleDevices.drop_stats`, the adapters'
+``stats()``), and said: problems through ``report_bad_input`` (the hub's counter and rate-limited warning,
+replay's errors), notes as replay notes and an info line. A note is said once per device, reason and topic
+(an object id): what a device sends that we do not use does not change. Only a missing bind key and a
+frame naming another device are said again, every ``NOTE_EVERY_S`` (with how many were left unsaid), so a
+neighbour's encrypted sensor costs one line an hour, and a forgotten key keeps being mentioned.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
-from adapters.ble.decoders import Advertisement, DecodeResult, decode_advertisement, device_id_for
+from adapters.ble.decoders import (
+    MAX_TRACKED_DEVICES,
+    Advertisement,
+    DecodeResult,
+    Drop,
+    DropReason,
+    Severity,
+    decode_advertisement,
+    device_id_for,
+)
 from adapters.ble.shared import SharedBle
-from gateway.sdk import AdapterContext, CapabilitySupport, DeviceEventUpdate, DeviceInfo, Update, iso_utc
+from gateway.sdk import (
+    AdapterContext,
+    CapabilitySupport,
+    DeviceEventUpdate,
+    DeviceInfo,
+    Update,
+    apply_decoded,
+    iso_utc,
+)
 
 __all__ = ["BleDevices"]
 
@@ -26,6 +54,13 @@ TRIGGER_BASED_INTERVAL_S = 86_400.0
 # each push is a state change on the bus and, in the end, a row in the store (SD cards wear out).
 CONNECTIVITY_EVERY_S = 30.0
 _CONNECTIVITY = CapabilitySupport(frozenset({"online", "last_seen", "rssi_dbm"}))
+# A repeated note (and its log line) is said at most this often per device: a sensor repeats its frame every
+# few seconds, and a neighbour's encrypted sensor would otherwise fill the log and the replay.
+NOTE_EVERY_S = 3600.0
+_REPEATED_NOTES = frozenset({DropReason.NO_KEY, DropReason.OTHER_DEVICE})
+_QUIET_NOTES = frozenset({DropReason.NOT_USED, DropReason.NO_DATA, DropReason.TOO_SHORT})
+# Devices beyond this many get their drops counted under OTHER_DEVICES (a busy street has hundreds).
+OTHER_DEVICES = "other"
 
 
 class BleDevices:
@@ -39,7 +74,11 @@ class BleDevices:
         self._trigger_based: set[str] = set()
         self._support: dict[str, dict[str, dict[str, frozenset[str]]]] = {}
         self._last_connectivity: dict[str, float] = {}
-        self._missing_key_reported: set[str] = set()
+        # (device id or OTHER_DEVICES, reason) -> advertisements (or parts) not applied
+        self.dropped: Counter[tuple[str, str]] = Counter()
+        self._dropped_devices: set[str] = set()
+        # (device id, reason, topic) -> (monotonic time of the last note said, how many since were not said)
+        self._noted: dict[tuple[str, str, str], tuple[float, int]] = {}
         # receiver -> RSSI per device id: which gateway hears what, and how well (for presence and the UI).
         self.rssi_by_receiver: dict[str, dict[str, tuple[int, float]]] = {}
         self._timer: Any = None
@@ -52,12 +91,75 @@ class BleDevices:
             if device.id.startswith("ble:") and device.id.count(":") == 6:
                 # Restored from the store: offline too if it never comes back.
                 self._last_heard[device.id] = device.last_update or now
+                if "contact" in device.support.get("main", {}):
+                    # A contact it had: its opening flag was shown to mean something before the restart.
+                    self._shared.decoder_state.opening_in_use(device.id[4:])
         self._schedule()
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._timer is None:
+            return  # not started, or already stopped
+        self._timer.cancel()
+        self._timer = None
+        summary = self.drop_summary()
+        if summary:
+            # What `hearth replay` lists at the end of a capture, and the log of a stopping gateway.
+            self._ctx.log.info("ble: %s", summary)
+            self._say_notes([summary])
+
+    # ------------------------------------------------------------------ drops
+
+    def drop_stats(self) -> dict[str, Any]:
+        """Advertisements (or parts) not applied: ``{"by_reason": {reason: n}, "by_device": {id: {reason: n}}}``."""
+        by_reason: Counter[str] = Counter()
+        by_device: dict[str, dict[str, int]] = {}
+        for (device_id, reason), count in sorted(self.dropped.items()):
+            by_reason[reason] += count
+            by_device.setdefault(device_id, {})[reason] = count
+        return {"by_reason": dict(sorted(by_reason.items())), "by_device": by_device}
+
+    def drop_summary(self) -> str:
+        stats = self.drop_stats()["by_device"]
+        if not stats:
+            return ""
+        parts = [f"{device_id} " + ", ".join(f"{reason} {n}" for reason, n in reasons.items())
+                 for device_id, reasons in stats.items()]
+        return "advertisements (or parts) not applied, by device and reason: " + "; ".join(parts)
+
+    def _count(self, device_id: str, reason: str) -> None:
+        if device_id not in self._dropped_devices:
+            if len(self._dropped_devices) >= MAX_TRACKED_DEVICES:
+                device_id = OTHER_DEVICES
+            else:
+                self._dropped_devices.add(device_id)
+        self.dropped[(device_id, reason)] += 1
+
+    def _report(self, device_id: str, drop: Drop, receiver: str) -> None:
+        """Count one drop, and say it where it belongs (see the module's docstring)."""
+        self._count(device_id, drop.reason.value)
+        if drop.severity is Severity.PROBLEM:
+            self._ctx.report_bad_input(f"ble ({receiver}): {drop.message}")
+        elif drop.severity is Severity.NOTE:
+            key = (device_id, drop.reason.value, drop.topic)
+            now = self._ctx.clock.monotonic()
+            last = self._noted.get(key)
+            if last is not None and (drop.reason not in _REPEATED_NOTES or now - last[0] < NOTE_EVERY_S):
+                self._noted[key] = (last[0], last[1] + 1)
+                return
+            if len(self._noted) >= 4 * MAX_TRACKED_DEVICES:
+                self._noted.clear()  # bounded; the worst case is a note said again early
+            self._noted[key] = (now, 0)
+            unsaid = f" ({last[1]} more since the last note)" if last is not None and last[1] else ""
+            message = f"{drop.message} [{drop.reason}]{unsaid}"
+            # What the user may act on (a key to add, a frame nobody knows) is info; what we only do not use
+            # (an object with no capability) is debug, like every codec's notes.
+            log = self._ctx.log.debug if drop.reason in _QUIET_NOTES else self._ctx.log.info
+            log("ble (%s): %s", receiver, message)
+            self._say_notes([message])
+
+    def _say_notes(self, notes: list[str]) -> None:
+        # The SDK's way for what a codec understood and did not use: debug log, listed by `hearth replay`.
+        apply_decoded(self._ctx, SimpleNamespace(notes=notes))
 
     def _schedule(self) -> None:
         # A quarter of the shortest interval keeps "offline" within 25 % of when it is due.
@@ -106,12 +208,9 @@ class BleDevices:
 
     def _apply(self, adv: Advertisement, receiver: str, result: DecodeResult) -> None:
         ctx = self._ctx
-        for problem in result.problems:
-            ctx.report_bad_input(f"ble ({receiver}): {problem}")
-        if result.needs_key and result.device_id not in self._missing_key_reported:
-            self._missing_key_reported.add(result.device_id)
-            ctx.log.info("ble: %s sends encrypted data; add its bind key under keys to read it", adv.address)
         device_id = result.device_id
+        for drop in result.drops:
+            self._report(device_id, drop, receiver)
         known = device_id in self._last_heard
         if not (result.decoded or (result.duplicate and known)):
             return

@@ -71,7 +71,7 @@ class BleMqttGatewayConfig(BaseModel):
     topics: list[str] = Field(default_factory=lambda: ["home/+/BTtoMQTT/+"])
     #: gateway name (the topic level before BTtoMQTT) -> area it is placed in
     receivers: dict[str, str] = Field(default_factory=dict)
-    #: bind keys by MAC (shared with [adapters.ble])
+    #: bind keys by MAC (shared with [adapters.ble]): 32 hex digits, or 24 for MiBeacon v2/v3
     keys: dict[str, str] = Field(default_factory=dict)
     expected_interval_s: float = Field(default=600.0, gt=0)
 
@@ -277,6 +277,11 @@ class BleMqttGatewayAdapter:
         short = device_id.replace(":", "")[-4:].upper()
         devices.decoded_fields_device(device_id, name or f"{model or 'BLE sensor'} {short}", brand, model, updates,
                                       ctx.clock.time(), gateway, adv.rssi if adv is not None else None, events)
+
+    def stats(self) -> dict[str, Any]:
+        """What was not applied, by reason and device (for /healthz and tools)."""
+        devices = self._devices
+        return {"dropped": devices.drop_stats() if devices is not None else {"by_reason": {}, "by_device": {}}}
 
     @property
     def devices(self) -> BleDevices | None:

@@ -2,7 +2,10 @@
 
 It subscribes to ``+/online``, ``+/events/rpc`` and ``+/status/+`` (or to the configured ``topic_prefixes``)
 and to its own reply topic ``<src>/rpc``. When it sees a new prefix it asks the device for
-``Shelly.GetDeviceInfo`` and ``Shelly.GetStatus`` over MQTT. Commands are JSON-RPC frames on ``<prefix>/rpc``;
+``Shelly.GetDeviceInfo`` and ``Shelly.GetStatus`` over MQTT, once per prefix and run, and not at all when the
+device id names a model that sleeps (it would never answer). A device that does not answer is not waited for: it is
+built from its status topics (``<prefix>/status/<component>``) as they come; after :data:`DISCOVERY_TIMEOUT_S` the
+request is forgotten. Commands are JSON-RPC frames on ``<prefix>/rpc``;
 the reply (same ``id``, on ``<src>/rpc``) decides the result: an error reply is ``failed`` with the device's
 message, a success or no reply within :data:`REPLY_TIMEOUT_S` is ``sent`` and the hub confirms the command
 from the status the device then reports.
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -32,12 +35,21 @@ if TYPE_CHECKING:
     from adapters.shelly.codec import Decoded
     from adapters.shelly.mqtt_codec import ShellyMqttCodec
 
-__all__ = ["REPLY_TIMEOUT_S", "ShellyMqttAdapter", "ShellyMqttConfig"]
+__all__ = ["DISCOVERY_TIMEOUT_S", "REPLY_TIMEOUT_S", "ShellyMqttAdapter", "ShellyMqttConfig"]
 
 # A Shelly answers an RPC over MQTT in tens of milliseconds; 3 s covers a loaded broker and Wi-Fi retries.
 # Past it the command is still "sent": the hub confirms from the status notification anyway.
 REPLY_TIMEOUT_S = 3.0
+# How long a discovery request (GetDeviceInfo/GetStatus) is remembered: a device that is busy booting may answer late,
+# but one that has not answered in a minute is asleep or has RPC over MQTT off, and is built from its status topics.
+DISCOVERY_TIMEOUT_S = 60.0
 SRC_STORAGE_KEY = "src"
+
+
+class _Timer(Protocol):
+    """What ``ctx.clock.call_later`` returns."""
+
+    def cancel(self) -> None: ...
 
 
 def _plain_topic(value: str, what: str) -> str:
@@ -87,6 +99,7 @@ class ShellyMqttAdapter:
         self._next_id = 0
         # request id -> (future for a command) or (prefix, method) of a discovery request
         self._pending: dict[int, asyncio.Future[Any] | tuple[str, str]] = {}
+        self._discovery_timers: dict[int, _Timer] = {}  # request id -> its expiry
 
     async def __aenter__(self) -> ShellyMqttAdapter:
         return self
@@ -134,6 +147,9 @@ class ShellyMqttAdapter:
             if isinstance(pending, asyncio.Future) and not pending.done():
                 pending.cancel()
         self._pending.clear()
+        timers, self._discovery_timers = self._discovery_timers, {}
+        for timer in timers.values():
+            timer.cancel()
 
     def _loaded_codec(self) -> ShellyMqttCodec:
         if self._codec is None:
@@ -199,9 +215,21 @@ class ShellyMqttAdapter:
             ctx.report_bad_input(f"shelly: could not handle {topic!r}: {err!r}")
 
     def _discover(self, prefix: str) -> None:
-        # Components and model are learnt by asking: a device announces itself only by being online.
+        # Name, model and the whole set of components are learnt by asking: a device announces itself only by being
+        # online. Asked once (the codec reports a prefix once); never retried, so a sleeping device is not spammed.
+        ctx = self._ctx
+        assert ctx is not None
         for method in ("Shelly.GetDeviceInfo", "Shelly.GetStatus"):
-            self._request(prefix, method, None, (prefix, method))
+            request_id = self._request(prefix, method, None, (prefix, method))
+            self._discovery_timers[request_id] = ctx.clock.call_later(
+                DISCOVERY_TIMEOUT_S, lambda rid=request_id: self._forget_discovery(rid))
+
+    def _forget_discovery(self, request_id: int) -> None:
+        self._discovery_timers.pop(request_id, None)
+        waiter = self._pending.pop(request_id, None)
+        if isinstance(waiter, tuple) and waiter[1] == "Shelly.GetStatus" and self._ctx is not None:
+            self._ctx.log.info("shelly: no answer from %s to Shelly.GetStatus (asleep, or RPC over MQTT off): "
+                               "it is known by its status topics and notifications only", waiter[0])
 
     def _on_reply(self, topic: str, payload: bytes, retain: bool) -> None:
         ctx = self._ctx
@@ -224,6 +252,9 @@ class ShellyMqttAdapter:
                     waiter.set_result(reply)
                 return
             del self._pending[reply.id]  # type: ignore[arg-type]
+            timer = self._discovery_timers.pop(reply.id, None)  # type: ignore[arg-type]
+            if timer is not None:
+                timer.cancel()
             prefix, method = waiter
             if not reply.ok:
                 ctx.log.info("shelly: %s of %s failed: %s", method, prefix, reply.error)

@@ -721,10 +721,11 @@ GENERIC_RULES: dict[str, Rule | tuple[Rule, ...]] = {
 }
 
 # Meters with several phases or channels: `power_a`, `current_phase_b`, `energy_l2` are the `power`,
-# `current`, `energy` of component `a`, `b`, `l2` (phase B of a three-phase meter is `current_b` or
-# `current_phase_b`; phase A is often the plain name).
+# `current`, `energy` of component `l1`, `l2`, `l2`: phases A, B, C are l1, l2, l3, as the capability model
+# (and the Shelly adapter) names them. Phase A is often the plain name, on `main`.
 _PHASED = frozenset({"power", "current", "voltage", "energy", "produced_energy", "energy_produced", "power_factor",
                      "ac_frequency", "state"})
+_PHASE_COMPONENT = {"a": "l1", "b": "l2", "c": "l3"}
 _PHASE_SUFFIX = re.compile(r"^(?P<base>[a-z_]+?)_(?:phase_)?(?P<part>[abc]|l[1-9])$")
 
 # Z2M 2.x no longer lists these in exposes but still publishes them for every device.
@@ -1008,7 +1009,8 @@ def _compile_definition(definition: dict[str, Any], battery: bool) -> _Compiled:
         specific = SPECIFIC_RULES.get((parent, fname)) if parent else None
         rules: tuple[Rule, ...] = (specific,) if specific else _rules(fname)
         if not rules and (phased := _PHASE_SUFFIX.match(fname)) and phased["base"] in _PHASED:
-            fname, component = phased["base"], phased["part"] if component == "main" else component
+            part = _PHASE_COMPONENT.get(phased["part"], phased["part"])
+            fname, component = phased["base"], part if component == "main" else component
             rules = _rules(fname)
         if fname == "voltage":
             unit = normalize_unit(feature.get("unit"))

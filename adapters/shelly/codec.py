@@ -2,7 +2,8 @@
 out; commands in, JSON-RPC method and params out.
 
 Pure (no I/O, no clock, no globals that change): :class:`ShellyDevice` holds only what one device told it
-(``Shelly.GetDeviceInfo``, the last full status with every ``NotifyStatus`` overlaid). The MQTT transport
+(``Shelly.GetDeviceInfo``, the last full status with every ``NotifyStatus`` overlaid, or the whole status of each
+component it published on its own, ``<prefix>/status/<component>``). The MQTT transport
 (:mod:`adapters.shelly.mqtt_codec`, :mod:`adapters.mqtt.shelly`) and the HTTP/WebSocket transport of the
 mDNS adapter feed it the same frames, so a device is the same device, with the same components, either way.
 
@@ -13,16 +14,27 @@ Component naming (DESIGN.md contract 2), one rule for every transport:
 
 * ``main`` holds the lowest-id instance of the device's first-class kind, the first present of
   ``cover, light, switch, em, em1, pm1, input`` (with its ``emdata``/``em1data`` twin), plus the lowest-id
-  ``temperature`` and ``humidity`` sensors and the device-wide ``wifi`` (signal) and ``devicepower`` (battery);
+  ``temperature``, ``humidity``, ``illuminance``, ``smoke`` and ``flood`` sensors and the device-wide ``wifi``
+  (signal) and ``devicepower`` (battery);
 * every other instance is ``<kind>_<id>``: the Pro 4PM is ``main``, ``switch_1``, ``switch_2``, ``switch_3``
   and ``input_0`` … ``input_3``; a Plus 2PM in cover mode is ``main`` (``cover:0``), ``input_0``, ``input_1``;
 * a 3-phase ``em`` meter's phases are ``l1``, ``l2``, ``l3`` (``em_<id>_l1`` … for ``em:1`` and up).
 
 Units: ``aenergy.total`` and ``emdata``/``em1data`` totals are Wh (``by_minute`` is mWh and not used) and
 become kWh. A switch's ``temperature.tC`` is the relay's own internal temperature, not the room's: it is not
-reported (a scene must never heat a room because a relay is warm).
+reported (a scene must never heat a room because a relay is warm). For the same reason the ``temperature:0`` of an
+energy meter (a Pro 3EM reports ~50 °C there: its own electronics) is not reported either.
 
-Device support is data: :data:`FIELDS` maps each component kind's status keys to capability attributes.
+Sleeping devices (Plus H&T, H&T Gen3, Plus Smoke, Flood Gen4) never answer a request. With "generic status update
+over MQTT" (``mqtt.status_ntf``) they publish each component's whole status on ``<prefix>/status/<component>`` when
+they wake: :meth:`ShellyDevice.apply_component_status` builds the device from those alone, named by the same rule
+over the components seen so far plus those its model always has (:data:`MODELS`, by the id's model part), so that a
+device seen both ways is one device with the same components. A later full status renames nothing that the model
+table already placed; at worst (a model not in the table whose status topics come in an unlucky order) a
+component is renamed once and every value is reported again under its final name.
+
+Device support is data: :data:`FIELDS` maps each component kind's status keys to capability attributes, and
+:data:`MODELS` maps a device id's model part to what GetDeviceInfo would have said.
 """
 
 from __future__ import annotations
@@ -49,15 +61,19 @@ __all__ = [
     "BUTTON_EVENTS",
     "FIELDS",
     "MAX_PAYLOAD_BYTES",
+    "MODELS",
     "SOURCE",
     "Decoded",
     "RpcReply",
     "ShellyDevice",
+    "ShellyModel",
     "component_names",
     "decode_rpc_reply",
     "device_id_for",
     "looks_like_shelly_id",
+    "model_for",
     "parse_json",
+    "reads_status_key",
     "rpc_request",
 ]
 
@@ -71,7 +87,11 @@ PRIMARY_KINDS = ("cover", "light", "switch", "em", "em1", "pm1", "input")
 #: Data twins: their status goes to the component of their measuring kind.
 TWIN_OF = {"emdata": "em", "em1data": "em1"}
 #: Lowest-id instance of these goes to "main" too (sensors and device-wide parts).
-MAIN_SENSOR_KINDS = ("temperature", "humidity", "devicepower")
+MAIN_SENSOR_KINDS = ("temperature", "humidity", "illuminance", "smoke", "flood", "devicepower")
+#: Kinds of an energy meter: its own low-id ``temperature`` is its electronics', not a room's.
+METER_KINDS = ("em", "em1")
+#: Ids from 100 up are peripherals (the Plus Add-on's sensors): never the device's own.
+PERIPHERAL_ID_MIN = 100
 
 #: NotifyEvent names of inputs -> (kind of the button model or None, native action)
 BUTTON_EVENTS: dict[str, str | None] = {
@@ -234,11 +254,105 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     "temperature": (_f("tC", "temperature", "celsius"),),
     "humidity": (_f("rh", "humidity", "percent", _percent),),
     "devicepower": (_f("battery.percent", "battery", "percent", _percent), _f("battery.V", "battery", "volts")),
+    "illuminance": (_f("lux", "illuminance", "lux"),),
+    # Plus Smoke `smoke:N` and Flood Gen4 `flood:N`: `alarm` true while it detects; `mute` (a silenced siren) is
+    # a setting of the device, not a reading.
+    "smoke": (_f("alarm", "smoke_co_alarm", "smoke", _bool),),
+    "flood": (_f("alarm", "water_leak", "leak", _bool),),
     "wifi": (_f("rssi", "connectivity", "rssi_dbm"),),
     # An input set to "button" reports presses as NotifyEvent and a null `state`; one set to "switch" (a wall
     # switch wired to an i4) reports its position in `state`: a read-only on/off.
     "input": (_f("state", "on_off", "on", _bool),),
 }
+
+
+
+@dataclass(frozen=True, slots=True)
+class ShellyModel:
+    """What a device id's model part (``shellyplusht`` of ``shellyplusht-08b61fcd36a8``) says before the device
+    says anything itself: what ``Shelly.GetDeviceInfo`` would answer, whether it sleeps, and the status keys every
+    unit of the model has (whatever its profile), so that components are named right from the first status topic."""
+
+    app: str  # Shelly.GetDeviceInfo `app`: our `model`. Not the SKU: one id's model part has several hardware
+    # revisions (a Pro 4PM is SPSW-004PE16EU or SPSW-104PE16EU), so hw_version stays the device's own word.
+    keys: tuple[str, ...] = ()
+    sleeps: bool = False  # a battery device: awake a few seconds per wake-up, never answers a request
+
+
+def _model(app: str, keys: str = "", *, sleeps: bool = False) -> ShellyModel:
+    return ShellyModel(app, tuple(keys.split()), sleeps)
+
+
+#: Device id model part -> model. From genuine GetDeviceInfo + GetStatus dumps (Luligu/matterbridge-shelly
+#: ``src/mock/*.json`` @bba3c45): ``app``, and the status keys of our kinds present in every dump of
+#: that model (a Plus 2PM's ``switch:0``/``cover:0`` depend on its profile, so only its inputs are listed);
+#: ``sleeps`` where the dump's ``sys`` has a ``wakeup_period``. Supporting a model is adding a row.
+MODELS: dict[str, ShellyModel] = {
+    "shelly0110dimg3": _model("Dimmer0110VPMG3", "input:0 input:1 light:0"),
+    "shelly1g3": _model("S1G3", "input:0 switch:0"),
+    "shelly1g4": _model("S1G4", "input:0 switch:0"),
+    "shelly1mini": _model("Plus1Mini", "input:0 switch:0"),
+    "shelly1minig3": _model("Mini1G3", "input:0 switch:0"),
+    "shelly1minig4": _model("Mini1G4", "input:0 switch:0"),
+    "shelly1pmg3": _model("S1PMG3", "input:0 switch:0"),
+    "shelly1pmg4": _model("S1PMG4", "input:0 switch:0"),
+    "shelly1pmmini": _model("Plus1PMMini", "input:0 switch:0"),
+    "shelly1pmminig3": _model("Mini1PMG3", "input:0 switch:0"),
+    "shelly1pmminig4": _model("Mini1PMG4", "input:0 switch:0"),
+    "shelly2lg3": _model("S2LG3", "input:0 input:1 switch:0 switch:1"),
+    "shelly2pmg3": _model("S2PMG3", "input:0 input:1"),
+    "shelly2pmg4": _model("S2PMG4", "input:0 input:1"),
+    "shelly3em63g3": _model("S3EMG3", "em:0 emdata:0 temperature:0"),
+    "shellyazplug": _model("PlugAZ", "switch:0"),
+    "shellybludongle": _model("BluDongle"),
+    "shellyblugw": _model("BluGw"),
+    "shellyblugwg3": _model("BluGwG3"),
+    "shellyddimmerg3": _model("DDimmerG3", "input:0 input:1 light:0"),
+    "shellyemg3": _model("EMG3", "em1:0 em1:1 em1data:0 em1data:1 switch:0"),
+    "shellyemminig4": _model("MiniEMG4", "em1:0 em1data:0"),
+    "shellyfloodg4": _model("FloodSensorG4", "devicepower:0 flood:0", sleeps=True),
+    "shellyhtg3": _model("HTG3", "devicepower:0 humidity:0 temperature:0", sleeps=True),
+    "shellyi4g3": _model("I4G3", "input:0 input:1 input:2 input:3"),
+    "shellyoutdoorsg3": _model("OutdoorPlugSG3", "switch:0"),
+    "shellyplugsg3": _model("PlugSG3", "switch:0"),
+    "shellyplus010v": _model("Plus10V", "input:0 input:1 light:0"),
+    "shellyplus1": _model("Plus1", "input:0 switch:0"),
+    "shellyplus1pm": _model("Plus1PM", "input:0 switch:0"),
+    "shellyplus2pm": _model("Plus2PM", "input:0 input:1"),
+    "shellyplusht": _model("PlusHT", "devicepower:0 humidity:0 temperature:0", sleeps=True),
+    "shellyplusi4": _model("PlusI4", "input:0 input:1 input:2 input:3"),
+    "shellyplusplugit": _model("PlusPlugIT", "switch:0"),
+    "shellyplusplugs": _model("PlusPlugS", "switch:0"),
+    "shellypluspluguk": _model("PlusPlugUK", "switch:0"),
+    "shellyplusrgbwpm": _model("PlusRGBWPM", "input:0 input:1 input:2 input:3"),
+    "shellyplussmoke": _model("PlusSmoke", "devicepower:0 smoke:0", sleeps=True),
+    "shellyplusuni": _model("PlusUni", "input:0 input:1 input:2 switch:0 switch:1"),
+    "shellypluswdus": _model("PlusWallDimmer", "light:0"),
+    "shellypmminig3": _model("MiniPMG3", "pm1:0"),
+    "shellypro0110pm": _model("ProDimmer0110VPM", "input:0 input:1 light:0"),
+    "shellypro1pm": _model("Pro1PM", "input:0 input:1 switch:0"),
+    "shellypro2cb": _model("ProCB"),
+    "shellypro2pm": _model("Pro2PM", "input:0 input:1"),
+    "shellypro3": _model("Pro3", "input:0 input:1 input:2 switch:0 switch:1 switch:2"),
+    "shellypro3cb": _model("ProCB"),
+    # triphase profile: em:0 + emdata:0; monophase: em1:0..2 + em1data:0..2. Both: its own temperature:0.
+    "shellypro3em": _model("Pro3EM", "temperature:0"),
+    "shellypro4pm": _model("Pro4PM", "input:0 input:1 input:2 input:3 switch:0 switch:1 switch:2 switch:3"),
+    "shellyprodm1pm": _model("ProDimmerx", "input:0 input:1 light:0"),
+    "shellyprodm2pm": _model("ProDimmerx", "input:0 input:1 input:2 input:3 light:0 light:1"),
+    "shellyproem50": _model("ProEM", "em1:0 em1:1 em1data:0 em1data:1 switch:0"),
+    "shellyprorgbwwpm": _model("ProRGBWWPM", "input:0 input:1 input:2 input:3 input:4"),
+    "shellypstripg4": _model("PowerStrip", "switch:0 switch:1 switch:2 switch:3"),
+    "shellyshutter": _model("S2PMG3Shutter", "cover:0 input:0 input:1"),
+    "shellywalldisplay": _model("WallDisplay", "devicepower:0 humidity:0 illuminance:0 input:0 switch:0 temperature:0"),
+}
+
+
+def model_for(shelly_id: str) -> ShellyModel | None:
+    """The model a device id names (``shellyhtg3-3030f9ec8468`` -> H&T Gen3), if it is one we know."""
+    head, sep, _ = shelly_id.strip().lower().rpartition("-")
+    return MODELS.get(head) if sep else None
+
 
 #: What each kind can be told to do: (capability -> commands), given its status.
 def _commands_of(kind: str, status: dict[str, Any]) -> dict[str, frozenset[str]]:
@@ -262,6 +376,12 @@ def _split_key(key: str) -> tuple[str, int] | None:
     if not num.isdigit() or kind not in FIELDS:
         return None
     return kind, int(num)
+
+
+def reads_status_key(key: str) -> bool:
+    """Whether ``<prefix>/status/<key>`` is one we read (a component of ours, or ``sys``); ``cloud``, ``ble``,
+    ``ws``, ``ht_ui``, ``script:1``… are not even parsed."""
+    return key == "sys" or _split_key(key) is not None
 
 
 def component_names(keys: Iterable[str]) -> dict[str, str]:
@@ -364,6 +484,8 @@ class Decoded:
     events: list[DeviceEventUpdate] = field(default_factory=list)
     availability: list[tuple[str, bool | None]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Understood and deliberately not used (gateway.sdk.apply_decoded: debug log, replay's notes).
+    notes: list[str] = field(default_factory=list)
 
     def extend(self, other: Decoded) -> None:
         self.upserts += other.upserts
@@ -372,21 +494,33 @@ class Decoded:
         self.events += other.events
         self.availability += other.availability
         self.problems += other.problems
+        self.notes += other.notes
 
 
 class ShellyDevice:
-    """One Shelly Gen2+ device as its frames describe it. Nothing is reported until a full status is known
-    (``Shelly.GetStatus`` or ``NotifyFullStatus``): components are named from the whole set of them."""
+    """One Shelly Gen2+ device as its frames describe it. Nothing is reported until the device is described: by a
+    full status (``Shelly.GetStatus`` or ``NotifyFullStatus``), whose keys name the components, or by the first of
+    its own status topics (:meth:`apply_component_status`), named from the keys seen so far and those its model
+    always has. A ``NotifyStatus`` alone describes nothing (``switch:2`` alone would look like the only switch)."""
 
     def __init__(self, shelly_id: str) -> None:
         self.shelly_id = shelly_id.strip().lower()
         self.id = device_id_for(self.shelly_id)
+        self.model = model_for(self.shelly_id)
         self.device_info: dict[str, Any] = {}
         self.status: dict[str, dict[str, Any]] = {}
         self.full = False  # a full status was seen
         self.names: dict[str, str] = {}  # status key -> component
         self.keys_by_component: dict[str, dict[str, str]] = {}  # component -> kind -> status key
         self.info: DeviceInfo | None = None
+        self._internal: frozenset[str] = frozenset()  # status keys that are the device's own, not readings
+
+    @property
+    def sleeps(self) -> bool:
+        """A battery device that is awake only a few seconds per wake-up: asking it anything is pointless."""
+        sys_status = self.status.get("sys")
+        return bool((self.model is not None and self.model.sleeps) or (
+            isinstance(sys_status, dict) and sys_status.get("wakeup_period") is not None))
 
     # -- input
 
@@ -396,7 +530,7 @@ class ShellyDevice:
             out.problems.append(f"{SOURCE} {self.shelly_id}: Shelly.GetDeviceInfo is not an object: {_short(info)}")
             return out
         self.device_info = info
-        if self.full:
+        if self.info is not None:
             self._describe(out, force=False)
         return out
 
@@ -411,8 +545,37 @@ class ShellyDevice:
         self._report(self.status, out)
         return out
 
+    def apply_component_status(self, key: str, status: Any) -> Decoded:
+        """``<prefix>/status/<key>``: the whole status of one component (``mqtt.status_ntf``), replacing what we had
+        of it. The first one describes the device (a sleeping device never answers a GetStatus); ``sys`` adds the
+        MAC (and on a Wall Display the model); keys of no kind of ours (``cloud``, ``ble``, ``ws``…) are not read."""
+        out = Decoded()
+        if key == "sys":
+            if not isinstance(status, dict):
+                out.problems.append(f"{SOURCE} {self.shelly_id}: status/sys is not an object: {_short(status)}")
+                return out
+            self.status["sys"] = dict(status)
+            if self.info is not None:
+                self._describe(out, force=False)  # the MAC, a model: an upsert only if they changed
+            return out
+        if _split_key(key) is None:
+            return out
+        if not isinstance(status, dict):
+            out.problems.append(f"{SOURCE} {self.shelly_id}: status/{key} is not an object: {_short(status)}")
+            return out
+        new_key = key not in self.status
+        self.status[key] = dict(status)
+        if self.info is None or new_key:
+            first = self.info is None
+            renamed = self._describe(out, force=False)
+            if first or renamed:
+                self._report(self.status, out)  # what was kept, under the components' (new) names
+                return out
+        self._report({key: self.status[key]}, out)
+        return out
+
     def apply_partial_status(self, params: Any) -> Decoded:
-        """``NotifyStatus`` params (or one ``<prefix>/status/<key>`` as ``{key: status}``): overlaid on what we know."""
+        """``NotifyStatus`` params: overlaid on what we know, reported once the device is described."""
         out = Decoded()
         if not isinstance(params, dict):
             out.problems.append(f"{SOURCE} {self.shelly_id}: NotifyStatus params are not an object: {_short(params)}")
@@ -420,18 +583,23 @@ class ShellyDevice:
         changed: dict[str, dict[str, Any]] = {}
         new_key = False
         for key, part in params.items():
-            if not isinstance(part, dict) or _split_key(key) is None:
-                continue  # ts, sys, cloud, mqtt, ble …
+            if not isinstance(part, dict):
+                continue  # ts
+            if key == "sys":
+                _overlay(self.status.setdefault("sys", {}), part)  # a wake-up's `wakeup_period`
+                continue
+            if _split_key(key) is None:
+                continue  # cloud, mqtt, ble …
             current = self.status.get(key)
             if current is None:
                 current = self.status[key] = {}
                 new_key = True
             _overlay(current, part)
             changed[key] = part
-        if not self.full:
-            return out  # kept, reported once the full status names the components
-        if new_key:
-            self._describe(out, force=False)
+        if self.info is None:
+            return out  # kept, reported once a full status or a status topic describes the device
+        if new_key and self._describe(out, force=False):
+            changed = self.status  # renamed: every value again, under its new component
         self._report(changed, out)
         return out
 
@@ -483,8 +651,16 @@ class ShellyDevice:
 
     # -- output
 
-    def _describe(self, out: Decoded, *, force: bool) -> None:
-        names = component_names(self.status)
+    def _describe(self, out: Decoded, *, force: bool) -> bool:
+        """Name the components and say what each can do; upsert if that changed. True if a component that had a
+        name before got another one (its values must be reported again)."""
+        keys: Iterable[str] = self.status
+        if not self.full and self.model is not None:
+            # From status topics, keys come one by one: those the model always has are named as if already seen.
+            keys = [*self.model.keys, *self.status]
+        names = component_names(keys)
+        kinds = {split[0] for split in map(_split_key, names) if split is not None}
+        internal: set[str] = set()
         components: dict[str, dict[str, CapabilitySupport]] = {}
         keys_by_component: dict[str, dict[str, str]] = {}
         for key, component in names.items():
@@ -492,8 +668,13 @@ class ShellyDevice:
             if split is None:
                 continue
             kind = split[0]
+            if kind == "temperature" and split[1] < PERIPHERAL_ID_MIN and any(k in kinds for k in METER_KINDS):
+                internal.add(key)
+                continue
             keys_by_component.setdefault(component, {})[kind] = key
-            status = self.status.get(key, {})
+            if key not in self.status:
+                continue  # named from the model, not heard from yet: no capability without a value
+            status = self.status[key]
             switch_input = kind == "input" and isinstance(status.get("state"), bool)
             for fld in FIELDS.get(kind, ()):
                 found, raw = _dig(status, fld.path)
@@ -504,32 +685,46 @@ class ShellyDevice:
                 _add_support(components, component, cap, (), commands)
             if kind == "input" and not switch_input:
                 _add_support(components, component, "button", {"last_event", "button"}, ())
-        self.names = names
+        renamed = any(names.get(key) not in (None, name) for key, name in self.names.items())
+        self.names = {key: name for key, name in names.items() if key not in internal}
         self.keys_by_component = keys_by_component
+        self._internal = frozenset(internal)
         info = self._info(components or {"main": {}})
         if force or self.info is None or _info_key(info) != _info_key(self.info):
             self.info = info
             out.upserts.append(info)
+        return renamed
 
     def _info(self, components: dict[str, dict[str, CapabilitySupport]]) -> DeviceInfo:
         di = self.device_info
+        # A Wall Display's sys status carries its app, model and version; other devices' sys only the MAC.
+        sys_status = self.status.get("sys", {})
 
-        def text(key: str) -> str | None:
-            value = di.get(key)
-            return value.strip() if isinstance(value, str) and value.strip() else None
+        def text(key: str, *sources: dict[str, Any]) -> str | None:
+            for source in sources or (di,):
+                value = source.get(key)
+                if isinstance(value, str) and value.strip():
+                    return value.strip()
+            return None
 
         mac = text("mac")
         if mac and re.fullmatch(r"[0-9A-Fa-f]{12}", mac):
             mac = ":".join(mac[i:i + 2] for i in range(0, 12, 2)).lower()
+        elif mac is None:
+            sys_mac = text("mac", sys_status)
+            # Only a MAC that is one: published captures mask it ("foobarbarfoo").
+            if sys_mac and re.fullmatch(r"[0-9A-Fa-f]{12}", sys_mac):
+                mac = ":".join(sys_mac[i:i + 2] for i in range(0, 12, 2)).lower()
+        model = self.model
         return DeviceInfo(
             id=self.id,
             name=text("name") or self.shelly_id,
             source=SOURCE,
             components=components,
             manufacturer="Shelly",
-            model=text("app") or text("model"),
-            sw_version=text("ver"),
-            hw_version=text("model"),  # the SKU (SNSW-001P16EU)
+            model=text("app", di, sys_status) or text("model") or (model.app if model else None),
+            sw_version=text("ver", di, sys_status),
+            hw_version=text("model", di, sys_status),  # the SKU (SNSW-001P16EU)
             mac=mac,
             aliases=(self.shelly_id,),
         )
@@ -538,7 +733,7 @@ class ShellyDevice:
         for key, status in statuses.items():
             component = self.names.get(key)
             split = _split_key(key)
-            if component is None or split is None:
+            if component is None or split is None or key in self._internal:
                 continue
             # On external power (USB, the H&T's mains add-on) a devicepower's battery reading is not a battery's:
             # the H&T then reports 0 % at 0.43 V. Unknown, rather than an empty battery raising alerts.

@@ -6,11 +6,18 @@ users may set anything, ``aiida/<uuid>`` included):
 * ``<prefix>/online`` ``true``/``false`` (retained; the device's last will): availability;
 * ``<prefix>/events/rpc``: notification frames (NotifyStatus, NotifyFullStatus, NotifyEvent), whose ``src`` is
   the device id;
-* ``<prefix>/status/<component:id>``: one component's full status (``status_ntf``).
+* ``<prefix>/status/<component:id>``: one component's full status (``status_ntf``). Enough to build the device
+  (:meth:`~adapters.shelly.codec.ShellyDevice.apply_component_status`): a sleeping battery device (Plus H&T,
+  H&T Gen3, Plus Smoke, Flood Gen4) never answers the adapter's requests, and may publish nothing else.
 
-The device id comes from a frame's ``src`` (or from a ``Shelly.GetDeviceInfo`` reply), never from the prefix,
-except that a prefix that *is* a Shelly id (the default) is taken as one. Messages for a prefix whose device is
-not known yet are kept (last per topic, bounded) and decoded once it is.
+The device id comes from a frame's ``src`` (or from a ``Shelly.GetDeviceInfo`` reply, or the ``id`` a Wall
+Display's ``status/sys`` carries), never from the prefix, except that a prefix that *is* a Shelly id (the default)
+is taken as one. Messages for a prefix whose device is not known yet are kept (last per topic, bounded) and
+decoded once it is; that is said once per prefix (a note), since under a custom prefix a sleeping device that
+publishes only status topics is known only once it sends a frame or answers.
+
+A new prefix is asked for its device info and status once (``discover``), unless its id names a model that
+sleeps: it would never answer.
 
 The model itself (components, units, commands) is :mod:`adapters.shelly.codec`, shared with the HTTP transport.
 """
@@ -26,7 +33,9 @@ from adapters.shelly.codec import (
     Decoded,
     ShellyDevice,
     looks_like_shelly_id,
+    model_for,
     parse_json,
+    reads_status_key,
 )
 from gateway.sdk import CodecError
 
@@ -54,6 +63,7 @@ class ShellyMqttCodec:
         self.seen_prefixes: set[str] = set()
         self._online: dict[str, bool] = {}  # prefix -> last online payload
         self._pending: dict[str, bytes] = {}
+        self._noted_pending: set[str] = set()  # prefixes whose kept status topics were said
 
     # -- routing
 
@@ -78,36 +88,74 @@ class ShellyMqttCodec:
             return out  # not a Shelly topic shape (our subscriptions are wider than the convention)
         prefix, rest = parts
         # Only a Shelly publishes <prefix>/online true|false and events/rpc: those trigger discovery.
-        if prefix not in self.seen_prefixes and (
-                rest == "events/rpc" or (rest == "online" and payload.strip().lower() in (b"true", b"false"))):
+        new_prefix = prefix not in self.seen_prefixes and (
+            rest == "events/rpc" or (rest == "online" and payload.strip().lower() in (b"true", b"false")))
+        if new_prefix:
             self.seen_prefixes.add(prefix)
+        self._decode_rest(prefix, rest, topic, payload, out)
+        if new_prefix and not self._sleeps(prefix):
             out.discover.append(prefix)
+        return out
+
+    def _sleeps(self, prefix: str) -> bool:
+        device = self.device_for_prefix(prefix)
+        if device is not None:
+            return device.sleeps
+        model = model_for(prefix) if looks_like_shelly_id(prefix) else None
+        return model is not None and model.sleeps
+
+    def _decode_rest(self, prefix: str, rest: str, topic: str, payload: bytes, out: TopicDecoded) -> None:
         if rest == "online":
             self._decode_online(prefix, payload, out)
-            return out
+            return
         if not payload:
-            return out  # a retained message being cleared
+            return  # a retained message being cleared
         if rest == "events/rpc":
             self._decode_frame(prefix, topic, payload, out)
-            return out
+            return
+        key = rest[len("status/"):]
+        if not reads_status_key(key):
+            return  # cloud, mqtt, ble, ws, ht_ui, script:1 …: nothing of ours, not worth parsing or keeping
         device = self._device_or_default(prefix, out)
+        if device is None and key == "sys":
+            device = self._bind_by_sys(prefix, payload, out)
         if device is None:
             self._buffer(topic, payload)
-            return out
-        key = rest[len("status/"):]
+            if prefix not in self._noted_pending and len(self._noted_pending) < MAX_PENDING_TOPICS:
+                self._noted_pending.add(prefix)
+                out.notes.append(
+                    f"{SOURCE} {prefix}: status topics kept until the device's id is known (from a frame on "
+                    f"{prefix}/events/rpc or an answer to Shelly.GetDeviceInfo); under a custom topic prefix a "
+                    f"sleeping device that publishes only status topics cannot be told apart, so give it the "
+                    f"default prefix (its device id) or turn on RPC notifications over MQTT")
+            return
         try:
             status = parse_json(payload)
         except CodecError as err:
             out.problems.append(f"{SOURCE} {topic}: {err}")
-            return out
-        out.extend(device.apply_partial_status({key: status}))
-        return out
+            return
+        out.extend(device.apply_component_status(key, status))
+
+    def _bind_by_sys(self, prefix: str, payload: bytes, out: TopicDecoded) -> ShellyDevice | None:
+        """A Wall Display's ``status/sys`` names the device (``"id": "ShellyWallDisplay-00082261E102"``)."""
+        try:
+            status = parse_json(payload)
+        except CodecError:
+            return None  # said when decoded as a status
+        shelly_id = status.get("id") if isinstance(status, dict) else None
+        if not isinstance(shelly_id, str) or not looks_like_shelly_id(shelly_id):
+            return None
+        return self.bind(prefix, shelly_id, out)
 
     def _decode_online(self, prefix: str, payload: bytes, out: TopicDecoded) -> None:
         word = payload.strip().lower()
         if word not in (b"true", b"false"):
             return  # someone else's "<x>/online" (not a Shelly's true/false): not ours to judge
         online = word == b"true"
+        if not online and self._sleeps(prefix):
+            # A battery Shelly says "offline" each time it goes back to sleep: that is not being unreachable
+            # (as ha-shellies-discovery-gen2 treats these models). Its next wake-up says it is still there.
+            return
         self._online[prefix] = online
         device = self._device_or_default(prefix, out)
         if device is not None and device.info is not None:

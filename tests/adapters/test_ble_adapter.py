@@ -204,12 +204,16 @@ async def test_gateway_payloads_go_through_the_same_decoders(hub: Hub) -> None:
     assert plant.value("main", "illuminance", "lux") == 253
     assert plant.value("main", "connectivity", "rssi_dbm") == -82
     # the gateway's own {"lux":"253"} message for the same device adds nothing contradictory
-    thermo = hub.devices["ble:a4:c1:38:52:8f:62"]  # Theengs-decoded fields, no raw data we can read
+    # pvvx's custom format read raw (line 4: 19.23 °C, 48.36 %, 2.959 V), then the Theengs-decoded fields of a
+    # later message (line 5) of the same thermometer
+    thermo = hub.devices["ble:a4:c1:38:52:8f:62"]
+    assert (thermo.manufacturer, thermo.model, thermo.name) == ("pvvx/ATC", "Thermometer (custom firmware)",
+                                                                "MHO_SAL")
     assert thermo.value("main", "temperature", "celsius") == 19.58
     assert thermo.value("main", "humidity", "percent") == 47.84
     assert thermo.value("main", "battery", "percent") == 100
     assert thermo.value("main", "battery", "volts") == 2.961
-    assert thermo.model == "LYWSD03MMC"
+    assert "contact" not in thermo.support["main"]  # its reed-switch bit is set, and no switch was ever seen
     bthome_dev = hub.devices["ble:a4:c1:38:8d:18:b2"]  # BTHome through Theengs' raw servicedata
     assert bthome_dev.value("main", "temperature", "celsius") == 25.06
     assert "ble:69:d9:a1:be:3f:43" not in hub.devices  # undecodable advertiser: not a device

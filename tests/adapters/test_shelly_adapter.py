@@ -130,7 +130,8 @@ async def test_replay_of_a_recorded_house() -> None:
     assert meter["main"]["energy_meter"]["kwh"] == pytest.approx(26.28963)  # NotifyStatus overlaid
     assert meter["l3"]["power_meter"]["volts"] == 228.3
     assert devices["shelly:shellyplus2pm-c4d8d5512345"]["components"]["main"]["cover"] == {"motion": "stopped"}
-    assert devices["shelly:shellyplusht-441793ccac64"]["available"] is False
+    # a Plus H&T going back to sleep ("online": false) is not unreachable
+    assert devices["shelly:shellyplusht-441793ccac64"]["available"] is True
     assert devices["shelly:shellyplusht-441793ccac64"]["components"]["main"]["temperature"] == {"celsius": 27.8}
     i4 = devices["shelly:shellyplusi4-c4d8d5598765"]["components"]
     assert i4["main"]["button"] == {"last_event": "single", "button": 0}

@@ -251,10 +251,13 @@ json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.f
 json_value = st.recursive(json_leaf, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(
         ["output", "apower", "aenergy", "total", "current_pos", "state", "pos_control", "tC", "rh", "battery",
-         "percent", "total_act", "a_act_power", "brightness", "rssi", "events", "component", "event", "id"]),
+         "percent", "V", "external", "present", "total_act", "a_act_power", "act_power", "brightness", "rssi",
+         "lux", "alarm", "wakeup_period", "mac", "app", "events", "component", "event", "id"]),
         inner, max_size=5)), max_leaves=12)
-status_key = st.sampled_from(["switch:0", "switch:1", "cover:0", "light:0", "em:0", "emdata:0", "em1:0",
-                              "input:0", "temperature:0", "humidity:0", "devicepower:0", "wifi", "sys", "x:y"])
+status_key = st.sampled_from(["switch:0", "switch:1", "cover:0", "light:0", "em:0", "emdata:0", "em1:0", "em1data:0",
+                              "pm1:0", "pm1:1", "input:0", "temperature:0", "temperature:100", "humidity:0",
+                              "devicepower:0", "illuminance:0", "smoke:0", "flood:0", "wifi", "sys", "cloud", "x:y",
+                              "switch:", "switch:-1"])
 
 
 @settings(max_examples=300, deadline=None)
@@ -276,3 +279,42 @@ def test_fuzzed_frames_never_raise(full: dict[str, Any], partial: dict[str, Any]
 @given(st.text(max_size=30), st.binary(max_size=60))
 def test_fuzzed_topics_never_raise(topic: str, payload: bytes) -> None:
     ShellyMqttCodec().decode(topic, payload)
+
+
+# A sleeping model (never asked), a mains model, a model nobody knows: the status-topic path of each.
+status_prefix = st.sampled_from(["shellyplusht-08b61fcd36a8", "shellypro3em-a0dd6ca0c27c", "shellyx-aabbccddeeff",
+                                 "garden/ht"])
+status_message = st.one_of(
+    st.tuples(st.just("status"), status_key, json_value),
+    st.tuples(st.just("status"), status_key, st.binary(max_size=30)),
+    st.tuples(st.just("online"), st.just(""), st.sampled_from([b"true", b"false", b"", b"online", b"\xff"])),
+    st.tuples(st.just("notify"), st.just(""), st.dictionaries(status_key, json_value, max_size=4)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(status_prefix, st.lists(status_message, max_size=12))
+def test_fuzzed_status_topics_never_raise(prefix: str, messages: list[tuple[str, str, Any]]) -> None:
+    """Status topics (mqtt.status_ntf) in any order, with any payload, mixed with online and NotifyStatus: every
+    bad one is a problem, never an exception; every value reported fits the model; a device is described by a
+    status topic of ours or not at all."""
+    codec = ShellyMqttCodec()
+    shelly_id = prefix if "/" not in prefix else "shellyx-0123456789ab"
+    for kind, key, body in messages:
+        if kind == "status":
+            payload = body if isinstance(body, bytes) else orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+            out = codec.decode(f"{prefix}/status/{key}", payload)
+        elif kind == "online":
+            out = codec.decode(f"{prefix}/online", body)
+        else:
+            frame = {"src": shelly_id, "method": "NotifyStatus", "params": body}
+            out = codec.decode(f"{prefix}/events/rpc", orjson.dumps(frame, option=orjson.OPT_NON_STR_KEYS))
+        codec.after_upserts(out)
+        for u in out.updates:
+            spec = capability(u.capability)
+            assert spec is not None and spec.attributes[u.attribute].check(u.value) is None, u
+            assert u.device_id == f"shelly:{shelly_id}"
+        for info in out.upserts:
+            assert info.id == f"shelly:{shelly_id}"
+    for device in codec.devices.values():
+        assert device.info is None or device.info.components

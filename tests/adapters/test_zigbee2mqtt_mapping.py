@@ -243,11 +243,11 @@ def test_a_three_speed_fan_confirms_fifty_percent_at_sixty_seven() -> None:
 def test_a_three_phase_meter_has_a_component_per_phase() -> None:
     codec, decoded = house("ATMS10013Z3")
     caps = support(decoded, "ATMS10013Z3")
-    assert {"a", "b", "c"} <= set(caps)
-    assert caps["b"]["power_meter"] == {"watts", "volts", "amps"}
+    assert {"l1", "l2", "l3"} <= set(caps)  # phases A, B, C
+    assert caps["l2"]["power_meter"] == {"watts", "volts", "amps"}
     got = values(send(codec, "ATMS10013Z3", {"power_a": 100, "power_b": 200, "voltage_c": 231, "power": 300}))
-    assert got == {("a", "power_meter", "watts"): 100, ("b", "power_meter", "watts"): 200,
-                   ("c", "power_meter", "volts"): 231, ("main", "power_meter", "watts"): 300}
+    assert got == {("l1", "power_meter", "watts"): 100, ("l2", "power_meter", "watts"): 200,
+                   ("l3", "power_meter", "volts"): 231, ("main", "power_meter", "watts"): 300}
 
 
 def test_a_garage_door_and_a_radiator_valves_window_and_position() -> None:
