@@ -349,8 +349,13 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
     async def settle() -> None:
         # Let scene runs and adapters do what they can without time passing.
         # A run blocked on a command that completes at once (replay's obedient devices) needs a few
-        # turns of the loop; a run waiting for simulated time cannot progress, so stop there.
+        # turns of the loop; a run waiting for simulated time cannot progress, so stop there. Once the
+        # loop has nothing ready to run (no callback, no task woken), more turns cannot change anything:
+        # replay has no I/O, only simulated time (on a 70,000-line capture, most turns were idle).
+        ready = getattr(asyncio.get_running_loop(), "_ready", None)
         for _ in range(20 if engine.has_runs else 3):
+            if ready is not None and not ready:
+                break
             await asyncio.sleep(0)
         for _ in range(500):
             if not engine.busy:
