@@ -730,6 +730,7 @@ _PHASE_SUFFIX = re.compile(r"^(?P<base>[a-z_]+?)_(?:phase_)?(?P<part>[abc]|l[1-9
 
 # Z2M 2.x no longer lists these in exposes but still publishes them for every device.
 _IMPLICIT = ("linkquality", "last_seen")
+_IMPLICIT_BINDINGS: dict[str, Binding] = {}  # filled below, once Binding exists: shared by every device
 
 
 def _voltage_rule(battery_powered: bool, unit: str | None) -> Rule:
@@ -1042,7 +1043,8 @@ def _compile_definition(definition: dict[str, Any], battery: bool) -> _Compiled:
                            "settable": prev.settable or b.settable, "readable": prev.readable or b.readable})
         chosen[key] = b
 
-    components: dict[str, dict[str, CapabilitySupport]] = {}
+    # component -> capability -> (attributes, commands, limits), made into CapabilitySupport at the end
+    parts: dict[str, dict[str, tuple[set[str], set[str], dict[str, tuple[float | None, float | None]]]]] = {}
     setters: dict[tuple[str, str, str], Binding] = {}
     initial: list[tuple[str, str, str, Any]] = []
     winners = len(chosen)
@@ -1055,29 +1057,28 @@ def _compile_definition(definition: dict[str, Any], battery: bool) -> _Compiled:
                     setters[(b.component, b.capability, role)] = b
                 else:  # a loser takes the commands only where no winner does (a lock's `state`)
                     setters.setdefault((b.component, b.capability, role), b)
-        caps = components.setdefault(b.component, {})
-        support = caps.get(b.capability) or CapabilitySupport(frozenset())
-        attrs = set(support.attributes)
+        caps = parts.setdefault(b.component, {})
+        attrs, cmds, limits = caps.get(b.capability) or caps.setdefault(b.capability, (set(), set(), {}))
         if b.readable:
             attrs |= _attributes_of(b)
-        cmds = set(support.commands) | (set(b.commands) if b.settable else set())
-        limits = dict(support.limits)
+        if b.settable:
+            cmds |= b.commands
         new_limits = _limits_of(b, initial)
-        limits.update(new_limits)
-        if "kelvin" in new_limits:
-            attrs |= {"min_kelvin", "max_kelvin"}
+        if new_limits:
+            limits.update(new_limits)
+            if "kelvin" in new_limits:
+                attrs |= {"min_kelvin", "max_kelvin"}
         if b.capability == "fan" and (b.role == "speed" or (b.role == "preset" and fan_speeds(b.values))):
             attrs.add("speed_steps")
-        caps[b.capability] = CapabilitySupport(frozenset(attrs), frozenset(cmds), limits)
-    # drop capabilities that ended up with nothing to report or do (a write-only property we don't use)
-    for comp in list(components):
-        components[comp] = {c: s for c, s in components[comp].items() if s.attributes or s.commands}
-        if not components[comp]:
-            del components[comp]
-    for implicit in _IMPLICIT:
-        if implicit not in bindings:
-            rule = _rules(implicit)[0]
-            bindings[implicit] = _binding(rule, {}, implicit, "main", ACCESS_READABLE)
+    # capabilities that ended up with nothing to report or do (a write-only property we don't use) are left out
+    components: dict[str, dict[str, CapabilitySupport]] = {}
+    for comp, caps in parts.items():
+        kept = {cap: CapabilitySupport(frozenset(attrs), frozenset(cmds), limits)
+                for cap, (attrs, cmds, limits) in caps.items() if attrs or cmds}
+        if kept:
+            components[comp] = kept
+    for implicit, binding in _IMPLICIT_BINDINGS.items():
+        bindings.setdefault(implicit, binding)
     trimmed = _trim_entry({"definition": definition})["definition"] if definition else None
     notes = [f"not used: {', '.join(unused)}"] if unused else []
     return _Compiled(bindings, setters, components, initial, trimmed, fallbacks, notes)
@@ -1127,6 +1128,10 @@ def _scaled(decode: DecodeFn) -> DecodeFn:
     def scaled(raw: Any, b: Binding) -> Any:
         return decode(round(_finite(raw) * b.scale + b.offset, 9), b)
     return scaled
+
+
+_IMPLICIT_BINDINGS.update(
+    {name: _binding(_rules(name)[0], {}, name, "main", ACCESS_READABLE) for name in _IMPLICIT})
 
 
 def _attributes_of(b: Binding) -> set[str]:
