@@ -403,6 +403,12 @@ def analyse(out_dir: Path, result: Any, recorder: Recorder) -> dict[str, Any]:
         "phantom_capabilities": len(phantom_caps),
         "phantom_attributes": sum(phantom_attrs.values()),
         "mapped_units": sorted(units),
+        # A property a rule would read but whose unit it does not take ("unit hp is not one power_meter
+        # takes"): not used, said in a note. Each is a decision (convert it, give it its own attribute, or
+        # leave it): a new one fails the ratchet until it is taken.
+        "refused_units": sorted({m.group(1) for n in result.notes
+                                 for m in re.finditer(r"([\w]+ \(unit [^)]* is not one \w+ takes\))",
+                                                      n["message"])}),
     }
     details = {
         "unmapped": sorted(({"name": n, "type": t, "parent": p, "count": g["count"], "units": dict(g["units"]),
@@ -447,7 +453,7 @@ def ratchet_of(figures: dict[str, Any]) -> dict[str, Any]:
     at_least |= {f"mapped_{kind}": row["mapped"] for kind, row in figures["by_type"].items()}
     return {"zigbee_herdsman_converters": figures["zigbee_herdsman_converters"],
             "at_least": at_least, "at_most": {k: figures[k] for k in AT_MOST},
-            "mapped_units": figures["mapped_units"]}
+            "mapped_units": figures["mapped_units"], "refused_units": figures["refused_units"]}
 
 
 def compare(figures: dict[str, Any], baseline: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -476,6 +482,12 @@ def compare(figures: dict[str, Any], baseline: dict[str, Any]) -> tuple[list[str
     if new:
         worse.append("new (property [unit] -> capability.attribute) mappings, not in the baseline; check each "
                      "converts its unit to the attribute's, then update the baseline:\n    " + "\n    ".join(new))
+    decided = set(baseline.get("refused_units", []))
+    undecided = [u for u in now["refused_units"] if u not in decided]
+    if undecided:
+        worse.append("units nobody handled (the property is not used; convert the unit in the codec's rule, give "
+                     "it an attribute of its own, or record the refusal in the baseline):\n    "
+                     + "\n    ".join(undecided))
     gone = [u for u in known if u not in set(now["mapped_units"])]
     if gone:
         better.append(f"{len(gone)} mappings no longer made: " + ", ".join(sorted(gone)[:10]))
