@@ -141,3 +141,21 @@ async def test_offline_devices_and_missing_adapters_say_so() -> None:
     with pytest.raises(CommandValidationError) as info:
         await hub.execute(Command("test:ghost", "main", "on_off", "on"))
     assert info.value.field == "device_id"
+
+
+async def test_a_three_speed_fan_confirms_half_speed_at_its_second_step() -> None:
+    # A fan with 3 speeds asked for 50 % runs at speed 2 and reports 67 %: that confirms the command
+    # (it used to time out: "did not confirm within 5 s").
+    hub = Hub(SystemClock())
+    fan = CapabilitySupport(frozenset({"on", "speed_percent", "speed_steps"}), frozenset({"set_speed"}))
+    hub.upsert_device(DeviceInfo(id="test:fan", name="Fan", source="test", components={"main": {"fan": fan}}), "test")
+    hub.apply([Update("test:fan", "main", "fan", "speed_steps", 3),
+               Update("test:fan", "main", "fan", "speed_percent", 0)])
+
+    async def handler(command: Command) -> CommandResult:
+        asyncio.get_running_loop().call_later(0.01, hub.apply, [Update("test:fan", "main", "fan", "speed_percent", 67)])
+        return CommandResult("sent")
+
+    hub.set_command_handler("test", handler)
+    result = await hub.execute(Command("test:fan", "main", "fan", "set_speed", {"percent": 50}), timeout_s=2)
+    assert (result.status, result.expected) == ("confirmed", {"speed_percent": 67})
