@@ -429,24 +429,52 @@
 
   // ------------------------------------------------------------------ house
 
-  const UNITS = {
-    celsius: "°C", current_celsius: "°C", target_celsius: "°C", percent: "%", watts: "W", kwh: "kWh",
-    exported_kwh: "kWh", volts: "V", amps: "A", hertz: "Hz", lux: "lx", hpa: "hPa", co2_ppm: "ppm",
-    pm25_ugm3: "µg/m³", pm10_ugm3: "µg/m³", voc_ppb: "ppb", kelvin: "K", rssi_dbm: "dBm", distance_m: "m",
-    position_percent: "%", tilt_percent: "%", speed_percent: "%", remaining_s: "s",
+  // Units: by "capability.attribute", else by attribute, else by the attribute's suffix (the model names
+  // its attributes by unit: lel_percent, co_ppm, hcho_ugm3, depth_m, used_h, duration_s).
+  const UNITS = { "gas.lel_percent": "% LEL" };
+  const ATTRIBUTE_UNITS = {
+    celsius: "°C", percent: "%", watts: "W", kwh: "kWh", volts: "V", amps: "A", hertz: "Hz", lux: "lx", hpa: "hPa",
+    kelvin: "K", ppm: "ppm",
   };
+  const SUFFIX_UNITS = [["_celsius", "°C"], ["_percent", "%"], ["_kwh", "kWh"], ["_ppm", "ppm"], ["_ppb", "ppb"],
+    ["_ugm3", "µg/m³"], ["_dbm", "dBm"], ["_m", "m"], ["_s", "s"], ["_h", "h"]];
+
+  function unitOf(capability, attribute) {
+    const key = `${capability}.${attribute}`;
+    if (key in UNITS) return UNITS[key];
+    if (attribute in ATTRIBUTE_UNITS) return ATTRIBUTE_UNITS[attribute];
+    const suffix = SUFFIX_UNITS.find(([end]) => attribute.endsWith(end));
+    return suffix ? suffix[1] : "";
+  }
+
   const BOOLEAN_WORDS = {
     "occupancy.occupied": ["motion", "clear"], "contact.open": ["open", "closed"], "water_leak.leak": ["LEAK", "dry"],
-    "smoke_co_alarm.smoke": ["SMOKE", "no smoke"], "smoke_co_alarm.co": ["CO!", "no CO"],
+    "smoke_co_alarm.smoke": ["SMOKE", "no smoke"], "smoke_co_alarm.co": ["CO!", "no CO"], "gas.detected": ["GAS", "no gas"],
     "vibration.detected": ["vibration", "still"], "tamper.tampered": ["tampered", "ok"],
-    "battery.low": ["battery low", "battery ok"], "connectivity.online": ["online", "offline"],
-    "presence.present": ["present", "away"], "lock.door_open": ["door open", "door closed"],
-    "valve.open": ["open", "closed"], "fan.on": ["on", "off"],
+    "battery.low": ["low", "ok"], "connectivity.online": ["online", "offline"],
+    "presence.present": ["present", "away"], "lock.door_open": ["open", "closed"],
+    "valve.open": ["open", "closed"], "fan.on": ["on", "off"], "siren.on": ["sounding", "silent"],
+    "filter.replace": ["replace now", "ok"], "thermostat.window_open": ["open, heating paused", "closed"],
   };
-  // Shown by a control instead of as a reading.
+  // Enum values as words, where the model's own word is not one.
+  const ENUM_WORDS = {
+    "thermostat.mode": { heat_cool: "heat/cool", fan_only: "fan only" },
+  };
+  // Readings that need someone, shown in red; and those worth knowing, shown in amber.
+  const ALARMS = new Set(["water_leak.leak", "smoke_co_alarm.smoke", "smoke_co_alarm.co", "gas.detected",
+                          "battery.low", "tamper.tampered", "filter.replace"]);
+
+  function severity(key, value) {
+    if (value === true && ALARMS.has(key)) return "bad";
+    if (key === "water_level.state" && (value === "low" || value === "high")) return "bad";
+    if (key === "thermostat.window_open" && value === true) return "note";
+    return "";
+  }
+
+  // Shown by a control instead of as a reading (and, per tile, whatever a control shows: a siren, a fan's speed).
   const CONTROLLED = new Set(["on_off.on", "level.percent", "cover.position_percent", "thermostat.target_celsius"]);
   const HIDDEN = new Set(["color_temperature.min_kelvin", "color_temperature.max_kelvin", "connectivity.last_seen",
-                          "connectivity.lqi", "button.button"]);
+                          "connectivity.lqi", "button.button", "fan.speed_steps"]);
 
   function supports(device, component, capability, commandName) {
     const cap = ((device.capabilities || {})[component] || {})[capability];
@@ -458,6 +486,76 @@
     const limit = cap && cap.limits && cap.limits[key];
     return [limit && limit[0] !== null ? limit[0] : fallback[0], limit && limit[1] !== null ? limit[1] : fallback[1]];
   }
+
+  // ----- meters with phases or channels
+
+  // A phase of a multi-phase meter: `l1`, `l2`, `l3` (the model's names for phases A, B, C: Shelly's 3EM,
+  // Zigbee2MQTT's power_a …), or `a`, `b`, `c` as some adapters may still name them.
+  const PHASE = /^(?:[abc]|l[1-9])$/;
+  const byComponent = (a, b) => (a !== "main") - (b !== "main") || a.localeCompare(b);
+
+  function measuresPower(device, component) {
+    const support = (((device.capabilities || {})[component]) || {}).power_meter;
+    if (support) return (support.attributes || []).includes("watts");
+    const values = (((device.components || {})[component]) || {}).power_meter;
+    return Boolean(values && "watts" in values);
+  }
+
+  function hasOnOff(device, component) {
+    return "on_off" in (((device.components || {})[component]) || {});
+  }
+
+  // Which components make up a device's power. `main`'s reading is the device's own total when it has one
+  // (a Shelly 3EM's total_act_power, a Zigbee2MQTT meter's power or total_power); its phases are not added
+  // to it again. Without one, the device's power is the sum of its phases or channels. Two cases where main
+  // is itself one of the parts, so it is summed with them: a meter reporting phase A as its plain reading
+  // (it has phases l2 and l3 but no l1: Zigbee2MQTT's power beside power_b, power_c), and a multi-channel switch
+  // whose main is its first channel (a Shelly Pro 4PM: main and switch_1 … each switch and measure).
+  function powerPlan(device) {
+    const all = Object.keys(device.components || {}).filter((c) => measuresPower(device, c)).sort(byComponent);
+    const parts = all.filter((c) => c !== "main");
+    if (!all.includes("main")) return { components: parts, summed: parts.length > 1 };
+    if (!parts.length) return { components: ["main"], summed: false };
+    const mainIsFirstPhase = parts.some((c) => c === "b" || c === "l2") && !parts.some((c) => c === "a" || c === "l1");
+    const mainIsFirstChannel = hasOnOff(device, "main") && parts.every((c) => !PHASE.test(c) && hasOnOff(device, c));
+    if (mainIsFirstPhase || mainIsFirstChannel) return { components: all, summed: true };
+    return { components: ["main"], summed: false };
+  }
+
+  // A meter's phase, as opposed to a channel named the same way (a 2-gang switch's l1 and l2 each switch).
+  function isPhase(device, component) {
+    const caps = (device.components || {})[component] || {};
+    return PHASE.test(component) && (/^[abc]$/.test(component) || ("power_meter" in caps && !("on_off" in caps)));
+  }
+
+  function componentTitle(device, component) {
+    return isPhase(device, component) ? `Phase ${component.toUpperCase()}` : component;
+  }
+
+  // "phases L1, L2 and L3" (main being the first phase when the others start at the second) or
+  // "main, switch_1 and switch_2".
+  function partsText(device, plan) {
+    const phases = plan.components.filter((c) => isPhase(device, c));
+    if (phases.length && plan.components.every((c) => isPhase(device, c) || c === "main")) {
+      const first = phases.some((c) => c.startsWith("l")) ? "L1" : "A";
+      return `phases ${joinNames(plan.components.map((c) => (c === "main" ? first : c.toUpperCase())))}`;
+    }
+    return joinNames(plan.components);
+  }
+
+  // The device's power as the sum of its parts, when every part has reported.
+  function summedPower(device, plan) {
+    if (!plan.summed) return null;
+    let watts = 0;
+    for (const component of plan.components) {
+      const value = ((device.components[component] || {}).power_meter || {}).watts;
+      if (typeof value !== "number") return null;
+      watts += value;
+    }
+    return watts;
+  }
+
+  // ----- house
 
   function renderHouse() {
     const root = $("house");
@@ -510,33 +608,108 @@
       ? el("p", { className: "tags" }, device.tags.map((tag) => el("span", { className: "pill tag", text: tag })))
       : null;
     const body = el("div", { className: "tile-body" });
-    const components = Object.keys(device.components || {}).sort((a, b) => (a !== "main") - (b !== "main")
-      || a.localeCompare(b));
+    const components = Object.keys(device.components || {}).sort(byComponent);
+    // A meter whose power is the sum of its phases or channels: the sum first, each part under it.
+    const plan = powerPlan(device);
+    const total = summedPower(device, plan);
+    if (total !== null) {
+      body.append(el("dl", { className: "readings total" },
+        el("div", { className: "reading", dataset: { key: "power_meter.total_watts" } },
+          el("dt", { text: "Total power" }),
+          el("dd", { text: `${fmtNumber(total)} W`, title: `the sum of ${partsText(device, plan)}` }))));
+    }
     for (const component of components) {
       const caps = device.components[component];
-      const block = el("div", { className: "component" });
-      if (components.length > 1) block.append(el("p", { className: "component-name", text: component }));
-      block.append(...controlsFor(device, component, caps));
-      const readings = readingsFor(caps);
+      const block = el("div", { className: "component", dataset: { component } });
+      if (components.length > 1) block.append(el("p", { className: "component-name", text: componentTitle(device, component) }));
+      const shown = new Set();
+      block.append(...controlsFor(device, component, caps, shown));
+      const readings = readingsFor(caps, shown);
       if (readings.length) block.append(el("dl", { className: "readings" }, readings));
       body.append(block);
     }
     tile.replaceChildren(...[head, meta, tags, body].filter(Boolean));
   }
 
-  function controlsFor(device, component, caps) {
+  function switchButton(device, component, capability, on, words, onclick) {
+    return el("button", {
+      type: "button", className: `switch ${capability} ${on ? "on" : ""}`, role: "switch", "aria-checked": String(on),
+      "aria-label": `${device.name} ${component} ${capability === "on_off" ? "power" : capability}`,
+      dataset: { capability, component }, onclick,
+    }, el("span", { className: "knob" }), el("span", { className: "switch-label", text: on ? words[0] : words[1] }));
+  }
+
+  // ----- fans
+
+  function fanSteps(fan) {
+    const steps = fan.speed_steps;
+    return Number.isInteger(steps) && steps >= 1 && steps <= 100 ? steps : null;
+  }
+
+  // The speed a percentage is on a fan with `steps` speeds: 0 is off, anything above it at least the first.
+  function fanStep(percent, steps) {
+    if (percent <= 0) return 0;
+    return Math.min(steps, Math.max(1, Math.round((percent * steps) / 100)));
+  }
+
+  function fanSpeedText(fan) {
+    const percent = fan.speed_percent;
+    if (typeof percent !== "number") return "–";
+    const steps = fanSteps(fan);
+    if (!steps) return `${fmtNumber(percent, 0)} %`;
+    const step = fanStep(percent, steps);
+    return step === 0 ? "off" : `${step} of ${steps}`;
+  }
+
+  // Fans with few speeds get a button per speed; others (or one that does not say) a slider.
+  const MAX_STEP_BUTTONS = 10;
+
+  function fanControl(device, component, caps) {
+    const fan = caps.fan;
+    const steps = fanSteps(fan);
+    const set = (percent) => command(device, component, "fan", "set_speed", { percent });
+    if (!steps || steps > MAX_STEP_BUTTONS) {
+      return slider(device, component, "Fan speed", fan.speed_percent, [0, 100], 1, "%", set);
+    }
+    const current = typeof fan.speed_percent === "number" ? fanStep(fan.speed_percent, steps) : null;
+    // Off is the power switch's, when the fan has one; set_speed 0 otherwise.
+    const hasSwitch = "on_off" in caps && supports(device, component, "on_off", "off");
+    const offered = [...(hasSwitch ? [] : [0]), ...Array.from({ length: steps }, (_, i) => i + 1)];
+    return el("div", { className: "fan", role: "group", "aria-label": `${device.name} fan speed` },
+      el("span", { className: "label", text: "Fan speed" }),
+      el("output", { className: "fan-speed", text: fanSpeedText(fan) }),
+      el("div", { className: "buttons steps" }, offered.map((step) => el("button", {
+        type: "button", className: "step", text: step === 0 ? "Off" : String(step),
+        "aria-pressed": String(step === current),
+        "aria-label": step === 0 ? "Fan off" : `Fan speed ${step} of ${steps}`,
+        // The percentage at or just under the speed: a device goes to the nearest speed at or above it.
+        onclick: () => set(Math.floor((step * 100) / steps)),
+      }))));
+  }
+
+  function controlsFor(device, component, caps, shown) {
     const controls = [];
     if ("on_off" in caps && supports(device, component, "on_off", "on")) {
       const on = caps.on_off.on === true;
-      controls.push(el("button", {
-        type: "button", className: `switch ${on ? "on" : ""}`, role: "switch", "aria-checked": String(on),
-        "aria-label": `${device.name} ${component} power`, dataset: { capability: "on_off", component },
-        onclick: () => command(device, component, "on_off", on ? "off" : "on"),
-      }, el("span", { className: "knob" }), el("span", { className: "switch-label", text: on ? "On" : "Off" })));
+      controls.push(switchButton(device, component, "on_off", on, ["On", "Off"],
+        () => command(device, component, "on_off", on ? "off" : "on")));
+    }
+    if ("siren" in caps && supports(device, component, "siren", "on") && supports(device, component, "siren", "off")) {
+      const on = caps.siren.on === true;
+      // On with the device's own tone, volume and duration; the tone it sounds shows as a reading.
+      controls.push(switchButton(device, component, "siren", on, ["Sounding", "Silent"],
+        () => command(device, component, "siren", on ? "off" : "on")));
+      shown.add("siren.on");
     }
     if ("level" in caps && supports(device, component, "level", "set")) {
       controls.push(slider(device, component, "Brightness", caps.level.percent, [0, 100], 1, "%",
         (value) => command(device, component, "level", "set", { percent: value })));
+    }
+    if ("fan" in caps && supports(device, component, "fan", "set_speed")) {
+      controls.push(fanControl(device, component, caps));
+      shown.add("fan.speed_percent");
+      // A preset that is only the speed ("5", "off") says what the buttons say; "auto" is worth showing.
+      if (/^(?:\d+|off)$/.test(String(caps.fan.preset))) shown.add("fan.preset");
     }
     if ("cover" in caps) {
       if (supports(device, component, "cover", "set_position")) {
@@ -592,38 +765,62 @@
     return el("label", { className: "slider" }, el("span", { className: "label", text: label }), input, out);
   }
 
-  function readingsFor(caps) {
+  function readingText(caps, capability, attribute, value) {
+    const key = `${capability}.${attribute}`;
+    if (key === "fan.speed_percent") return fanSpeedText(caps.fan);
+    if (typeof value === "boolean" && BOOLEAN_WORDS[key]) return BOOLEAN_WORDS[key][value ? 0 : 1];
+    if (value === null) return "unknown";
+    if (typeof value === "number") {
+      const unit = unitOf(capability, attribute);
+      return `${fmtNumber(value, unit === "kWh" ? 2 : 1)}${unit ? ` ${unit}` : ""}`;
+    }
+    if (typeof value === "string" && ENUM_WORDS[key] && ENUM_WORDS[key][value]) return ENUM_WORDS[key][value];
+    if (typeof value === "object") return JSON.stringify(value);
+    return String(value);
+  }
+
+  function readingsFor(caps, shown) {
     const items = [];
     for (const capability of Object.keys(caps).sort()) {
       for (const [attribute, value] of Object.entries(caps[capability])) {
         const key = `${capability}.${attribute}`;
-        if (CONTROLLED.has(key) || HIDDEN.has(key)) continue;
-        let text;
-        if (typeof value === "boolean" && BOOLEAN_WORDS[key]) text = BOOLEAN_WORDS[key][value ? 0 : 1];
-        else if (value === null) text = "unknown";
-        else if (typeof value === "number") text = `${fmtNumber(value, attribute === "kwh" ? 2 : 1)}${UNITS[attribute] ? ` ${UNITS[attribute]}` : ""}`;
-        else if (typeof value === "object") text = JSON.stringify(value);
-        else text = String(value);
-        const alarming = value === true && ["water_leak.leak", "smoke_co_alarm.smoke", "smoke_co_alarm.co",
-                                            "battery.low", "tamper.tampered"].includes(key);
-        items.push(el("div", { className: `reading ${alarming ? "bad" : ""}`, dataset: { key } },
-          el("dt", { text: label(capability, attribute) }), el("dd", { text })));
+        if (CONTROLLED.has(key) || HIDDEN.has(key) || (shown && shown.has(key))) continue;
+        const level = severity(key, value);
+        items.push(el("div", { className: `reading ${level}`, dataset: { key } },
+          el("dt", { text: label(capability, attribute) }),
+          el("dd", { text: readingText(caps, capability, attribute, value) })));
       }
     }
     return items;
   }
 
+  const LABELS = {
+    "temperature.celsius": "Temperature", "humidity.percent": "Humidity", "power_meter.watts": "Power",
+    "power_meter.volts": "Voltage", "power_meter.amps": "Current", "power_meter.power_factor": "Power factor",
+    "power_meter.hertz": "Frequency", "energy_meter.kwh": "Energy", "energy_meter.exported_kwh": "Energy exported",
+    "battery.percent": "Battery", "battery.low": "Battery", "battery.volts": "Battery voltage",
+    "illuminance.lux": "Light", "illuminance.percent": "Light level",
+    "occupancy.occupied": "Motion", "contact.open": "Contact", "water_leak.leak": "Water leak",
+    "smoke_co_alarm.smoke": "Smoke", "smoke_co_alarm.co": "Carbon monoxide", "smoke_co_alarm.co_ppm": "CO level",
+    "gas.detected": "Gas", "gas.lel_percent": "Gas level", "gas.ppm": "Gas level",
+    "siren.on": "Siren", "siren.tone": "Tone", "siren.volume_percent": "Volume", "siren.duration_s": "Sounds for",
+    "soil_moisture.percent": "Soil moisture",
+    "water_level.percent": "Tank level", "water_level.depth_m": "Depth", "water_level.state": "Level",
+    "filter.life_percent": "Filter life left", "filter.replace": "Filter", "filter.used_h": "Filter used",
+    "thermostat.current_celsius": "Room", "thermostat.mode": "Mode", "thermostat.running": "Running",
+    "thermostat.window_open": "Window", "button.last_event": "Last press",
+    "pressure.hpa": "Pressure", "connectivity.rssi_dbm": "Signal", "color_temperature.kelvin": "Colour temp.",
+    "cover.tilt_percent": "Tilt", "cover.motion": "Moving", "lock.state": "Lock", "lock.door_open": "Door",
+    "fan.on": "Fan", "fan.speed_percent": "Fan speed", "fan.preset": "Fan mode",
+    "appliance.state": "State", "appliance.remaining_s": "Remaining", "air_quality.co2_ppm": "CO₂",
+    "air_quality.pm1_ugm3": "PM1", "air_quality.pm25_ugm3": "PM2.5", "air_quality.pm10_ugm3": "PM10",
+    "air_quality.voc_ppb": "VOC", "air_quality.voc_ugm3": "VOC", "air_quality.voc_index": "VOC index",
+    "air_quality.hcho_ugm3": "Formaldehyde", "vibration.detected": "Vibration", "tamper.tampered": "Tamper",
+    "valve.position_percent": "Valve", "valve.open": "Valve",
+  };
+
   function label(capability, attribute) {
-    const names = {
-      "temperature.celsius": "Temperature", "humidity.percent": "Humidity", "power_meter.watts": "Power",
-      "energy_meter.kwh": "Energy", "battery.percent": "Battery", "illuminance.lux": "Light",
-      "occupancy.occupied": "Motion", "contact.open": "Contact", "thermostat.current_celsius": "Room",
-      "thermostat.mode": "Mode", "thermostat.running": "Running", "button.last_event": "Last press",
-      "pressure.hpa": "Pressure", "connectivity.rssi_dbm": "Signal", "color_temperature.kelvin": "Colour temp.",
-      "cover.tilt_percent": "Tilt", "cover.motion": "Moving", "lock.state": "Lock", "fan.speed_percent": "Fan speed",
-      "appliance.state": "State", "appliance.remaining_s": "Remaining", "air_quality.co2_ppm": "CO₂",
-    };
-    return names[`${capability}.${attribute}`] || `${capability.replaceAll("_", " ")} ${attribute.replaceAll("_", " ")}`;
+    return LABELS[`${capability}.${attribute}`] || `${capability.replaceAll("_", " ")} ${attribute.replaceAll("_", " ")}`;
   }
 
   // ------------------------------------------------------------------ device edit dialog
@@ -1022,32 +1219,54 @@
         energy.price_per_kwh !== null ? ` at ${energy.price_per_kwh} ${energy.currency}/kWh` :
           " · set a price to see the cost"),
       energyTable(energy)));
-    const meters = [...state.devices.values()].filter((d) => Object.values(d.components || {})
-      .some((caps) => "power_meter" in caps)).sort((a, b) => a.name.localeCompare(b.name));
+    // One chart per device that measures power: its total, or the sum of its phases or channels (powerPlan).
+    const meters = [...state.devices.values()].map((device) => ({ device, plan: powerPlan(device) }))
+      .filter((m) => m.plan.components.length).sort((a, b) => a.device.name.localeCompare(b.device.name));
     const charts = el("section", { className: "power-charts" }, el("h3", { text: "Power, last 24 hours" }));
     if (!meters.length) charts.append(el("p", { className: "muted", text: "No device measures power." }));
     parts.push(charts);
     root.replaceChildren(...parts);
     const now = Date.now() / 1000;
-    await Promise.all(meters.map(async (device) => {
+    await Promise.all(meters.map(async ({ device, plan }) => {
+      const title = () => [el("h4", { text: device.name }),
+        plan.summed ? el("p", { className: "muted sum", text: `Sum of ${partsText(device, plan)}` }) : null]
+        .filter(Boolean);
       const card = el("article", { className: "card power", dataset: { device: device.id } },
-        el("h4", { text: device.name }), el("p", { className: "muted", text: "Loading…" }));
+        title(), el("p", { className: "muted", text: "Loading…" }));
       charts.append(card);
       try {
         const since = now - 86400;
-        const query = (extra) => new URLSearchParams({ device: device.id, capability: "power_meter",
-                                                       attribute: "watts", ...extra });
-        // The changes of the last 24 h, and the last one before them: the value the chart starts with.
-        const [before, data] = await Promise.all([
-          api("GET", `/api/history?${query({ since: String(since - 7 * 86400), until: String(since), limit: "1" })}`),
-          api("GET", `/api/history?${query({ since: String(since), limit: "20000" })}`),
-        ]);
-        const rows = before.rows.map((r) => ({ ...r, t: since })).concat(data.rows);
-        card.replaceChildren(el("h4", { text: device.name }), lineChart(rows, since, now, "W"));
+        const series = await Promise.all(plan.components.map(async (component) => {
+          const query = (extra) => new URLSearchParams({ device: device.id, component, capability: "power_meter",
+                                                         attribute: "watts", ...extra });
+          // The changes of the last 24 h, and the last one before them: the value the chart starts with.
+          const [before, data] = await Promise.all([
+            api("GET", `/api/history?${query({ since: String(since - 7 * 86400), until: String(since), limit: "1" })}`),
+            api("GET", `/api/history?${query({ since: String(since), limit: "20000" })}`),
+          ]);
+          return before.rows.map((r) => ({ ...r, t: since })).concat(data.rows);
+        }));
+        const rows = series.length === 1 ? series[0] : sumSeries(series);
+        card.replaceChildren(...title(), lineChart(rows, since, now, "W"));
       } catch (err) {
-        card.replaceChildren(el("h4", { text: device.name }), el("p", { className: "error", text: err.message }));
+        card.replaceChildren(...title(), el("p", { className: "error", text: err.message }));
       }
     }));
+  }
+
+  // Step series (each value holds until the next) added up: at each change, the sum of every part's latest
+  // value. A part counts from its first reading on.
+  function sumSeries(series) {
+    const changes = series.flatMap((rows, part) => rows.filter((r) => typeof r.value === "number")
+      .map((r) => ({ t: r.t, part, value: r.value }))).sort((a, b) => a.t - b.t);
+    const latest = new Map();
+    const sums = [];
+    changes.forEach((change, i) => {
+      latest.set(change.part, change.value);
+      if (i + 1 < changes.length && changes[i + 1].t === change.t) return;
+      sums.push({ t: change.t, value: [...latest.values()].reduce((a, b) => a + b, 0) });
+    });
+    return sums;
   }
 
   function energyTable(energy) {

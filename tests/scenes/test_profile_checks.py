@@ -82,11 +82,11 @@ MISFITS = [
     ("from that cannot be", scene(f'{{ {DOOR}, from = "closed", to = true }}'), "scenes.0.triggers.0.from",
      '"closed"', "contact.open is true or false: expected true or false (got 'closed')"),
     ("a word the enum does not have", scene(f'{{ {THERMOSTAT}, to = "heet" }}'), "scenes.0.triggers.0.to",
-     '"heet"', "thermostat.mode is one of off, heat, cool, heat_cool, auto, eco, dry, fan_only: got 'heet' (did you mean "
-               "'heat'?)"),
+     '"heet"', "thermostat.mode is one of off, heat, cool, heat_cool, auto, eco, dry, fan_only: got 'heet' "
+               "(did you mean 'heat'?)"),
     ("above on a word", scene(f"{{ {THERMOSTAT}, above = 3 }}"), "scenes.0.triggers.0.above", "above = 3",
-     "thermostat.mode is one of off, heat, cool, heat_cool, auto, eco, dry, fan_only, not a number: 'above' never holds "
-     '(write to = "off")'),
+     "thermostat.mode is one of off, heat, cool, heat_cool, auto, eco, dry, fan_only, not a number: 'above' never "
+     'holds (write to = "off")'),
     ("above that is not a number", scene(f'{{ {DOOR}, above = "x" }}'), "scenes.0.triggers.0.above", '"x"',
      "'above' compares numbers: expected a number (got 'x')"),
     ("above = true (read as 1 by pydantic)",

@@ -145,6 +145,9 @@ def house(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[Ho
         house = House(gateway, api, z2m, f"http://127.0.0.1:{api_port}", gateway.token, config, workdir / "data")
         try:
             z2m.announce(bridge_devices())
+            # "ready" does not wait for the MQTT subscription: states sent before it would be lost. The
+            # devices (bridge/devices is retained) show that it is there.
+            wait_until(lambda: api.device(device_id("bedroom/panic")), what="the house's devices from the bridge")
             initial = {"light": {"state": "OFF", "brightness": 200, "color_temp": 300},
                        "motion": {"occupancy": False, "battery": 90},
                        "climate": {"temperature": 21.5, "humidity": 45.0, "pressure": 1010.0, "battery": 80},
