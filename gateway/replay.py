@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import gc
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -223,6 +225,18 @@ def parse_time(value: Any) -> float:
     raise ValueError("t must be a number or an ISO-8601 string")
 
 
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The cyclic garbage collector off for the block (and back as it was after)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def read_capture(path: Path, errors: list[dict[str, Any]]) -> Iterator[CaptureRecord]:
     """Capture lines in file order; a bad line becomes an error entry, never an exception."""
     with path.open("rb") as file:
@@ -314,7 +328,10 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
     no_house = no_house_warning(given, loaded)
     warnings = [no_house] if no_house else []
     errors: list[dict[str, Any]] = []
-    records = list(read_capture(path, errors))
+    with _no_cycle_collection():
+        # Capture records hold no cycles; collecting while tens of thousands of them are made scanned them
+        # again and again (a 70,000-line capture read in 1.4 s instead of 0.35 s).
+        records = list(read_capture(path, errors))
     start = min((r.t for r in records), default=0.0)
     last = max((r.t for r in records), default=start)
     stop_at = until(start, last) if until is not None else None
