@@ -227,6 +227,21 @@ async def history(request: web.Request) -> web.Response:
 # -------------------------------------------------------------------- energy
 
 
+PHASES = ("l1", "l2", "l3")
+
+
+def energy_components(support: dict[str, dict[str, Any]]) -> list[str]:
+    """The components whose ``energy_meter.kwh`` make a device's energy, counted once. A three-phase meter
+    that also reports its total on ``main`` (a Shelly Pro 3EM, a Zigbee2MQTT ``energy`` beside ``energy_a``
+    …) is its ``main``; otherwise the parts add up: the phases alone, a multi-channel switch's channels, or a
+    ``main`` that is phase A itself (``energy`` with only ``energy_b``/``energy_c``)."""
+    metered = [comp for comp, caps in support.items()
+               if "energy_meter" in caps and "kwh" in getattr(caps["energy_meter"], "attributes", ())]
+    if "main" in metered and "l1" in metered and any(phase in metered for phase in PHASES):
+        return ["main"]
+    return metered
+
+
 def energy_per_day(readings: list[tuple[float, float]], baseline: float | None, days: list[date],
                    tz: tzinfo) -> list[float]:
     """kWh used on each of ``days`` (local dates in ``tz``) from readings of a monotonic kWh total.
@@ -318,7 +333,7 @@ async def energy(request: web.Request) -> web.Response:
     devices_out = []
     truncated = False
     for device_id, device in sorted(hub.devices.items()):
-        components = [comp for comp, caps in device.support.items() if "energy_meter" in caps]
+        components = energy_components(device.support)
         if not components:
             continue
         per_day = [0.0] * days_n

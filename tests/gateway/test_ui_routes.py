@@ -407,3 +407,18 @@ async def test_without_a_store_the_routes_say_so(tmp_path: Path) -> None:
                              ("PATCH", f"/api/devices/{PLUG.id}"), ("GET", f"/api/devices/{PLUG.id}/meta")):
             async with session.request(method, server.url + path, headers=headers, json={"name": "x"}) as response:
                 assert response.status == 503, path
+
+
+def test_a_three_phase_meter_is_counted_once() -> None:
+    # A Shelly Pro 3EM reports its total on main and each phase on l1..l3: the total, not twice it. Phases
+    # alone add up; so do a switch's channels, and a main that is phase A beside l2 and l3.
+    from gateway.api.ui import energy_components
+
+    def meter(*components: str) -> dict[str, dict[str, CapabilitySupport]]:
+        return {comp: {"energy_meter": _support({"kwh"})} for comp in components}
+
+    assert energy_components(meter("main", "l1", "l2", "l3")) == ["main"]
+    assert energy_components(meter("l1", "l2", "l3")) == ["l1", "l2", "l3"]
+    assert energy_components(meter("main", "l2", "l3")) == ["main", "l2", "l3"]
+    assert energy_components(meter("main", "switch_1", "switch_2")) == ["main", "switch_1", "switch_2"]
+    assert energy_components({"main": {"power_meter": _support({"watts"})}}) == []
