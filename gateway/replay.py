@@ -8,6 +8,7 @@ import base64
 import contextlib
 import gc
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -135,6 +136,9 @@ class CaptureRecord:
     mqtt: tuple[str, bytes, bool] | str | None = None
 
 
+_NO_DATA: dict[str, Any] = {}  # an MQTT record's data: what it plays is in ``mqtt``
+
+
 def _mqtt_record(data: dict[str, Any]) -> tuple[str, bytes, bool] | str:
     topic = data.get("topic")
     if not isinstance(topic, str) or not topic:
@@ -227,18 +231,6 @@ def parse_time(value: Any) -> float:
     raise ValueError("t must be a number or an ISO-8601 string")
 
 
-@contextlib.contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """The cyclic garbage collector off for the block (and back as it was after)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 @contextlib.asynccontextmanager
 async def _rare_cycle_collection() -> AsyncIterator[None]:
     """While a capture plays, collect cycles less often: a replay makes hundreds of thousands of short-lived
@@ -250,6 +242,36 @@ async def _rare_cycle_collection() -> AsyncIterator[None]:
         yield
     finally:
         gc.set_threshold(*before)
+
+
+_LEADING_TIME = re.compile(rb'^\{\s*"t"\s*:\s*(?:"([^"\\]*)"|(-?[0-9][0-9.eE+-]*))\s*,')
+
+
+def capture_span(path: Path) -> tuple[float, float] | None:
+    """The first and last times of a capture's lines (None: no line has one). Lines that cannot be read
+    are skipped here: reading the capture (:func:`read_capture`) reports them."""
+    first: float | None = None
+    last: float | None = None
+    with path.open("rb") as file:
+        for raw in file:
+            # A capture line starts with its time ({"t":"…", as `hearth capture` writes it): read just that.
+            match = _LEADING_TIME.match(raw)
+            try:
+                if match is not None:
+                    t = parse_time(match[1].decode() if match[1] is not None else float(match[2]))
+                else:
+                    raw = raw.strip()
+                    if not raw or raw.startswith(b"#"):
+                        continue
+                    data = orjson.loads(raw)
+                    if not isinstance(data, dict):
+                        continue
+                    t = parse_time(data.get("t"))
+            except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError):
+                continue
+            first = t if first is None or t < first else first
+            last = t if last is None or t > last else last
+    return None if first is None or last is None else (first, last)
 
 
 def read_capture(path: Path, errors: list[dict[str, Any]]) -> Iterator[CaptureRecord]:
@@ -271,7 +293,11 @@ def read_capture(path: Path, errors: list[dict[str, Any]]) -> Iterator[CaptureRe
                 errors.append({"t": None, "source": "capture", "message": f"{path.name}:{number}: {err}"})
                 continue
             if source == "mqtt":
-                yield CaptureRecord(number, t, source, {}, _mqtt_record(data))
+                record = CaptureRecord(number, t, source, _NO_DATA, _mqtt_record(data))
+                # Not kept while the line plays: a line's parsed JSON and the adapter's parse of its payload
+                # would be in memory at once (twice a bridge/devices' worth).
+                del data, raw
+                yield record
             else:
                 yield CaptureRecord(number, t, source, data)
 
@@ -343,12 +369,10 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
     no_house = no_house_warning(given, loaded)
     warnings = [no_house] if no_house else []
     errors: list[dict[str, Any]] = []
-    with _no_cycle_collection():
-        # Capture records hold no cycles; collecting while tens of thousands of them are made scanned them
-        # again and again (a 70,000-line capture read in 1.4 s instead of 0.35 s).
-        records = list(read_capture(path, errors))
-    start = min((r.t for r in records), default=0.0)
-    last = max((r.t for r in records), default=start)
+    # The capture is read twice: once for its first and last times, then line by line as it plays, so
+    # that a large capture is never held whole (a device database's 70,000 lines held at once were 50 MB).
+    span = capture_span(path)
+    start, last = span if span is not None else (0.0, 0.0)
     stop_at = until(start, last) if until is not None else None
     clock = SimulatedClock(start)
     hub = Hub(clock, areas=config.areas, tags=config.tags)
@@ -422,7 +446,7 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
                 break
         async with engine:
             await settle()
-            for record in records:
+            for record in read_capture(path, errors):
                 playing[0] = None
                 if stop_at is not None and record.t > stop_at:
                     break
