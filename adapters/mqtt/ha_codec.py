@@ -34,11 +34,19 @@ exists in the gateway, or when its source is listed in ``skip_native`` (default:
 from it when you do not run that native adapter and want the device through HA discovery instead).
 
 **Templates** go through :mod:`adapters.mqtt.ha_template`, never a general template engine. An entity whose
-state template is unsupported is left out (reported once as bad input); the rest of the device still works.
+state template is unsupported is left out (reported once as bad input); the rest of the device still works. A
+light or thermostat keeps the parts whose templates are understood (the part left out is reported).
+
+**Lights**: on/off, brightness, colour temperature and the colour modes ``hs``, ``xy``, ``rgb``, ``rgbw``,
+``rgbww`` of both the default and the JSON schema, onto ``color`` (hue/saturation, x/y); see the colour section.
+
+**json_attributes_topic**: readings among an entity's attributes (:data:`ATTRIBUTE_KEYS`) are used where the device
+already has that capability; the rest is a note, once per entity, never an error.
 """
 
 from __future__ import annotations
 
+import colorsys
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -71,6 +79,7 @@ from gateway.sdk import (
 
 __all__ = [
     "ABBREVIATIONS",
+    "ATTRIBUTE_KEYS",
     "DEFAULT_SKIP_NATIVE",
     "DEVICE_ABBREVIATIONS",
     "MAX_PAYLOAD_BYTES",
@@ -82,9 +91,11 @@ __all__ = [
     "HomeAssistantCodec",
     "apply_base_topic",
     "expand_abbreviations",
+    "hs_to_rgb",
     "native_device_id",
     "native_source",
     "parse_discovery_topic",
+    "rgb_to_hs",
 ]
 
 SOURCE = "ha"
@@ -442,6 +453,29 @@ BINARY_CLASSES: dict[str, tuple[str, str]] = {
     "tamper": ("tamper", "tampered"), "battery": ("battery", "low"), "connectivity": ("connectivity", "online"),
 }
 
+#: ``json_attributes_topic`` keys that are readings, as real publishers name them there -> (capability, attribute,
+#: conversion). Zigbee2MQTT points every entity's attributes at the device's whole state (``temperature``,
+#: ``humidity``, ``battery``, ``linkquality``…); OpenMQTTGateway and Theengs at the BLE message (``tempc``,
+#: ``tempf``, ``hum``, ``batt``, ``rssi``); ble2mqtt and RuuviTag publishers likewise. A reading is used only where
+#: the device already has that capability (an attribute never creates one); every other key is a replay note.
+ATTRIBUTE_KEYS: dict[str, tuple[str, str, Callable[[float], float] | None]] = {
+    "temperature": ("temperature", "celsius", None), "tempc": ("temperature", "celsius", None),
+    "tempf": ("temperature", "celsius", lambda v: round(_f_to_c(v), 2)),
+    "humidity": ("humidity", "percent", None), "hum": ("humidity", "percent", None),
+    "pressure": ("pressure", "hpa", None), "pres": ("pressure", "hpa", None),
+    "illuminance": ("illuminance", "lux", None), "illuminance_lux": ("illuminance", "lux", None),
+    "lux": ("illuminance", "lux", None),
+    "battery": ("battery", "percent", None), "batt": ("battery", "percent", None),
+    "battery_low": ("battery", "low", None),
+    "co2": ("air_quality", "co2_ppm", None),
+    "occupancy": ("occupancy", "occupied", None),
+    "water_leak": ("water_leak", "leak", None),
+    "tamper": ("tamper", "tampered", None),
+    "linkquality": ("connectivity", "lqi", None),
+    "rssi": ("connectivity", "rssi_dbm", None),
+    "last_seen": ("connectivity", "last_seen", None),
+}
+
 THERMOSTAT_MODES = ("off", "heat", "cool", "auto", "eco", "dry", "fan_only")
 _HA_MODE_TO_OURS = {"heat_cool": "auto"}
 _HA_ACTION = {"heating": "heating", "preheating": "heating", "cooling": "cooling", "idle": "idle",
@@ -549,6 +583,9 @@ class StateBinding:
     # a binary sensor that only sends ON reads OFF again (`off_delay`, a PIR's): timers the adapter runs.
     expire_after: float | None = None
     off_delay: float | None = None
+    # json_attributes_topic: the payload (or what json_attributes_template makes of it) is a JSON object of
+    # attributes, used where they fit a capability the device has (HomeAssistantCodec._decode_attributes).
+    attributes: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -585,17 +622,18 @@ class Entity:
     initial: list[UpdateTriple] = field(default_factory=list)
     events_only: bool = False  # device triggers: no attributes, never take part in the component layout
     component: str = "main"
+    attributes_noted: bool = False  # unused json_attributes are said once per entity, not per message
 
 
-def _template(config: dict[str, Any], key: str) -> CompiledTemplate | None:
+def _template(config: dict[str, Any], key: str, names: Iterable[str] = ()) -> CompiledTemplate | None:
     source = config.get(key)
     if source is None or source == "":
         return None
-    return compile_template(source)  # raises TemplateUnsupported
+    return compile_template(source, names)  # raises TemplateUnsupported
 
 
-def _command_template(config: dict[str, Any], key: str) -> CompiledTemplate | None:
-    return _template(config, key)
+def _command_template(config: dict[str, Any], key: str, names: Iterable[str] = ()) -> CompiledTemplate | None:
+    return _template(config, key, names)
 
 
 def _payload_word(config: dict[str, Any], key: str, default: str | None) -> str | None:
@@ -624,11 +662,11 @@ def _state_topic(config: dict[str, Any], key: str = "state_topic") -> str | None
     return topic
 
 
-def _render_command(template: CompiledTemplate | None, value: Any) -> str:
+def _render_command(template: CompiledTemplate | None, value: Any, variables: dict[str, Any] | None = None) -> str:
     if template is None:
         return to_text(value)
     try:
-        return to_text(template.render(value))
+        return to_text(template.render(value, variables=variables))
     except TemplateError as err:
         raise _bad(f"command template {template.source!r}: {err}") from err
 
@@ -688,6 +726,11 @@ class _Build:
     initial: list[UpdateTriple] = field(default_factory=list)
     events_only: bool = False
     left_out: list[str] = field(default_factory=list)  # optional parts that could not be used, and why
+    notes: list[str] = field(default_factory=list)  # optional parts deliberately not used (debug level)
+    # What the entity's own state said last that a command needs and the command's arguments do not carry: a
+    # light's brightness (0-255) and its normalised RGB(W)(W) colour, so a colour is sent at the brightness the
+    # light has and a white channel is kept (Home Assistant's schema_basic does the same). Filled by decoders.
+    memory: dict[str, Any] = field(default_factory=dict)
 
     @property
     def retain(self) -> bool:
@@ -711,10 +754,11 @@ class _Build:
         self.bindings.append(StateBinding(topic, template, decode, **kw))
         return True
 
-    def optional_template(self, key: str) -> tuple[bool, CompiledTemplate | None]:
-        """(usable, template) of an optional command template: unusable ones are left out, and said so."""
+    def optional_template(self, key: str, names: Iterable[str] = ()) -> tuple[bool, CompiledTemplate | None]:
+        """(usable, template) of an optional command template (``names``: the variables HA passes it besides
+        ``value``): unusable ones are left out, and said so."""
         try:
-            return True, _template(self.config, key)
+            return True, _template(self.config, key, names)
         except (CodecError, TemplateError) as err:
             self.left_out.append(f"{key}: {err}")
             return False, None
@@ -772,7 +816,8 @@ def _compile_binary_sensor(b: _Build) -> None:
     _merge_support(b.support, cap, [attr])
 
 
-def _on_off(b: _Build, cap: str = "on_off", attr: str = "on", value_template: str = "value_template") -> None:
+def _on_off(b: _Build, cap: str = "on_off", attr: str = "on", value_template: str = "value_template",
+            optional: bool = False) -> None:
     cfg = b.config
     payload_on = _payload_word(cfg, "payload_on", "ON")
     payload_off = _payload_word(cfg, "payload_off", "OFF")
@@ -781,8 +826,8 @@ def _on_off(b: _Build, cap: str = "on_off", attr: str = "on", value_template: st
     attrs: list[str] = []
     if _topic(cfg, "state_topic") is not None:
         template_key = value_template if value_template in cfg else "value_template"
-        b.state("state_topic", template_key, _bool_decoder(cap, attr, state_on, state_off))
-        attrs.append(attr)
+        if b.state("state_topic", template_key, _bool_decoder(cap, attr, state_on, state_off), optional=optional):
+            attrs.append(attr)
     cmds: list[str] = []
     template = _command_template(cfg, "command_template")
     for cmd, word in (("on", payload_on), ("off", payload_off)):
@@ -860,10 +905,117 @@ def _compile_light(b: _Build) -> None:
         raise _bad("light with neither state_topic nor command_topic")
 
 
+# ---------------------------------------------------------------------------------------------- light colours
+# Home Assistant's colour modes (the light.mqtt docs): hs and xy are sent and reported as they are; rgb, rgbw and
+# rgbww are channel values 0-255. Hearth's `color` capability holds hue/saturation (and x/y), so an RGB(W)(W)
+# light's colour is its RGB part as hue and saturation, and `color.set` is sent as that hue and saturation at full
+# value (the standard HSV->RGB conversion); an RGBW(W) light's white channel(s) are kept as they were reported,
+# since `color` says nothing about white.
+
+RGBX_MODES = ("rgb", "rgbw", "rgbww")
+# Names of the channels in a default-schema command template (HA passes these variables) ...
+_TEMPLATE_CHANNELS = {"rgb": ("red", "green", "blue"), "rgbw": ("red", "green", "blue", "white"),
+                      "rgbww": ("red", "green", "blue", "cold_white", "warm_white")}
+# ... and the keys of the JSON schema's "color" object (c is cold white, w warm white of an rgbww light).
+_JSON_CHANNELS = {"rgb": ("r", "g", "b"), "rgbw": ("r", "g", "b", "w"), "rgbww": ("r", "g", "b", "c", "w")}
+
+
+def hs_to_rgb(hue: float, saturation: float) -> tuple[int, int, int]:
+    """Hue (0-360 °) and saturation (0-100 %) at full value as 8-bit RGB: the standard HSV->RGB conversion,
+    rounded as Home Assistant's ``color_hsv_to_RGB`` rounds."""
+    red, green, blue = colorsys.hsv_to_rgb((hue % 360) / 360, saturation / 100, 1.0)
+    return round(red * 255), round(green * 255), round(blue * 255)
+
+
+def rgb_to_hs(red: float, green: float, blue: float) -> tuple[float, float] | None:
+    """(hue 0-360, saturation 0-100) of an RGB colour, to 0.1; None for black, which has no hue."""
+    if max(red, green, blue) <= 0:
+        return None
+    hue, saturation, _value = colorsys.rgb_to_hsv(red / 255, green / 255, blue / 255)
+    return round(hue * 360, 1) % 360, round(saturation * 100, 1)
+
+
+def _hs_args(args: dict[str, Any]) -> tuple[float, float]:
+    hue, saturation = _number(args.get("hue")), _number(args.get("saturation"))
+    if not 0 <= hue <= 360 or not 0 <= saturation <= 100:
+        raise _bad(f"hue {hue:g} / saturation {saturation:g} is outside 0..360 / 0..100")
+    return hue, saturation
+
+
+def _xy_args(args: dict[str, Any]) -> tuple[float, float]:
+    x, y = _number(args.get("x")), _number(args.get("y"))
+    if not (0 <= x <= 1 and 0 <= y <= 1):
+        raise _bad(f"xy colour {x:g},{y:g} is outside 0..1")
+    return x, y
+
+
+def _channels(value: Any, mode: str) -> tuple[float, ...] | None:
+    """An ``r,g,b[,w[,w]]`` payload (or a list a template made of it) as numbers 0-255; None when unknown."""
+    if _is_unknown(value):
+        return None
+    count = len(_TEMPLATE_CHANNELS[mode])
+    parts = value if isinstance(value, list) else to_text(value).split(",")
+    if len(parts) != count:
+        raise _bad(f"{mode} colour must be {count} values 0-255 separated by commas, got {_short(value)}")
+    numbers = tuple(_number(part) for part in parts)
+    if any(not 0 <= n <= 255 for n in numbers):
+        raise _bad(f"{mode} colour {_short(value)} is outside 0..255")
+    return numbers
+
+
+def _colour_updates(channels: tuple[float, ...]) -> list[UpdateTriple]:
+    hs = rgb_to_hs(*channels[:3])
+    return [] if hs is None else [("color", "hue", hs[0]), ("color", "saturation", hs[1])]
+
+
+def _xy_updates(x: float, y: float) -> list[UpdateTriple]:
+    if not (0 <= x <= 1 and 0 <= y <= 1):
+        raise _bad(f"xy colour {x:g},{y:g} is outside 0..1")
+    return [("color", "x", round(x, 4)), ("color", "y", round(y, 4))]
+
+
+def _decode_xy_text(value: Any) -> list[UpdateTriple]:
+    if _is_unknown(value):
+        return [("color", "x", None), ("color", "y", None)]
+    parts = value if isinstance(value, list) else to_text(value).split(",")
+    if len(parts) != 2:
+        raise _bad(f"xy colour must be 'x,y', got {_short(value)}")
+    return _xy_updates(_number(parts[0]), _number(parts[1]))
+
+
+def _scaled(channels: Iterable[float], brightness: float) -> tuple[int, ...]:
+    # Home Assistant's scale_rgbx: int(channel * brightness / 255), truncated, not rounded.
+    return tuple(int(channel * brightness / 255) for channel in channels)
+
+
+def _rgbx_payload(template: CompiledTemplate | None, mode: str, values: tuple[int, ...]) -> str:
+    text = ",".join(str(v) for v in values)
+    return _render_command(template, text, dict(zip(_TEMPLATE_CHANNELS[mode], values, strict=True)))
+
+
+def _kept_white(memory: dict[str, Any], mode: str) -> tuple[float, ...]:
+    """The white channel(s) of an RGBW(W) light as last reported (0 when it never said)."""
+    last = memory.get(mode)
+    extra = len(_TEMPLATE_CHANNELS[mode]) - 3
+    return tuple(last[3:]) if last is not None and len(last) == extra + 3 else (0,) * extra
+
+
+class _PartlyDecoded(CodecError):
+    """A message of which some values were understood and one part was not: the values are applied and the
+    part is reported (a JSON light whose state is fine but whose colour_mode is not one it announced)."""
+
+    def __init__(self, triples: list[UpdateTriple], why: str) -> None:
+        super().__init__(why)
+        self.triples = triples
+
+
 def _compile_default_light(b: _Build) -> None:
     cfg = b.config
+    memory = b.memory
     value_template = "state_value_template" if "state_value_template" in cfg else "value_template"
-    _on_off(b, value_template=value_template)
+    # A light whose on/off template is beyond Hearth's subset (Shellies Discovery's `{{value.lower()}}`) keeps
+    # its commands, brightness and colour; the on/off state is left out and said so.
+    _on_off(b, value_template=value_template, optional=True)
     scale = _number(cfg.get("brightness_scale", 255))
     if scale <= 0:
         raise _bad(f"brightness_scale {scale:g} must be positive")
@@ -877,21 +1029,21 @@ def _compile_default_light(b: _Build) -> None:
         problem = level_spec.check(percent)
         if problem is not None:
             raise _bad(f"brightness {raw:g} of scale {scale:g}: {problem}")
+        memory["brightness"] = round(percent * 255 / 100)
         return [("level", "percent", percent)]
 
-    attrs: list[str] = []
+    level_attrs: list[str] = []
     if _topic(cfg, "brightness_state_topic"):
         b.state("brightness_state_topic", "brightness_value_template", decode_level)
-        attrs.append("percent")
+        level_attrs.append("percent")
     bri_template = _command_template(cfg, "brightness_command_template")
-    cmds = ["set"] if b.command("level", "set", "brightness_command_topic", lambda args: _render_command(
-        bri_template, round(_percent_arg(args) * scale / 100))) else []
-    if attrs or cmds:
-        _merge_support(b.support, "level", attrs, cmds)
+    has_bri_cmd = b.command("level", "set", "brightness_command_topic", lambda args: _render_command(
+        bri_template, round(_percent_arg(args) * scale / 100)))
+    level_cmds = ["set"] if has_bri_cmd else []
 
     kelvin_mode = cfg.get("color_temp_kelvin") is True
     limits = _kelvin_range(cfg, kelvin_mode)
-    attrs = []
+    attrs: list[str] = []
     if _topic(cfg, "color_temp_state_topic"):
         b.state("color_temp_state_topic", "color_temp_value_template", _color_temp_decoder(kelvin_mode))
         attrs.append("kelvin")
@@ -901,15 +1053,103 @@ def _compile_default_light(b: _Build) -> None:
     if attrs or cmds:
         _add_kelvin_support(b, attrs, cmds, limits)
 
-    attrs = []
-    if _topic(cfg, "hs_state_topic"):
-        b.state("hs_state_topic", "hs_value_template", _decode_hs_text)
-        attrs += ["hue", "saturation"]
-    hs_template = _command_template(cfg, "hs_command_template")
-    cmds = ["set"] if b.command("color", "set", "hs_command_topic", lambda args: _render_command(
-        hs_template, f"{_number(args.get('hue')):g},{_number(args.get('saturation')):g}")) else []
-    if attrs or cmds:
-        _merge_support(b.support, "color", attrs, cmds)
+    # Colour: each mode is optional. A template beyond Hearth's subset (Tasmota's legacy
+    # `value_json.Color.split(',')`) leaves that mode out, said so; the light keeps the rest.
+    color_attrs: list[str] = []
+    color_cmds: list[str] = []
+    if _topic(cfg, "hs_state_topic") and b.state("hs_state_topic", "hs_value_template", _decode_hs_text,
+                                                 optional=True):
+        color_attrs += ["hue", "saturation"]
+    if _topic(cfg, "xy_state_topic") and b.state("xy_state_topic", "xy_value_template", _decode_xy_text,
+                                                 optional=True):
+        color_attrs += ["x", "y"]
+    # Without a brightness state topic, an RGB(W)(W) light's brightness is its brightest channel (HA's
+    # schema_basic does the same: brightness = max of the channels, colour normalised to full value).
+    derive_level = not _topic(cfg, "brightness_state_topic")
+    for mode in RGBX_MODES:
+        if _topic(cfg, f"{mode}_state_topic") and b.state(
+                f"{mode}_state_topic", f"{mode}_value_template", _rgbx_decoder(mode, memory, derive_level),
+                optional=True):
+            color_attrs += ["hue", "saturation"]
+            if derive_level and "percent" not in level_attrs:
+                level_attrs.append("percent")
+
+    if _topic(cfg, "hs_command_topic"):
+        hs_usable, hs_template = b.optional_template("hs_command_template", ("hue", "sat"))
+        if hs_usable and b.command("color", "set", "hs_command_topic",
+                                   lambda args: _hs_command(hs_template, args)):
+            color_cmds.append("set")
+    if _topic(cfg, "xy_command_topic"):
+        xy_usable, xy_template = b.optional_template("xy_command_template", ("x", "y"))
+        if xy_usable and b.command("color", "set_xy", "xy_command_topic",
+                                   lambda args: _xy_command(xy_template, args)):
+            color_cmds.append("set_xy")
+    for mode in RGBX_MODES:
+        if _topic(cfg, f"{mode}_command_topic") is None:
+            continue
+        usable, template = b.optional_template(f"{mode}_command_template", _TEMPLATE_CHANNELS[mode])
+        if not usable:
+            continue
+        # hs first, then rgb, rgbw, rgbww: the order in which Home Assistant picks the mode for a colour.
+        if "set" not in color_cmds and b.command("color", "set", f"{mode}_command_topic",
+                                                  _rgbx_color_command(mode, template, memory, has_bri_cmd)):
+            color_cmds.append("set")
+        # No brightness topic: the brightness is sent as the colour scaled (HA: "legacy mode").
+        if not level_cmds and b.command("level", "set", f"{mode}_command_topic",
+                                        _rgbx_level_command(mode, template, memory)):
+            level_cmds.append("set")
+    if level_attrs or level_cmds:
+        _merge_support(b.support, "level", level_attrs, level_cmds)
+    if color_attrs or color_cmds:
+        _merge_support(b.support, "color", dict.fromkeys(color_attrs), color_cmds)
+
+
+def _hs_command(template: CompiledTemplate | None, args: dict[str, Any]) -> str:
+    hue, saturation = _hs_args(args)
+    return _render_command(template, f"{hue:g},{saturation:g}", {"hue": hue, "sat": saturation})
+
+
+def _xy_command(template: CompiledTemplate | None, args: dict[str, Any]) -> str:
+    x, y = _xy_args(args)
+    return _render_command(template, f"{x:g},{y:g}", {"x": x, "y": y})
+
+
+def _rgbx_decoder(mode: str, memory: dict[str, Any], derive_level: bool) -> StateDecode:
+    def decode(value: Any) -> list[UpdateTriple]:
+        channels = _channels(value, mode)
+        if channels is None:
+            return [("color", "hue", None), ("color", "saturation", None)]
+        if not derive_level:
+            memory[mode] = channels
+            return _colour_updates(channels)
+        brightness = max(channels)
+        if brightness == 0:
+            return []  # black: neither a colour nor a brightness to tell (HA ignores it too)
+        memory["brightness"] = brightness
+        memory[mode] = tuple(min(round(c * 255 / brightness), 255) for c in channels)
+        return [("level", "percent", round(brightness * 100 / 255, 1)), *_colour_updates(channels)]
+    return decode
+
+
+def _rgbx_color_command(mode: str, template: CompiledTemplate | None, memory: dict[str, Any],
+                        has_bri_cmd: bool) -> Callable[[dict[str, Any]], str]:
+    def encode(args: dict[str, Any]) -> str:
+        hue, saturation = _hs_args(args)
+        full = (*hs_to_rgb(hue, saturation), *_kept_white(memory, mode))
+        # With a brightness topic the colour goes at full value and brightness apart; without one the colour
+        # carries the brightness the light has (HA's scale_rgbx).
+        brightness = 255 if has_bri_cmd else (memory.get("brightness") or 255)
+        return _rgbx_payload(template, mode, _scaled(full, brightness))
+    return encode
+
+
+def _rgbx_level_command(mode: str, template: CompiledTemplate | None,
+                        memory: dict[str, Any]) -> Callable[[dict[str, Any]], str]:
+    def encode(args: dict[str, Any]) -> str:
+        brightness = round(_percent_arg(args) * 255 / 100)
+        colour = memory.get(mode) or (255,) * len(_TEMPLATE_CHANNELS[mode])
+        return _rgbx_payload(template, mode, _scaled(colour, brightness))
+    return encode
 
 
 def _add_kelvin_support(b: _Build, attrs: list[str], cmds: list[str], limits: tuple[int, int] | None) -> None:
@@ -922,7 +1162,7 @@ def _add_kelvin_support(b: _Build, attrs: list[str], cmds: list[str], limits: tu
 def _decode_hs_text(value: Any) -> list[UpdateTriple]:
     if _is_unknown(value):
         return [("color", "hue", None), ("color", "saturation", None)]
-    parts = to_text(value).split(",")
+    parts = value if isinstance(value, list) else to_text(value).split(",")
     if len(parts) != 2:
         raise _bad(f"hs colour must be 'hue,saturation', got {_short(value)}")
     return _hs_updates(_number(parts[0]), _number(parts[1]))
@@ -935,22 +1175,75 @@ def _hs_updates(hue: float, saturation: float) -> list[UpdateTriple]:
 
 
 _COLOR_MODES_WITH_BRIGHTNESS = frozenset({"brightness", "color_temp", "hs", "xy", "rgb", "rgbw", "rgbww", "white"})
+_KNOWN_COLOR_MODES = _COLOR_MODES_WITH_BRIGHTNESS | {"onoff"}
 
 
 def _compile_json_light(b: _Build) -> None:
+    """HA's JSON schema. ``supported_color_modes`` (or the retired flags ``color_temp``/``hs``/``xy``/``rgb``
+    that older ESPHome and other firmwares still publish) say what the light has; a state's ``color_mode``
+    says which part of ``color`` counts, as in Home Assistant; a state without one is read by the keys its
+    colour has (the retired handling)."""
     cfg = b.config
+    memory = b.memory
     modes = cfg.get("supported_color_modes")
     modes = {m for m in modes if isinstance(m, str)} if isinstance(modes, list) else set()
-    has_brightness = cfg.get("brightness") is True or bool(modes & _COLOR_MODES_WITH_BRIGHTNESS)
+    legacy_rgb = cfg.get("rgb") is True
+    has_brightness = cfg.get("brightness") is True or bool(modes & _COLOR_MODES_WITH_BRIGHTNESS) or legacy_rgb
     has_ct = cfg.get("color_temp") is True or "color_temp" in modes
     has_hs = cfg.get("hs") is True or "hs" in modes
     has_xy = cfg.get("xy") is True or "xy" in modes
+    rgbx_modes = [m for m in RGBX_MODES if m in modes or (m == "rgb" and legacy_rgb)]
     scale = _number(cfg.get("brightness_scale", 255))
     if scale <= 0:
         raise _bad(f"brightness_scale {scale:g} must be positive")
     kelvin_mode = cfg.get("color_temp_kelvin") is True
     limits = _kelvin_range(cfg, kelvin_mode) if has_ct else None
     ct_decode = _color_temp_decoder(kelvin_mode)
+
+    def json_channels(color: dict[str, Any], mode: str) -> tuple[float, ...]:
+        keys = _JSON_CHANNELS[mode]
+        missing = [k for k in keys if k not in color]
+        if missing:
+            raise _bad(f"{mode} colour without {', '.join(missing)}: {_short(color)}")
+        values = tuple(_number(color[k]) for k in keys)
+        if any(not 0 <= v <= 255 for v in values):
+            raise _bad(f"{mode} colour {_short(color)} is outside 0..255")
+        memory[mode] = values
+        return values
+
+    def decode_colour(state: dict[str, Any]) -> list[UpdateTriple]:
+        mode = state.get("color_mode")
+        color = state.get("color")
+        if mode is None or mode not in _KNOWN_COLOR_MODES:
+            # No colour mode (the retired handling), or one Home Assistant does not know (ESPHome's "cwww" and
+            # "rgbct", esphome/issues#2388): read by the keys the colour has, not an error on every message.
+            if not isinstance(color, dict):
+                return []
+            out: list[UpdateTriple] = []
+            if has_hs and "h" in color and "s" in color:
+                out += _hs_updates(_number(color["h"]), _number(color["s"]))
+            elif rgbx_modes and all(k in color for k in "rgb"):
+                wide = next((m for m in reversed(rgbx_modes) if all(k in color for k in _JSON_CHANNELS[m])), "rgb")
+                out += _colour_updates(json_channels(color, wide))
+            if has_xy and "x" in color and "y" in color:
+                out += _xy_updates(_number(color["x"]), _number(color["y"]))
+            return out
+        if modes and mode not in modes:
+            raise _bad(f"color_mode {_short(mode)} is not one this light announced "
+                       f"({', '.join(sorted(modes)) or 'none'})")
+        if mode not in ("hs", "xy", *RGBX_MODES):
+            return []
+        if not isinstance(color, dict):
+            raise _bad(f"color_mode {mode} without a color object")
+        if mode == "hs":
+            if "h" not in color or "s" not in color:
+                raise _bad(f"hs colour without h and s: {_short(color)}")
+            return _hs_updates(_number(color["h"]), _number(color["s"]))
+        if mode == "xy":
+            if "x" not in color or "y" not in color:
+                raise _bad(f"xy colour without x and y: {_short(color)}")
+            return _xy_updates(_number(color["x"]), _number(color["y"]))
+        return _colour_updates(json_channels(color, mode))
 
     def decode(state: Any) -> list[UpdateTriple]:
         if not isinstance(state, dict):
@@ -968,19 +1261,17 @@ def _compile_json_light(b: _Build) -> None:
             else:
                 percent = round(_number(raw) * 100 / scale, 1)
                 if not 0 <= percent <= 100:
-                    raise _bad(f"brightness {raw!r} is outside 0..{scale:g}")
+                    raise _PartlyDecoded(out, f"brightness {raw!r} is outside 0..{scale:g}")
                 out.append(("level", "percent", percent))
         if has_ct and "color_temp" in state and state.get("color_mode", "color_temp") == "color_temp":
-            out += ct_decode(state["color_temp"])
-        color = state.get("color")
-        if isinstance(color, dict):
-            if has_hs and "h" in color and "s" in color:
-                out += _hs_updates(_number(color["h"]), _number(color["s"]))
-            if has_xy and "x" in color and "y" in color:
-                x, y = _number(color["x"]), _number(color["y"])
-                if not (0 <= x <= 1 and 0 <= y <= 1):
-                    raise _bad(f"xy colour {x:g},{y:g} is outside 0..1")
-                out += [("color", "x", round(x, 4)), ("color", "y", round(y, 4))]
+            try:
+                out += ct_decode(state["color_temp"])
+            except CodecError as err:
+                raise _PartlyDecoded(out, str(err)) from None
+        try:
+            out += decode_colour(state)
+        except CodecError as err:
+            raise _PartlyDecoded(out, str(err)) from None
         return out
 
     state_attrs = _topic(cfg, "state_topic") is not None
@@ -1009,18 +1300,28 @@ def _compile_json_light(b: _Build) -> None:
         cmds = ["set"] if b.command("color_temperature", "set", "command_topic", lambda args: send(
             {"state": "ON", key: _kelvin_to_device(kelvin_mode, args, limits)})) else []
         _add_kelvin_support(b, ["kelvin"] if state_attrs else [], cmds, limits)
-    if has_hs or has_xy:
+    set_mode = "hs" if has_hs else (rgbx_modes[0] if rgbx_modes else None)
+
+    def set_colour(args: dict[str, Any]) -> str:
+        hue, saturation = _hs_args(args)
+        if set_mode == "hs":
+            return send({"state": "ON", "color": {"h": hue, "s": saturation}})
+        mode = set_mode or "rgb"
+        # At full value, as HA sends an rgb(w)(w) colour (its _scale_rgbxx), the white channel(s) as they were.
+        values = (*hs_to_rgb(hue, saturation), *(round(w) for w in _kept_white(memory, mode)))
+        return send({"state": "ON", "color": dict(zip(_JSON_CHANNELS[mode], values, strict=True))})
+
+    if set_mode is not None or has_xy:
         attrs: list[str] = []
         cmds = []
-        if has_hs:
+        if set_mode is not None:
             attrs += ["hue", "saturation"]
-            if b.command("color", "set", "command_topic", lambda args: send(
-                    {"state": "ON", "color": {"h": _number(args.get("hue")), "s": _number(args.get("saturation"))}})):
+            if b.command("color", "set", "command_topic", set_colour):
                 cmds.append("set")
         if has_xy:
             attrs += ["x", "y"]
             if b.command("color", "set_xy", "command_topic", lambda args: send(
-                    {"state": "ON", "color": {"x": _number(args.get("x")), "y": _number(args.get("y"))}})):
+                    {"state": "ON", "color": dict(zip(("x", "y"), _xy_args(args), strict=True))})):
                 cmds.append("set_xy")
         _merge_support(b.support, "color", attrs if state_attrs else [], cmds)
 
@@ -1498,6 +1799,24 @@ def _seconds(config: dict[str, Any], key: str) -> float | None:
     return float(value)
 
 
+def _bind_json_attributes(b: _Build) -> None:
+    """``json_attributes_topic`` (and its template) as an attributes binding. A topic or template Hearth cannot
+    use is a note, never an error: the attributes are extras, the entity works without them."""
+    if b.config.get("json_attributes_topic") in (None, ""):
+        return
+    try:
+        topic = _state_topic(b.config, "json_attributes_topic")
+        template = _template(b.config, "json_attributes_template")
+    except (CodecError, TemplateError) as err:
+        b.notes.append(f"json_attributes not used: {err}")
+        return
+    if topic is None:
+        b.notes.append(f"json_attributes_topic {_short(b.config.get('json_attributes_topic'))} is not a topic")
+        return
+    b.bindings.append(StateBinding(topic, template, lambda _value: [], json_payload=template is None,
+                                   attributes=True))
+
+
 def compile_entity(platform: str, config: dict[str, Any], key: str, object_id: str
                    ) -> tuple[Entity, list[str], list[str]]:
     """One expanded, ``~``-substituted config into an :class:`Entity`. Raises CodecError (or TemplateError) when
@@ -1515,7 +1834,9 @@ def compile_entity(platform: str, config: dict[str, Any], key: str, object_id: s
               "off_delay": _seconds(config, "off_delay") if platform == "binary_sensor" else None}
     if any(timing.values()):
         build.bindings = [replace(binding, **timing) for binding in build.bindings]
+    _bind_json_attributes(build)
     availability, mode, notes = _availability(config)
+    notes = [*build.notes, *notes]
     device = config.get("device") if isinstance(config.get("device"), dict) else {}
     entity = Entity(
         key=key, platform=platform, object_id=object_id, unique_id=unique_id, name=name,
@@ -1627,6 +1948,31 @@ class Decoded:
     timers: list[tuple[str, float, list[Update]]] = field(default_factory=list)
 
 
+def _attribute_component(entity: Entity, present: dict[str, dict[str, CapabilitySupport]], cap: str) -> str | None:
+    """Where an attribute reading goes: the entity's own component when it has the capability, else the one
+    component of the device that has it; None when none or several do (two thermometers: which one?)."""
+    if cap in present.get(entity.component, {}):
+        return entity.component
+    holders = [component for component, caps in present.items() if cap in caps]
+    return holders[0] if len(holders) == 1 else None
+
+
+def _attribute_value(cap: str, attr: str, convert: Callable[[float], float] | None, raw: Any) -> Any:
+    """The reading as the capability model wants it, or None when it does not fit (wrong type, out of range)."""
+    spec = _attr_spec(cap, attr)
+    if spec.type == "bool":
+        value: Any = raw if isinstance(raw, bool) else None
+    elif spec.type in ("number", "integer"):
+        try:
+            value = _number(raw)
+        except CodecError:
+            return None
+        value = convert(value) if convert is not None else value
+    else:
+        value = raw if isinstance(raw, str) else None
+    return value if value is not None and spec.check(value) is None else None
+
+
 def parse_json(payload: bytes | str) -> Any:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise _bad(f"payload of {len(payload)} bytes is over the {MAX_PAYLOAD_BYTES // 1024} KiB limit")
@@ -1716,10 +2062,19 @@ class HomeAssistantCodec:
                     value = text
                 if binding.match_payload is not None and to_text(value) != binding.match_payload:
                     continue
+                if binding.attributes:
+                    self._decode_attributes(entity, value, out)
+                    continue
                 triples = binding.decode(value)
             except TemplateUndefined:
                 continue
+            except _PartlyDecoded as err:
+                out.problems.append(f"{entity.device_id} ({entity.key}): {err}")
+                triples = err.triples
             except (CodecError, TemplateError) as err:
+                if binding.attributes:
+                    self._note_attributes(entity, f"not used: {err}", out)
+                    continue
                 out.problems.append(f"{entity.device_id} ({entity.key}): {err}")
                 continue
             component = entity.component
@@ -1741,6 +2096,48 @@ class HomeAssistantCodec:
                     out.timers.append((f"{entity.key}\x00{binding.topic}\x00off", binding.off_delay,
                                        [Update(dev_id, component, cap, attr, False) for cap, attr, value in triples
                                         if value is True]))
+
+    def _decode_attributes(self, entity: Entity, value: Any, out: Decoded) -> None:
+        """One json_attributes message: each key of :data:`ATTRIBUTE_KEYS` goes where the device already has
+        that capability (the entity's own component first); the rest is said once per entity."""
+        if isinstance(value, str):
+            if not value.strip():
+                return
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                self._note_attributes(entity, f"not used: not JSON: {_short(value[:60])}", out)
+                return
+        if not isinstance(value, dict):
+            self._note_attributes(entity, f"not used: not a JSON object: {_short(value)}", out)
+            return
+        device = self.devices.get(entity.device_id)
+        present = device.info.components if device is not None and device.info is not None else {}
+        own = {(cap, attr) for cap, support in entity.support.items() for attr in support.attributes}
+        unused: list[str] = []
+        for key, raw in value.items():
+            rule = ATTRIBUTE_KEYS.get(key) if isinstance(key, str) else None
+            if rule is None:
+                unused.append(str(key))
+                continue
+            cap, attr, convert = rule
+            if (cap, attr) in own or raw is None:
+                continue  # the entity's own state says it (Zigbee2MQTT repeats it); null is no reading
+            component = _attribute_component(entity, present, cap)
+            reading = _attribute_value(cap, attr, convert, raw) if component is not None else None
+            if component is None or reading is None:
+                unused.append(key)
+                continue
+            out.updates.append(Update(entity.device_id, component, cap, attr, reading))
+        if unused:
+            shown = ", ".join(sorted(unused)[:12]) + (", …" if len(unused) > 12 else "")
+            self._note_attributes(entity, f"{shown} not used (no capability of the device they fit)", out)
+
+    @staticmethod
+    def _note_attributes(entity: Entity, text: str, out: Decoded) -> None:
+        if not entity.attributes_noted:
+            entity.attributes_noted = True
+            out.notes.append(f"{SOURCE} {entity.key}: json_attributes {text}")
 
     def _decode_availability(self, routes: list[tuple[str, AvailabilityTopic]], payload: bytes,
                              out: Decoded) -> None:

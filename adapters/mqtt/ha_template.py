@@ -6,8 +6,13 @@ nothing else:
 
 * ``{{ value }}`` and ``{{ value_json }}`` followed by accessors ``.key``, ``.0``, ``['key']``, ``["key"]``,
   ``[0]``, chained (``{{ value_json.ENERGY.Power }}``, ``{{ value_json['ENERGY'].Today }}``);
+* in command templates, the variables Home Assistant passes besides ``value`` (``red``, ``green``, ``blue``,
+  ``white`` of an RGBW light, ``hue``/``sat``, ``x``/``y``): the caller names them when it compiles
+  (``compile_template(source, names=…)``) and gives their values when it renders;
 * filters ``| float``, ``| float(default)``, ``| int``, ``| int(default)``, ``| round``, ``| round(n)``,
-  ``| is_defined``, ``| lower``, ``| upper``, ``| trim``, ``| string``, ``| default(x)``, chained;
+  ``| is_defined``, ``| lower``, ``| upper``, ``| trim``, ``| string``, ``| default(x)``, ``| join``,
+  ``| join(sep)`` (HA's docs: ``{{ value_json.rgb | join(',') }}``), ``| tojson`` (an attributes template's
+  ``{{ value_json | tojson }}``), ``| multiply(n)`` (Home Assistant's own filter), chained;
 * number and string literals (``{{ 'ON' }}``), and text around ``{{ … }}`` blocks
   (``{{ value_json.id }}_{{ value_json.event }}``);
 * a lookup in a literal table, as Z-Wave JS UI writes its thermostat modes:
@@ -27,7 +32,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +151,32 @@ def _default(value: Any, fallback: Any = "") -> Any:
     return fallback if value is UNDEFINED else value
 
 
+def _join(value: Any, separator: Any = "") -> Any:
+    if value is UNDEFINED:
+        return UNDEFINED
+    if not isinstance(value, list):
+        raise TemplateError(f"join: expected a list, got {type(value).__name__}")
+    return to_text(separator).join(to_text(item) for item in value)
+
+
+def _tojson(value: Any) -> Any:
+    if value is UNDEFINED:
+        return UNDEFINED
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError) as err:  # pragma: no cover - parsed JSON always serialises
+        raise TemplateError(f"tojson: {err}") from None
+
+
+def _multiply(value: Any, factor: Any = 1) -> Any:
+    if value is UNDEFINED:
+        return UNDEFINED
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)):
+        raise TemplateError(f"multiply({factor!r}): the factor must be a number")
+    number = _to_float(value)
+    return number * factor
+
+
 # name -> (function, maximum number of arguments)
 FILTERS: dict[str, tuple[Callable[..., Any], int]] = {
     "float": (_to_float, 1),
@@ -157,6 +188,9 @@ FILTERS: dict[str, tuple[Callable[..., Any], int]] = {
     "trim": (_text_filter(str.strip), 0),
     "string": (_text_filter(lambda s: s), 0),
     "default": (_default, 1),
+    "join": (_join, 1),
+    "tojson": (_tojson, 0),
+    "multiply": (_multiply, 1),
 }
 
 # ---------------------------------------------------------------------------------------------- parsing
@@ -177,7 +211,7 @@ Accessor = str | int
 
 @dataclass(frozen=True, slots=True)
 class _Expr:
-    root: str  # "value", "value_json" or "literal"
+    root: str  # "value", "value_json", "literal" or a command variable's name
     literal: Any
     path: tuple[Accessor, ...]
     filters: tuple[tuple[Callable[..., Any], tuple[Any, ...]], ...]
@@ -209,10 +243,11 @@ def _literal(kind: str, raw: str) -> Any:
         return False
     if raw in ("none", "None"):
         return None
-    raise TemplateUnsupported(f"unknown name {raw!r} (only value and value_json are available)")
+    raise TemplateUnsupported(f"unknown name {raw!r} (only value, value_json and the command's variables are "
+                              "available)")
 
 
-def _parse_expr(text: str) -> _Expr:
+def _parse_expr(text: str, names: frozenset[str] = frozenset()) -> _Expr:
     tokens = _tokens(text)
     if not tokens:
         raise TemplateUnsupported("empty expression")
@@ -244,7 +279,7 @@ def _parse_expr(text: str) -> _Expr:
             raise TemplateUnsupported("a table must be looked up with [value…] or [value_json…]")
         root = tokens[i + 1][1]
         i += 2
-    elif kind == "name" and raw in ("value", "value_json"):
+    elif kind == "name" and (raw in ("value", "value_json") or raw in names):
         root = raw
     else:
         literal = _literal(kind, raw)
@@ -324,38 +359,46 @@ def _lookup(value: Any, path: tuple[Accessor, ...]) -> Any:
 class CompiledTemplate:
     """A template compiled once (per discovery config) and rendered per message."""
 
-    __slots__ = ("_parts", "needs_json", "single", "source")
+    __slots__ = ("_parts", "needs_json", "single", "source", "variables")
 
     def __init__(self, source: str, parts: tuple[str | _Expr, ...]) -> None:
         self.source = source
         self._parts = parts
         self.single = len(parts) == 1 and isinstance(parts[0], _Expr)
         self.needs_json = any(isinstance(p, _Expr) and p.root == "value_json" for p in parts)
+        # The command variables (red, green, …) this template uses.
+        self.variables = frozenset(p.root for p in parts if isinstance(p, _Expr)
+                                   and p.root not in ("value", "value_json", "literal"))
 
-    def render(self, value: Any, value_json: Any = UNDEFINED) -> Any:
-        """Render with ``value`` (the payload text) and ``value_json`` (the parsed payload, or UNDEFINED).
+    def render(self, value: Any, value_json: Any = UNDEFINED, variables: dict[str, Any] | None = None) -> Any:
+        """Render with ``value`` (the payload text), ``value_json`` (the parsed payload, or UNDEFINED) and the
+        command ``variables`` the template was compiled to know (a missing one is undefined).
 
         Returns the value of a single-expression template, else the rendered text; UNDEFINED when a
         single expression is undefined. Raises TemplateError for a failing filter."""
         if self.single:
-            return self._eval(self._parts[0], value, value_json)  # type: ignore[arg-type]
+            return self._eval(self._parts[0], value, value_json, variables)  # type: ignore[arg-type]
         out: list[str] = []
         for part in self._parts:
             if isinstance(part, str):
                 out.append(part)
             else:
-                result = self._eval(part, value, value_json)
+                result = self._eval(part, value, value_json, variables)
                 out.append(to_text(result))
         return "".join(out)
 
     @staticmethod
-    def _eval(expr: _Expr, value: Any, value_json: Any) -> Any:
+    def _eval(expr: _Expr, value: Any, value_json: Any, variables: dict[str, Any] | None = None) -> Any:
         if expr.root == "value_json":
             result = _lookup(value_json, expr.path) if value_json is not UNDEFINED else UNDEFINED
         elif expr.root == "value":
             result = _lookup(value, expr.path) if expr.path else value
-        else:
+        elif expr.root == "literal":
             result = expr.literal
+        else:
+            result = (variables or {}).get(expr.root, UNDEFINED)
+            if expr.path:
+                result = _lookup(result, expr.path) if result is not UNDEFINED else UNDEFINED
         if expr.table is not None:
             try:
                 result = expr.table.get(result, UNDEFINED) if result is not UNDEFINED else UNDEFINED
@@ -369,8 +412,10 @@ class CompiledTemplate:
         return f"CompiledTemplate({self.source!r})"
 
 
-def compile_template(source: Any) -> CompiledTemplate:
-    """Compile ``source`` or raise :class:`TemplateUnsupported` (never executes anything)."""
+def compile_template(source: Any, names: Iterable[str] = ()) -> CompiledTemplate:
+    """Compile ``source`` or raise :class:`TemplateUnsupported` (never executes anything). ``names``: the
+    variables a command template may use besides ``value`` (``red``, ``green``, ``blue`` …)."""
+    known = frozenset(names)
     if not isinstance(source, str):
         raise TemplateUnsupported(f"a template must be a string, got {type(source).__name__}")
     if len(source) > MAX_TEMPLATE_CHARS:
@@ -382,7 +427,7 @@ def compile_template(source: Any) -> CompiledTemplate:
     for match in _BLOCK.finditer(source):
         if match.start() > pos:
             parts.append(source[pos:match.start()])
-        parts.append(_parse_expr(match.group(1)))
+        parts.append(_parse_expr(match.group(1), known))
         pos = match.end()
     tail = source[pos:]
     if "{{" in tail or "}}" in tail:

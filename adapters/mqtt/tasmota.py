@@ -1,8 +1,9 @@
 """The Tasmota adapter: the thin I/O shell around :mod:`adapters.mqtt.tasmota_codec`.
 
 It subscribes to the native discovery topics (``<discovery_prefix>/#``) and to the ``stat``/``tele`` topics of
-every device with the configured FullTopic, plus the topics of any discovered device whose own FullTopic or
-prefixes differ (one handle per filter, kept and undone on stop). Commands are published on
+every device with the configured FullTopic (and a Zigbee bridge's per-device ``tele/<t>/<short>/SENSOR``), plus the
+topics of any discovered device whose own FullTopic or prefixes differ (one handle per filter, kept and undone on
+stop). Commands are published on
 ``cmnd/<topic>/<Command>``; the hub confirms them from the ``stat/<topic>/RESULT`` the device answers with.
 """
 

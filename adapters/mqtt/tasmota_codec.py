@@ -15,16 +15,33 @@ never announced itself (discovery off) is still picked up from its telemetry.
 
 **Devices and components.** Device id ``tasmota:<topic>`` (lowercase). Relay *n* (``POWER<n>``, and ``POWER``
 for the first) is component ``main`` for *n* = 1 and ``l<n>`` otherwise, named after the relay number so that
-``POWER3`` is always ``l3``. A light's ``Dimmer``/``CT``/``HSBColor`` belong to the component of its relay.
+``POWER3`` is always ``l3``. A light's ``Dimmer``/``CT``/``HSBColor`` belong to the component of its relay. A light
+split in two (``SetOption37 128``; discovery ``lk`` 0 with two lights in ``rl``) is two components: the colour
+light (``POWER<n>``, ``Dimmer1``, ``HSBColor``) and the white light (``POWER<n+1>``, ``Dimmer2``, ``CT`` when it
+has two whites); with ``SetOption68`` each PWM channel is a dimmable light of its own (``POWER<n>``,
+``Channel<n>``). ``Color``, ``White`` and ``Channel`` (the array) repeat what those say and are not read.
 Shutter *k* is ``main`` when the device has no relay of its own, else ``shutter<k>``. Energy channels
 (``"Power": [a, b]``) follow the relay rule (``main``, ``l2``, …). Sensor blocks: the first block of a kind
 goes to ``main``; a block whose attributes ``main`` already has (a second DS18B20) gets a component named after
 it, lowercased (``ds18b20-2``); the ESP32 chip's own temperature is always ``esp32``.
 
+**Zigbee bridge** (Zigbee2Tasmota, a Sonoff ZBBridge): each device of ``{"ZbReceived": {"0x8F20": {…}}}`` (in
+``tele/<t>/SENSOR``, ``tele/<t>/<short>/SENSOR`` with ``SetOption89``, keyed by its name with ``SetOption83``,
+without the ``ZbReceived`` envelope with ``SetOption100``) is a Hearth device of its own, ``tasmota:<bridge
+topic>:<short address>`` (short addresses are unique per bridge only; Zigbee2Tasmota itself keys everything by
+them), ``via`` the bridge, named by its ``Name``, its IEEE address (from ``ZbState`` 30 or ``IEEEAddr``) kept as
+its serial. Its readings go through the same tables as a Tasmota sensor's (:data:`SENSOR_FIELDS`) and
+:data:`ZIGBEE_FIELDS` (Tasmota's Zigbee attribute names); attributes that a remote *sends* (a message with a
+``"0006!02"``-style command) are not its state and are not read. It is available while its bridge is.
+
 **Commands.** ``on``/``off``/``toggle`` -> ``cmnd/<t>/POWER<n>`` with the device's own words (``ON``, ``OFF``,
-``TOGGLE`` unless discovery says otherwise); ``level.set`` -> ``cmnd/<t>/Dimmer <0-100>``;
-``color_temperature.set`` -> ``cmnd/<t>/CT <153-500 mireds>``; covers -> ``ShutterOpen<k>``,
-``ShutterClose<k>``, ``ShutterStop<k>``, ``ShutterPosition<k> <percent>``.
+``TOGGLE`` unless discovery says otherwise); ``level.set`` -> ``cmnd/<t>/Dimmer <0-100>`` (``Dimmer1``/``Dimmer2``
+for the parts of a split light, ``Channel<n>`` for a SetOption68 channel, ``Dimmer3`` on a Tuya MCU light);
+``color_temperature.set`` -> ``cmnd/<t>/CT <153-500 mireds>``; ``color.set`` -> ``cmnd/<t>/Backlog
+NoDelay;HsbColor1 <hue>;NoDelay;HsbColor2 <sat>`` (as Home Assistant's Tasmota integration sends it: brightness
+and white stay as they are); covers -> ``ShutterOpen<k>``, ``ShutterClose<k>``, ``ShutterStop<k>``,
+``ShutterPosition<k> <percent>``. A Zigbee device's ``on``/``off``/``toggle`` and ``level.set`` go to its bridge
+as ``cmnd/<bridge>/ZbSend {"Device": "<short>", "Send": {"Power": 1}}`` (``"Dimmer": 0-254``).
 """
 
 from __future__ import annotations
@@ -47,9 +64,12 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "SENSOR_FIELDS",
     "SOURCE",
+    "ZIGBEE_FIELDS",
     "Decoded",
     "TasmotaCodec",
     "TasmotaDevice",
+    "TasmotaLight",
+    "ZigbeeDevice",
     "relay_component",
 ]
 
@@ -65,12 +85,24 @@ FAN_COMPONENT = "fan"
 # lt_st: 1 dimmer, 2 cold/warm, 3 RGB, 4 RGBW, 5 RGBCW
 _LIGHT_CT = frozenset({2, 5})
 _LIGHT_COLOR = frozenset({3, 4, 5})
-# Tasmota's CT range in mireds (153..500, the same as Home Assistant's default).
+# Tasmota's CT range in mireds (153..500, the same as Home Assistant's default); SetOption82 reduces it to
+# 200..380 for Alexa (hatasmota's REDUCED_MIN/MAX_MIREDS).
 CT_MIN_MIREDS, CT_MAX_MIREDS = 153, 500
+CT_REDUCED_MIREDS = (200, 380)
 _MIRED_PER_KELVIN = 1_000_000
+# Zigbee2Tasmota devices per bridge: an ESP32 bridge handles a few hundred; far beyond is junk.
+MAX_ZIGBEE_DEVICES = 1000
 
 _POWER_KEY = re.compile(r"^POWER(\d{0,2})$")
 _SHUTTER_KEY = re.compile(r"^Shutter(\d)$")
+_CHANNEL_KEY = re.compile(r"^Channel(\d{1,2})$")
+# Keys of a light's state and the parts of a light they belong to, in order of preference (TasmotaDevice.light_for).
+_LIGHT_KEY_KINDS: dict[str, tuple[str, ...]] = {"Dimmer": ("linked",), "Dimmer1": ("rgb",), "Dimmer2": ("white",),
+                                                "CT": ("linked", "white"), "HSBColor": ("linked", "rgb")}
+_LIGHT_KEYS = frozenset(_LIGHT_KEY_KINDS)
+_ZB_ADDRESS = re.compile(r"^0x[0-9A-Fa-f]{4}$")
+# A received Zigbee command ("0006!02": cluster 0x0006, command 0x02): the message is what a remote *sent*.
+_ZB_COMMAND = re.compile(r"^[0-9A-Fa-f]{4}![0-9A-Fa-f]{2}$")
 
 
 def relay_component(number: int) -> str:
@@ -144,6 +176,47 @@ ENERGY_FIELDS: dict[str, Field] = {
     "Frequency": Field("power_meter", "hertz"),
 }
 
+@dataclass(frozen=True, slots=True)
+class ZbField:
+    capability: str
+    attribute: str
+    # "number" as it is; "bool" 0/1 or true/false; "per254" a ZCL level 0-254 as %; "hue254" 0-254 as degrees;
+    # "xy" a ZCL colour coordinate 0-65535 as 0-1; "mired" a colour temperature in mireds as kelvin.
+    kind: str = "number"
+    # State of what the device switches (on/off, dimmer, colour): when a remote sends these as commands they are
+    # not its state (see _ZB_COMMAND).
+    actuator: bool = False
+
+
+#: Tasmota's Zigbee attribute names (Zigbee2Tasmota, ``xdrv_23_zigbee_5_1_attributes.ino`` ``Z_PostProcess``, and
+#: the Zigbee docs' table), besides the sensor names of :data:`SENSOR_FIELDS` (``Temperature``, ``Humidity``,
+#: ``Pressure``, ``Illuminance`` … already in canonical units there). Supporting another is adding a row.
+ZIGBEE_FIELDS: dict[str, ZbField] = {
+    "Occupancy": ZbField("occupancy", "occupied", "bool"),
+    "Contact": ZbField("contact", "open", "bool"),  # IAS zone alarm 1 of a contact sensor: 1 = opened
+    "Water": ZbField("water_leak", "leak", "bool"),
+    "Fire": ZbField("smoke_co_alarm", "smoke", "bool"),
+    "CO": ZbField("smoke_co_alarm", "co", "bool"),
+    "BatteryPercentage": ZbField("battery", "percent"),
+    "Battery": ZbField("battery", "percent"),  # Aqara's own report (the Zigbee docs' lumi.weather example)
+    "BatteryVoltage": ZbField("battery", "volts"),
+    "Voltage": ZbField("battery", "volts"),  # Aqara's battery voltage (the docs: "Voltage: Battery voltage")
+    "LinkQuality": ZbField("connectivity", "lqi"),
+    "Power": ZbField("on_off", "on", "bool", actuator=True),
+    "Dimmer": ZbField("level", "percent", "per254", actuator=True),
+    "Hue": ZbField("color", "hue", "hue254", actuator=True),
+    "Sat": ZbField("color", "saturation", "per254", actuator=True),
+    "X": ZbField("color", "x", "xy", actuator=True),
+    "Y": ZbField("color", "y", "xy", actuator=True),
+    "CT": ZbField("color_temperature", "kelvin", "mired", actuator=True),
+}
+# What a Zigbee device's report carries besides readings: not read, and not worth a note.
+_ZB_META = frozenset({"Device", "Name", "Endpoint", "ModelId", "Manufacturer", "IEEEAddr", "PressureUnit",
+                      "TempUnit", "Group", "ZCLVersion", "AppVersion", "SWBuildID", "PowerSource"})
+# Zigbee2Tasmota's raw forms: an undecoded attribute ("0402_0000", "0406/0000"), a received command ("0006!02",
+# "0500<00", "0500?00"): the decoded names beside them are what counts.
+_ZB_RAW = re.compile(r"^[0-9A-Fa-f]{4}[^0-9A-Za-z]")
+
 # Blocks that are never "the room's" sensor: the ESP32's die temperature.
 _OWN_COMPONENT_BLOCKS = {"ESP32": "esp32", "ESP8266": "esp8266"}
 # An NTC on the ADC (block ANALOG) of a device that meters what its relays switch is the board's own
@@ -173,6 +246,49 @@ def _spec_check(cap: str, attr: str, value: Any) -> None:
 
 
 @dataclass(slots=True)
+class TasmotaLight:
+    """One light of a Tasmota device, switched by relay ``relay`` (``POWER<relay>``). ``kind``: ``linked`` (the
+    one light of the device, every key), ``rgb``/``white`` (the colour and the white part of a light split with
+    SetOption37 128), ``channel`` (one PWM channel with SetOption68)."""
+
+    relay: int
+    kind: str = "linked"
+    level: bool = False
+    ct: bool = False
+    color: bool = False
+    tuya: bool = False  # a Tuya MCU light: its brightness is set with Dimmer3 (hatasmota)
+
+    @property
+    def level_key(self) -> str:
+        """The state key of its brightness, and the command that sets it."""
+        return {"linked": "Dimmer", "rgb": "Dimmer1", "white": "Dimmer2"}.get(self.kind, f"Channel{self.relay}")
+
+    @property
+    def level_command(self) -> str:
+        return "Dimmer3" if self.tuya and self.kind == "linked" else self.level_key
+
+
+@dataclass(slots=True)
+class ZigbeeDevice:
+    """One device behind a Tasmota Zigbee bridge, as its reports told us."""
+
+    address: str  # short address as Tasmota writes it ("0x8F20")
+    id: str
+    name: str | None = None
+    model: str | None = None
+    manufacturer: str | None = None
+    ieee: str | None = None
+    # (component, capability) -> attributes it reported; (capability, command) it can be sent
+    support: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    commands: set[tuple[str, str]] = field(default_factory=set)
+    # The lowest endpoint its on/off, dimmer or colour came from: that endpoint is the device's "main" (a second
+    # gang on a higher endpoint is not read into it; see _decode_zigbee_device).
+    main_endpoint: int | None = None
+    told: set[str] = field(default_factory=set)  # notes already given (once each)
+    info: DeviceInfo | None = None
+
+
+@dataclass(slots=True)
 class TasmotaDevice:
     """One Tasmota device: what discovery and telemetry told us."""
 
@@ -185,13 +301,15 @@ class TasmotaDevice:
     sw_version: str | None = None
     discovered: bool = False
     relays: dict[int, int] = field(default_factory=dict)  # relay number -> RL_RELAY/RL_LIGHT
-    light_relay: int | None = None
-    light_subtype: int = 0
+    lights: dict[int, TasmotaLight] = field(default_factory=dict)  # relay number -> its light
+    ct_mireds: tuple[int, int] = (CT_MIN_MIREDS, CT_MAX_MIREDS)
     shutters: set[int] = field(default_factory=set)
     # Relays that drive a shutter's motor (discovery's `rl` type 3; without discovery Tasmota's default,
     # ShutterRelay<n> = 2n-1: relays 2n-1 and 2n): not switches of their own, the cover says what they do.
     shutter_relays: set[int] = field(default_factory=set)
-    told_zigbee: bool = False  # the user was told, once, that its ZbReceived messages are not read
+    zigbee: dict[str, ZigbeeDevice] = field(default_factory=dict)  # a Zigbee bridge's devices, by short address
+    zigbee_ieee: dict[str, str] = field(default_factory=dict)  # short address -> IEEE address (ZbState 30)
+    online: bool | None = None  # its last LWT: the availability of its Zigbee devices too
     fan: bool = False  # a Sonoff iFan's fan (FanSpeed 0-3), component "fan"
     words: tuple[str, str, str] = ("OFF", "ON", "TOGGLE")
     online_word: str = "Online"
@@ -200,15 +318,43 @@ class TasmotaDevice:
     sensor_layout: dict[str, str] = field(default_factory=dict)
     energy_channels: int = 0
     energy_fields: set[str] = field(default_factory=set)
-    seen_state: set[str] = field(default_factory=set)  # Dimmer/CT/HSBColor/Wifi keys seen without discovery
+    seen_state: set[str] = field(default_factory=set)  # Wifi seen
+    # Keys its state messages had so far (bounded): lights are learnt again only when a message brings a new one.
+    state_keys: set[str] = field(default_factory=set)
+    light_keys: dict[str, TasmotaLight | None] = field(default_factory=dict)  # light_for's answers, by key
     bases: dict[str, str] = field(default_factory=dict)  # "stat"/"tele" -> topic base (ends with /)
     info: DeviceInfo | None = None
 
     def shutter_component(self, number: int) -> str:
         return "main" if number == 1 and not self.relays else f"shutter{number}"
 
-    def light_component(self) -> str | None:
-        return relay_component(self.light_relay) if self.light_relay is not None else None
+    def light_for(self, key: str) -> TasmotaLight | None:
+        """The light a state key belongs to: ``Dimmer`` the linked light, ``Dimmer1``/``Dimmer2`` the parts of a
+        split one, ``CT`` and ``HSBColor`` the linked light or else the white / colour part, ``Channel<n>`` the
+        SetOption68 channel n."""
+        try:
+            return self.light_keys[key]
+        except KeyError:
+            pass
+        found = self._light_for(key)
+        if len(self.light_keys) < 64:
+            self.light_keys[key] = found
+        return found
+
+    def _light_for(self, key: str) -> TasmotaLight | None:
+        kinds = _LIGHT_KEY_KINDS.get(key)
+        if kinds is None:
+            channel = _CHANNEL_KEY.match(key)
+            light = self.lights.get(int(channel.group(1))) if channel else None
+            return light if light is not None and light.kind == "channel" else None
+        for kind in kinds:
+            for light in self.lights.values():
+                if light.kind == kind:
+                    return light
+        return None
+
+    def light_on(self, component: str) -> TasmotaLight | None:
+        return next((light for light in self.lights.values() if relay_component(light.relay) == component), None)
 
 
 def _support(caps: dict[str, dict[str, CapabilitySupport]], component: str, cap: str,
@@ -227,16 +373,16 @@ def _device_info(device: TasmotaDevice) -> DeviceInfo:
     caps: dict[str, dict[str, CapabilitySupport]] = {}
     for number in sorted(device.relays):
         _support(caps, relay_component(number), "on_off", ["on"], ["on", "off", "toggle"])
-    light = device.light_component()
-    if light is not None:
-        subtype = device.light_subtype
-        if subtype >= 1 or "Dimmer" in device.seen_state:
-            _support(caps, light, "level", ["percent"], ["set"])
-        if subtype in _LIGHT_CT or "CT" in device.seen_state:
-            kelvin = (round(_MIRED_PER_KELVIN / CT_MAX_MIREDS), round(_MIRED_PER_KELVIN / CT_MIN_MIREDS))
-            _support(caps, light, "color_temperature", ["kelvin"], ["set"], {"kelvin": kelvin})
-        if subtype in _LIGHT_COLOR or "HSBColor" in device.seen_state:
-            _support(caps, light, "color", ["hue", "saturation"])
+    low, high = device.ct_mireds
+    kelvin = (round(_MIRED_PER_KELVIN / high), round(_MIRED_PER_KELVIN / low))
+    for light in device.lights.values():
+        component = relay_component(light.relay)
+        if light.level:
+            _support(caps, component, "level", ["percent"], ["set"])
+        if light.ct:
+            _support(caps, component, "color_temperature", ["kelvin"], ["set"], {"kelvin": kelvin})
+        if light.color:
+            _support(caps, component, "color", ["hue", "saturation"], ["set"])
     for number in sorted(device.shutters):
         _support(caps, device.shutter_component(number), "cover", ["position_percent", "motion"],
                  ["open", "close", "stop", "set_position"])
@@ -255,6 +401,17 @@ def _device_info(device: TasmotaDevice) -> DeviceInfo:
     )
 
 
+def _zigbee_info(bridge: TasmotaDevice, zb: ZigbeeDevice) -> DeviceInfo:
+    caps: dict[str, dict[str, CapabilitySupport]] = {}
+    for (component, cap), attrs in sorted(zb.support.items()):
+        cmds = sorted(cmd for c, cmd in zb.commands if c == cap) if component == "main" else []
+        _support(caps, component, cap, attrs, cmds)
+    return DeviceInfo(
+        id=zb.id, name=zb.name or zb.address, source=SOURCE, components=caps or {"main": {}},
+        manufacturer=zb.manufacturer, model=zb.model, serial=zb.ieee, via=bridge.id, aliases=(zb.address,),
+    )
+
+
 # ---------------------------------------------------------------------------------------------- decoding
 
 
@@ -267,7 +424,51 @@ class Decoded:
     updates: list[Update] = field(default_factory=list)
     availability: list[tuple[str, bool | None]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # understood and deliberately not used (replay lists them)
     topics_changed: bool = False
+
+
+def _zigbee_reports(data: dict[str, Any]) -> dict[str, Any]:
+    """The per-device reports of a Zigbee bridge's message: ``ZbReceived``, or (SetOption100) the same without
+    the envelope, keyed by short address."""
+    received = data.get("ZbReceived")
+    if isinstance(received, dict):
+        return received
+    return {k: v for k, v in data.items() if isinstance(v, dict) and _ZB_ADDRESS.match(k)}
+
+
+def _zigbee_value(zf: ZbField | None, sf: Field | None, raw: Any, temp_unit: Any, pressure_unit: Any) -> Any:
+    """A Zigbee2Tasmota attribute as the capability model wants it (raises CodecError)."""
+    if zf is None:
+        assert sf is not None
+        number = _number(raw)
+        if sf.unit_kind == "temp":
+            if temp_unit is None:
+                raise _bad("TempUnit is not C, F or K")
+            number = temp_unit(number)
+        elif sf.unit_kind == "pressure":
+            if pressure_unit is None:
+                raise _bad("PressureUnit is not hPa, mmHg or inHg")
+            number = pressure_unit(number)
+        return number
+    if zf.kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        if raw in (0, 1) and isinstance(raw, int):
+            return raw == 1
+        raise _bad(f"expected 0 or 1, got {_short(raw)}")
+    number = _number(raw)
+    if zf.kind == "per254":  # ZCL level and saturation: 0-254
+        return round(number * 100 / 254, 1)
+    if zf.kind == "hue254":
+        return round(number * 360 / 254, 1)
+    if zf.kind == "xy":  # ZCL CurrentX/CurrentY = x * 65536
+        return round(number / 65536, 4)
+    if zf.kind == "mired":
+        if number <= 0:
+            raise _bad(f"CT {number:g} mireds is not a colour temperature")
+        return round(_MIRED_PER_KELVIN / number)
+    return number
 
 
 def parse_json(payload: bytes) -> Any:
@@ -279,12 +480,13 @@ def parse_json(payload: bytes) -> Any:
         raise _bad(f"payload is not JSON ({err.msg}): {_short(payload[:60])}") from None
 
 
-def _full_topic_regex(full_topic: str, prefixes: Iterable[str]) -> re.Pattern[str]:
+def _full_topic_regex(full_topic: str, prefixes: Iterable[str], sub: bool = False) -> re.Pattern[str]:
+    """``sub``: the per-device topics of a Zigbee bridge, ``<base><short address>/SENSOR`` (SetOption89)."""
     pattern = re.escape(full_topic if full_topic.endswith("/") else full_topic + "/")
     pattern = pattern.replace(re.escape("%prefix%"), "(?P<prefix>" + "|".join(map(re.escape, prefixes)) + ")")
     pattern = pattern.replace(re.escape("%topic%"), r"(?P<topic>[^/+#]+)")
     pattern = pattern.replace(re.escape("%hostname%"), r"[^/+#]+").replace(re.escape("%id%"), r"[^/+#]+")
-    return re.compile(pattern + r"(?P<command>[^/]+)$")
+    return re.compile(pattern + (r"[^/+#]+/SENSOR$" if sub else r"(?P<command>[^/]+)$"))
 
 
 class TasmotaCodec:
@@ -295,10 +497,12 @@ class TasmotaCodec:
         self.discovery_prefix = discovery_prefix
         self._discovery_slash = discovery_prefix + "/"
         self._regex = _full_topic_regex(full_topic, ("stat", "tele"))
+        self._zigbee_regex = _full_topic_regex(full_topic, ("tele",), sub=True)
         self.static_filters = subscription_filters(full_topic)
         self.by_id: dict[str, TasmotaDevice] = {}
         self.by_topic: dict[str, TasmotaDevice] = {}
         self.by_mac: dict[str, TasmotaDevice] = {}
+        self.zigbee_by_id: dict[str, tuple[TasmotaDevice, ZigbeeDevice]] = {}
         # "<stat or tele base without the trailing />" -> (device, "stat"/"tele"), for discovered devices
         self._bases: dict[str, tuple[TasmotaDevice, str]] = {}
         self._extra_filters: set[str] = set()
@@ -310,6 +514,10 @@ class TasmotaCodec:
 
     def device(self, device_id: str) -> TasmotaDevice | None:
         return self.by_id.get(device_id)
+
+    def zigbee_device(self, device_id: str) -> ZigbeeDevice | None:
+        entry = self.zigbee_by_id.get(device_id)
+        return entry[1] if entry is not None else None
 
     # -- decoding
 
@@ -324,9 +532,18 @@ class TasmotaCodec:
         if topic.startswith(self._discovery_slash):
             self._decode_discovery(topic[len(self._discovery_slash):], payload, out)
             return out
+        if command == "SENSOR":  # <tele base>/<short>/SENSOR of a discovered Zigbee bridge (SetOption89)
+            entry = self._bases.get(base.rpartition("/")[0])
+            if entry is not None and entry[1] == "tele":
+                self._decode_message(entry[0], entry[0].topic, "tele", "ZIGBEE", payload, out)
+                return out
         match = self._regex.match(topic)
         if match is None:
-            return out  # not a Tasmota topic (another convention sharing a filter)
+            zigbee = self._zigbee_regex.match(topic) if command == "SENSOR" else None
+            if zigbee is not None:
+                name = zigbee.group("topic")
+                self._decode_message(self.by_topic.get(name), name, "tele", "ZIGBEE", payload, out)
+            return out  # else not a Tasmota topic (another convention sharing a filter)
         name = match.group("topic")
         self._decode_message(self.by_topic.get(name), name, match.group("prefix"), match.group("command"),
                              payload, out)
@@ -339,7 +556,9 @@ class TasmotaCodec:
             return
         handler = None
         if kind == "tele":
-            handler = {"STATE": "state", "SENSOR": "sensor"}.get(command)
+            # RESULT under tele: Zigbee2Tasmota's older versions published ZbReceived there (the Zigbee docs'
+            # ZbName example); ZIGBEE: the per-device SENSOR topic of SetOption89.
+            handler = {"STATE": "state", "SENSOR": "sensor", "RESULT": "zigbee", "ZIGBEE": "zigbee"}.get(command)
         elif command == "RESULT":
             handler = "state"
         elif command in ("STATUS8", "STATUS10"):
@@ -367,6 +586,10 @@ class TasmotaCodec:
                 data, handler = data.get("StatusSNS"), "sensor"
             elif handler == "status_sts":
                 data, handler = data.get("StatusSTS"), "state"
+            elif handler == "zigbee":
+                if not _zigbee_reports(data) and "ZbState" not in data:
+                    return  # a tele/RESULT that is not the Zigbee bridge's (IrReceived, RfReceived…)
+                handler = "sensor"
             if not isinstance(data, dict):
                 return
         if device is None:
@@ -396,7 +619,10 @@ class TasmotaCodec:
             if name in self._lwt or len(self._lwt) < MAX_DEVICES:
                 self._lwt[name] = online
             return
+        device.online = online
         out.availability.append((device.id, online))
+        # A bridge that is offline reaches none of its Zigbee devices.
+        out.availability += [(zb.id, online) for zb in device.zigbee.values()]
 
     def _device_from_telemetry(self, name: str, out: Decoded) -> TasmotaDevice | None:
         if len(self.by_id) >= MAX_DEVICES:
@@ -408,6 +634,7 @@ class TasmotaCodec:
         self._publish(device, out)
         online = self._lwt.pop(name, None)
         if online is not None:
+            device.online = online
             out.availability.append((device.id, online))
         return device
 
@@ -430,14 +657,15 @@ class TasmotaCodec:
 
     def _decode_state(self, device: TasmotaDevice, data: dict[str, Any], out: Decoded) -> None:
         dev_id = device.id
+        # A discovered device's lights are what discovery said; one that never announced itself is learnt here,
+        # from a message with a key not seen before (the hot path of a known device skips it).
         grew = False
-        light: str | None = None
-        if device.light_relay is None and any(k in data for k in ("Dimmer", "CT", "HSBColor")):
-            # Tasmota puts a light after the relays: it is the last POWER<n> of the device.
-            numbers = [int(m.group(1) or 1) for m in map(_POWER_KEY.match, data) if m is not None]
-            device.light_relay = max([n for n in numbers if 1 <= n <= 32] or [1])
-            device.relays[device.light_relay] = RL_LIGHT
-            grew = True
+        if not device.discovered:
+            new_keys = data.keys() - device.state_keys
+            if new_keys:
+                grew = self._learn_lights(device, data)
+                if len(device.state_keys) < 256:
+                    device.state_keys |= new_keys
         for key, raw in data.items():
             try:
                 power = _POWER_KEY.match(key)
@@ -450,16 +678,10 @@ class TasmotaCodec:
                         grew = True
                     out.updates.append(Update(dev_id, relay_component(number), "on_off", "on",
                                               self._power_word(device, raw)))
-                elif key in ("Dimmer", "CT", "HSBColor"):
-                    if device.light_relay is None:
-                        device.light_relay = 1
-                        device.relays.setdefault(1, RL_LIGHT)
-                        grew = True
-                    if key not in device.seen_state and not device.discovered:
-                        device.seen_state.add(key)
-                        grew = True
-                    light = device.light_component() or "main"
-                    out.updates += self._light_value(dev_id, light, key, raw)
+                elif key in _LIGHT_KEYS:
+                    light = device.light_for(key)
+                    if light is not None:
+                        out.updates += self._light_value(dev_id, relay_component(light.relay), key, raw)
                 elif key == "FanSpeed":
                     # Sonoff iFan02/03/04 (Tasmota's iFan module): 0 off, 1-3 low/medium/high.
                     speed = _number(raw)
@@ -477,6 +699,10 @@ class TasmotaCodec:
                     dbm = _number(raw["Signal"])
                     _spec_check("connectivity", "rssi_dbm", dbm)
                     out.updates.append(Update(dev_id, "main", "connectivity", "rssi_dbm", dbm))
+                elif key[:7] == "Channel" and device.lights:  # Channel<n> of a SetOption68 channel light
+                    light = device.light_for(key)
+                    if light is not None:
+                        out.updates += self._light_value(dev_id, relay_component(light.relay), key, raw)
                 else:
                     shutter = _SHUTTER_KEY.match(key)
                     if shutter is not None and isinstance(raw, dict):
@@ -497,6 +723,49 @@ class TasmotaCodec:
             self._publish(device, out)  # the adapter applies upserts before updates
 
     @staticmethod
+    def _learn_lights(device: TasmotaDevice, data: dict[str, Any]) -> bool:
+        """Lights of a device without discovery, from the keys of its state; True when they changed."""
+        grew = False
+        powers = sorted({n for m in map(_POWER_KEY.match, data) if m is not None
+                         for n in [int(m.group(1) or 1)] if 1 <= n <= 32})
+
+        def light(relay: int, kind: str) -> None:
+            nonlocal grew
+            found = device.lights.get(relay)
+            if found is None or found.kind != kind:
+                device.lights[relay] = TasmotaLight(relay, kind)
+                device.light_keys.clear()
+                device.relays[relay] = RL_LIGHT  # its POWER may have been seen before as a plain relay's
+                grew = True
+
+        if ("Dimmer1" in data or "Dimmer2" in data) and not any(
+                lt.kind in ("rgb", "white") for lt in device.lights.values()):
+            # SetOption37 128: the colour and the white light are the last two POWERs (Tasmota numbers lights
+            # after the relays), in that order (xdrv_04_light.ino ResponseLightState).
+            rgb_relay = powers[-2] if len(powers) >= 2 else 1
+            for relay in [r for r, lt in device.lights.items() if lt.kind == "linked"]:
+                del device.lights[relay]
+                device.light_keys.clear()
+            light(rgb_relay, "rgb")
+            light(rgb_relay + 1, "white")
+        elif any(k in data for k in ("Dimmer", "CT", "HSBColor")) and not device.lights:
+            # Tasmota puts a light after the relays: it is the last POWER<n> of the device.
+            light(powers[-1] if powers else 1, "linked")
+        for key in data:
+            channel = _CHANNEL_KEY.match(key)
+            if channel is not None and 1 <= int(channel.group(1)) <= 32:
+                light(int(channel.group(1)), "channel")  # SetOption68: each PWM channel is a light
+        for key in data:
+            target = device.light_for(key) if key in _LIGHT_KEYS or key.startswith("Channel") else None
+            if target is None:
+                continue
+            flag = {"CT": "ct", "HSBColor": "color"}.get(key, "level")
+            if not getattr(target, flag):
+                setattr(target, flag, True)
+                grew = True
+        return grew
+
+    @staticmethod
     def _power_word(device: TasmotaDevice, raw: Any) -> bool:
         if raw == device.words[1] or raw in ("ON", "1", 1):
             return True
@@ -506,7 +775,7 @@ class TasmotaCodec:
 
     @staticmethod
     def _light_value(dev_id: str, component: str, key: str, raw: Any) -> list[Update]:
-        if key == "Dimmer":
+        if key not in ("CT", "HSBColor"):  # Dimmer, Dimmer1, Dimmer2, Channel<n>: 0-100
             percent = _number(raw)
             _spec_check("level", "percent", percent)
             return [Update(dev_id, component, "level", "percent", percent)]
@@ -587,12 +856,13 @@ class TasmotaCodec:
         return grew
 
     def _decode_sensor(self, device: TasmotaDevice, data: dict[str, Any], out: Decoded) -> None:
-        if "ZbReceived" in data and not device.told_zigbee:
-            # A Tasmota Zigbee bridge (Sonoff ZBBridge): its Zigbee devices' reports are not something a
-            # user should find silently missing. Said once per bridge.
-            device.told_zigbee = True
-            out.problems.append(f"{SOURCE} {device.topic!r}: this is a Tasmota Zigbee bridge; the Zigbee devices "
-                                f"it reports (ZbReceived) are not read by Hearth: pair them with Zigbee2MQTT")
+        # Zigbee2Tasmota's messages carry no "Time" (a sensor's telemetry always does): only those are looked
+        # through for reports without the ZbReceived envelope.
+        reports = _zigbee_reports(data) if "ZbReceived" in data or "Time" not in data else {}
+        if reports or "ZbState" in data:
+            self._decode_zigbee(device, reports, data.get("ZbState"), out)
+            if reports:
+                return  # a Zigbee report carries nothing of the bridge's own
         if self._layout_sensors(device, data):
             self._publish(device, out)
         shutters = {k: v for k, v in data.items() if _SHUTTER_KEY.match(k)}
@@ -647,6 +917,126 @@ class TasmotaCodec:
                     continue
                 out.updates.append(Update(dev_id, component, f.capability, f.attribute, number))
 
+    # -- Zigbee bridge (ZbReceived)
+
+    def _decode_zigbee(self, bridge: TasmotaDevice, reports: dict[str, Any], state: Any, out: Decoded) -> None:
+        if isinstance(state, dict) and state.get("Status") == 30:
+            # A device joined or rejoined: ZbState pairs its short address with its IEEE address.
+            short, ieee = state.get("ShortAddr"), state.get("IEEEAddr")
+            if isinstance(short, str) and _ZB_ADDRESS.match(short) and isinstance(ieee, str) and \
+                    re.fullmatch(r"0x[0-9A-Fa-f]{16}", ieee):
+                if short.upper() in bridge.zigbee_ieee or len(bridge.zigbee_ieee) < MAX_ZIGBEE_DEVICES:
+                    bridge.zigbee_ieee[short.upper()] = ieee.lower()
+                zb = bridge.zigbee.get(short.upper())
+                if zb is not None and zb.ieee != ieee.lower():
+                    zb.ieee = ieee.lower()
+                    self._publish_zigbee(bridge, zb, out)
+        for key, report in reports.items():
+            if not isinstance(report, dict):
+                out.problems.append(f"{SOURCE} {bridge.topic!r}: ZbReceived {_short(key)}: expected an object, "
+                                    f"got {_short(report)}")
+                continue
+            address = report.get("Device", key)
+            if not isinstance(address, str) or not _ZB_ADDRESS.match(address):
+                # SetOption83 without the address (SetOption119): only a name, and ids never come from names.
+                out.problems.append(f"{SOURCE} {bridge.topic!r}: ZbReceived {_short(key)} has no short address "
+                                    "(\"Device\"); not read")
+                continue
+            zb = bridge.zigbee.get(address.upper())
+            if zb is None:
+                if len(bridge.zigbee) >= MAX_ZIGBEE_DEVICES:
+                    out.problems.append(f"{SOURCE} {bridge.topic!r}: more than {MAX_ZIGBEE_DEVICES} Zigbee devices; "
+                                        f"{address} ignored")
+                    continue
+                zb = ZigbeeDevice(address=address, id=f"{bridge.id}:{address.lower()}",
+                                  ieee=bridge.zigbee_ieee.get(address.upper()))
+                bridge.zigbee[address.upper()] = zb
+                self.zigbee_by_id[zb.id] = (bridge, zb)
+            self._decode_zigbee_device(bridge, zb, key, report, out)
+
+    def _decode_zigbee_device(self, bridge: TasmotaDevice, zb: ZigbeeDevice, key: str, report: dict[str, Any],
+                              out: Decoded) -> None:
+        grew = zb.info is None
+        for field_name, attr in (("Name", "name"), ("ModelId", "model"), ("Manufacturer", "manufacturer")):
+            value = report.get(field_name)
+            if field_name == "Name" and value is None and not _ZB_ADDRESS.match(key):
+                value = key  # SetOption83: the friendly name is the key
+            if isinstance(value, str) and value.strip() and getattr(zb, attr) != value.strip()[:64]:
+                setattr(zb, attr, value.strip()[:64])
+                grew = True
+        ieee = report.get("IEEEAddr")
+        if isinstance(ieee, str) and re.fullmatch(r"0x[0-9A-Fa-f]{16}", ieee) and zb.ieee != ieee.lower():
+            zb.ieee = ieee.lower()
+            grew = True
+        sent = any(_ZB_COMMAND.match(k) for k in report)  # a remote's command, not a state report
+        endpoint = report.get("Endpoint")
+        endpoint = endpoint if isinstance(endpoint, int) and not isinstance(endpoint, bool) else None
+        temp_unit = _TEMP_UNITS.get(str(report.get("TempUnit", "C")))
+        pressure_unit = _PRESSURE_UNITS.get(str(report.get("PressureUnit", "hPa")))
+        updates: list[Update] = []
+        unread: list[str] = []
+        for name, raw in report.items():
+            if name in _ZB_META:
+                continue
+            zf = ZIGBEE_FIELDS.get(name)
+            sf = sensor_field(name) if zf is None else None
+            if zf is None and sf is None:
+                if not _ZB_RAW.match(name):
+                    unread.append(name)
+                continue
+            if zf is not None and zf.actuator:
+                if sent:
+                    continue
+                if endpoint is not None:
+                    if zb.main_endpoint is None or endpoint < zb.main_endpoint:
+                        zb.main_endpoint = endpoint
+                    elif endpoint != zb.main_endpoint:
+                        self._tell_zigbee(zb, f"ep{endpoint}", f"{SOURCE} {zb.id}: {name} from endpoint {endpoint} "
+                                          f"is not read (only endpoint {zb.main_endpoint}'s)", out)
+                        continue
+            cap, attribute = (zf.capability, zf.attribute) if zf is not None else (sf.capability, sf.attribute)
+            if raw is None:
+                continue
+            try:
+                value = _zigbee_value(zf, sf, raw, temp_unit, pressure_unit)
+                _spec_check(cap, attribute, value)
+            except CodecError as err:
+                out.problems.append(f"{SOURCE} {zb.id}: {name}: {err}")
+                continue
+            known = zb.support.setdefault(("main", cap), set())
+            if attribute not in known:
+                known.add(attribute)
+                grew = True
+            if zf is not None and zf.actuator and cap in ("on_off", "level"):
+                for command in (("on", "off", "toggle") if cap == "on_off" else ("set",)):
+                    if (cap, command) not in zb.commands:
+                        zb.commands.add((cap, command))
+                        grew = True
+            updates.append(Update(zb.id, "main", cap, attribute, value))
+        if sent:
+            self._tell_zigbee(zb, "sent", f"{SOURCE} {zb.id}: commands it sends (a remote's) are not read", out)
+        if unread:
+            self._tell_zigbee(zb, "unread", f"{SOURCE} {zb.id}: {', '.join(sorted(unread)[:12])} not read "
+                              "(no capability for them)", out)
+        if grew:
+            self._publish_zigbee(bridge, zb, out)
+        out.updates += updates
+
+    def _publish_zigbee(self, bridge: TasmotaDevice, zb: ZigbeeDevice, out: Decoded) -> None:
+        first = zb.info is None
+        info = _zigbee_info(bridge, zb)
+        if info != zb.info:
+            zb.info = info
+            out.upserts.append(info)
+        if first and bridge.online is not None:
+            out.availability.append((zb.id, bridge.online))
+
+    @staticmethod
+    def _tell_zigbee(zb: ZigbeeDevice, what: str, note: str, out: Decoded) -> None:
+        if what not in zb.told and len(zb.told) < 64:
+            zb.told.add(what)
+            out.notes.append(note)
+
     # -- native discovery
 
     def _decode_discovery(self, rest: str, payload: bytes, out: Decoded) -> None:
@@ -677,14 +1067,20 @@ class TasmotaCodec:
             self._forget(old, out)
         previous = self.by_id.get(device.id)
         if previous is not None:
-            # keep what telemetry already taught us about its sensors
+            # keep what telemetry already taught us about its sensors, Zigbee devices and availability
             device.sensor_layout = previous.sensor_layout
             device.info = previous.info
+            device.zigbee, device.zigbee_ieee, device.online = previous.zigbee, previous.zigbee_ieee, previous.online
         self._register(device)
+        for zb in device.zigbee.values():
+            self.zigbee_by_id[zb.id] = (device, zb)
         for kind_name, base in device.bases.items():
             self._bases[base.rstrip("/")] = (device, kind_name)
             if not any(topic_matches(f, base + "X") for f in self.static_filters):
                 self._extra_filters.add(base + "+")
+                out.topics_changed = True
+            if kind_name == "tele" and not any(topic_matches(f, base + "X/SENSOR") for f in self.static_filters):
+                self._extra_filters.add(base + "+/SENSOR")  # a Zigbee bridge's per-device topics (SetOption89)
                 out.topics_changed = True
         sensors = self._pending_sensors.pop(mac, None)
         if sensors is not None:
@@ -692,6 +1088,7 @@ class TasmotaCodec:
         self._publish(device, out)
         online = self._lwt.pop(device.topic, None)
         if online is not None:
+            device.online = online
             out.availability.append((device.id, online))
         if sensors is not None:
             self._decode_sensor(device, sensors, out)
@@ -737,23 +1134,19 @@ class TasmotaCodec:
                 setattr(device, attr, config[key])
         relays = config.get("rl") if isinstance(config.get("rl"), list) else []
         shutter_index = 0
+        light_relays: list[int] = []
         for index, kind in enumerate(relays[:32]):
             if kind in (RL_RELAY, RL_LIGHT):
                 device.relays[index + 1] = kind
-                if kind == RL_LIGHT and device.light_relay is None:
-                    device.light_relay = index + 1
+                if kind == RL_LIGHT:
+                    light_relays.append(index + 1)
             elif kind == RL_SHUTTER:
                 device.shutter_relays.add(index + 1)
                 if index % 2 == 0 or relays[index - 1] != RL_SHUTTER:
                     # two consecutive relays drive one shutter
                     shutter_index += 1
                     device.shutters.add(shutter_index)
-        subtype = config.get("lt_st")
-        device.light_subtype = subtype if isinstance(subtype, int) and not isinstance(subtype, bool) else 0
-        if device.light_subtype and device.light_relay is None:
-            # a light on its own PWM channels, without a relay (lt_st says what it can do)
-            device.light_relay = 1
-            device.relays.setdefault(1, RL_LIGHT)
+        _discovered_lights(device, config, light_relays)
         return device
 
     def _discovery_sensors(self, mac: str, payload: bytes, out: Decoded) -> None:
@@ -779,6 +1172,9 @@ class TasmotaCodec:
         self._decode_sensor(device, sensors, out)
 
     def _forget(self, device: TasmotaDevice, out: Decoded) -> None:
+        for zb in device.zigbee.values():
+            self.zigbee_by_id.pop(zb.id, None)
+            out.removals.append(zb.id)
         self.by_id.pop(device.id, None)
         self.by_topic.pop(device.topic, None)
         if device.mac:
@@ -790,11 +1186,14 @@ class TasmotaCodec:
 
     def encode(self, command: Command) -> tuple[str, bytes]:
         """(topic, payload) that carries out ``command``. Raises CodecError if the device cannot."""
+        if not isinstance(command.args, dict):
+            raise _bad("command arguments must be an object")
+        zigbee = self.zigbee_by_id.get(command.device_id)
+        if zigbee is not None:
+            return _encode_zigbee(*zigbee, command)
         device = self.by_id.get(command.device_id)
         if device is None:
             raise _bad(f"{command.device_id} is not (or no longer) a known Tasmota device")
-        if not isinstance(command.args, dict):
-            raise _bad("command arguments must be an object")
         cap, cmd, component = command.capability, command.command, command.component
         base = device.cmnd_base
         if cap == "on_off":
@@ -803,19 +1202,31 @@ class TasmotaCodec:
             if word is None:
                 raise _bad(f"on_off has no command {cmd!r}")
             return f"{base}POWER{number}", word.encode()
-        if cap in ("level", "color_temperature") and cmd == "set":
-            if device.light_component() != component:
-                raise _bad(f"{device.id} has no light on component {component!r}")
+        if cap in ("level", "color_temperature", "color") and cmd == "set":
+            light = device.light_on(component)
+            if light is None or not (light.level if cap == "level" else light.ct if cap == "color_temperature"
+                                     else light.color):
+                raise _bad(f"{device.id} has no {cap} light on component {component!r}")
             if cap == "level":
                 percent = _number(command.args.get("percent"))
                 if not 0 <= percent <= 100:
                     raise _bad(f"percent {percent:g} is outside 0..100")
-                return f"{base}Dimmer", str(round(percent)).encode()
+                return f"{base}{light.level_command}", str(round(percent)).encode()
+            if cap == "color":
+                hue, saturation = _number(command.args.get("hue")), _number(command.args.get("saturation"))
+                if not 0 <= hue <= 360 or not 0 <= saturation <= 100:
+                    raise _bad(f"hue {hue:g} / saturation {saturation:g} is outside 0..360 / 0..100")
+                # HsbColor1/HsbColor2 change hue and saturation only: brightness (HsbColor3, the Dimmer) and
+                # the white channels stay as they are. One Backlog, as Home Assistant's Tasmota integration sends.
+                return f"{base}Backlog", (f"NoDelay;HsbColor1 {round(hue) % 360};"
+                                          f"NoDelay;HsbColor2 {round(saturation)}").encode()
             kelvin = _number(command.args.get("kelvin"))
             if not 1000 <= kelvin <= 20000:
                 raise _bad(f"kelvin {kelvin:g} is outside 1000..20000")
-            # Tasmota takes 153..500 mireds and clamps; clamping here keeps the expected state honest.
-            mired = min(max(round(_MIRED_PER_KELVIN / kelvin), CT_MIN_MIREDS), CT_MAX_MIREDS)
+            # Tasmota takes 153..500 mireds (200..380 with SetOption82) and clamps; clamping here keeps the
+            # expected state honest.
+            low, high = device.ct_mireds
+            mired = min(max(round(_MIRED_PER_KELVIN / kelvin), low), high)
             return f"{base}CT", str(mired).encode()
         if cap == "fan" and cmd == "set_speed" and device.fan and component == FAN_COMPONENT:
             percent = _number(command.args.get("percent"))
@@ -836,6 +1247,56 @@ class TasmotaCodec:
                 raise _bad(f"Tasmota shutters cannot {cmd}")
             return f"{base}{word}{number}", b""
         raise _bad(f"Tasmota cannot send {cap}.{cmd}")
+
+
+def _discovered_lights(device: TasmotaDevice, config: dict[str, Any], light_relays: list[int]) -> None:
+    """The lights of a discovery config, as hatasmota reads them: ``lt_st`` the light's channels, ``so`` 68
+    a dimmer per PWM channel, ``lk`` 0 with an RGBW/RGBCW light (SetOption37 128) its colour and white parts on
+    the first two light relays, ``so`` 82 the reduced CT range, ``ty`` a Tuya MCU light (Dimmer3)."""
+    subtype = config.get("lt_st")
+    subtype = subtype if isinstance(subtype, int) and not isinstance(subtype, bool) else 0
+    options = config.get("so") if isinstance(config.get("so"), dict) else {}
+
+    def option(number: int) -> bool:
+        value = options.get(str(number))
+        return value is True or (isinstance(value, int) and value == 1)
+
+    if option(82):
+        device.ct_mireds = CT_REDUCED_MIREDS
+    if subtype and not light_relays:
+        # a light on its own PWM channels, without a relay (lt_st says what it can do)
+        light_relays = [1]
+        device.relays.setdefault(1, RL_LIGHT)
+    if not subtype or not light_relays:
+        return
+    if option(68):
+        for relay in light_relays:
+            device.lights[relay] = TasmotaLight(relay, "channel", level=True)
+    elif config.get("lk") == 0 and subtype >= 4 and len(light_relays) >= 2:
+        rgb, white = light_relays[0], light_relays[1]
+        device.lights[rgb] = TasmotaLight(rgb, "rgb", level=True, color=True)
+        device.lights[white] = TasmotaLight(white, "white", level=True, ct=subtype == 5)
+    else:
+        relay = light_relays[0]
+        device.lights[relay] = TasmotaLight(relay, "linked", level=True, ct=subtype in _LIGHT_CT,
+                                            color=subtype in _LIGHT_COLOR, tuya=config.get("ty") == 1)
+
+
+def _encode_zigbee(bridge: TasmotaDevice, zb: ZigbeeDevice, command: Command) -> tuple[str, bytes]:
+    """A Zigbee device's command, sent through its bridge with ZbSend (the Zigbee docs: Power 1/0/2, Dimmer
+    0-254). Only what it reported as its own state (not a remote's commands) can be sent."""
+    cap, cmd = command.capability, command.command
+    if command.component != "main" or (cap, cmd) not in zb.commands:
+        raise _bad(f"{zb.id} has no {cap}.{cmd} on component {command.component!r}")
+    if cap == "on_off":
+        send: dict[str, Any] = {"Power": {"on": 1, "off": 0, "toggle": 2}[cmd]}
+    else:
+        percent = _number(command.args.get("percent"))
+        if not 0 <= percent <= 100:
+            raise _bad(f"percent {percent:g} is outside 0..100")
+        send = {"Dimmer": round(percent * 254 / 100)}
+    body = orjson.dumps({"Device": zb.address, "Send": send})
+    return f"{bridge.cmnd_base}ZbSend", body
 
 
 def _relay_of(device: TasmotaDevice, component: str) -> int:

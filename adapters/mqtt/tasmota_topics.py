@@ -18,10 +18,13 @@ def fill_full_topic(full_topic: str, prefix: str, topic: str, hostname: str = ""
 
 
 def subscription_filters(full_topic: str, prefixes: Iterable[str] = ("stat", "tele")) -> list[str]:
-    """MQTT filters for the stat/tele topics of every device with this FullTopic."""
+    """MQTT filters for the stat/tele topics of every device with this FullTopic, and the per-device topics of a
+    Zigbee bridge (SetOption89: ``tele/<t>/<short address>/SENSOR``)."""
     out = []
     for prefix in prefixes:
         base = fill_full_topic(full_topic, prefix, "+")
         base = re.sub(r"%[a-z]+%", "+", base)
         out.append(base + "+")
+        if prefix == "tele":
+            out.append(base + "+/SENSOR")
     return out

@@ -36,14 +36,17 @@ def by_id(devices: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 async def test_replay_of_a_discovery_house() -> None:
     result = await replay(CAPTURE)
     devices = by_id(result.devices)
-    assert sorted(devices) == ["ha:5ccf7fe027f0", "ha:6055f97b55e0", "ha:c8c9a3f951e0", "ha:diy-hall-01",
-                               "ha:ea334450945afc", "ha:kitchen_light", "ha:sensor_sensorbedroomh",
+    assert sorted(devices) == ["ha:5ccf7fe027f0", "ha:6055f97b55e0", "ha:a4cf12f0e1d2", "ha:ble2mqtt_ac233fa1b2c3",
+                               "ha:c8c9a3f951e0", "ha:diy-hall-01", "ha:ea334450945afc", "ha:kitchen_light",
+                               "ha:light_office_rgb1", "ha:light_rgbw1", "ha:sensor_sensorbedroomh",
                                "ha:sensor_sensorbedroomt", "ha:switch_irrigation"]
     esphome = devices["ha:c8c9a3f951e0"]
     assert (esphome["name"], esphome["manufacturer"], esphome["model"], esphome["available"]) == (
         "Test light sensor", "espressif", "esp32dev", True)
     assert esphome["components"] == {"main": {"illuminance": {"lux": 152.5}}}
-    assert devices["ha:5ccf7fe027f0"]["components"]["main"] == {"on_off": {"on": True}, "level": {"percent": 50.2}}
+    # ESPHome's JSON light with the retired `rgb` flag: its colour {r: 255, g: 180, b: 100} as hue and saturation
+    assert devices["ha:5ccf7fe027f0"]["components"]["main"] == {"on_off": {"on": True}, "level": {"percent": 50.2},
+                                                                "color": {"hue": 31.0, "saturation": 60.8}}
     assert devices["ha:6055f97b55e0"]["components"]["main"] == {"power_meter": {"volts": 1.234}}
     assert devices["ha:ea334450945afc"]["components"] == {"main": {"temperature": {"celsius": 21.5},
                                                                    "humidity": {"percent": 52.0}}}
@@ -59,6 +62,20 @@ async def test_replay_of_a_discovery_house() -> None:
     assert main["thermostat"] == {"current_celsius": 19.5, "target_celsius": 21.0, "mode": "heat"}
     assert main["lock"] == {"state": "locked"} and main["fan"] == {"on": True, "speed_percent": 66.7}
     assert main["button"] == {"last_event": "long", "button": 1}
+    # colour lights: the docs' default-schema RGB light, the docs' JSON RGBW light in ESPHome's state shape, an
+    # ESPHome cold/warm white light whose "cwww" colour mode Home Assistant does not know (no error for it)
+    assert devices["ha:light_office_rgb1"]["components"]["main"] == {
+        "on_off": {"on": True}, "level": {"percent": 74.9}, "color": {"hue": 330.1, "saturation": 100.0}}
+    assert devices["ha:light_rgbw1"]["components"]["main"] == {
+        "on_off": {"on": True}, "level": {"percent": 50.2}, "color": {"hue": 30.1, "saturation": 100.0}}
+    assert devices["ha:a4cf12f0e1d2"]["components"]["main"]["level"] == {"percent": 100.0}
+    # ble2mqtt: each entity's attributes are the whole message; what fits the device is read, the rest noted
+    assert devices["ha:ble2mqtt_ac233fa1b2c3"]["components"] == {
+        "main": {"battery": {"percent": 87.0}, "temperature": {"celsius": 21.4}}}
+    assert [n["message"].split(": ", 1)[1] for n in result.notes if "json_attributes" in n["message"]] == [
+        "ha sensor/ac233fa1b2c3/battery: json_attributes linkquality not used (no capability of the device they fit)",
+        "ha sensor/ac233fa1b2c3/temperature: json_attributes linkquality not used (no capability of the device they "
+        "fit)"]
     # the garden sensor was removed by its empty config; native devices never appeared; m³ was reported
     assert "ha:binary_sensor_garden" not in devices
     assert not any(d.startswith(("ha:a2e12f", "ha:522851", "ha:aa:bb", "ha:zigbee2mqtt")) for d in devices)
@@ -181,3 +198,55 @@ async def test_off_delay_and_expire_after_run_on_the_adapters_clock(tmp_path: Pa
     at100 = await state_at(100)
     assert at100["occupancy"] == {"occupied": False} and at100["air_quality"] == {"pm25_ugm3": 12.4}
     assert (await state_at(400))["air_quality"] == {"pm25_ugm3": None}
+
+
+@pytest.mark.mqtt
+async def test_colour_commands_reach_the_broker_and_are_confirmed(mosquitto_session: Mosquitto) -> None:
+    prefix = f"ha-{uuid.uuid4().hex[:8]}"
+    observer = await open_observer(mosquitto_session, f"{prefix}/#")
+    try:
+        async with make_session(mosquitto_session.port) as session:
+            assert await session.wait_connected(5)
+            hub = Hub(SystemClock())
+            async with Supervisor(hub, {"homeassistant": HomeAssistantDiscoveryAdapter},
+                                  {"homeassistant": {"discovery_prefix": prefix}}, mqtt=session):
+                # the docs' JSON RGBW light and default-schema RGB light (with a brightness topic)
+                rgbw = {"schema": "json", "name": "rgbw", "unique_id": f"{prefix}_rgbw", "brightness": True,
+                        "state_topic": f"{prefix}/rgbw", "command_topic": f"{prefix}/rgbw/set",
+                        "supported_color_modes": ["rgbw"]}
+                rgb = {"name": "rgb", "unique_id": f"{prefix}_rgb", "state_topic": f"{prefix}/rgb/light/status",
+                       "command_topic": f"{prefix}/rgb/light/switch",
+                       "brightness_command_topic": f"{prefix}/rgb/brightness/set",
+                       "rgb_state_topic": f"{prefix}/rgb/rgb/status", "rgb_command_topic": f"{prefix}/rgb/rgb/set"}
+                observer.client.publish(f"{prefix}/light/rgbw/config", json.dumps(rgbw), retain=True)
+                observer.client.publish(f"{prefix}/light/rgb/config", json.dumps(rgb), retain=True)
+                await eventually(lambda: f"ha:{prefix}_rgbw" in hub.devices and f"ha:{prefix}_rgb" in hub.devices,
+                                 what="the discovered lights")
+                await asyncio.sleep(0.1)  # the adapter subscribes the state topics as the configs arrive
+                observer.client.publish(f"{prefix}/rgbw", json.dumps(
+                    {"color_mode": "rgbw", "state": "ON", "brightness": 255,
+                     "color": {"r": 255, "g": 0, "b": 0, "w": 64}}))
+                await eventually(lambda: hub.devices[f"ha:{prefix}_rgbw"].value("main", "color", "saturation") == 100,
+                                 what="the light's state, its white channel with it")
+
+                async def device_answers(command_topic: str, state_topic: str, state: str) -> None:
+                    await eventually(lambda: any(t == command_topic for t, _, _ in observer.snapshot()))
+                    observer.client.publish(state_topic, state)
+
+                for command, command_topic, state_topic, state in (
+                        (Command(f"ha:{prefix}_rgbw", "main", "color", "set", {"hue": 120, "saturation": 100}),
+                         f"{prefix}/rgbw/set", f"{prefix}/rgbw",
+                         '{"color_mode":"rgbw","state":"ON","color":{"r":0,"g":255,"b":0,"w":64}}'),
+                        (Command(f"ha:{prefix}_rgb", "main", "color", "set", {"hue": 240, "saturation": 50}),
+                         f"{prefix}/rgb/rgb/set", f"{prefix}/rgb/rgb/status", "128,128,255")):
+                    answering = asyncio.create_task(device_answers(command_topic, state_topic, state))
+                    result = await hub.execute(command, timeout_s=5)
+                    await answering
+                    assert result.status == "confirmed", (command, result)
+                sent = [(t, p) for t, p, _ in observer.snapshot() if t.endswith("/set")]
+                assert sent == [(f"{prefix}/rgbw/set", b'{"state":"ON","color":{"r":0,"g":255,"b":0,"w":64}}'),
+                                (f"{prefix}/rgb/rgb/set", b"128,128,255")]
+                for config in ("rgbw", "rgb"):
+                    observer.client.publish(f"{prefix}/light/{config}/config", "", retain=True)
+    finally:
+        observer.close()

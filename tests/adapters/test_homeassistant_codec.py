@@ -22,12 +22,20 @@ from adapters.mqtt.ha_codec import (
     HomeAssistantCodec,
     apply_base_topic,
     expand_abbreviations,
+    hs_to_rgb,
     native_device_id,
     native_source,
     parse_discovery_topic,
     press_kind,
+    rgb_to_hs,
 )
-from adapters.mqtt.ha_template import UNDEFINED, TemplateUndefined, TemplateUnsupported, compile_template
+from adapters.mqtt.ha_template import (
+    UNDEFINED,
+    TemplateError,
+    TemplateUndefined,
+    TemplateUnsupported,
+    compile_template,
+)
 from gateway.sdk import CodecError, Command, capability
 
 # -- real payloads (see the fixtures README)
@@ -138,7 +146,7 @@ def test_template_undefined_and_is_defined() -> None:
 @pytest.mark.parametrize("source", [
     "{% if value_json.x %}ON{% endif %}",  # Shelly's statements
     "{{ value_json.x * 10 }}",
-    "{{ value_json.x | tojson }}",
+    "{{ value_json.x | from_json }}",
     "{{ foo.bar }}",
     "{{ value.__class__ }}",
     "{{ value_json.get('x') }}",
@@ -560,6 +568,306 @@ def test_native_devices_are_skipped_by_source_or_when_known() -> None:
     assert [i.id for i in out.upserts] == ["ha:light_led1"]
 
 
+# ---------------------------------------------------------------------------------------------- light colours
+
+# The light.mqtt docs' default-schema example "Brightness and RGB support" (a discovery config here).
+OFFICE_RGB = {"name": "Office Light RGB", "state_topic": "office/rgb1/light/status",
+              "command_topic": "office/rgb1/light/switch", "brightness_state_topic": "office/rgb1/brightness/status",
+              "brightness_command_topic": "office/rgb1/brightness/set", "rgb_state_topic": "office/rgb1/rgb/status",
+              "rgb_command_topic": "office/rgb1/rgb/set", "state_value_template": "{{ value_json.state }}",
+              "brightness_value_template": "{{ value_json.brightness }}",
+              "rgb_value_template": "{{ value_json.rgb | join(',') }}", "qos": 0, "payload_on": "ON",
+              "payload_off": "OFF", "optimistic": False}
+# Shellies Discovery's RGBW2 colour channel as printed in bieniu/ha-shellies-discovery#355 (the effect part cut).
+SHELLY_RGBW2 = {"name": "Shelly RGBW2 A890BA Light 0", "availability_topic": "shellies/shellyrgbw2-A890BA/online",
+                "payload_available": "true", "payload_not_available": "false",
+                "command_topic": "shellies/shellyrgbw2-A890BA/color/0/command",
+                "state_topic": "shellies/shellyrgbw2-A890BA/color/0", "state_value_template": "{{value.lower()}}",
+                "payload_on": "on", "payload_off": "off",
+                "rgbw_command_topic": "shellies/shellyrgbw2-A890BA/color/0/set",
+                "rgbw_command_template": "{'red':{{red}},'green':{{green}},'blue':{{blue}},'white':{{white}}}",
+                "rgbw_state_topic": "shellies/shellyrgbw2-A890BA/color/0/status",
+                "rgbw_value_template": ("{{value_json.red}},{{value_json.green}},{{value_json.blue}},"
+                                        "{{value_json.white}}"),
+                "brightness_state_topic": "shellies/shellyrgbw2-A890BA/color/0/status",
+                "brightness_value_template": "{{value_json.gain|float|multiply(2.55)|round(0)}}",
+                "brightness_command_topic": "shellies/shellyrgbw2-A890BA/color/0/set",
+                "brightness_command_template": "{'gain':{{value|float|multiply(0.3922)|round(0)}}}",
+                "unique_id": "shellyrgbw2-A890BA-0"}
+# Tasmota's legacy discovery of an RGB light (arendst/Tasmota#10277): its RGB state template is beyond the subset.
+TASMOTA_RGB = {"name": "Tasmota", "stat_t": "tele/tasmota_9F74BF/STATE", "avty_t": "tele/tasmota_9F74BF/LWT",
+               "pl_avail": "Online", "pl_not_avail": "Offline", "cmd_t": "cmnd/tasmota_9F74BF/POWER",
+               "val_tpl": "{{value_json.POWER}}", "pl_off": "OFF", "pl_on": "ON", "uniq_id": "9F74BF_LI_1",
+               "dev": {"ids": ["9F74BF"]}, "bri_cmd_t": "cmnd/tasmota_9F74BF/Dimmer",
+               "bri_stat_t": "tele/tasmota_9F74BF/STATE", "bri_scl": 100, "on_cmd_type": "brightness",
+               "bri_val_tpl": "{{value_json.Dimmer}}", "rgb_cmd_t": "cmnd/tasmota_9F74BF/Color2",
+               "rgb_stat_t": "tele/tasmota_9F74BF/STATE",
+               "rgb_val_tpl": "{{value_json.Color.split(',')[0:3]|join(',')}}",
+               "fx_cmd_t": "cmnd/tasmota_9F74BF/Scheme", "fx_stat_t": "tele/tasmota_9F74BF/STATE",
+               "fx_val_tpl": "{{value_json.Scheme}}", "fx_list": ["0", "1", "2", "3", "4"]}
+# The light.mqtt docs' JSON-schema example "Brightness and RGBW support".
+JSON_RGBW = {"schema": "json", "name": "mqtt_json_light_1", "state_topic": "home/rgbw1",
+             "command_topic": "home/rgbw1/set", "brightness": True, "supported_color_modes": ["rgbw"]}
+
+
+def test_template_command_variables_and_filters() -> None:
+    names = ("red", "green", "blue", "white")
+    template = compile_template(SHELLY_RGBW2["rgbw_command_template"], names)
+    assert template.variables == frozenset(names)
+    assert template.render("1,2,3,4", variables={"red": 1, "green": 2, "blue": 3, "white": 4}) == (
+        "{'red':1,'green':2,'blue':3,'white':4}")
+    assert compile_template("{{ red }}", ["red"]).render("") is UNDEFINED  # a variable not given is undefined
+    with pytest.raises(TemplateUnsupported):
+        compile_template("{{ red }}")  # only a command template names its variables
+    data = {"rgb": [255, 0, 127], "gain": 80, "x": 3}
+    assert compile_template("{{ value_json.rgb | join(',') }}").render("", data) == "255,0,127"
+    assert compile_template("{{ value_json | tojson }}").render("", {"a": 1}) == '{"a":1}'
+    assert compile_template("{{ value_json.gain | float | multiply(2.55) | round(0) }}").render("", data) == 204.0
+    for bad in ("{{ value_json.x | join }}", "{{ value_json.rgb | multiply('a') }}"):
+        with pytest.raises(TemplateError):
+            compile_template(bad).render("", data)
+
+
+def test_colour_conversions() -> None:
+    assert [hs_to_rgb(h, s) for h, s in ((0, 100), (120, 50), (240, 100), (360, 0))] == [
+        (255, 0, 0), (128, 255, 128), (0, 0, 255), (255, 255, 255)]
+    assert rgb_to_hs(255, 0, 127) == (330.1, 100.0) and rgb_to_hs(255, 255, 255) == (0.0, 0.0)
+    assert rgb_to_hs(0, 0, 0) is None  # black has no hue
+    for hue in range(0, 360, 15):
+        for saturation in (25, 50, 100):
+            back = rgb_to_hs(*hs_to_rgb(hue, saturation))
+            assert back is not None and abs((back[0] - hue + 180) % 360 - 180) <= 1 and abs(back[1] - saturation) <= 1
+
+
+def test_default_schema_rgb_light_with_brightness_topics() -> None:
+    codec = HomeAssistantCodec()
+    out = feed(codec, "homeassistant/light/office_rgb1/config", OFFICE_RGB)
+    assert not out.problems
+    assert supports(out) == {"main": {"on_off": (["on"], ["off", "on"]), "level": (["percent"], ["set"]),
+                                      "color": (["hue", "saturation"], ["set"])}}
+    assert values(feed(codec, "office/rgb1/rgb/status", {"rgb": [255, 0, 127]})) == {
+        ("main", "color", "hue"): 330.1, ("main", "color", "saturation"): 100.0}
+    assert values(feed(codec, "office/rgb1/brightness/status", {"brightness": 191})) == {
+        ("main", "level", "percent"): 74.9}
+    light = "ha:light_office_rgb1"
+    # With a brightness topic the colour goes at full value and the brightness apart (HA's schema_basic).
+    assert cmd(codec, light, "color", "set", hue=120, saturation=50) == ("office/rgb1/rgb/set", b"128,255,128", False)
+    assert cmd(codec, light, "level", "set", percent=50) == ("office/rgb1/brightness/set", b"128", False)
+    for bad in ({"rgb": [300, 0, 0]}, {"rgb": [1, 2]}, {"rgb": ["a", 0, 0]}):
+        out = feed(codec, "office/rgb1/rgb/status", bad)
+        assert out.updates == [] and len(out.problems) == 1
+    with pytest.raises(CodecError):
+        cmd(codec, light, "color", "set", hue=400, saturation=50)
+    with pytest.raises(CodecError):
+        cmd(codec, light, "color", "set_xy", x=0.3, y=0.3)  # no xy topic
+
+
+@pytest.mark.parametrize(("mode", "report", "level", "hs", "colour_set", "level_set"), [
+    # No brightness topic: the brightness is the brightest channel and a colour is sent at that brightness, the
+    # white channel(s) kept as reported (HA's schema_basic scale_rgbx); a brightness is the colour scaled.
+    ("rgb", "128,64,0", 50.2, (30.0, 100.0), b"0,0,128", b"255,128,0"),
+    ("rgbw", "128,64,0,32", 50.2, (30.0, 100.0), b"0,0,128,32", b"255,128,0,64"),
+    ("rgbww", "0,0,0,200,100", 78.4, None, b"0,0,200,200,100", b"0,0,0,255,128"),
+])
+def test_default_schema_rgbx_without_brightness_topics(mode: str, report: str, level: float,
+                                                       hs: tuple[float, float] | None, colour_set: bytes,
+                                                       level_set: bytes) -> None:
+    codec = HomeAssistantCodec()
+    feed(codec, "homeassistant/light/strip/config", {"unique_id": "strip", "cmd_t": "strip/set", "stat_t": "strip",
+                                                     f"{mode}_stat_t": f"strip/{mode}",
+                                                     f"{mode}_cmd_t": f"strip/{mode}/set"})
+    expected = {("main", "level", "percent"): level}
+    if hs is not None:
+        expected |= {("main", "color", "hue"): hs[0], ("main", "color", "saturation"): hs[1]}
+    assert values(feed(codec, f"strip/{mode}", report)) == expected
+    assert cmd(codec, "ha:strip", "color", "set", hue=240, saturation=100) == (f"strip/{mode}/set", colour_set, False)
+    assert cmd(codec, "ha:strip", "level", "set", percent=100) == (f"strip/{mode}/set", level_set, False)
+    black = feed(codec, f"strip/{mode}", ",".join(["0"] * len(report.split(","))))
+    assert black.updates == [] and not black.problems  # no colour and no brightness to tell (HA ignores it too)
+
+
+def test_shellies_discovery_rgbw2_keeps_what_its_templates_allow() -> None:
+    codec = HomeAssistantCodec(skip_native=())
+    out = feed(codec, "homeassistant/light/shellyrgbw2-A890BA-0/config", SHELLY_RGBW2)
+    # `{{value.lower()}}` is a method call: the on/off state is left out and said so; the rest of the light works
+    assert len(out.problems) == 1 and "left out state" in out.problems[0]
+    assert supports(out)["main"] == {"on_off": ([], ["off", "on"]), "level": (["percent"], ["set"]),
+                                     "color": (["hue", "saturation"], ["set"])}
+    # the colour channel's status as Shelly's Gen1 API documents it (shelly-api-docs gen1, RGBW2 color/0/status)
+    status = {"ison": True, "mode": "color", "red": 255, "green": 120, "blue": 0, "white": 40, "gain": 80,
+              "effect": 0, "power": 5.3, "overpower": False}
+    got = values(feed(codec, "shellies/shellyrgbw2-A890BA/color/0/status", status))
+    assert got == {("main", "level", "percent"): 80.0, ("main", "color", "hue"): 28.2,
+                   ("main", "color", "saturation"): 100.0}
+    dev = "ha:shellyrgbw2-a890ba-0"
+    assert cmd(codec, dev, "color", "set", hue=200, saturation=100) == (
+        "shellies/shellyrgbw2-A890BA/color/0/set", b"{'red':0,'green':170,'blue':255,'white':40}", False)
+    assert cmd(codec, dev, "level", "set", percent=50) == (
+        "shellies/shellyrgbw2-A890BA/color/0/set", b"{'gain':50.0}", False)
+    assert cmd(codec, dev, "on_off", "on") == ("shellies/shellyrgbw2-A890BA/color/0/command", b"on", False)
+
+
+def test_tasmota_legacy_rgb_light_keeps_its_colour_command() -> None:
+    codec = HomeAssistantCodec(skip_native=())
+    out = feed(codec, "homeassistant/light/9F74BF_LI_1/config", TASMOTA_RGB)
+    assert [p for p in out.problems if "left out rgb" in p] and len(out.problems) == 1
+    assert supports(out)["main"]["color"] == ([], ["set"])
+    got = values(feed(codec, "tele/tasmota_9F74BF/STATE", '{"POWER":"ON","Dimmer":40,"Color":"255,0,0"}'))
+    assert got == {("main", "on_off", "on"): True, ("main", "level", "percent"): 40.0}
+    assert cmd(codec, "ha:9f74bf", "color", "set", hue=120, saturation=100) == (
+        "cmnd/tasmota_9F74BF/Color2", b"0,255,0", False)
+
+
+def test_hs_and_xy_topics_with_their_template_variables() -> None:
+    codec = HomeAssistantCodec()
+    feed(codec, "homeassistant/light/bulb/config", {
+        "uniq_id": "bulb", "cmd_t": "bulb/set", "hs_stat_t": "bulb/hs", "hs_cmd_t": "bulb/hs/set",
+        "hs_cmd_tpl": '{"h":{{ hue }},"s":{{ sat }}}', "xy_stat_t": "bulb/xy", "xy_cmd_t": "bulb/xy/set",
+        "xy_cmd_tpl": "{{ x }};{{ y }}", "rgb_cmd_t": "bulb/rgb/set"})
+    assert values(feed(codec, "bulb/hs", "359.5,100.0")) == {("main", "color", "hue"): 359.5,
+                                                            ("main", "color", "saturation"): 100.0}
+    assert values(feed(codec, "bulb/xy", "0.675,0.322")) == {("main", "color", "x"): 0.675,
+                                                            ("main", "color", "y"): 0.322}
+    assert feed(codec, "bulb/xy", "0.675").problems and feed(codec, "bulb/xy", "2,0.3").problems
+    # hs first: a light with both an hs and an rgb topic is sent hue and saturation as they are (numbers, as the
+    # floats Home Assistant passes its template)
+    assert cmd(codec, "ha:bulb", "color", "set", hue=120, saturation=50) == (
+        "bulb/hs/set", b'{"h":120.0,"s":50.0}', False)
+    assert cmd(codec, "ha:bulb", "color", "set_xy", x=0.3, y=0.4) == ("bulb/xy/set", b"0.3;0.4", False)
+    with pytest.raises(CodecError):
+        cmd(codec, "ha:bulb", "color", "set_xy", x=1.3, y=0.4)
+
+
+def test_json_schema_colour_modes() -> None:
+    codec = HomeAssistantCodec()
+    out = feed(codec, "homeassistant/light/rgbw1/config", {**JSON_RGBW, "unique_id": "rgbw1"})
+    assert supports(out)["main"]["color"] == (["hue", "saturation"], ["set"])
+    # in the shape ESPHome publishes it (light_json_schema.cpp: colour_mode, brightness 0-255, colour, white_value)
+    state = {"color_mode": "rgbw", "state": "ON", "brightness": 128, "color": {"r": 255, "g": 128, "b": 0, "w": 64},
+             "white_value": 64}
+    assert values(feed(codec, "home/rgbw1", state)) == {
+        ("main", "on_off", "on"): True, ("main", "level", "percent"): 50.2, ("main", "color", "hue"): 30.1,
+        ("main", "color", "saturation"): 100.0}
+    # at full value (the brightness is sent apart), the white channel as it was
+    assert cmd(codec, "ha:rgbw1", "color", "set", hue=120, saturation=100) == (
+        "home/rgbw1/set", b'{"state":"ON","color":{"r":0,"g":255,"b":0,"w":64}}', False)
+    # a colour mode it did not announce: what else the message says is kept, the colour is reported
+    out = feed(codec, "home/rgbw1", {"state": "OFF", "color_mode": "hs", "color": {"h": 1, "s": 2}})
+    assert values(out) == {("main", "on_off", "on"): False} and "not one this light announced" in out.problems[0]
+    out = feed(codec, "home/rgbw1", {"state": "ON", "color_mode": "rgbw", "color": {"r": 1}})
+    assert values(out) == {("main", "on_off", "on"): True} and out.problems
+    # an rgbww light keeps both whites; an xy light (Zigbee2MQTT's) is sent x and y
+    feed(codec, "homeassistant/light/ww/config", {"schema": "json", "uniq_id": "ww", "stat_t": "ww", "cmd_t": "ww/set",
+                                                  "sup_clrm": ["rgbww", "color_temp"]})
+    feed(codec, "ww", {"state": "ON", "color_mode": "rgbww", "color": {"r": 0, "g": 0, "b": 0, "c": 200, "w": 100}})
+    assert cmd(codec, "ha:ww", "color", "set", hue=0, saturation=100)[1] == (
+        b'{"state":"ON","color":{"r":255,"g":0,"b":0,"c":200,"w":100}}')
+    feed(codec, "homeassistant/light/xy/config", {"schema": "json", "uniq_id": "xy", "stat_t": "xy", "cmd_t": "xy/set",
+                                                  "brightness": True, "supported_color_modes": ["xy", "color_temp"]})
+    # Zigbee2MQTT's state of such a light (Koenkk/zigbee2mqtt#7057): colour_temp mode, so x/y are not read
+    got = values(feed(codec, "xy", {"brightness": 90, "color": {"x": 0.4657, "y": 0.4118}, "color_mode": "color_temp",
+                                    "color_temp": 380, "linkquality": None, "state": "ON"}))
+    assert got == {("main", "on_off", "on"): True, ("main", "level", "percent"): 35.3,
+                   ("main", "color_temperature", "kelvin"): 2632}
+    assert values(feed(codec, "xy", {"color_mode": "xy", "color": {"x": 0.4657, "y": 0.4118}})) == {
+        ("main", "color", "x"): 0.4657, ("main", "color", "y"): 0.4118}
+    assert cmd(codec, "ha:xy", "color", "set_xy", x=0.3, y=0.4)[1] == b'{"state":"ON","color":{"x":0.3,"y":0.4}}'
+    with pytest.raises(CodecError):
+        cmd(codec, "ha:xy", "color", "set", hue=1, saturation=2)
+
+
+def test_json_schema_esphome_cwww_and_retired_rgb_flag() -> None:
+    codec = HomeAssistantCodec()
+    feed(codec, "homeassistant/light/my_light/my_light/config", {
+        "schema": "json", "color_mode": True, "supported_color_modes": ["color_temp"], "brightness": True,
+        "name": "my_light", "state_topic": "my_light/light/my_light/state", "unique_id": "ESPlightmy_light",
+        "command_topic": "my_light/light/my_light/command"})
+    # ESPHome reports a colour mode Home Assistant does not know (esphome/issues#2388): not an error every time
+    out = feed(codec, "my_light/light/my_light/state",
+               {"color_mode": "cwww", "state": "OFF", "brightness": 255, "color": {"c": 255, "w": 69}})
+    assert values(out) == {("main", "on_off", "on"): False, ("main", "level", "percent"): 100.0}
+    assert not out.problems
+    # the Tube Light of the fixtures: the retired `rgb: true`, no colour mode in its state
+    feed(codec, "homeassistant/light/tube/config", {"schema": "json", "brightness": True, "rgb": True,
+                                                    "uniq_id": "tube", "stat_t": "tube", "cmd_t": "tube/set"})
+    assert values(feed(codec, "tube", {"state": "ON", "brightness": 128, "color": {"r": 255, "g": 180, "b": 100}})) == {
+        ("main", "on_off", "on"): True, ("main", "level", "percent"): 50.2, ("main", "color", "hue"): 31.0,
+        ("main", "color", "saturation"): 60.8}
+    assert cmd(codec, "ha:tube", "color", "set", hue=240, saturation=100)[1] == (
+        b'{"state":"ON","color":{"r":0,"g":0,"b":255}}')
+
+
+# ble2mqtt's discovery (toremick/ble2mqtt defs.py): every entity's attributes are the device's whole message.
+BLE2MQTT_DEVICE = {"identifiers": ["ble2mqtt_ac233fa1b2c3"], "name": "ac233fa1b2c3", "sw_version": "ble2mqtt 1.0",
+                   "model": "iBS03T", "manufacturer": "IGNICS"}
+
+
+def ble2mqtt_config(kind: str, unit: str, device_class: str | None) -> dict[str, Any]:
+    config = {"unit_of_measurement": unit, "value_template": f"{{{{ value_json.{kind} }}}}",
+              "state_topic": "ble2mqtt/ac233fa1b2c3", "json_attributes_topic": "ble2mqtt/ac233fa1b2c3",
+              "name": f"ac233fa1b2c3_{kind}", "unique_id": f"ac233fa1b2c3_{kind}_ble2mqtt", "device": BLE2MQTT_DEVICE,
+              "availability_topic": "ble2mqtt/state"}
+    return config | ({"device_class": device_class} if device_class else {})
+
+
+def test_json_attributes_fill_capabilities_the_device_has() -> None:
+    codec = HomeAssistantCodec()
+    feed(codec, "homeassistant/sensor/ac233fa1b2c3/battery/config", ble2mqtt_config("battery", "%", "battery"))
+    out = feed(codec, "homeassistant/sensor/ac233fa1b2c3/temperature/config",
+               ble2mqtt_config("temperature", "°C", "temperature"))
+    assert supports(out) == {"main": {"battery": (["percent"], []), "temperature": (["celsius"], [])}}
+    out = feed(codec, "ble2mqtt/ac233fa1b2c3", {"battery": 87, "linkquality": 160, "temperature": 21.4})
+    # each reading from its own entity and from the other's attributes; linkquality fits nothing the device has
+    assert sorted((u.capability, u.value) for u in out.updates) == [
+        ("battery", 87.0), ("battery", 87), ("temperature", 21.4), ("temperature", 21.4)]
+    assert not out.problems and len(out.notes) == 2 and all("linkquality not used" in n for n in out.notes)
+    again = feed(codec, "ble2mqtt/ac233fa1b2c3", {"battery": 86, "linkquality": 150, "temperature": 21.5})
+    assert again.notes == [] and not again.problems  # once per entity
+    # bad attribute payloads and values are notes, never errors
+    for payload in ("not json", "[1, 2]", '{"temperature": "warm", "battery": 300}'):
+        codec2 = HomeAssistantCodec()
+        feed(codec2, "homeassistant/sensor/x/t/config", ble2mqtt_config("temperature", "°C", "temperature")
+             | {"json_attributes_topic": "ble2mqtt/attrs"})
+        feed(codec2, "homeassistant/sensor/x/b/config", ble2mqtt_config("battery", "%", "battery"))
+        out = feed(codec2, "ble2mqtt/attrs", payload)
+        assert out.updates == [] and not out.problems and len(out.notes) == 1, payload
+
+
+def test_json_attributes_templates_and_zigbee2mqtts_lights() -> None:
+    # Zigbee2MQTT's discovery of a light (home-assistant/core#77667), read through HA discovery on purpose
+    codec = HomeAssistantCodec(skip_native=())
+    keller = {"availability": [{"topic": "zigbee2mqtt/bridge/state"}, {"topic": "zigbee2mqtt/Keller1/availability"}],
+              "availability_mode": "all", "brightness": True, "brightness_scale": 254, "color_mode": True,
+              "command_topic": "zigbee2mqtt/Keller1/set",
+              "device": {"identifiers": ["zigbee2mqtt_0x00158d0005a237ed"], "manufacturer": "Innr",
+                         "model": "Smart bulb tunable white E27 (RB 278 T)", "name": "Keller1", "sw_version": "2.0"},
+              "effect": True, "effect_list": ["blink", "breathe", "okay", "channel_change", "finish_effect",
+                                              "stop_effect"],
+              "json_attributes_topic": "zigbee2mqtt/Keller1", "max_mireds": 555, "min_mireds": 153, "name": "Keller1",
+              "schema": "json", "state_topic": "zigbee2mqtt/Keller1", "supported_color_modes": ["color_temp"],
+              "unique_id": "0x00158d0005a237ed_light_zigbee2mqtt"}
+    assert not feed(codec, "homeassistant/light/0x00158d0005a237ed/light/config", keller).problems
+    out = feed(codec, "zigbee2mqtt/Keller1", {"brightness": 90, "color": {"x": 0.4657, "y": 0.4118},
+                                              "color_mode": "color_temp", "color_temp": 380, "linkquality": 87,
+                                              "state": "ON"})
+    assert values(out)[("main", "level", "percent")] == 35.4 and not out.problems
+    assert len(out.notes) == 1 and "linkquality" in out.notes[0]
+    # a template making the attributes JSON text (RuuviTag publishers) and one beyond the subset
+    codec = HomeAssistantCodec()
+    feed(codec, "homeassistant/sensor/ruuvi/t/config", {
+        "dev_cla": "temperature", "unit_of_meas": "°C", "stat_t": "ruuvi/c3", "val_tpl": "{{ value_json.temperature }}",
+        "json_attr_t": "ruuvi/c3", "uniq_id": "ruuvi_t", "dev": {"ids": ["c3abcdef0102"]},
+        "json_attr_tpl": '{"mac": "{{value_json.mac}}", "humidity": "{{value_json.humidity}}"}'})
+    feed(codec, "homeassistant/sensor/ruuvi/h/config", {
+        "dev_cla": "humidity", "unit_of_meas": "%", "stat_t": "ruuvi/h", "uniq_id": "ruuvi_h",
+        "dev": {"ids": ["c3abcdef0102"]},
+        "json_attr_t": "ruuvi/c3", "json_attr_tpl": "{% for k in value_json %}{{ k }}{% endfor %}"})
+    out = feed(codec, "ruuvi/c3", {"temperature": 20.5, "humidity": 44.5, "mac": "c3:ab:cd:ef:01:02"})
+    assert sorted(values(out).items()) == [(("main", "humidity", "percent"), 44.5),
+                                           (("main", "temperature", "celsius"), 20.5)]
+    assert not out.problems
+
+
 # ---------------------------------------------------------------------------------------------- fuzz
 
 _json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
@@ -589,8 +897,68 @@ def test_fuzzed_configs_and_states_never_raise(platform: str, config: dict[str, 
     for device in list(codec.devices.values()):
         for entity in device.entities.values():
             for cap, command in entity.commands:
-                with contextlib.suppress(CodecError):
-                    codec.encode(Command(device.id, entity.component, cap, command, {"percent": 50}))
+                for args in ({"percent": 50}, {"hue": 120, "saturation": 50, "x": 0.3, "y": 0.3, "kelvin": 3000}):
+                    with contextlib.suppress(CodecError):
+                        codec.encode(Command(device.id, entity.component, cap, command, args))
+
+
+# Lights: every colour key, with values right and wrong, states on every topic they name, commands with any args.
+_colour_modes = st.lists(st.sampled_from(["onoff", "brightness", "color_temp", "hs", "xy", "rgb", "rgbw", "rgbww",
+                                          "white", "cwww", 7]), max_size=4)
+_light_config = st.fixed_dictionaries({"uniq_id": st.just("fz"), "cmd_t": st.just("l/set"), "stat_t": st.just("l")},
+                                     optional={
+    "schema": st.sampled_from(["json", "default", "template", 3]),
+    "sup_clrm": _colour_modes | _json, "rgb": st.booleans() | _json, "hs": st.booleans(), "xy": st.booleans(),
+    "brightness": st.booleans(), "bri_scl": st.integers(-1, 4096) | _json, "color_temp": st.booleans(),
+    **{f"{mode}_stat_t": st.just("l/c") for mode in ("rgb", "rgbw", "rgbww", "hs", "xy")},
+    **{f"{mode}_cmd_t": st.just("l/c/set") | st.just("l/+") for mode in ("rgb", "rgbw", "rgbww", "hs", "xy")},
+    **{f"{mode}_val_tpl": st.sampled_from(["{{ value_json.rgb | join(',') }}", "{{ value }}", "{{ value_json }}",
+                                           "{{ value.split(',') }}"]) for mode in ("rgb", "rgbw", "rgbww")},
+    **{f"{mode}_cmd_tpl": st.sampled_from(["{{ red }},{{ green }},{{ blue }}", "{{ white }}{{ cold_white }}",
+                                           "{{ value }}", "{{ hue }}", "{{ red | multiply('x') }}"])
+       for mode in ("rgb", "rgbw", "rgbww", "hs", "xy")},
+    "bri_stat_t": st.just("l/b"), "bri_cmd_t": st.just("l/b/set"),
+    "json_attr_t": st.sampled_from(["l/a", "+/a", "l", "#/x"]),
+    "json_attr_tpl": st.sampled_from(["{{ value_json | tojson }}", "{{ value_json.x }}", "{% if %}", "{{ value }}"]),
+})
+_colour_json = st.fixed_dictionaries({}, optional={
+    "state": st.sampled_from(["ON", "OFF", None, 1]), "brightness": st.integers(-5, 300) | _json,
+    "color_mode": st.sampled_from(["hs", "xy", "rgb", "rgbw", "rgbww", "color_temp", "cwww", "white", None, 3]),
+    "color_temp": st.integers(-1, 1000) | _json,
+    "color": st.dictionaries(st.sampled_from(["r", "g", "b", "w", "c", "h", "s", "x", "y"]),
+                             st.integers(-10, 400) | st.floats() | _json, max_size=9) | _json,
+    "rgb": st.lists(st.integers(-1, 300), max_size=5), "temperature": _json, "battery": _json, "linkquality": _json})
+_args = st.dictionaries(st.sampled_from(["hue", "saturation", "x", "y", "percent", "kelvin", "transition_s"]),
+                        st.integers(-10, 500) | st.floats() | _json, max_size=7)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=_light_config, states=st.lists(st.tuples(st.sampled_from(["l", "l/c", "l/b", "l/a", "x/a"]),
+                                                       _colour_json.map(lambda v: json.dumps(v).encode())
+                                                       | st.binary(max_size=30)
+                                                       | st.sampled_from([b"255,0,127", b"1,2,3,4", b"9,9,9,9,9",
+                                                                          b"0.3,0.4", b"0,0,0"])),
+                                             max_size=5),
+       args=st.lists(_args, max_size=3))
+def test_fuzzed_lights_and_attributes_never_raise(config: dict[str, Any], states: list[tuple[str, bytes]],
+                                                  args: list[dict[str, Any]]) -> None:
+    codec = HomeAssistantCodec(skip_native=())
+    try:
+        payload = orjson.dumps(config, option=orjson.OPT_NON_STR_KEYS)
+    except (orjson.JSONEncodeError, TypeError):
+        return
+    codec.decode("homeassistant/light/fz/config", payload)
+    for topic, body in states:
+        out = codec.decode(topic, body)
+        for update in out.updates:  # whatever is reported is a valid value of the model
+            spec = capability(update.capability)
+            assert spec is not None and spec.attributes[update.attribute].check(update.value) is None, update
+    for device in list(codec.devices.values()):
+        for entity in device.entities.values():
+            for cap, command in entity.commands:
+                for arg in [*args, {}]:
+                    with contextlib.suppress(CodecError):
+                        codec.encode(Command(device.id, entity.component, cap, command, arg))
 
 
 @settings(max_examples=200, deadline=None)

@@ -12,7 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.mqtt.tasmota_codec import Decoded, TasmotaCodec, relay_component, subscription_filters
+from adapters.mqtt.tasmota_codec import (
+    SENSOR_FIELDS,
+    ZIGBEE_FIELDS,
+    Decoded,
+    TasmotaCodec,
+    relay_component,
+    subscription_filters,
+)
 from gateway.sdk import CodecError, Command, capability
 
 CAPTURE = Path(__file__).resolve().parents[1] / "fixtures" / "tasmota" / "capture.jsonl"
@@ -49,9 +56,11 @@ def cmd(codec: TasmotaCodec, device: str, cap: str, command: str, component: str
 
 def test_component_rule() -> None:
     assert [relay_component(n) for n in (1, 2, 3, 8)] == ["main", "l2", "l3", "l8"]
-    assert subscription_filters("%prefix%/%topic%/") == ["stat/+/+", "tele/+/+"]
-    assert subscription_filters("%topic%/%prefix%/") == ["+/stat/+", "+/tele/+"]
-    assert subscription_filters("home/%prefix%/%topic%/") == ["home/stat/+/+", "home/tele/+/+"]
+    # with the per-device topics of a Zigbee bridge (SetOption89)
+    assert subscription_filters("%prefix%/%topic%/") == ["stat/+/+", "tele/+/+", "tele/+/+/SENSOR"]
+    assert subscription_filters("%topic%/%prefix%/") == ["+/stat/+", "+/tele/+", "+/tele/+/SENSOR"]
+    assert subscription_filters("home/%prefix%/%topic%/") == ["home/stat/+/+", "home/tele/+/+",
+                                                              "home/tele/+/+/SENSOR"]
 
 
 def test_discovered_four_relay_device_with_two_ds18b20() -> None:
@@ -226,17 +235,6 @@ def test_ifan_fan_speed() -> None:
     assert any("expected 0, 1, 2 or 3" in p for p in feed(codec, "stat/ifan03/RESULT", {"FanSpeed": 7}).problems)
 
 
-def test_a_zigbee_bridge_says_once_that_its_zigbee_devices_are_not_read() -> None:
-    # Tasmota on a Sonoff ZBBridge reports its Zigbee devices as ZbReceived (Tasmota's Zigbee docs): not read,
-    # but not silently either: one problem per bridge, not one per message.
-    codec = TasmotaCodec()
-    report = {"ZbReceived": {"0x057B": {"Device": "0x057B", "Name": "motion_sensor", "Occupancy": 1, "Endpoint": 1,
-                                        "LinkQuality": 105}}}
-    first = feed(codec, "tele/SonoffZB/SENSOR", report)
-    assert [p for p in first.problems if "Zigbee bridge" in p and "Zigbee2MQTT" in p]
-    assert feed(codec, "tele/SonoffZB/SENSOR", report).problems == []
-
-
 def test_shutter_and_three_phase_status10() -> None:
     codec = TasmotaCodec()
     feed(codec, "tele/tasmota_794BE8/SENSOR", payload_of("tele/tasmota_794BE8/SENSOR"))
@@ -263,11 +261,211 @@ def test_bad_input_is_reported_not_raised() -> None:
     assert feed(codec, "zigbee2mqtt/bridge/state", "online").upserts == []
 
 
+# -- lights split in parts, colour commands (sources: tests/fixtures/tasmota/README.md)
+
+SPLIT_DISCOVERY = payload_of("tasmota/discovery/00000049A3BC/config")
+
+
+def test_split_rgb_and_white_light_from_discovery() -> None:
+    # SetOption37 128 (discovery lk 0, two lights in rl, lt_st 5 = RGBCW): the colour light on POWER1/Dimmer1, the
+    # white light on POWER2/Dimmer2 with CT (hatasmota's light.py reads the same config this way)
+    codec = TasmotaCodec()
+    feed(codec, "tasmota/discovery/00000049A3BC/config", SPLIT_DISCOVERY)
+    dev = "tasmota:tasmota_49a3bc"
+    assert supports(codec, dev) == {
+        "main": {"on_off": (["on"], ["off", "on", "toggle"]), "level": (["percent"], ["set"]),
+                 "color": (["hue", "saturation"], ["set"])},
+        "l2": {"on_off": (["on"], ["off", "on", "toggle"]), "level": (["percent"], ["set"]),
+               "color_temperature": (["kelvin"], ["set"])}}
+    out = feed(codec, "stat/tasmota_49A3BC/RESULT", payload_of("stat/tasmota_49A3BC/RESULT"))
+    assert values(out) == {("main", "on_off", "on"): True, ("main", "level", "percent"): 50,
+                           ("l2", "on_off", "on"): True, ("l2", "level", "percent"): 100,
+                           ("main", "color", "hue"): 210, ("main", "color", "saturation"): 99,
+                           ("l2", "color_temperature", "kelvin"): 6536}
+    assert not out.problems
+    assert cmd(codec, dev, "on_off", "off", "l2") == ("cmnd/tasmota_49A3BC/POWER2", b"OFF")
+    assert cmd(codec, dev, "level", "set", "main", percent=30) == ("cmnd/tasmota_49A3BC/Dimmer1", b"30")
+    assert cmd(codec, dev, "level", "set", "l2", percent=75) == ("cmnd/tasmota_49A3BC/Dimmer2", b"75")
+    assert cmd(codec, dev, "color_temperature", "set", "l2", kelvin=2700) == ("cmnd/tasmota_49A3BC/CT", b"370")
+    # as Home Assistant's Tasmota integration sends a colour: hue and saturation only, brightness and white kept
+    assert cmd(codec, dev, "color", "set", "main", hue=120, saturation=50) == (
+        "cmnd/tasmota_49A3BC/Backlog", b"NoDelay;HsbColor1 120;NoDelay;HsbColor2 50")
+    assert cmd(codec, dev, "color", "set", "main", hue=359.6, saturation=99.5) == (
+        "cmnd/tasmota_49A3BC/Backlog", b"NoDelay;HsbColor1 0;NoDelay;HsbColor2 100")
+    for component, cap, args in (("l2", "color", {"hue": 1, "saturation": 1}),
+                                 ("main", "color_temperature", {"kelvin": 3000}),
+                                 ("main", "color", {"hue": 400, "saturation": 1})):
+        with pytest.raises(CodecError):
+            codec.encode(Command(dev, component, cap, "set", args))
+
+
+@pytest.mark.parametrize("relays", [0, 2])
+def test_split_light_from_telemetry_after_relays(relays: int) -> None:
+    # No discovery: Dimmer1/Dimmer2 say the light is split; its parts are the last two POWERs (after the relays)
+    codec = TasmotaCodec()
+    state = {f"POWER{n}": "OFF" for n in range(1, relays + 1)}
+    state |= {f"POWER{relays + 1}": "ON", "Dimmer1": 50, f"POWER{relays + 2}": "OFF", "Dimmer2": 100,
+              "Color": "014080FF00", "HSBColor": "210,99,50", "White": 100, "CT": 153, "Channel": [1, 25, 50, 100, 0]}
+    got = values(feed(codec, "stat/rgbw/RESULT", state))
+    rgb, white = relay_component(relays + 1), relay_component(relays + 2)
+    assert got[(rgb, "level", "percent")] == 50 and got[(white, "level", "percent")] == 100
+    assert got[(rgb, "color", "hue")] == 210 and got[(white, "color_temperature", "kelvin")] == 6536
+    assert got[(white, "on_off", "on")] is False
+    assert cmd(codec, "tasmota:rgbw", "level", "set", white, percent=20) == ("cmnd/rgbw/Dimmer2", b"20")
+    assert cmd(codec, "tasmota:rgbw", "color", "set", rgb, hue=30, saturation=100)[0] == "cmnd/rgbw/Backlog"
+
+
+def test_linked_rgbcw_bulb_telemetry_and_colour() -> None:
+    # domoticz/domoticz#5106: a linked RGBCW bulb in white mode; Color, White and the Channel array are not read
+    codec = TasmotaCodec()
+    out = feed(codec, "tele/bulb02/STATE", payload_of("tele/bulb02/STATE"))
+    assert values(out) == {("main", "on_off", "on"): True, ("main", "level", "percent"): 24,
+                           ("main", "color", "hue"): 285, ("main", "color", "saturation"): 100,
+                           ("main", "color_temperature", "kelvin"): 3876, ("main", "connectivity", "rssi_dbm"): -60}
+    assert supports(codec, "tasmota:bulb02")["main"]["color"] == (["hue", "saturation"], ["set"])
+    assert cmd(codec, "tasmota:bulb02", "color", "set", hue=285, saturation=100) == (
+        "cmnd/bulb02/Backlog", b"NoDelay;HsbColor1 285;NoDelay;HsbColor2 100")
+    assert cmd(codec, "tasmota:bulb02", "level", "set", percent=62) == ("cmnd/bulb02/Dimmer", b"62")
+
+
+def test_multi_channel_pwm_tuya_and_reduced_ct_from_discovery() -> None:
+    codec = TasmotaCodec()
+    base = {**SPLIT_DISCOVERY, "lk": 1}
+    # SetOption68: each PWM channel a dimmer of its own (HA's tests: rl [1, 1, 2, 2, 2], so 68)
+    feed(codec, "tasmota/discovery/000000AABB01/config", {
+        **base, "mac": "000000AABB01", "t": "h801", "rl": [1, 1, 2, 2, 2, 0, 0, 0], "so": {**base["so"], "68": 1}})
+    caps = supports(codec, "tasmota:h801")
+    assert caps["l2"] == {"on_off": (["on"], ["off", "on", "toggle"])}
+    assert caps["l3"] == caps["l5"] == {"on_off": (["on"], ["off", "on", "toggle"]), "level": (["percent"], ["set"])}
+    # Tasmota's state of such channels (xdrv_04_light.ino: "POWER<n>":…,"Channel<n>":…)
+    got = values(feed(codec, "stat/h801/RESULT", {"POWER3": "ON", "Channel3": 100, "POWER4": "OFF", "Channel4": 0,
+                                                  "POWER5": "ON", "Channel5": 40, "Color": "FF0066"}))
+    assert got[("l5", "level", "percent")] == 40 and got[("l4", "on_off", "on")] is False
+    assert cmd(codec, "tasmota:h801", "level", "set", "l5", percent=55) == ("cmnd/h801/Channel5", b"55")
+    # a Tuya MCU light is dimmed with Dimmer3 (hatasmota); SetOption82 narrows CT to 200..380 mireds
+    feed(codec, "tasmota/discovery/000000AABB02/config", {
+        **base, "mac": "000000AABB02", "t": "tuya", "rl": [2, 0, 0, 0, 0, 0, 0, 0], "ty": 1,
+        "so": {**base["so"], "82": 1}})
+    assert cmd(codec, "tasmota:tuya", "level", "set", percent=75) == ("cmnd/tuya/Dimmer3", b"75")
+    assert cmd(codec, "tasmota:tuya", "color_temperature", "set", kelvin=6500) == ("cmnd/tuya/CT", b"200")
+    assert supports(codec, "tasmota:tuya")["main"]["color"] == (["hue", "saturation"], ["set"])
+    assert codec.device("tasmota:tuya").info.components["main"]["color_temperature"].limits == {  # type: ignore
+        "kelvin": (2632, 5000)}
+    # SetOption68 learnt from telemetry alone
+    got = values(feed(codec, "stat/h802/RESULT", {"POWER1": "ON", "Channel1": 100, "POWER2": "OFF", "Channel2": 0,
+                                                  "Color": "FF00"}))
+    assert got == {("main", "on_off", "on"): True, ("main", "level", "percent"): 100,
+                   ("l2", "on_off", "on"): False, ("l2", "level", "percent"): 0}
+
+
+# -- Zigbee bridge
+
+def test_zigbee_bridge_devices_are_devices_of_their_own() -> None:
+    codec = TasmotaCodec()
+    assert feed(codec, "tele/zbbridge/LWT", "Online").availability == []
+    feed(codec, "tele/zbbridge/SENSOR", {"ZbState": {"Status": 30, "IEEEAddr": "0x00158D00036B50AE",
+                                                     "ShortAddr": "0x8F20", "PowerSource": False}})
+    # the Tasmota Zigbee docs' Aqara weather sensor
+    out = feed(codec, "tele/zbbridge/SENSOR", payload_of("tele/zbbridge/SENSOR", 1))
+    kitchen = "tasmota:zbbridge:0x8f20"
+    info = next(i for i in out.upserts if i.id == kitchen)
+    assert (info.name, info.via, info.serial, info.source) == ("Kitchen", "tasmota:zbbridge", "0x00158d00036b50ae",
+                                                                "tasmota")
+    assert values(out) == {("main", "battery", "volts"): 2.995, ("main", "battery", "percent"): 98,
+                           ("main", "temperature", "celsius"): 21.01, ("main", "humidity", "percent"): 53.68,
+                           ("main", "pressure", "hpa"): 1004.04, ("main", "connectivity", "lqi"): 88}
+    assert [u.device_id for u in out.updates] == [kitchen] * 6
+    assert out.availability == [(kitchen, True)] and not out.problems
+    # SetOption89 (tele/<t>/<short>/SENSOR) and SetOption83 (the name as key, the address in "Device")
+    out = feed(codec, "tele/zbbridge/8F20/SENSOR", {"ZbReceived": {"Kitchen": {"Device": "0x8F20", "Temperature": 22.5,
+                                                                               "Endpoint": 1, "LinkQuality": 80}}})
+    assert values(out) == {("main", "temperature", "celsius"): 22.5, ("main", "connectivity", "lqi"): 80}
+    # a plug: its on/off can be switched through the bridge (ZbSend, the Zigbee docs' "Plug" example)
+    out = feed(codec, "tele/zbbridge/SENSOR", {"ZbReceived": {"0x4773": {"Power": True, "LinkQuality": 52}}})
+    plug = "tasmota:zbbridge:0x4773"
+    assert values(out)[("main", "on_off", "on")] is True
+    assert supports_of(out, plug)["main"]["on_off"] == (["on"], ["off", "on", "toggle"])
+    assert cmd(codec, plug, "on_off", "on") == ("cmnd/zbbridge/ZbSend", b'{"Device":"0x4773","Send":{"Power":1}}')
+    assert cmd(codec, plug, "on_off", "toggle") == ("cmnd/zbbridge/ZbSend", b'{"Device":"0x4773","Send":{"Power":2}}')
+    with pytest.raises(CodecError):
+        cmd(codec, plug, "level", "set", percent=50)
+    # a bulb's dimmer (0-254): read as percent and set the same way
+    feed(codec, "tele/zbbridge/SENSOR", payload_of("tele/zbbridge/SENSOR", 4))
+    light = "tasmota:zbbridge:0x5adf"
+    assert values(feed(codec, "tele/zbbridge/SENSOR", payload_of("tele/zbbridge/SENSOR", 5))) == {
+        ("main", "level", "percent"): 40.2, ("main", "connectivity", "lqi"): 80}
+    assert cmd(codec, light, "level", "set", percent=50) == (
+        "cmnd/zbbridge/ZbSend", b'{"Device":"0x5ADF","Send":{"Dimmer":127}}')
+    # a remote's Power is a command it sends, not its state: not read, said once
+    out = feed(codec, "tele/zbbridge/SENSOR", payload_of("tele/zbbridge/SENSOR", 3))
+    assert values(out) == {("main", "connectivity", "lqi"): 75} and out.notes and not out.problems
+    assert not feed(codec, "tele/zbbridge/SENSOR", payload_of("tele/zbbridge/SENSOR", 3)).notes
+    with pytest.raises(CodecError):
+        cmd(codec, "tasmota:zbbridge:0xf72f", "on_off", "on")
+    # the bridge going offline takes its Zigbee devices with it
+    assert set(feed(codec, "tele/zbbridge/LWT", "Offline").availability) == {
+        ("tasmota:zbbridge", False), (kitchen, False), (plug, False), (light, False),
+        ("tasmota:zbbridge:0xf72f", False)}
+    # the bridge's discovery cleared: its Zigbee devices go too
+    feed(codec, "tasmota/discovery/00000049A3BC/config", {**SPLIT_DISCOVERY, "t": "zbbridge"})
+    assert cmd(codec, plug, "on_off", "off") == ("cmnd/zbbridge/ZbSend", b'{"Device":"0x4773","Send":{"Power":0}}')
+    removed = feed(codec, "tasmota/discovery/00000049A3BC/config", "").removals
+    assert set(removed) == {"tasmota:zbbridge", kitchen, plug, light, "tasmota:zbbridge:0xf72f"}
+
+
+def supports_of(out: Decoded, device_id: str) -> dict[str, dict[str, tuple[list[str], list[str]]]]:
+    info = [i for i in out.upserts if i.id == device_id][-1]
+    return {comp: {cap: (sorted(s.attributes), sorted(s.commands)) for cap, s in caps.items()}
+            for comp, caps in info.components.items()}
+
+
+def test_zigbee_reports_of_real_bridges() -> None:
+    codec = TasmotaCodec()
+    # a Sonoff ZBBridge with a SNZB-03 motion sensor (mdaskalov/homebridge-tasmota-zbbridge#4): the raw
+    # "0500<00" zone status is the sensor's own report, ZoneStatusChange… have no capability (said once)
+    out = feed(codec, "tele/tasmota_E30562/SENSOR", payload_of("tele/tasmota_E30562/SENSOR"))
+    assert values(out) == {("main", "occupancy", "occupied"): True, ("main", "connectivity", "lqi"): 50}
+    assert [n for n in out.notes if "ZoneStatusChange" in n] and not out.problems
+    # arendst/Tasmota#19613: the PIR's report and, later, its "no motion"
+    sensor = {"ZbReceived": {"0x49E3": {"Device": "0x49E3", "0500?00": "010000000000", "ZoneStatusChange": 1,
+                                        "Occupancy": 1, "Endpoint": 1, "LinkQuality": 48}}}
+    assert values(feed(codec, "tele/tasmota_E30562/SENSOR", sensor))[("main", "occupancy", "occupied")] is True
+    assert values(feed(codec, "tele/tasmota_E30562/SENSOR", {"ZbReceived": {"0x49E3": {"Device": "0x49E3",
+                                                                                       "Occupancy": 0}}})) == {
+        ("main", "occupancy", "occupied"): False}
+    # Zigbee2Tasmota in 2019 (arendst/Tasmota#6095): no ZbReceived envelope, in tele/RESULT
+    out = feed(codec, "tele/zigbee/RESULT", {"0xBC3F": {"Voltage": 3.095, "Battery": 100, "Temperature": 0}})
+    assert values(out) == {("main", "battery", "volts"): 3.095, ("main", "battery", "percent"): 100,
+                           ("main", "temperature", "celsius"): 0}
+    assert [u.id for u in out.upserts] == ["tasmota:zigbee", "tasmota:zigbee:0xbc3f"]
+    assert feed(codec, "tele/zigbee/RESULT", {"IrReceived": {"Protocol": "NEC"}}).upserts == []
+
+
+def test_zigbee_endpoints_and_bad_reports() -> None:
+    codec = TasmotaCodec()
+    # a two-gang switch: its lowest endpoint is its "main"; the other is not read into it (said once)
+    feed(codec, "tele/zb/SENSOR", {"ZbReceived": {"0x1234": {"Device": "0x1234", "Power": 1, "Endpoint": 2}}})
+    out = feed(codec, "tele/zb/SENSOR", {"ZbReceived": {"0x1234": {"Device": "0x1234", "Power": 0, "Endpoint": 1}}})
+    assert values(out) == {("main", "on_off", "on"): False}
+    out = feed(codec, "tele/zb/SENSOR", {"ZbReceived": {"0x1234": {"Device": "0x1234", "Power": 1, "Endpoint": 2}}})
+    assert values(out) == {} and out.notes
+    # bad values are problems of that value only; a report without an address is not read (ids never from names)
+    out = feed(codec, "tele/zb/SENSOR", {"ZbReceived": {
+        "0x1234": {"Device": "0x1234", "Temperature": "warm", "Humidity": 40, "Dimmer": 999, "Occupancy": 7},
+        "Hall": {"Temperature": 20}, "0x0001": "junk"}})
+    assert values(out) == {("main", "humidity", "percent"): 40}
+    assert len(out.problems) == 5
+
+
 _json = st.recursive(st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.floats() | st.text(max_size=10),
                      lambda c: st.lists(c, max_size=4) | st.dictionaries(
                          st.sampled_from(["POWER", "POWER2", "Dimmer", "CT", "HSBColor", "ENERGY", "Total", "Power",
                                           "AM2301", "Temperature", "TempUnit", "Shutter1", "Position", "Direction",
-                                          "Wifi", "Signal", "StatusSNS", "sn", "t", "rl", "ft", "mac", "x"]),
+                                          "Wifi", "Signal", "StatusSNS", "sn", "t", "rl", "ft", "mac", "x",
+                                          "Dimmer1", "Dimmer2", "Channel1", "Channel3", "Color", "White", "lk", "so",
+                                          "68", "82", "lt_st", "ty", "ZbReceived", "ZbState", "0x8F20", "Device",
+                                          "Name", "Endpoint", "Occupancy", "Hue", "X", "LinkQuality", "Status",
+                                          "ShortAddr", "IEEEAddr", "0006!02", "PressureUnit"]),
                          c, max_size=5), max_leaves=15)
 
 
@@ -275,14 +473,63 @@ _json = st.recursive(st.none() | st.booleans() | st.integers(-2**53, 2**53) | st
 @given(messages=st.lists(st.tuples(
     st.sampled_from(["tele/d/STATE", "tele/d/SENSOR", "tele/d/LWT", "stat/d/RESULT", "stat/d/POWER2",
                      "stat/d/STATUS10", "stat/d/STATUS11", "tasmota/discovery/001122334455/config",
-                     "tasmota/discovery/001122334455/sensors", "d/tele/STATE"]) | st.text(max_size=30),
+                     "tasmota/discovery/001122334455/sensors", "d/tele/STATE", "tele/d/RESULT",
+                     "tele/d/8F20/SENSOR", "tele/d/8F20/STATE"]) | st.text(max_size=30),
     _json.map(lambda v: orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS)) | st.binary(max_size=60)), max_size=6))
 def test_fuzzed_messages_never_raise(messages: list[tuple[str, bytes]]) -> None:
     codec = TasmotaCodec()
     for topic, payload in messages:
         codec.decode(topic, payload)
-    for device in list(codec.by_id.values()):
+    for device_id in [*codec.by_id, *codec.zigbee_by_id]:
         for cap, command, args in (("on_off", "toggle", {}), ("level", "set", {"percent": 10}),
-                                   ("cover", "open", {}), ("color_temperature", "set", {"kelvin": "x"})):
-            with contextlib.suppress(CodecError):
-                codec.encode(Command(device.id, "main", cap, command, args))
+                                   ("cover", "open", {}), ("color_temperature", "set", {"kelvin": "x"}),
+                                   ("color", "set", {"hue": 120, "saturation": 50}), ("color", "set", {"hue": "x"}),
+                                   ("level", "set", {"percent": 1e300})):
+            for component in ("main", "l2", "l3"):
+                with contextlib.suppress(CodecError):
+                    codec.encode(Command(device_id, component, cap, command, args))
+
+
+# Shaped like the real thing, with every value wrong in its own way: Zigbee reports, split and multi-channel lights.
+_value = (st.none() | st.booleans() | st.integers(-300, 70000) | st.floats() | st.text(max_size=6)
+          | st.lists(st.integers(), max_size=3))
+_zb_report = st.dictionaries(st.sampled_from([*ZIGBEE_FIELDS, *SENSOR_FIELDS, "Device", "Name", "Endpoint", "ModelId",
+                                              "Manufacturer", "IEEEAddr", "0006!02", "0402_0000", "PressureUnit",
+                                              "TempUnit", "Bogus"]), _value | st.sampled_from(["0x8F20", "hPa", "F"]),
+                             max_size=8)
+_zb_message = st.fixed_dictionaries(
+    {"ZbReceived": st.dictionaries(st.sampled_from(["0x8F20", "0x0001", "Kitchen", "0xZZZZ", ""]),
+                                   _zb_report | _value, max_size=3)},
+    optional={"ZbState": st.dictionaries(st.sampled_from(["Status", "ShortAddr", "IEEEAddr"]),
+                                         st.sampled_from([30, "0x8F20", "0x00158D00036B50AE", None, 3]))})
+_light_state = st.dictionaries(st.sampled_from(["POWER", "POWER1", "POWER2", "POWER3", "Dimmer", "Dimmer1", "Dimmer2",
+                                                "Channel1", "Channel2", "Channel40", "CT", "HSBColor", "Color",
+                                                "White"]),
+                               _value | st.sampled_from(["ON", "OFF", "210,99,50", "1,2", "x,y,z"]), max_size=8)
+_light_discovery = st.fixed_dictionaries({"t": st.just("zb"), "mac": st.just("001122334455")}, optional={
+    "rl": st.lists(st.sampled_from([0, 1, 2, 3, "2"]), max_size=8), "lk": st.sampled_from([0, 1, None, "0"]),
+    "lt_st": st.integers(-1, 7) | st.none(), "ty": st.sampled_from([0, 1, True]),
+    "so": st.dictionaries(st.sampled_from(["68", "82", "20"]), st.sampled_from([0, 1, True, "1"])) | _value})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages=st.lists(st.one_of(
+    st.tuples(st.sampled_from(["tele/zb/SENSOR", "tele/zb/8F20/SENSOR", "tele/zb/RESULT"]), _zb_message),
+    st.tuples(st.sampled_from(["stat/zb/RESULT", "tele/zb/STATE"]), _light_state),
+    st.tuples(st.just("tasmota/discovery/001122334455/config"), _light_discovery),
+    st.tuples(st.just("tele/zb/LWT"), st.sampled_from(["Online", "Offline"]))), max_size=6))
+def test_fuzzed_zigbee_and_light_messages_never_raise(messages: list[tuple[str, Any]]) -> None:
+    codec = TasmotaCodec()
+    for topic, payload in messages:
+        body = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+        out = codec.decode(topic, body)
+        for update in out.updates:  # whatever is reported is a valid value of the model
+            spec = capability(update.capability)
+            assert spec is not None and spec.attributes[update.attribute].check(update.value) is None, update
+    for device_id in [*codec.by_id, *codec.zigbee_by_id]:
+        for cap, command, args in (("on_off", "on", {}), ("level", "set", {"percent": 40}),
+                                   ("color", "set", {"hue": 10, "saturation": 10}),
+                                   ("color_temperature", "set", {"kelvin": 2700})):
+            for component in ("main", "l2", "l3"):
+                with contextlib.suppress(CodecError):
+                    codec.encode(Command(device_id, component, cap, command, args))
