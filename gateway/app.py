@@ -77,6 +77,15 @@ class Gateway:
             "bad_input": dict(self.hub.bad_input_by_source),
         }
 
+    def metrics(self) -> str:
+        """``/metrics``: the hub's counters and gauges, and what the adapters did not apply (adapter_metrics)."""
+        from gateway.api.app import hub_metrics
+
+        text = hub_metrics(self.hub)
+        if self.supervisor is not None:
+            text += adapter_metrics(self.supervisor.adapter_stats())
+        return text
+
     def _notification_result(self, result: Any) -> None:
         self.hub.counters[f"notifications_{result.status}"] += 1
         if self.engine is not None:
@@ -173,7 +182,7 @@ class Gateway:
                 tokens = TokenStore(config.token_file)
                 initial = await asyncio.to_thread(tokens.ensure_initial)
                 stack.callback(tokens.flush)
-                app = create_app(self.hub, tokens, health=self.health,
+                app = create_app(self.hub, tokens, health=self.health, metrics=self.metrics,
                                  command_timeout_s=config.api.command_timeout_s,
                                  store=self.store, device_meta=self.device_meta)
                 add_scene_routes(app, self.engine)
@@ -211,6 +220,37 @@ class Gateway:
             await self._stop.wait()
             log.info("stopping")
         self._say("Hearth stopped")
+
+
+def adapter_metrics(stats: dict[str, dict[str, Any]]) -> str:
+    """Prometheus text for the adapters' ``stats()`` (``Supervisor.adapter_stats``): each adapter's
+    ``"dropped": {"by_reason": {reason: count}}`` as ``hearth_adapter_dropped_total{adapter, reason}``.
+
+    By reason only: the per-device counts some adapters also keep (BLE: ``by_device``) would make a series per
+    device, hundreds on a busy street; they are in ``/healthz``. Counts restart at zero when an adapter does.
+    """
+    samples: list[str] = []
+    for adapter, entry in sorted(stats.items()):
+        result = entry.get("stats")
+        dropped = result.get("dropped") if isinstance(result, dict) else None
+        by_reason = dropped.get("by_reason") if isinstance(dropped, dict) else None
+        if not isinstance(by_reason, dict):
+            continue
+        for reason, count in sorted(by_reason.items(), key=lambda item: str(item[0])):
+            if isinstance(count, (int, float)) and not isinstance(count, bool):
+                samples.append(f'hearth_adapter_dropped_total{{adapter="{_label(adapter)}",'
+                               f'reason="{_label(str(reason))}"}} {count}')
+    if not samples:
+        return ""
+    return "\n".join([
+        "# HELP hearth_adapter_dropped_total Input an adapter received and did not apply, by reason.",
+        "# TYPE hearth_adapter_dropped_total counter",
+        *samples,
+    ]) + "\n"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 # glibc's malloc, tuned for a long-running gateway on a small machine (``hearth run`` only: process-wide

@@ -3,13 +3,19 @@ exponential back-off while the others keep running.
 
 Adapters are found through the entry-point group ``hearth.adapters``; the built-in ones are registered
 there exactly like a third-party plugin.
+
+An adapter may also have a ``stats()`` method (optional, see :meth:`Supervisor.adapter_stats`): what it
+returns is shown in ``/healthz`` under its name, and its drop counters are exported by ``/metrics``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import json
 import logging
 import random
+import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -34,6 +40,11 @@ BACKOFF_MAX_S = 300.0
 STABLE_AFTER_S = 60.0
 # A start taking longer than this is logged: it delays nothing else, but the owner should know.
 SLOW_START_WARN_S = 10.0
+# An adapter's stats() runs on the event loop, inside a /healthz or /metrics request: one that takes longer
+# than this is slow; its result is used, and then shown again (with its age) instead of calling it for
+# STATS_SLOW_BACKOFF_S, so that a slow stats() costs one slow request a minute, not every request.
+STATS_SLOW_S = 0.25
+STATS_SLOW_BACKOFF_S = 60.0
 
 # "not_ready": the adapter said what it needs is not there (no Bluetooth adapter, say) and is retried
 # quietly; "backoff": it failed and waits to be restarted.
@@ -242,6 +253,9 @@ class Supervisor:
         self.health: dict[str, AdapterHealth] = {name: AdapterHealth(name) for name in adapters}
         self._tasks: list[asyncio.Task[None]] = []
         self._instances: dict[str, Any] = {}
+        # name -> (the instance, its last stats() result, clock.monotonic() when taken, when to call it again)
+        # for adapters whose stats() was slow
+        self._slow_stats: dict[str, tuple[Any, dict[str, Any], float, float]] = {}
 
     async def __aenter__(self) -> Supervisor:
         loop = asyncio.get_running_loop()
@@ -256,7 +270,64 @@ class Supervisor:
         self._tasks.clear()
 
     def health_report(self) -> dict[str, Any]:
-        return {name: h.as_dict() for name, h in sorted(self.health.items())}
+        """Each adapter's state, restarts and last error; for a running adapter with a ``stats()`` method, also
+        what it returned (``"stats"``), or why not (``"stats_error"``). See :meth:`adapter_stats`."""
+        report = {name: h.as_dict() for name, h in sorted(self.health.items())}
+        for name, stats in self.adapter_stats().items():
+            report[name].update(stats)
+        return report
+
+    def adapter_stats(self) -> dict[str, dict[str, Any]]:
+        """The optional adapter hook ``stats()``, for every running adapter that has it.
+
+        ``stats()`` is a plain (not ``async``) method that takes no argument and returns a dict that JSON can
+        encode: counters and states an owner or a monitoring system may want (it is shown in ``/healthz``,
+        which needs no token, so it must hold no secret). It is called on the event loop at each ``/healthz``
+        and ``/metrics`` request, so it must be cheap: build the dict from counters kept as things happen.
+        One key has a meaning of its own: ``"dropped": {"by_reason": {reason: count}}``, input the adapter
+        received and did not apply, by reason, which ``/metrics`` exports as
+        ``hearth_adapter_dropped_total{adapter, reason}`` (other keys are shown in ``/healthz`` only).
+
+        Returns, per adapter name, ``{"stats": <its result>}``, or ``{"stats_error": "stats failed: ..."}``
+        when it raised or returned something else than a JSON-encodable dict. A stats() slower than
+        ``STATS_SLOW_S`` is not called again for ``STATS_SLOW_BACKOFF_S``; meanwhile its last result is shown
+        with ``"stats_age_s"``. Nothing an adapter's stats() does breaks ``/healthz``.
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for name in sorted(self._instances):
+            adapter = self._instances[name]
+            method = getattr(adapter, "stats", None)
+            if callable(method):
+                out[name] = self._stats_of(name, adapter, method)
+        return out
+
+    def _stats_of(self, name: str, adapter: Any, method: Callable[[], Any]) -> dict[str, Any]:
+        now = self.clock.monotonic()
+        slow = self._slow_stats.get(name)
+        if slow is not None:
+            instance, result, taken, call_after = slow
+            if instance is adapter and now < call_after:
+                return {"stats": result, "stats_age_s": round(now - taken, 1)}
+            del self._slow_stats[name]
+        started = time.perf_counter()  # the call's own duration: the gateway's clock may be simulated
+        try:
+            result = method()
+            if inspect.isawaitable(result):
+                if inspect.iscoroutine(result):
+                    result.close()  # never awaited: no "coroutine was never awaited" warning
+                raise TypeError("stats() must be a plain method, not async")
+            if not isinstance(result, dict):
+                raise TypeError(f"stats() returned {type(result).__name__}, not a dict")
+            json.dumps(result, allow_nan=False)  # /healthz encodes it the same way: fail here, not there
+        except Exception as err:
+            log.debug("adapter %s: stats() failed", name, exc_info=True)
+            return {"stats_error": f"stats failed: {type(err).__name__}: {err}"[:500]}
+        elapsed = time.perf_counter() - started
+        if elapsed > STATS_SLOW_S:
+            log.warning("adapter %s: stats() took %.2f s (more than %.2f s); it is called again in %.0f s, its "
+                        "last result is shown meanwhile", name, elapsed, STATS_SLOW_S, STATS_SLOW_BACKOFF_S)
+            self._slow_stats[name] = (adapter, result, now, now + STATS_SLOW_BACKOFF_S)
+        return {"stats": result}
 
     def instance(self, name: str) -> Any:
         return self._instances.get(name)
@@ -331,6 +402,7 @@ class Supervisor:
     async def _stop(self, name: str, adapter: Any, ctx: AdapterContextImpl) -> None:
         self.hub.set_command_handler(name, None)
         self._instances.pop(name, None)
+        self._slow_stats.pop(name, None)
         await ctx.cancel_tasks()
         try:
             await asyncio.wait_for(adapter.stop(), 10.0)

@@ -72,15 +72,16 @@ OBJECTS: dict[int, BthomeObject] = {
     0x10: _skip(1, "power on/off (no read-only on/off in our model)"),
     0x11: BthomeObject(1, OPENING, capability="contact", attribute="open"),  # opening: 1 = open, like ours
     0x12: _n(2, False, 1, "air_quality", "co2_ppm"),
-    0x13: _skip(2, "TVOC µg/m³ (ours is ppb; the conversion depends on the gas mix)"),
-    0x14: _skip(2, "soil moisture %"),
+    0x13: _n(2, False, 1, "air_quality", "voc_ugm3"),  # TVOC µg/m³: kept a mass concentration, never ppb
+    0x14: _n(2, False, 0.01, "soil_moisture", "percent"),  # moisture (b-parasite: of the soil)
     0x15: _b("battery", "low"),
     0x16: _skip(1, "battery charging"),
     0x17: _b("smoke_co_alarm", "co"),
     0x18: _skip(1, "cold"), 0x19: _skip(1, "connectivity"),
     0x1A: _b("contact", "open"),  # door: 1 = open
     0x1B: _b("contact", "open"),  # garage door: 1 = open
-    0x1C: _skip(1, "gas"), 0x1D: _skip(1, "heat"), 0x1E: _skip(1, "light"),
+    0x1C: _b("gas", "detected"),  # gas: 1 = detected
+    0x1D: _skip(1, "heat"), 0x1E: _skip(1, "light"),
     0x1F: BthomeObject(1, LOCK),
     0x20: _b("water_leak", "leak"),  # moisture: 1 = wet
     0x21: _b("occupancy", "occupied"),  # motion
@@ -95,7 +96,7 @@ OBJECTS: dict[int, BthomeObject] = {
     0x2C: _b("vibration", "detected"),
     0x2D: _b("contact", "open"),  # window: 1 = open
     0x2E: _n(1, False, 1, "humidity", "percent"),
-    0x2F: _skip(1, "soil moisture %"),
+    0x2F: _n(1, False, 1, "soil_moisture", "percent"),  # moisture, whole percent
     0x3A: BthomeObject(1, BUTTON),
     0x3B: BthomeObject(1, COMMAND),
     0x3C: BthomeObject(2, DIMMER),
@@ -109,7 +110,8 @@ OBJECTS: dict[int, BthomeObject] = {
     0x46: _skip(1, "UV index"),
     0x47: _skip(2, "volume"), 0x48: _skip(2, "volume"), 0x49: _skip(2, "volume flow rate"),
     0x4A: BthomeObject(2, VOLTS, False, 0.1),
-    0x4B: _skip(3, "gas"), 0x4C: _skip(4, "gas"),
+    0x4B: _skip(3, "gas m³ (a meter's volume; our gas capability is a detector)"),
+    0x4C: _skip(4, "gas m³ (a meter's volume; our gas capability is a detector)"),
     0x4D: _n(4, False, 0.001, "energy_meter", "kwh"),
     0x4E: _skip(4, "volume"), 0x4F: _skip(4, "water"),
     0x50: _skip(4, "timestamp"),
@@ -125,7 +127,8 @@ OBJECTS: dict[int, BthomeObject] = {
     0x5E: _skip(2, "direction"), 0x5F: _skip(2, "precipitation"),
     0x60: _skip(1, "channel"),
     0x61: _skip(2, "rotational speed"), 0x62: _skip(4, "speed"), 0x63: _skip(4, "acceleration"),
-    0x64: _skip(1, "light level"), 0x65: _skip(1, "settings revision"),
+    0x64: _skip(1, "light level (0 dark, 1 twilight, 2 bright: neither lux nor percent)"),
+    0x65: _skip(1, "settings revision"),
     0xF0: BthomeObject(2, DEVTYPE),
     0xF1: BthomeObject(4, FW),
     0xF2: BthomeObject(3, FW),
@@ -155,6 +158,7 @@ NAME_PREFIXES: tuple[tuple[str, str, str], ...] = (
     ("SBMO", "Shelly", "BLU Motion"),
     ("SBRC", "Shelly", "BLU RC Button 4"),
     ("ATC_", "pvvx/ATC", "Thermometer (custom firmware)"),
+    ("prst", "b-parasite", "Plant sensor"),  # as bthome-ble names it
 )
 
 

@@ -298,6 +298,22 @@ def _hum_float(raw: bytes, model: str, out: MiFrame) -> None:
         out.readings.append(("humidity", "percent", round(value, 1)))
 
 
+def _soil_moisture(raw: bytes, model: str, out: MiFrame) -> None:
+    out.readings.append(("soil_moisture", "percent", raw[0]))  # whole percent (xiaomi-ble obj1008)
+
+
+def _formaldehyde(raw: bytes, model: str, out: MiFrame) -> None:
+    # u16 in steps of 0.01 mg/m³ (xiaomi-ble obj1010: raw / 100 mg/m³); ours is µg/m³: one step is 10 µg/m³,
+    # kept an integer (raw / 100 * 1000 would be a float with a rounding tail).
+    out.readings.append(("air_quality", "hcho_ugm3", struct.unpack("<H", raw)[0] * 10))
+
+
+def _consumable(raw: bytes, model: str, out: MiFrame) -> None:
+    # What is left of the device's consumable, % (xiaomi-ble obj1013): a mosquito repellent's tablet (WX08ZM),
+    # an odour eliminator's cartridge. Our model's consumable is the filter's life left.
+    out.readings.append(("filter", "life_percent", raw[0]))
+
+
 def _battery_low(raw: bytes, model: str, out: MiFrame) -> None:
     out.readings.append(("battery", "low", raw[0] != 0))
 
@@ -444,9 +460,12 @@ OBJECTS: dict[int, tuple[int | None, Reader]] = {
     0x1005: (2, _power_temp),
     0x1006: (2, _hum),
     0x1007: (3, _illuminance),
+    0x1008: (1, _soil_moisture),
     0x100A: (1, _battery),
     0x100D: (4, _temp_hum),
     0x100E: (1, _lock_attribute),
+    0x1010: (2, _formaldehyde),
+    0x1013: (1, _consumable),
     0x1014: (1, _leak),
     0x1015: (1, _smoke),
     0x1017: (4, _no_motion_s),
@@ -494,11 +513,8 @@ NOT_USED: dict[int, str] = {
     0x0006: "fingerprint",
     0x0008: "armed away",
     0x0010: "toothbrush",
-    0x1008: "soil moisture %: no capability for it",
     0x1009: "soil conductivity",
-    0x1010: "formaldehyde mg/m³: no capability for it",
     0x1012: "power on/off: no read-only on/off in our model",
-    0x1013: "consumable %",
     0x1018: "light on/off: no capability for a light/dark flag",
     0x3003: "toothbrushing",
     0x483D: "pressure present duration",

@@ -351,10 +351,16 @@ class BleAdapter:
                 break
 
     def stats(self) -> dict[str, Any]:
-        """The scanner's state and what was not applied, by reason and device (for /healthz and tools)."""
-        devices = self._devices
+        """The scanner's state and what was not applied, by reason, with how many devices: the supervisor's
+        optional adapter hook (shown in /healthz, which needs no token: no addresses of the neighbours' sensors
+        there; ``dropped.by_reason`` is exported by /metrics as hearth_adapter_dropped_total)."""
         return {"scanner": self.scanner_state, "scanner_restarts": self.scanner_restarts,
-                "dropped": devices.drop_stats() if devices is not None else {"by_reason": {}, "by_device": {}}}
+                "dropped": _counts(self.drops())}
+
+    def drops(self) -> dict[str, Any]:
+        """What was not applied, by reason and by device (``{"by_reason": …, "by_device": {id: {reason: n}}}``)."""
+        devices = self._devices
+        return devices.drop_stats() if devices is not None else {"by_reason": {}, "by_device": {}}
 
     # For tests and tools
     @property
@@ -392,3 +398,8 @@ def _bluez_bus_connected() -> bool:
         return bus is None or bool(getattr(bus, "connected", True))
     except Exception:
         return True
+
+
+def _counts(drops: dict[str, Any]) -> dict[str, Any]:
+    """Drops by reason and the number of devices they came from (no addresses)."""
+    return {"by_reason": drops["by_reason"], "devices": len(drops["by_device"])}

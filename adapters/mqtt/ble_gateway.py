@@ -279,9 +279,15 @@ class BleMqttGatewayAdapter:
                                       ctx.clock.time(), gateway, adv.rssi if adv is not None else None, events)
 
     def stats(self) -> dict[str, Any]:
-        """What was not applied, by reason and device (for /healthz and tools)."""
+        """What was not applied, by reason, with how many devices: the supervisor's optional adapter hook (shown
+        in /healthz, without addresses; ``dropped.by_reason`` is exported by /metrics)."""
+        drops = self.drops()
+        return {"dropped": {"by_reason": drops["by_reason"], "devices": len(drops["by_device"])}}
+
+    def drops(self) -> dict[str, Any]:
+        """What was not applied, by reason and by device."""
         devices = self._devices
-        return {"dropped": devices.drop_stats() if devices is not None else {"by_reason": {}, "by_device": {}}}
+        return devices.drop_stats() if devices is not None else {"by_reason": {}, "by_device": {}}
 
     @property
     def devices(self) -> BleDevices | None:

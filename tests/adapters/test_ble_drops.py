@@ -133,7 +133,7 @@ async def start_ble(hub: Hub, **config: Any) -> tuple[BleAdapter, HubContext]:
 
 
 def dropped(adapter: BleAdapter, address: str) -> dict[str, int]:
-    return adapter.stats()["dropped"]["by_device"].get(f"ble:{normalize_mac(address)}", {})
+    return adapter.drops()["by_device"].get(f"ble:{normalize_mac(address)}", {})
 
 
 # ------------------------------------------------------------------------------------- no motion
@@ -256,15 +256,17 @@ async def test_an_unknown_object_is_a_note_with_its_id(hub: Hub, notes: list[str
 
 
 async def test_an_object_without_a_capability_is_a_note(hub: Hub, notes: list[str]) -> None:
-    # xiaomi-ble test_Xiaomi_HHCCJCY01_all_values: soil moisture (0x1008) and conductivity (0x1009)
+    # xiaomi-ble test_Xiaomi_HHCCJCY01_all_values: soil conductivity (0x1009) has no capability; soil moisture
+    # (0x1008) has one now
     adapter, ctx = await start_ble(hub)
     for n in range(4):
         adapter.feed(vector("test_Xiaomi_HHCCJCY01_all_values", n, T0 + 61 * n))
     row = XIAOMI["test_Xiaomi_HHCCJCY01_all_values"][0]
-    assert dropped(adapter, row["address"]) == {"not_used": 2}
-    assert any("0x1008 (soil moisture" in n for n in notes)
+    assert dropped(adapter, row["address"]) == {"not_used": 1}
+    assert any("0x1009 (soil conductivity" in n for n in notes)
     device = hub.devices[f"ble:{normalize_mac(row['address'])}"]
     assert device.value("main", "temperature", "celsius") == 24.4 and ctx.bad_input == []
+    assert device.value("main", "soil_moisture", "percent") == 64
     # BTHome (bthome-ble test_bthome_mass_kilograms)
     result = decode_advertisement(vector("test_bthome_mass_kilograms", source=BTHOME), KeyRing(), DecoderState())
     assert reasons(result) == [("not_used", "note")] and "0x06 mass kg" in result.notes[0]
@@ -350,7 +352,7 @@ def _reason_cases() -> list[tuple[str, list[Advertisement], dict[str, str], str]
         ("downgrade", [vector("test_bthome_pressure", source=BTHOME)],
          {down["address"]: "814aac74c4f17b6c1581e1ab87816b99"}, "problem"),
         ("unknown_object", [mi(lywsd, plain + bytes.fromhex("999902abcd"))], {}, "note"),
-        ("not_used", [vector("test_Xiaomi_HHCCJCY01_all_values", 2)], {}, "note"),
+        ("not_used", [vector("test_Xiaomi_HHCCJCY01_all_values", 1)], {}, "note"),  # 0x1009 conductivity
         ("too_short", [vector("test_too_short_encryption_advertisement", source=BTHOME)],
          {BTHOME["test_too_short_encryption_advertisement"][0]["address"]:
           BTHOME["test_too_short_encryption_advertisement"][0]["key"]}, "problem"),
@@ -400,14 +402,14 @@ async def test_notes_are_rate_limited_per_device_and_reason_and_counted_in_full(
     adapter.feed(mi(MOTION_SENSOR, NO_MOTION, T0 + NOTE_EVERY_S + 1))
     assert len(notes) == 3 and "(99 more since the last note)" in notes[-1]
     # what a device sends and we do not use is said once, however often and long it sends it
-    plant = XIAOMI["test_Xiaomi_HHCCJCY01_all_values"][2]  # 0x1008 soil moisture
+    plant = XIAOMI["test_Xiaomi_HHCCJCY01_all_values"][1]  # 0x1009 soil conductivity
     for i in range(5):
         t = T0 + NOTE_EVERY_S + 2 + i * NOTE_EVERY_S
         clock.advance_to(t)
         adapter.feed(mi(plant["address"], bytes.fromhex(plant["data"])[:4] + bytes([i]) + bytes.fromhex(
             plant["data"])[5:], t))
     assert dropped(adapter, plant["address"]) == {"not_used": 5}
-    assert sum("0x1008" in n for n in notes) == 1
+    assert sum("0x1009" in n for n in notes) == 1
     await adapter.stop()  # the summary, for replay's notes and the log
     assert "ble:18:c2:3c:20:8e:77 no_key 101" in notes[-1]
 
@@ -418,7 +420,9 @@ async def test_stats_say_it_by_reason_and_device(hub: Hub) -> None:
     adapter.feed(vector("test_blank_advertisements_then_unencrypted", 0))
     stats = adapter.stats()
     assert stats["scanner"] == "off"
-    assert stats["dropped"]["by_reason"] == {"no_data": 1, "no_key": 1}
+    assert stats["dropped"] == {"by_reason": {"no_data": 1, "no_key": 1}, "devices": 2}
+    assert "by_device" not in stats["dropped"]  # /healthz needs no token: no addresses there
+    assert adapter.drops()["by_device"][f"ble:{normalize_mac(MOTION_SENSOR)}"] == {"no_key": 1}
 
 
 async def test_replay_lists_a_sensor_without_its_key(tmp_path: Path) -> None:
