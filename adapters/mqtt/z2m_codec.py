@@ -522,6 +522,10 @@ def _fan_mode(raw: Any, b: Binding) -> list[tuple[str, Any]]:
 _ALARM_OFF = frozenset({"off", "stop", "none", "normal", "idle", "no_alarm"})
 
 
+def decode_alarm_flag(raw: Any, b: Binding) -> bool:
+    return decode_text(raw, b).lower() not in _ALARM_OFF
+
+
 def _alarm_word(raw: Any, b: Binding) -> list[tuple[str, Any]]:
     text = decode_text(raw, b)
     if text.lower() in _ALARM_OFF:
@@ -565,6 +569,12 @@ def _values_include(*words: str) -> When:
     def fits(feature: dict[str, Any], types: frozenset[str], names: frozenset[str]) -> bool:
         values = feature.get("values")
         return isinstance(values, list) and any(w in values for w in words)
+    return fits
+
+
+def _described(word: str) -> When:
+    def fits(feature: dict[str, Any], types: frozenset[str], names: frozenset[str]) -> bool:
+        return word in str(feature.get("description") or "").lower()
     return fits
 
 
@@ -686,6 +696,13 @@ GENERIC_RULES: dict[str, Rule | tuple[Rule, ...]] = {
     "warning": _r("siren", None, None, ("on", "off"), kinds=frozenset({"composite"}), role="warning"),
     # A device's output as a plain top-level `state` (not inside a switch expose): a relay, a thermostat's power.
     "state": _r("on_off", "on", decode_on_off, ("on", "off", "toggle"), kinds=BINARY, rank=1, when=_switches),
+    # A siren's alarm as a word (Lincukoo A08-Z10T: alarm_sound, alarm_light, alarm_sound_light, normal).
+    "alarm_state": _r("siren", None, _alarm_word, ("on", "off"), kinds=ENUM, role="on", multi=True,
+                      when=_values_include("alarm_sound")),
+    # A vibration sensor's alarm (Tuya TS0601_vibration_alarm_sensor: normal / alarm).
+    "alarm_status": _r("vibration", "detected", decode_alarm_flag, kinds=ENUM, when=_described("vibration")),
+    # A binary input module's inputs (Gewiss GWA1502: "State of input I1"): read, never switched.
+    "input": _r("on_off", "on", decode_on_off, kinds=BINARY, rank=2),
     # A radar's status (OWON FDS315: unoccupied, occupied, sitting, on_the_bed, low_posture, falling).
     "status": _r("occupancy", "occupied", decode_presence_word, kinds=ENUM, rank=2,
                  when=_values_include("unoccupied")),
