@@ -274,6 +274,13 @@ def capture_span(path: Path) -> tuple[float, float] | None:
     return None if first is None or last is None else (first, last)
 
 
+# An MQTT line as `hearth capture` writes it, with a JSON object or array as payload: its payload's text is
+# taken as it is, not parsed and written again (most of reading a large capture). The last `,"retain":`
+# ends the payload (the match is greedy), so a payload that says "retain" itself is still whole.
+_CANONICAL_MQTT = re.compile(
+    rb'^\{"t":"([^"\\]*)","source":"mqtt","topic":"([^"\\]+)","payload":([\[{].*),"retain":(true|false)\}$')
+
+
 def read_capture(path: Path, errors: list[dict[str, Any]]) -> Iterator[CaptureRecord]:
     """Capture lines in file order; a bad line becomes an error entry, never an exception."""
     with path.open("rb") as file:
@@ -281,6 +288,16 @@ def read_capture(path: Path, errors: list[dict[str, Any]]) -> Iterator[CaptureRe
             raw = raw.strip()
             if not raw or raw.startswith(b"#"):
                 continue
+            canonical = _CANONICAL_MQTT.match(raw)
+            if canonical is not None:
+                try:
+                    t = parse_time(canonical[1].decode())
+                    topic = canonical[2].decode()
+                except (ValueError, UnicodeDecodeError, OverflowError):
+                    pass  # the general path below says what is wrong
+                else:
+                    yield CaptureRecord(number, t, "mqtt", _NO_DATA, (topic, canonical[3], canonical[4] == b"true"))
+                    continue
             try:
                 data = orjson.loads(raw)
                 if not isinstance(data, dict):
