@@ -221,8 +221,10 @@ def parse_time(value: Any) -> float:
         # Epoch milliseconds are a common slip: anything past year 5000 in seconds is taken as ms.
         return float(value) / 1000.0 if value > 1e11 else float(value)
     if isinstance(value, str):
-        text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
-        parsed = datetime.fromisoformat(text)
+        try:
+            parsed = datetime.fromisoformat(value)  # takes "…Z" itself (Python 3.11)
+        except ValueError:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
         if parsed.tzinfo is None:
             from datetime import UTC
 
