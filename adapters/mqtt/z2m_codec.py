@@ -656,6 +656,10 @@ GENERIC_RULES: dict[str, Rule | tuple[Rule, ...]] = {
     "energy": _r("energy_meter", "kwh", decode_energy_kwh, kinds=NUMERIC, units=_KWH),
     "produced_energy": _r("energy_meter", "exported_kwh", decode_energy_kwh, kinds=NUMERIC, units=_KWH),
     "energy_produced": _r("energy_meter", "exported_kwh", decode_energy_kwh, kinds=NUMERIC, units=_KWH),
+    # The metering cluster's totals, by their ZCL names (imported and exported).
+    "current_summ_delivered": _r("energy_meter", "kwh", decode_energy_kwh, kinds=NUMERIC, units=_KWH, rank=1),
+    "current_summ_received": _r("energy_meter", "exported_kwh", decode_energy_kwh, kinds=NUMERIC, units=_KWH,
+                                rank=1),
     "temperature": _r("temperature", "celsius", decode_celsius, kinds=NUMERIC, units=_CELSIUS),
     "humidity": _r("humidity", "percent", decode_percent, kinds=NUMERIC, units=(("%",), (None,))),
     "pressure": (
@@ -1025,7 +1029,9 @@ def _compile_definition(definition: dict[str, Any], battery: bool) -> _Compiled:
         if parent == "switch" and fname == "state" and not _switches_the_device(feature):
             continue  # a setting shaped as a switch (a TRV's "Away mode": property away_mode), not an output
         specific = SPECIFIC_RULES.get((parent, fname)) if parent else None
-        rules: tuple[Rule, ...] = (specific,) if specific else _rules(fname)
+        # By its name; a converter that names a feature by its meter's own label (LiXee ZLinky: "EAST") still
+        # has the ZCL property (`current_summ_delivered`).
+        rules: tuple[Rule, ...] = (specific,) if specific else (_rules(fname) or _rules(prop))
         if not rules and (phased := _PHASE_SUFFIX.match(fname)) and phased["base"] in _PHASED:
             part = _PHASE_COMPONENT.get(phased["part"], phased["part"])
             fname, component = phased["base"], part if component == "main" else component
