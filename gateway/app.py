@@ -39,6 +39,7 @@ class Gateway:
         self.supervisor: Supervisor | None = None
         self.api: Any = None
         self.notifier: Any = None
+        self.ack_tokens: Any = None
         self.device_meta: Any = None
         self.mdns: Any = None
         self.engine: Any = None
@@ -91,6 +92,17 @@ class Gateway:
         if self.engine is not None:
             self.engine.notification_result(result)
 
+    def _notification_progress(self, result: Any) -> None:
+        """A notification held for quiet hours, or a channel failing while it is retried: shown on its alert
+        (not counted: only final results are)."""
+        if self.engine is not None:
+            self.engine.notification_result(result)
+
+    def _alert_state(self, alert_id: str) -> str | None:
+        """For the notifier: is the alert a held notification speaks of still open?"""
+        alert = self.engine.alerts.get(alert_id) if self.engine is not None else None
+        return None if alert is None else alert["state"]
+
     def _say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
 
@@ -98,7 +110,7 @@ class Gateway:
         from gateway.api.app import ApiServer, create_app
         from gateway.api.auth import TokenStore
         from gateway.scenes.engine import SceneEngine
-        from gateway.scenes.notify import Notifier
+        from gateway.scenes.notify import AckTokens, Notifier, notify_settings
         from gateway.scenes.setup import engine_settings, load_profiles, notify_targets
         from gateway.store import Store
 
@@ -106,6 +118,8 @@ class Gateway:
         # Profiles first: a config that names a broken profile stops here, before anything starts.
         profiles = load_profiles(config)
         targets = notify_targets(config)
+        notify_config = notify_settings(config.notify, config.source)
+        scene_settings = engine_settings(config)
         loop = asyncio.get_running_loop()
         self.event_loop = loop_name(loop)
         if install_signal_handlers:
@@ -165,27 +179,40 @@ class Gateway:
                            mdns=self.mdns, http=http)
             )
 
+            # Acknowledge links: one-time tokens, kept hashed in the store (a link sent before a restart works).
+            self.ack_tokens = AckTokens(self.clock, self.store.kv("ack_links"),
+                                        ttl_s=notify_config.ack_link_ttl_h * 3600)
             self.notifier = await stack.enter_async_context(
-                Notifier(targets, self.clock, mqtt=self.mqtt, on_result=self._notification_result)
+                Notifier(targets, self.clock, mqtt=self.mqtt, on_result=self._notification_result,
+                         on_progress=self._notification_progress, settings=notify_config,
+                         timezone=scene_settings.timezone, ack_tokens=self.ack_tokens,
+                         alert_state=self._alert_state, commit=self.store.flush)
             )
             self.engine = SceneEngine(
                 self.hub, profiles, notifier=self.notifier, storage=self.store.kv("scenes"),
-                trace_storage=self.store.kv("scene_traces"), settings=engine_settings(config),
+                trace_storage=self.store.kv("scene_traces"), settings=scene_settings,
                 commit=self.store.flush,
             )
             await stack.enter_async_context(self.engine)
 
             if config.api.enabled:
+                from gateway.api.accounts import UserStore
+                from gateway.api.ack import add_ack_routes
                 from gateway.api.discovered import add_discovered_routes
+                from gateway.api.resident import add_resident_routes
                 from gateway.api.scenes import add_scene_routes
 
                 tokens = TokenStore(config.token_file)
                 initial = await asyncio.to_thread(tokens.ensure_initial)
                 stack.callback(tokens.flush)
-                app = create_app(self.hub, tokens, health=self.health, metrics=self.metrics,
+                users = UserStore(config.token_file.with_name("users.json"))
+                has_owner = await asyncio.to_thread(users.has_owner)
+                app = create_app(self.hub, tokens, users=users, health=self.health, metrics=self.metrics,
                                  command_timeout_s=config.api.command_timeout_s,
                                  store=self.store, device_meta=self.device_meta)
                 add_scene_routes(app, self.engine)
+                add_ack_routes(app, self.engine, self.ack_tokens)
+                add_resident_routes(app)
                 supervisor = self.supervisor
                 add_discovered_routes(app, lambda: supervisor.instance("mdns"))
                 self.api = await stack.enter_async_context(ApiServer(app, config.api.host, config.api.port))
@@ -197,6 +224,13 @@ class Gateway:
                         host=config.api.host, auth_required=True))
                 if initial:
                     self._say(f"API token (shown once, stored hashed in {config.token_file}): {initial}")
+                if not has_owner:
+                    # No default password, ever: the owner chooses one, on this machine.
+                    where = f" --config {config.source}" if config.source not in ("<defaults>",) \
+                        and not config.source.startswith("<") else ""
+                    self._say("No owner account yet. Create it with:  hearth user add NAME --role owner" + where
+                              + "  (asks for the password; or --password-stdin), or open the web UI from this "
+                                f"machine (http://127.0.0.1:{self.api.port}/) and create it there.")
                 self._say(f"Hearth {__version__} ready: API at {self.api.url}, {restored} devices restored, "
                           f"{len(self.engine.scenes)} scenes")
             else:

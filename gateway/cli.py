@@ -210,11 +210,132 @@ def cmd_capture(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_files(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The config ``hearth run`` would use with the same --config, and a line saying where its data is."""
+    import os
+
+    config = _load(args.config)
+    where = f"--config {args.config}" if args.config else "no config file: the defaults"
+    if config.api.token_file is not None:
+        source = f"[api] token_file of {config.source}"
+    elif config.gateway.data_dir is not None:
+        source = f"[gateway] data_dir of {config.source}"
+    elif os.environ.get("HEARTH_DATA_DIR"):
+        source = "$HEARTH_DATA_DIR"
+    else:
+        source = "the default data directory ($XDG_DATA_HOME/hearth or ~/.local/share/hearth)"
+    return config, f"({where}; the data directory from {source})"
+
+
+def parse_expiry(text: str | None, now: float | None = None) -> float | None:
+    """``7d``, ``12h``, ``90m``, or a local date/time ``2026-12-31`` / ``2026-12-31T18:00``: epoch seconds."""
+    import time
+    from datetime import datetime
+
+    if text is None:
+        return None
+    now = time.time() if now is None else now
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([dhm])", text.strip())
+    if match:
+        return now + float(match.group(1)) * {"d": 86400, "h": 3600, "m": 60}[match.group(2)]
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise HearthError(f"--expires {text!r}: give a duration (7d, 12h, 90m) or a date (2026-12-31)") from None
+    return when.timestamp()
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from gateway.api.auth import token_command
 
-    config = _load(args.config)
-    return token_command(args.action, config.token_file, args.name, sys.stdout)
+    config, source = _data_files(args)
+    print(f"Token file: {config.token_file} {source}", file=sys.stderr)
+    return token_command(args.action, config.token_file, args.name, sys.stdout, role=args.role,
+                         expires=parse_expiry(args.expires))
+
+
+def _read_password(args: argparse.Namespace, name: str) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise HearthError("no password on standard input")
+        return password
+    import getpass
+
+    if not sys.stdin.isatty():
+        raise HearthError("no terminal to ask for the password on: use --password-stdin")
+    first = getpass.getpass(f"Password for {name}: ")
+    if getpass.getpass("Again: ") != first:
+        raise HearthError("the two passwords differ; nothing changed")
+    return first
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from gateway.api.accounts import ROLES, AccountError, SessionStore, UserStore
+    from gateway.api.auth import TokenStore
+
+    config, source = _data_files(args)
+    users_file = config.token_file.with_name("users.json")
+    print(f"Accounts file: {users_file} {source}", file=sys.stderr)
+    users = UserStore(users_file)
+
+    def when(t: float | None) -> str:
+        return "never" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    def end_sessions(name: str) -> None:
+        sessions = SessionStore(config.token_file.with_name("sessions.json"), users, TokenStore(config.token_file))
+        sessions.end_all("user", name)
+
+    try:
+        if args.action == "list":
+            listed = users.list()
+            if not listed:
+                print("No accounts yet. Make the owner's: hearth user add NAME --role owner")
+                return 0
+            width = max(4, *(len(u.name) for u in listed))
+            print(f"{'NAME':<{width}}  {'ROLE':<9}  {'CREATED':<20}  EXPIRES")
+            for user in listed:
+                print(f"{user.name:<{width}}  {user.role:<9}  {when(user.created):<20}  {when(user.expires)}")
+            return 0
+        if not args.name:
+            print(f"Say which user: hearth user {args.action} NAME", file=sys.stderr)
+            return 2
+        if args.action == "add":
+            if args.role not in ROLES:
+                print(f"Give a role: --role {{{','.join(ROLES)}}}", file=sys.stderr)
+                return 2
+            user = users.add(args.name, args.role, _read_password(args, args.name),
+                             expires=parse_expiry(args.expires))
+            until = f" until {when(user.expires)}" if user.expires is not None else ""
+            print(f"Added {user.name} ({user.role}{until}). Log in at the web UI with this name and password.")
+            return 0
+        if args.action == "passwd":
+            if users.get(args.name) is None:
+                raise AccountError(f"no user {args.name!r} (see: hearth user list)")
+            users.set_password(args.name, _read_password(args, args.name))
+            end_sessions(args.name)
+            print(f"Changed {args.name}'s password; their browser sessions have ended.")
+            return 0
+        if args.action == "set":
+            expires = parse_expiry(args.expires) if args.expires not in (None, "never") else None
+            user = users.update(args.name, role=args.role,
+                                expires="keep" if args.expires is None else expires)
+            end_sessions(args.name)
+            print(f"{user.name}: {user.role}, access until {when(user.expires)}; their browser sessions have ended.")
+            return 0
+        if args.action == "remove":
+            if not users.remove(args.name):
+                print(f"No user {args.name!r} (see: hearth user list).", file=sys.stderr)
+                return 1
+            end_sessions(args.name)
+            print(f"Removed {args.name}; their browser sessions have ended.")
+            return 0
+    except AccountError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 2
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -308,11 +429,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, help="stop after this many messages")
     p.set_defaults(func=cmd_capture)
 
-    p = sub.add_parser("token", help="manage API tokens")
+    p = sub.add_parser("token", help="manage API tokens (for machines and scripts), each with a role")
     p.add_argument("action", choices=["create", "list", "revoke"])
     p.add_argument("name", nargs="?", help="token name (create) or id/name (revoke)")
-    p.add_argument("--config", "-c", help="config file (where the token file lives)")
+    p.add_argument("--role", default="owner", choices=["owner", "caregiver", "installer", "resident"],
+                   help="what the token may do (create; default owner)")
+    p.add_argument("--expires", help="create: when it stops working: 7d, 12h, 90m or a date 2026-12-31 "
+                                     "(required for installer)")
+    p.add_argument("--config", "-c", help="config file (where the token file lives), as for hearth run")
     p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("user", help="manage the people who log in to the web UI (accounts and roles)")
+    p.add_argument("action", choices=["add", "list", "passwd", "set", "remove"])
+    p.add_argument("name", nargs="?", help="the user's name")
+    p.add_argument("--role", choices=["owner", "caregiver", "installer", "resident"],
+                   help="add, set: owner (everything), caregiver (house and alerts), installer (devices, "
+                        "scenes; time-limited), resident (the resident's view)")
+    p.add_argument("--expires", help="add, set: when the access ends: 7d, 12h or a date (required for "
+                                     "installer); set: 'never' to lift it")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="add, passwd: read the password from standard input instead of asking")
+    p.add_argument("--config", "-c", help="config file (where the data directory is), as for hearth run")
+    p.set_defaults(func=cmd_user)
 
     p = sub.add_parser("schema", help="print a JSON Schema: the capability model (default), or a profile file's "
                                       "(for editors: Taplo / Even Better TOML, VS Code)")

@@ -188,7 +188,8 @@ class Config(_Section):
     location: LocationSection = LocationSection()
     scenes: ScenesSection = ScenesSection()
     profiles: list[ProfileUse] = Field(default_factory=list)
-    # notification target name -> target ([notify.<name>] kind = "mqtt" | "webhook" | "log")
+    # notification target name -> target ([notify.<name>] kind = "mqtt" | "webhook" | "apprise" | "log"), and
+    # the plain keys public_url and ack_link_ttl_h (acknowledge links: gateway.scenes.notify.notify_settings)
     notify: dict[str, Any] = Field(default_factory=dict)
     # device id or name -> area
     areas: dict[str, str] = Field(default_factory=dict)

@@ -1,9 +1,14 @@
-"""The HTTP API (DESIGN.md contract 6): routes, bearer-token auth, error shapes and the server.
+"""The HTTP API (DESIGN.md contract 6): routes, authentication and roles, error shapes and the server.
 
-Every ``/api`` route needs ``Authorization: Bearer <token>``; ``/healthz`` and ``/metrics`` do not,
-nor do the web UI's static files (``/``, ``/ui/...``: they hold no data). Two ``/api`` routes check
-the token themselves instead of the header: ``POST /api/login`` (the token is the body) and the
-WebSocket ``/api/ws`` (a browser cannot set headers on it; its first message carries the token).
+Every ``/api`` route needs a credential: ``Authorization: Bearer <token>`` (machines, scripts), or the
+browser session cookie set by ``POST /api/login`` (then every POST/PUT/PATCH/DELETE also needs the
+``X-CSRF-Token`` header, equal to the ``hearth_csrf`` cookie, and must not come from another origin).
+Which role may call which route is one table, :data:`gateway.api.accounts.ROUTE_ROLES`; a route it does
+not name is the owner's only. ``/healthz`` and ``/metrics`` need nothing, nor do the web UI's static
+files (``/``, ``/ui/...``: they hold no data). The routes the table calls PUBLIC check their credential
+themselves: ``POST /api/login`` (the password or token is the body), the WebSocket ``/api/ws`` (the
+session cookie, or a token in its first message), the first-start owner set-up (loopback only) and the
+acknowledge links (``/api/ack/...``, a one-time token in the URL).
 Every error is JSON (``{"error": ..., "field": ...}`` for bad input) and never carries a traceback.
 """
 
@@ -20,7 +25,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.api.auth import TokenInfo, TokenStore
+from gateway.api.accounts import (
+    PUBLIC,
+    ROUTE_ROLES,
+    Principal,
+    SessionStore,
+    UserStore,
+    allowed_roles,
+    principal_for_token,
+)
+from gateway.api.auth import TokenStore
 from gateway.errors import CommandErrorReason, CommandValidationError
 from gateway.hub import Hub
 from gateway.model import json_schema
@@ -32,13 +46,18 @@ if TYPE_CHECKING:
     from gateway.store import Store
 
 __all__ = [
+    "CSRF_COOKIE",
+    "CSRF_HEADER",
     "DEVICE_META_KEY",
     "HUB_KEY",
     "MAX_BODY_BYTES",
     "PUBLIC_API_ROUTES",
+    "SESSIONS_KEY",
+    "SESSION_COOKIE",
     "STORE_KEY",
     "TOKENS_KEY",
     "TOKEN_INFO_KEY",
+    "USERS_KEY",
     "ApiServer",
     "CommandBody",
     "create_app",
@@ -60,16 +79,24 @@ SHUTDOWN_TIMEOUT_S = 5.0
 
 HUB_KEY = web.AppKey("hearth.hub", Hub)
 TOKENS_KEY = web.AppKey("hearth.tokens", TokenStore)
+USERS_KEY = web.AppKey("hearth.users", UserStore)
+SESSIONS_KEY = web.AppKey("hearth.sessions", SessionStore)
+SESSION_COOKIE = "hearth_session"
+# Not HttpOnly: the page's script reads it and sends it back as the X-CSRF-Token header (double submit).
+CSRF_COOKIE = "hearth_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The SQLite store (history, energy) and the owner's device edits; absent when the app runs without them
 # (the routes that need them answer 503). Set by create_app(store=..., device_meta=...).
 STORE_KEY = web.AppKey("hearth.store", object)
 DEVICE_META_KEY = web.AppKey("hearth.device_meta", object)
-# /api routes that check the token themselves rather than by the Authorization header (method, path).
-PUBLIC_API_ROUTES = frozenset({("POST", "/api/login"), ("GET", "/api/ws")})
-# The TokenInfo of the authenticated caller, on every /api request. RequestKey is aiohttp >= 3.13;
-# a plain string key does the same on older versions (pyproject allows >= 3.9).
+# /api routes that check their credential themselves (method, path); see accounts.ROUTE_ROLES.
+PUBLIC_API_ROUTES = frozenset(route for route, roles in ROUTE_ROLES.items() if roles == PUBLIC)
+# The Principal (who is calling: a token or a logged-in person, and their role) on every authenticated
+# /api request; ``.name`` is what alerts record. RequestKey is aiohttp >= 3.13; a plain string key does
+# the same on older versions (pyproject allows >= 3.9).
 TOKEN_INFO_KEY: Any = (
-    web.RequestKey("hearth.token", TokenInfo) if hasattr(web, "RequestKey") else "hearth.token"
+    web.RequestKey("hearth.token", Principal) if hasattr(web, "RequestKey") else "hearth.token"
 )
 
 _STATUS_HTTP: dict[str, int] = {
@@ -147,24 +174,89 @@ async def _errors_middleware(
 async def _auth_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Bearer-token check for everything under /api (also unknown /api routes: they reveal nothing)."""
+    """Credential and role check for everything under /api (unknown /api routes too: they reveal nothing)."""
     if not _is_api(request.path):
         return await handler(request)
-    route = request.match_info.route.resource
-    if route is not None and (request.method, route.canonical) in PUBLIC_API_ROUTES:
+    resource = request.match_info.route.resource
+    roles = allowed_roles(request.method, resource.canonical) if resource is not None else None
+    if roles == PUBLIC:
         return await handler(request)
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+    found = await authenticate(request)
+    if isinstance(found, web.Response):
+        return found
+    request[TOKEN_INFO_KEY] = found
+    if roles is not None and found.role not in roles:
+        return _json({"error": f"not allowed for the role {found.role!r}", "reason": "forbidden_role",
+                      "role": found.role}, status=403)
+    return await handler(request)
+
+
+async def authenticate(request: web.Request) -> Principal | web.Response:
+    """Who is calling: by the bearer header, else by the session cookie (with the CSRF and origin checks
+    of a state-changing request). A response (401/403) when neither holds."""
+    app = request.app
+    header = request.headers.get("Authorization")
+    if header is None and SESSION_COOKIE in request.cookies:
+        verified = await asyncio.to_thread(app[SESSIONS_KEY].verify, request.cookies[SESSION_COOKIE])
+        if verified is None:
+            return _unauthorized("your session has ended: log in again", "invalid_token")
+        session, principal = verified
+        if request.method in UNSAFE_METHODS:
+            if not same_origin(request):
+                return _error(403, "refused a request from another site", reason="cross_origin")
+            csrf = request.headers.get(CSRF_HEADER, "")
+            if not csrf or csrf != request.cookies.get(CSRF_COOKIE) or not SessionStore.csrf_matches(session, csrf):
+                return _error(403, f"missing or wrong {CSRF_HEADER} header (send the {CSRF_COOKIE} cookie's value)",
+                              reason="csrf")
+        return principal
+    scheme, _, token = (header or "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        return _unauthorized("missing bearer token (send the header  Authorization: Bearer <token>)", None)
+        return _unauthorized("missing bearer token (send the header  Authorization: Bearer <token>, "
+                             "or log in)", None)
     # Checking may re-read the token file (after a CLI revoke): file I/O stays off the event loop.
-    info = await asyncio.to_thread(request.app[TOKENS_KEY].verify, token)
+    info = await asyncio.to_thread(app[TOKENS_KEY].verify, token)
     if info is None:
-        request.app[_AUTH_FAILURES_KEY].record(request.app[HUB_KEY].clock.monotonic(), request.remote)
-        return _unauthorized("invalid or revoked token", "invalid_token")
-    request[TOKEN_INFO_KEY] = info
-    return await handler(request)
+        app[_AUTH_FAILURES_KEY].record(app[HUB_KEY].clock.monotonic(), request.remote)
+        return _unauthorized("invalid, expired or revoked token", "invalid_token")
+    return principal_for_token(info)
+
+
+def same_origin(request: web.Request) -> bool:
+    """Whether a browser says this request comes from a page of this gateway (Origin, else Referer).
+
+    Neither header: not a browser's cross-site request (browsers send Origin on every cross-origin POST,
+    and on same-origin ones too), so it is let through; the CSRF token is still required.
+    """
+    from urllib.parse import urlsplit
+
+    source = request.headers.get("Origin") or request.headers.get("Referer")
+    if source is None:
+        return True
+    if source == "null":
+        return False
+    host = request.headers.get("Host") or request.host
+    try:
+        return urlsplit(source).netloc.casefold() == host.casefold()
+    except ValueError:
+        return False
+
+
+def set_session_cookies(request: web.Request, response: web.StreamResponse, session_id: str, csrf: str,
+                        max_age_s: float | None) -> None:
+    # Secure only when this request came over TLS: on plain http://<pi>:8470 a Secure cookie would never
+    # come back. Behind a TLS-terminating proxy, the proxy should set it (README).
+    secure = request.secure
+    max_age = None if max_age_s is None else int(max_age_s)
+    response.set_cookie(SESSION_COOKIE, session_id, path="/", httponly=True, samesite="Strict", secure=secure,
+                        max_age=max_age)
+    response.set_cookie(CSRF_COOKIE, csrf, path="/", httponly=False, samesite="Strict", secure=secure,
+                        max_age=max_age)
+
+
+def clear_session_cookies(response: web.StreamResponse) -> None:
+    response.del_cookie(SESSION_COOKIE, path="/")
+    response.del_cookie(CSRF_COOKIE, path="/")
 
 
 class _AuthFailureLog:
@@ -263,8 +355,8 @@ class _Routes:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             # Refuse before reading a byte of it.
             raise web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, request.content_length)
-        # No Content-Type check: the bearer header already rules out cross-site form posts, and
-        # `curl -d` sends form encoding by default.
+        # No Content-Type check: a bearer header rules out cross-site form posts, a session needs the
+        # CSRF header (which a form cannot send), and `curl -d` sends form encoding by default.
         raw = await request.read()
         try:
             data = json.loads(raw)
@@ -410,12 +502,15 @@ def create_app(
     store: Store | None = None,
     device_meta: DeviceMeta | None = None,
     ws_settings: WsSettings | None = None,
+    users: UserStore | None = None,
+    sessions: SessionStore | None = None,
 ) -> web.Application:
     """The aiohttp application: devices, commands, login, the WebSocket, history, energy and the web UI.
 
     ``store`` makes history and energy available, ``device_meta`` the owner's device edits. Scene routes
     are added by :func:`gateway.api.scenes.add_scene_routes`; the WebSocket then also carries scene,
-    alert and mode events. Other route modules find the hub under ``HUB_KEY``.
+    alert and mode events. Other route modules find the hub under ``HUB_KEY``. ``users`` and ``sessions``
+    default to ``users.json`` and ``sessions.json`` beside the token file.
     """
     from dataclasses import replace
 
@@ -429,6 +524,9 @@ def create_app(
     )
     app[HUB_KEY] = hub
     app[TOKENS_KEY] = tokens
+    users = users or UserStore(tokens.path.with_name("users.json"))
+    app[USERS_KEY] = users
+    app[SESSIONS_KEY] = sessions or SessionStore(tokens.path.with_name("sessions.json"), users, tokens)
     app[_AUTH_FAILURES_KEY] = _AuthFailureLog()
     routes = _Routes(hub, health, metrics, command_timeout_s)
     app.router.add_get("/healthz", routes.healthz)

@@ -1,5 +1,9 @@
 """API tokens: creating, listing, revoking and checking the bearer tokens of the HTTP API.
 
+Each token has a role (``owner``, ``caregiver``, ``installer``, ``resident``; see
+:mod:`gateway.api.accounts`) and may expire (an installer's must); tokens written before roles existed
+read as ``owner``, which is what they could do.
+
 The token file (``[api] token_file``, by default ``<data dir>/tokens.json``) holds only a salted
 hash of each token, never the token itself: the plaintext is shown once, when the token is made.
 The file is shared by the running gateway and the ``hearth token`` CLI; a store re-reads it when it
@@ -61,9 +65,17 @@ class TokenInfo:
     name: str
     created: float
     last_used: float | None = None
+    # Tokens made before roles existed had full access: they read as "owner".
+    role: str = "owner"
+    # Epoch seconds after which the token stops working (installers' access is time-limited); None: never.
+    expires: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "created": self.created, "last_used": self.last_used}
+        return {"id": self.id, "name": self.name, "created": self.created, "last_used": self.last_used,
+                "role": self.role, "expires": self.expires}
+
+    def expired(self, now: float) -> bool:
+        return self.expires is not None and now >= self.expires
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,19 +112,23 @@ class TokenStore:
 
     # ---------------------------------------------------------------- public
 
-    def create(self, name: str) -> tuple[str, TokenInfo]:
+    def create(self, name: str, role: str = "owner", expires: float | None = None) -> tuple[str, TokenInfo]:
         """Make a new token. Returns its plaintext (shown once, never stored) and its public info."""
+        from gateway.api.accounts import check_role_and_expiry
+
+        check_role_and_expiry(role, expires, self._now(), error=TokenError)
         name = name.strip()
         if not name or len(name) > NAME_MAX_CHARS or not _NAME_RE.fullmatch(name):
             raise TokenError(
                 f"invalid token name {name[:80]!r}: use 1-{NAME_MAX_CHARS} letters, digits, spaces or . @ : + - _"
             )
         with self._lock, self._file_lock():
-            token, info = self._create_locked(name, self._reload(strict=True))
-        log.info("created API token %s (%s)", info.id, info.name)
+            token, info = self._create_locked(name, self._reload(strict=True), role, expires)
+        log.info("created API token %s (%s, %s)", info.id, info.name, info.role)
         return token, info
 
-    def _create_locked(self, name: str, records: dict[str, _Record]) -> tuple[str, TokenInfo]:
+    def _create_locked(self, name: str, records: dict[str, _Record], role: str = "owner",
+                       expires: float | None = None) -> tuple[str, TokenInfo]:
         if any(r.info.name == name for r in records.values()):
             raise TokenError(f"a token named {name!r} exists already (revoke it first, or pick another name)")
         token_id = secrets.token_hex(ID_HEX_CHARS // 2)
@@ -120,7 +136,7 @@ class TokenStore:
             token_id = secrets.token_hex(ID_HEX_CHARS // 2)
         token = f"{TOKEN_PREFIX}_{token_id}_{secrets.token_urlsafe(SECRET_BYTES)}"
         salt = secrets.token_hex(16)
-        info = TokenInfo(token_id, name, round(self._now(), 3))
+        info = TokenInfo(token_id, name, round(self._now(), 3), role=role, expires=expires)
         self._write({**records, token_id: _Record(info, salt, _digest(salt, token))})
         return token, info
 
@@ -161,13 +177,23 @@ class TokenStore:
             record = records.get(match.group(1)) if match else None
             salt, expected = (record.salt, record.digest) if record else (_DUMMY_SALT, _DUMMY_DIGEST)
             ok = hmac.compare_digest(_digest(salt, token), expected)
-            if not ok or record is None:
-                return None
             now = self._now()
+            if not ok or record is None or record.info.expired(now):
+                return None
             self._last_used[record.info.id] = now
             if now - self._last_persist >= LAST_USED_PERSIST_INTERVAL_S:
                 self._persist_last_used()
             return self._with_last_used(record.info)
+
+    def known(self, token_id: str) -> TokenInfo | None:
+        """The token with this id, if it exists (for sessions opened with a token). Never raises."""
+        with self._lock:
+            try:
+                record = self._reload(strict=False).get(token_id)
+            except Exception:
+                log.exception("cannot check API tokens")
+                return None
+            return None if record is None else record.info
 
     def is_empty(self) -> bool:
         with self._lock:
@@ -240,6 +266,8 @@ class TokenStore:
             raise TokenError(f"{where}: not valid JSON ({err})") from None
         if not isinstance(data, dict) or not isinstance(data.get("tokens"), list):
             raise TokenError(f"{where}: expected an object with a 'tokens' list")
+        from gateway.api.accounts import ROLES as roles
+
         records: dict[str, _Record] = {}
         for index, item in enumerate(data["tokens"]):
             try:
@@ -248,7 +276,11 @@ class TokenStore:
                     name=str(item["name"]),
                     created=float(item["created"]),
                     last_used=None if item.get("last_used") is None else float(item["last_used"]),
+                    role=str(item.get("role", "owner")),
+                    expires=None if item.get("expires") is None else float(item["expires"]),
                 )
+                if info.role not in roles:
+                    raise ValueError(f"unknown role {info.role!r}")
                 record = _Record(info, str(item["salt"]), str(item["sha256"]))
                 bytes.fromhex(record.salt)
             except (KeyError, TypeError, ValueError, AttributeError) as err:
@@ -261,54 +293,14 @@ class TokenStore:
         for record in sorted(records.values(), key=lambda r: (r.info.created, r.info.id)):
             items.append({**record.info.as_dict(), "salt": record.salt, "sha256": record.digest})
         text = json.dumps({"version": FILE_VERSION, "tokens": items}, indent=2) + "\n"
-        self._ensure_dir()
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            # Created 0600 from the start (not chmod-ed afterwards), so no other user can ever read it.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except OSError as err:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise TokenError(f"cannot write {self.path}: {err.strerror}") from err
-        with contextlib.suppress(OSError):  # make the rename itself durable (power cuts)
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        write_private_file(self.path, text, TokenError)
         self._records = records
         st = self.path.stat()
         self._signature = (st.st_mtime_ns, st.st_size, st.st_ino)
         self._load_error = None
 
-    def _ensure_dir(self) -> None:
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as err:
-            raise TokenError(f"cannot create {self.path.parent}: {err.strerror}") from err
-
-    @contextlib.contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        """Serialize read-modify-write of the file between processes (gateway and CLI)."""
-        if fcntl is None:  # pragma: no cover
-            yield
-            return
-        self._ensure_dir()
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as err:
-            raise TokenError(f"cannot open {lock_path}: {err.strerror}") from err
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+    def _file_lock(self) -> contextlib.AbstractContextManager[None]:
+        return file_lock(self.path, TokenError)
 
     def _persist_last_used(self) -> None:
         self._last_persist = self._now()
@@ -327,6 +319,59 @@ class TokenStore:
             log.warning("cannot record when API tokens were last used: %s", err)
 
 
+# -------------------------------------------------------------------- files (shared with accounts.py)
+
+
+def write_private_file(path: Path, text: str, error: type[HearthError]) -> None:
+    """Replace ``path`` atomically with ``text``, readable by its owner only (0600), durably (fsync)."""
+    ensure_private_dir(path, error)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        # Created 0600 from the start (not chmod-ed afterwards), so no other user can ever read it.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise error(f"cannot write {path}: {err.strerror}") from err
+    with contextlib.suppress(OSError):  # make the rename itself durable (power cuts)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def ensure_private_dir(path: Path, error: type[HearthError]) -> None:
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as err:
+        raise error(f"cannot create {path.parent}: {err.strerror}") from err
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, error: type[HearthError]) -> Iterator[None]:
+    """Serialize read-modify-write of ``path`` between processes (gateway and CLI): ``<path>.lock``."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    ensure_private_dir(path, error)
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as err:
+        raise error(f"cannot open {lock_path}: {err.strerror}") from err
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 # -------------------------------------------------------------------- CLI
 
 
@@ -336,16 +381,18 @@ def _when(epoch_s: float | None) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def token_command(action: str, token_file: Path, name: str | None, out: TextIO) -> int:
-    """``hearth token create NAME | list | revoke ID_OR_NAME``. Returns the exit status."""
+def token_command(action: str, token_file: Path, name: str | None, out: TextIO, *, role: str = "owner",
+                  expires: float | None = None) -> int:
+    """``hearth token create NAME [--role R] [--expires E] | list | revoke ID_OR_NAME``. The exit status."""
     store = TokenStore(token_file)
     try:
         if action == "create":
             if not name:
-                print("Give the token a name, e.g.: hearth token create kitchen-tablet", file=out)
+                print("Give the token a name, e.g.: hearth token create kitchen-tablet --role caregiver", file=out)
                 return 2
-            token, info = store.create(name)
-            print(f"Created API token {info.name!r} (id {info.id}):", file=out)
+            token, info = store.create(name, role, expires)
+            until = f", until {_when(info.expires)}" if info.expires is not None else ""
+            print(f"Created API token {info.name!r} (id {info.id}, role {info.role}{until}):", file=out)
             print("", file=out)
             print(f"    {token}", file=out)
             print("", file=out)
@@ -358,11 +405,15 @@ def token_command(action: str, token_file: Path, name: str | None, out: TextIO) 
                 print(f"No API tokens in {token_file}. Create one with: hearth token create NAME", file=out)
                 return 0
             width = max(4, *(len(t.name) for t in tokens))
-            print(f"{'ID':<{ID_HEX_CHARS}}  {'NAME':<{width}}  {'CREATED':<20}  LAST USED", file=out)
+            print(f"{'ID':<{ID_HEX_CHARS}}  {'NAME':<{width}}  {'ROLE':<9}  {'CREATED':<20}  {'LAST USED':<20}  "
+                  "EXPIRES", file=out)
             for info in tokens:
+                expires = "never" if info.expires is None else _when(info.expires)
+                if info.expires is not None and info.expired(time.time()):
+                    expires += " (expired)"
                 print(
-                    f"{info.id:<{ID_HEX_CHARS}}  {info.name:<{width}}  {_when(info.created):<20}  "
-                    f"{_when(info.last_used)}",
+                    f"{info.id:<{ID_HEX_CHARS}}  {info.name:<{width}}  {info.role:<9}  {_when(info.created):<20}  "
+                    f"{_when(info.last_used):<20}  {expires}",
                     file=out,
                 )
             return 0

@@ -5,6 +5,8 @@ Each item: ``id``, ``family``, ``type``/``types`` (service types), ``name``, ``i
 (``"supported"`` or ``"seen only"``), ``device_id`` (the Hearth device it is, when supported), ``available``,
 ``first_seen``/``last_seen`` (ISO-8601 UTC) and, for a device being talked to, ``connection``.
 Query filters: ``?support=supported|seen only``, ``?family=shelly``, ``?available=true|false``.
+The answer is ``{"discovered": [...], "mdns": "on" | "off"}``: ``off`` when no mDNS discovery is running
+(the mdns adapter is disabled, as in ``hearth demo``, or not started), so an empty list can say why.
 Bearer auth applies as to every ``/api`` route (the middleware of :mod:`gateway.api.app`).
 """
 
@@ -36,17 +38,18 @@ _SUPPORT = ("supported", "seen only")
 _FILTERS = ("support", "family", "available")
 
 
-def _current(registry: Any) -> list[dict[str, Any]]:
+def _current(registry: Any) -> tuple[list[dict[str, Any]], bool]:
+    """What the source found, and whether a source is running at all."""
     source = registry
     if not isinstance(source, DiscoveredSource) and callable(source):
         source = source()
     if source is None:
-        return []
+        return [], False
     if isinstance(source, list):
-        return source
+        return source, True
     if isinstance(source, DiscoveredSource):
-        return source.discovered()
-    return []
+        return source.discovered(), True
+    return [], False
 
 
 async def _list_discovered(request: web.Request) -> web.Response:
@@ -62,14 +65,14 @@ async def _list_discovered(request: web.Request) -> web.Response:
     if available_text is not None and available_text not in ("true", "false"):
         return _error(400, "available: expected true or false", field="query.available")
     family = query.get("family")
-    items = _current(request.app[DISCOVERED_KEY])
+    items, running = _current(request.app[DISCOVERED_KEY])
     if support is not None:
         items = [i for i in items if i.get("support") == support]
     if family is not None:
         items = [i for i in items if i.get("family") == family]
     if available_text is not None:
         items = [i for i in items if i.get("available") is (available_text == "true")]
-    return _json({"discovered": items})
+    return _json({"discovered": items, "mdns": "on" if running else "off"})
 
 
 def add_discovered_routes(app: web.Application, registry: Registry) -> None:

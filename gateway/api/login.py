@@ -1,26 +1,57 @@
-"""Logging in from a browser: ``POST /api/login`` and the rate limit on guessing tokens.
+"""Logging in and the accounts API: ``POST /api/login`` and ``/api/logout``, ``/api/me``, the first-start
+owner set-up, and the owner's ``/api/tokens`` and ``/api/users``; the rate limit on guessing.
 
-The web UI keeps the token the owner typed and sends it as a bearer header (HTTP) or as the first
-WebSocket message; ``/api/login`` only tells it whether the token is good, so the UI can say so before
-showing the house. Failed attempts (here and on the WebSocket) are limited per client address: a token
-is 256 random bits, so the limit is not what keeps it safe; it keeps a guessing client from costing
-the gateway (and its log) anything.
+``POST /api/login`` takes ``{"username", "password", "remember"?}`` (people) or ``{"token"}`` (machines,
+the demo's login link). Either way a good one opens a browser session: an HttpOnly ``hearth_session``
+cookie and a readable ``hearth_csrf`` cookie (see :mod:`gateway.api.app`). Only JSON bodies from this
+gateway's own pages (or from no browser at all: no Origin) are taken.
+
+Failed attempts (here and on the WebSocket) are limited per client address. While an address is
+limited, a password is not even checked (else the limit would not slow a guesser), but a token is: a
+token is 256 random bits, nobody guesses one, so a machine or person holding a valid one is never
+locked out by someone else's failures. Bearer tokens and session cookies on the other routes are never
+rate-limited.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import math
+import time
 from collections import OrderedDict, deque
+from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gateway.api.app import HUB_KEY, TOKENS_KEY, _error, _json, _pydantic_error
+from gateway.api.accounts import (
+    OWNER,
+    REMEMBERED_SESSION_S,
+    ROLES,
+    AccountError,
+    Principal,
+    principal_for_token,
+    principal_for_user,
+)
+from gateway.api.app import (
+    HUB_KEY,
+    SESSIONS_KEY,
+    TOKEN_INFO_KEY,
+    TOKENS_KEY,
+    USERS_KEY,
+    _error,
+    _json,
+    _pydantic_error,
+    clear_session_cookies,
+    same_origin,
+    set_session_cookies,
+)
+from gateway.api.auth import TokenError
 
-__all__ = ["LOGIN_LIMITER_KEY", "LoginRateLimiter", "add_login_routes"]
+__all__ = ["LOGIN_LIMITER_KEY", "LoginRateLimiter", "add_login_routes", "client_address", "is_local_request"]
 
 log = logging.getLogger("hearth.api.login")
 
@@ -71,7 +102,61 @@ LOGIN_LIMITER_KEY = web.AppKey("hearth.login_limiter", LoginRateLimiter)
 class LoginBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    token: str = Field(min_length=1, max_length=256)
+    token: str | None = Field(None, min_length=1, max_length=256)
+    username: str | None = Field(None, min_length=1, max_length=64)
+    password: str | None = Field(None, min_length=1, max_length=1024)
+    remember: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> LoginBody:
+        if (self.token is None) == (self.username is None):
+            raise ValueError("give either token, or username and password")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together (or give a token alone)")
+        return self
+
+
+class OwnerBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class PasswordBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    current: str = Field(min_length=1, max_length=1024)
+    new: str = Field(min_length=1, max_length=1024)
+
+
+_ROLE_PATTERN = "^(" + "|".join(ROLES) + ")$"
+
+
+class TokenBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    name: str = Field(min_length=1, max_length=64)
+    role: str = Field(OWNER, pattern=_ROLE_PATTERN)
+    expires_in_days: float | None = Field(None, gt=0, le=3650, allow_inf_nan=False)
+
+
+class UserBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    role: str = Field(pattern=_ROLE_PATTERN)
+    expires_in_days: float | None = Field(None, gt=0, le=3650, allow_inf_nan=False)
+
+
+class UserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    role: str | None = Field(None, pattern=_ROLE_PATTERN)
+    # null: never expires; absent: unchanged
+    expires_in_days: float | None = Field(None, gt=0, le=3650, allow_inf_nan=False)
+    password: str | None = Field(None, min_length=1, max_length=1024)
 
 
 def client_address(request: web.Request) -> str:
@@ -80,10 +165,68 @@ def client_address(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
+_PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
+
+
+def is_local_request(request: web.Request) -> bool:
+    """Whether the request comes from this machine, as a person at it would make it.
+
+    The peer is a loopback address, no proxy says it forwarded the request (a reverse proxy on the same
+    machine makes every client look local), and the Host header names loopback too (a page of another
+    site that rebinds its DNS name to 127.0.0.1 sends its own name as Host).
+    """
+    from gateway.config import is_loopback_host
+
+    if any(h in request.headers for h in _PROXY_HEADERS):
+        return False
+    try:
+        if not ipaddress.ip_address((request.remote or "").split("%")[0]).is_loopback:
+            return False
+    except ValueError:
+        return False
+    host = request.headers.get("Host", "")
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return is_loopback_host(name)
+
+
 def too_many_attempts(retry_after_s: float) -> web.Response:
     seconds = max(1, math.ceil(retry_after_s))
     return _json({"error": f"too many failed logins from this address; try again in {seconds} s",
                   "retry_after_s": seconds}, status=429, headers={"Retry-After": str(seconds)})
+
+
+async def _json_body(request: web.Request, model: type[BaseModel], *, browser_post: bool = False
+                     ) -> BaseModel | web.Response:
+    """The body as ``model``, or the 4xx response saying what is wrong with it."""
+    if browser_post:
+        # A form of another site can post to us without any script (no CORS preflight), but only as a
+        # form: refusing all but JSON, and any other Origin, keeps logins and set-up to our own page.
+        if request.content_type != "application/json":
+            return _error(415, "send the body as JSON (Content-Type: application/json)", field="body",
+                          reason="content_type")
+        if not same_origin(request):
+            return _error(403, "refused a request from another site", reason="cross_origin")
+    raw = await request.read()
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return _error(400, "the body is not valid JSON", field="body", reason="invalid_json")
+    if not isinstance(data, dict):
+        return _error(400, "the body must be a JSON object", field="body", reason="wrong_type")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        return _pydantic_error(err, model)
+
+
+async def _open_session(request: web.Request, principal: Principal, remember: bool,
+                        extra: dict[str, Any]) -> web.Response:
+    session_id, csrf, session = await asyncio.to_thread(request.app[SESSIONS_KEY].create, principal,
+                                                        remember=remember)
+    response = _json({"ok": True, "name": principal.name, "role": principal.role, "kind": principal.kind,
+                      "expires": principal.expires, "session_expires": session.expires, "csrf": csrf, **extra})
+    set_session_cookies(request, response, session_id, csrf, REMEMBERED_SESSION_S if remember else None)
+    return response
 
 
 async def login(request: web.Request) -> web.Response:
@@ -91,32 +234,200 @@ async def login(request: web.Request) -> web.Response:
     limiter = app[LOGIN_LIMITER_KEY]
     clock = app[HUB_KEY].clock
     address = client_address(request)
+    body = await _json_body(request, LoginBody, browser_post=True)
+    if isinstance(body, web.Response):
+        return body
+    assert isinstance(body, LoginBody)
     wait_s = limiter.retry_after_s(address, clock.monotonic())
-    if wait_s > 0:
-        # Refused without looking at the token: a good guess must not be told apart while limited.
+    if wait_s > 0 and body.token is None:
+        # A password is not even looked at while limited: a good guess must not be told apart.
         limiter.refused += 1
         app[HUB_KEY].counters["login_rate_limited"] += 1
         return too_many_attempts(wait_s)
-    raw = await request.read()
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        return _error(400, "the body is not valid JSON", field="body", reason="invalid_json")
-    try:
-        body = LoginBody.model_validate(data)
-    except ValidationError as err:
-        return _pydantic_error(err, LoginBody)
-    info = await asyncio.to_thread(app[TOKENS_KEY].verify, body.token)
-    if info is None:
+    principal: Principal | None = None
+    extra: dict[str, Any] = {}
+    if body.token is not None:
+        info = await asyncio.to_thread(app[TOKENS_KEY].verify, body.token)
+        if info is not None:
+            principal = principal_for_token(info)
+            extra["token_id"] = info.id
+    else:
+        assert body.username is not None and body.password is not None
+        user = await asyncio.to_thread(app[USERS_KEY].verify_password, body.username, body.password)
+        if user is not None:
+            principal = principal_for_user(user)
+    if principal is None:
         limiter.failed(address, clock.monotonic())
         app[HUB_KEY].counters["login_failed"] += 1
         log.info("failed login from %s", address)
-        return _json({"ok": False, "error": "invalid or revoked token"}, status=401,
+        if wait_s > 0:
+            limiter.refused += 1
+            app[HUB_KEY].counters["login_rate_limited"] += 1
+            return too_many_attempts(wait_s)
+        what = "invalid, expired or revoked token" if body.token is not None else "wrong user name or password"
+        return _json({"ok": False, "error": what}, status=401,
                      headers={"WWW-Authenticate": 'Bearer realm="hearth", error="invalid_token"'})
     app[HUB_KEY].counters["logins"] += 1
-    return _json({"ok": True, "name": info.name, "token_id": info.id})
+    return await _open_session(request, principal, body.remember, extra)
+
+
+async def logout(request: web.Request) -> web.Response:
+    principal: Principal = request[TOKEN_INFO_KEY]
+    if principal.session is not None:
+        await asyncio.to_thread(request.app[SESSIONS_KEY].end, principal.session)
+    response = _json({"ok": True})
+    clear_session_cookies(response)
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    return _json(request[TOKEN_INFO_KEY].as_dict())
+
+
+async def change_password(request: web.Request) -> web.Response:
+    principal: Principal = request[TOKEN_INFO_KEY]
+    if principal.kind != "user":
+        return _error(400, "only a person logged in with a password has one to change", reason="not_a_user")
+    body = await _json_body(request, PasswordBody)
+    if isinstance(body, web.Response):
+        return body
+    assert isinstance(body, PasswordBody)
+    users = request.app[USERS_KEY]
+    if await asyncio.to_thread(users.verify_password, principal.id, body.current) is None:
+        return _error(403, "the current password is wrong", field="current", reason="wrong_password")
+    try:
+        await asyncio.to_thread(users.set_password, principal.id, body.new)
+    except AccountError as err:
+        return _error(400, str(err), field="new", reason="invalid")
+    ended = await asyncio.to_thread(request.app[SESSIONS_KEY].end_all, "user", principal.id)
+    response = _json({"ok": True, "sessions_ended": ended})
+    clear_session_cookies(response)
+    return response
+
+
+async def setup_status(request: web.Request) -> web.Response:
+    has_owner = await asyncio.to_thread(request.app[USERS_KEY].has_owner)
+    return _json({"owner_exists": has_owner, "can_create_owner": not has_owner and is_local_request(request)})
+
+
+async def create_owner(request: web.Request) -> web.Response:
+    """First start: the owner account, made from the web UI. Only while there is none, only from this
+    machine (``is_local_request``): anyone else on the network could otherwise claim the house."""
+    if not is_local_request(request):
+        return _error(403, "the owner account can be created from the gateway's own machine only "
+                           "(open http://127.0.0.1:<port>/ there, or run: hearth user add NAME --role owner)",
+                      reason="not_local")
+    body = await _json_body(request, OwnerBody, browser_post=True)
+    if isinstance(body, web.Response):
+        return body
+    assert isinstance(body, OwnerBody)
+    try:
+        user = await asyncio.to_thread(request.app[USERS_KEY].add, body.username, OWNER, body.password,
+                                       only_if_no_owner=True)
+    except AccountError as err:
+        status = 409 if "exists" in str(err) else 400
+        return _error(status, str(err), reason="exists" if status == 409 else "invalid")
+    log.info("owner account %s created from the web UI", user.name)
+    return await _open_session(request, principal_for_user(user), False, {})
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    tokens = await asyncio.to_thread(request.app[TOKENS_KEY].list)
+    return _json({"tokens": [t.as_dict() for t in tokens]})
+
+
+async def create_token(request: web.Request) -> web.Response:
+    body = await _json_body(request, TokenBody)
+    if isinstance(body, web.Response):
+        return body
+    assert isinstance(body, TokenBody)
+    expires = None if body.expires_in_days is None else time.time() + body.expires_in_days * 86400.0
+    try:
+        token, info = await asyncio.to_thread(request.app[TOKENS_KEY].create, body.name, body.role, expires)
+    except TokenError as err:
+        return _error(400, str(err), field="name" if "name" in str(err) else "expires_in_days", reason="invalid")
+    return _json({"token": token, **info.as_dict()}, status=201)
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    token_id = request.match_info["id"]
+    tokens = request.app[TOKENS_KEY]
+    if await asyncio.to_thread(tokens.known, token_id) is None:
+        return _error(404, f"no token {token_id!r}", field="id")
+    await asyncio.to_thread(tokens.revoke, token_id)
+    await asyncio.to_thread(request.app[SESSIONS_KEY].end_all, "token", token_id)
+    return web.Response(status=204)
+
+
+async def list_users(request: web.Request) -> web.Response:
+    users = await asyncio.to_thread(request.app[USERS_KEY].list)
+    return _json({"users": [u.as_dict() for u in users]})
+
+
+async def add_user(request: web.Request) -> web.Response:
+    body = await _json_body(request, UserBody)
+    if isinstance(body, web.Response):
+        return body
+    assert isinstance(body, UserBody)
+    expires = None if body.expires_in_days is None else time.time() + body.expires_in_days * 86400.0
+    try:
+        user = await asyncio.to_thread(request.app[USERS_KEY].add, body.username, body.role, body.password,
+                                       expires=expires)
+    except AccountError as err:
+        return _error(409 if "exists" in str(err) else 400, str(err), reason="invalid")
+    return _json(user.as_dict(), status=201)
+
+
+async def patch_user(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    body = await _json_body(request, UserPatch)
+    if isinstance(body, web.Response):
+        return body
+    assert isinstance(body, UserPatch)
+    users = request.app[USERS_KEY]
+    try:
+        if await asyncio.to_thread(users.get, name) is None:
+            return _error(404, f"no user {name!r}", field="name")
+        if body.password is not None:
+            await asyncio.to_thread(users.set_password, name, body.password)
+        if body.role is not None or "expires_in_days" in body.model_fields_set:
+            # Absent: the expiry stays; null: it is lifted.
+            expires: float | str | None = "keep"
+            if "expires_in_days" in body.model_fields_set:
+                expires = None if body.expires_in_days is None else time.time() + body.expires_in_days * 86400.0
+            await asyncio.to_thread(users.update, name, role=body.role, expires=expires)
+    except AccountError as err:
+        return _error(400, str(err), reason="invalid")
+    await asyncio.to_thread(request.app[SESSIONS_KEY].end_all, "user", name)
+    user = await asyncio.to_thread(users.get, name)
+    assert user is not None
+    return _json(user.as_dict())
+
+
+async def remove_user(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    try:
+        removed = await asyncio.to_thread(request.app[USERS_KEY].remove, name)
+    except AccountError as err:
+        return _error(400, str(err), reason="invalid")
+    if not removed:
+        return _error(404, f"no user {name!r}", field="name")
+    await asyncio.to_thread(request.app[SESSIONS_KEY].end_all, "user", name)
+    return web.Response(status=204)
 
 
 def add_login_routes(app: web.Application) -> None:
     app[LOGIN_LIMITER_KEY] = LoginRateLimiter()
     app.router.add_post("/api/login", login)
+    app.router.add_post("/api/logout", logout)
+    app.router.add_get("/api/me", me)
+    app.router.add_post("/api/me/password", change_password)
+    app.router.add_get("/api/setup", setup_status)
+    app.router.add_post("/api/setup/owner", create_owner)
+    app.router.add_get("/api/tokens", list_tokens)
+    app.router.add_post("/api/tokens", create_token)
+    app.router.add_delete("/api/tokens/{id}", revoke_token)
+    app.router.add_get("/api/users", list_users)
+    app.router.add_post("/api/users", add_user)
+    app.router.add_patch("/api/users/{name}", patch_user)
+    app.router.add_delete("/api/users/{name}", remove_user)

@@ -6,6 +6,14 @@
 - ``GET /api/energy?days=7``: kWh per device per local day from ``energy_meter.kwh``, with a cost estimate.
 - ``PATCH /api/devices/{id}`` and ``GET /api/devices/{id}/meta``: the owner's name, area and tags of a
   device (:mod:`gateway.devicemeta`).
+- ``GET /api/areas`` and ``PUT /api/areas/{area}``: each area's display name ("Living room" for
+  ``living_room``), editable; stored beside the device edits (the store's ``area_names`` scope). The area
+  itself (what profiles select by) does not change.
+- ``GET /api/scenes/{id}/runs``: a scene's recent runs told in sentences
+  (:func:`gateway.scenes.explain.trace_sentences`).
+
+Answers about time (history, energy, runs) carry ``now``: the gateway's clock in epoch seconds, which in
+``hearth demo`` is the simulated day's, not the browser's.
 """
 
 from __future__ import annotations
@@ -221,7 +229,7 @@ async def history(request: web.Request) -> web.Response:
         store, device_id, component=request.query.get("component") or None,
         capability=request.query.get("capability") or None, attribute=request.query.get("attribute") or None,
         since=since, until=until, limit=limit)
-    return _json({"since": since, "until": until, "rows": rows, "truncated": truncated})
+    return _json({"since": since, "until": until, "now": hub.clock.time(), "rows": rows, "truncated": truncated})
 
 
 # -------------------------------------------------------------------- energy
@@ -368,6 +376,7 @@ async def energy(request: web.Request) -> web.Response:
         "total_kwh": total,
         "total_cost": None if price is None else round(total * price, 2),
         "truncated": truncated,
+        "now": hub.clock.time(),
     })
 
 
@@ -441,6 +450,104 @@ async def patch_device(request: web.Request) -> web.Response:
     return _json(_meta_answer(request, device_id))
 
 
+# -------------------------------------------------------------------- area names
+
+AREA_NAMES_SCOPE = "area_names"
+
+
+class AreaNameBody(BaseModel):
+    """``PUT /api/areas/{area}``: the name shown for the area; ``null`` gives back the default."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    name: Name | None
+
+
+def _area_storage(request: web.Request) -> Any:
+    store = request.app.get(STORE_KEY)
+    return None if store is None else store.kv(AREA_NAMES_SCOPE)
+
+
+def area_names(request: web.Request) -> dict[str, str]:
+    """The owner's names of areas: area -> display name (only those set)."""
+    storage = _area_storage(request)
+    if storage is None:
+        return {}
+    return {str(area): name for area, name in storage.items() if isinstance(name, str) and name}
+
+
+def _area_answer(request: web.Request) -> dict[str, Any]:
+    from gateway.scenes.explain import area_title
+
+    names = area_names(request)
+    counts: dict[str, int] = {}
+    for device in request.app[HUB_KEY].devices.values():
+        if device.area:
+            counts[device.area] = counts.get(device.area, 0) + 1
+    return {"areas": [{"id": area, "name": area_title(area, names), "default_name": area_title(area),
+                       "edited": area in names, "devices": counts.get(area, 0)}
+                      for area in sorted(counts.keys() | names.keys())],
+            "editable": request.app.get(STORE_KEY) is not None}
+
+
+async def list_areas(request: web.Request) -> web.Response:
+    return _json(_area_answer(request))
+
+
+async def put_area(request: web.Request) -> web.Response:
+    area = request.match_info["area"]
+    storage = _area_storage(request)
+    if storage is None:
+        return _error(503, "area names cannot be edited: the gateway runs without a store")
+    if len(area) > NAME_MAX_CHARS or _CONTROL.search(area):
+        return _error(400, "not an area", field="area")
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, request.content_length)
+    try:
+        data = json.loads(await request.read())
+    except (ValueError, RecursionError):
+        return _error(400, "the body is not valid JSON", field="body", reason="invalid_json")
+    if not isinstance(data, dict):
+        return _error(400, "the body must be a JSON object", field="body", reason="wrong_type")
+    try:
+        body = AreaNameBody.model_validate(data)
+    except ValidationError as err:
+        return _pydantic_error(err, AreaNameBody)
+    if body.name is None:
+        storage.delete(area)
+    else:
+        storage.set(area, body.name.strip())
+    return _json(_area_answer(request))
+
+
+# -------------------------------------------------------------------- scene runs in sentences
+
+
+SCENE_RUNS_SHOWN = 10
+
+
+async def scene_runs(request: web.Request) -> web.Response:
+    """A scene's last runs (newest first), each with ``sentences``: what set it off, the conditions, what
+    was done. The same words as ``hearth replay --explain``."""
+    from gateway.scenes.explain import outcome, trace_sentences
+
+    engine = _engine(request)
+    scene_id = request.match_info["id"]
+    runtime = None if engine is None else engine.scenes.get(scene_id)
+    if runtime is None:
+        return _error(404, f"no scene {scene_id!r}", field="id")
+    hub = request.app[HUB_KEY]
+    names = {d.id: d.name for d in hub.devices.values()}
+    areas = area_names(request)
+    tz = _local_tz(engine)
+    runs = []
+    for trace in list(reversed(runtime.traces))[:SCENE_RUNS_SHOWN]:
+        runs.append({"id": trace.get("id"), "t": trace.get("t"), "result": trace.get("result"),
+                     "outcome": outcome(trace),
+                     "sentences": trace_sentences(trace, names, runtime.scene, area_names=areas, tz=tz)})
+    return _json({"scene": scene_id, "now": hub.clock.time(), "runs": runs})
+
+
 def add_ui_routes(app: web.Application) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/ui/{path:.+}", ui_file)
@@ -448,3 +555,6 @@ def add_ui_routes(app: web.Application) -> None:
     app.router.add_get("/api/energy", energy)
     app.router.add_patch("/api/devices/{id}", patch_device)
     app.router.add_get("/api/devices/{id}/meta", get_device_meta)
+    app.router.add_get("/api/areas", list_areas)
+    app.router.add_put("/api/areas/{area}", put_area)
+    app.router.add_get("/api/scenes/{id}/runs", scene_runs)

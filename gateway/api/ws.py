@@ -2,11 +2,16 @@
 
 Protocol (JSON text frames; every client message has a ``type``):
 
-1. The client's **first** message authenticates: ``{"type": "auth", "token": "hth_..."}`` (a browser
-   cannot set headers on a WebSocket, so the route is exempt from the bearer-header check). The server
-   answers ``{"type": "auth_ok", "name": ...}``, or closes with **4401** on a bad token, a missing one or
-   none within ``auth_timeout_s`` (10 s), and with **4429** while the address is rate-limited (as
-   ``POST /api/login``).
+1. A browser logged in with a session cookie (``POST /api/login``) is authenticated by it, when the
+   connection's Origin is this gateway (a page of another site gets no use of the cookie): the server
+   sends ``{"type": "auth_ok", "name": ..., "role": ...}`` at once. Otherwise the client's **first**
+   message authenticates: ``{"type": "auth", "token": "hth_..."}`` (a browser cannot set headers on a
+   WebSocket, so the route is exempt from the bearer-header check). The server answers ``auth_ok``, or
+   closes with **4401** on a bad token, a missing one or none within ``auth_timeout_s`` (10 s), with
+   **4429** while the address is rate-limited (as ``POST /api/login``), and with **4403** when the role
+   may not use the live connection (a resident: their view has its own routes). Commands need a role
+   that may send them over HTTP too (accounts.WS_COMMAND_ROLES); alert events go only to roles that may
+   list alerts.
 2. ``{"type": "subscribe", "id": 1, "events": ["state", "availability", "devices", "alerts", "scenes",
    "mode", "occupancy"], "filter": {"device": ..., "area": ..., "capability": ...}, "snapshot": true}``:
    answered by ``{"type": "result", "id": 1, "ok": true, "subscription": 1}`` (plus, with ``snapshot``,
@@ -42,7 +47,8 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from gateway.api.app import HUB_KEY, TOKENS_KEY, run_command
+from gateway.api.accounts import WS_COMMAND_ROLES, WS_ROLES, Principal, allowed_roles, principal_for_token
+from gateway.api.app import HUB_KEY, SESSION_COOKIE, SESSIONS_KEY, TOKENS_KEY, run_command, same_origin
 from gateway.api.login import LOGIN_LIMITER_KEY, client_address
 from gateway.bus import (
     AlertChanged,
@@ -182,6 +188,8 @@ class _Connection:
         self.subscriptions: dict[Any, _Subscription] = {}
         self.token: str | None = None
         self.token_name: str | None = None
+        self.session_id: str | None = None
+        self.principal: Principal | None = None
         self.overflowed = asyncio.Event()
         self._unsubscribes: dict[type[Event], Unsubscribe] = {}
         self._commands: set[asyncio.Task[None]] = set()
@@ -317,6 +325,12 @@ class _Connection:
             name = sorted(unknown)[0]
             raise _ProtocolError(f"filter.{name}: unknown filter (filters: {', '.join(_FILTER_KEYS)})",
                                  f"filter.{name}")
+        if "alerts" in events and not self._may("GET", "/api/alerts"):
+            # Not an error: a client subscribing to everything simply gets what its role may see.
+            events = [e for e in events if e != "alerts"]
+            if not events:
+                raise _ProtocolError(f"events: alerts are not for the role {self.principal.role!r}",  # type: ignore[union-attr]
+                                     "events")
         areas = _as_set(flt.get("area"), "filter.area")
         sub = _Subscription(
             id=sub_id, kinds=frozenset(events), devices=_as_set(flt.get("device"), "filter.device"),
@@ -346,8 +360,17 @@ class _Connection:
         self._sync_bus()
         self.send({"type": "result", "id": msg_id, "ok": True})
 
+    def _may(self, method: str, path: str) -> bool:
+        roles = allowed_roles(method, path)
+        return self.principal is not None and (roles == "public" or self.principal.role in roles)
+
     def _command(self, data: dict[str, Any]) -> None:
         msg_id = _message_id(data)
+        if self.principal is None or self.principal.role not in WS_COMMAND_ROLES:
+            role = self.principal.role if self.principal else None
+            self.send({"type": "result", "id": msg_id, "ok": False, "http_status": 403,
+                       "error": f"not allowed for the role {role!r}", "reason": "forbidden_role"})
+            return
         device_id = data.get("device")
         if not isinstance(device_id, str) or not device_id:
             raise _ProtocolError("device: required (a device id)", "device")
@@ -398,13 +421,11 @@ async def _authenticate(conn: _Connection) -> bool:
     limiter = app[LOGIN_LIMITER_KEY]
     clock = conn.hub.clock
     address = client_address(conn.request)
+    if conn.principal is not None:  # by the session cookie, before the upgrade
+        return await _authorized(conn)
+    # While the address is limited a token is still checked: nobody guesses 256 random bits, so someone
+    # else's failures must not lock out a client holding a valid token. A wrong one then gets 4429.
     wait_s = limiter.retry_after_s(address, clock.monotonic())
-    if wait_s > 0:
-        limiter.refused += 1
-        conn.hub.counters["login_rate_limited"] += 1
-        await ws.close(code=CLOSE_RATE_LIMITED,
-                       message=f"too many failed logins; try again in {int(wait_s) + 1} s".encode())
-        return False
     try:
         msg = await ws.receive(timeout=settings.auth_timeout_s)
     except TimeoutError:
@@ -428,11 +449,36 @@ async def _authenticate(conn: _Connection) -> bool:
     if info is None:
         limiter.failed(address, clock.monotonic())
         conn.hub.counters["ws_auth_failed"] += 1
-        await ws.close(code=CLOSE_AUTH, message=b"invalid or revoked token")
+        if wait_s > 0:
+            limiter.refused += 1
+            conn.hub.counters["login_rate_limited"] += 1
+            await ws.close(code=CLOSE_RATE_LIMITED,
+                           message=f"too many failed logins; try again in {int(wait_s) + 1} s".encode())
+        else:
+            await ws.close(code=CLOSE_AUTH, message=b"invalid or revoked token")
         return False
     conn.token, conn.token_name = token, info.name
-    conn.send({"type": "auth_ok", "name": info.name})
+    conn.principal = principal_for_token(info)
+    return await _authorized(conn)
+
+
+async def _authorized(conn: _Connection) -> bool:
+    principal = conn.principal
+    assert principal is not None
+    if principal.role not in WS_ROLES:
+        await conn.ws.close(code=CLOSE_REVOKED, message=f"not allowed for the role {principal.role!r}".encode())
+        return False
+    conn.send({"type": "auth_ok", "name": principal.name, "role": principal.role})
     return True
+
+
+async def _session_principal(request: web.Request) -> tuple[str, Principal] | None:
+    """The session cookie's principal, if the cookie is valid and the page opening the socket is ours."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if not session_id or not same_origin(request) or "Origin" not in request.headers:
+        return None
+    verified = await asyncio.to_thread(request.app[SESSIONS_KEY].verify, session_id)
+    return None if verified is None else (session_id, verified[1])
 
 
 async def _read_loop(conn: _Connection) -> None:
@@ -461,10 +507,14 @@ async def _read_loop(conn: _Connection) -> None:
 
 async def _watch_token(conn: _Connection) -> None:
     tokens = conn.app[TOKENS_KEY]
+    sessions = conn.app[SESSIONS_KEY]
     while True:
         await asyncio.sleep(conn.settings.recheck_token_s)
         if conn.token is not None and await asyncio.to_thread(tokens.verify, conn.token) is None:
             await conn.ws.close(code=CLOSE_REVOKED, message=b"token revoked")
+            return
+        if conn.session_id is not None and await asyncio.to_thread(sessions.verify, conn.session_id) is None:
+            await conn.ws.close(code=CLOSE_REVOKED, message=b"session ended")
             return
 
 
@@ -476,9 +526,13 @@ async def _watch_overflow(conn: _Connection) -> None:
 async def websocket(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app.get(WS_SETTINGS_KEY) or WsSettings()
+    # Before the upgrade: the cookie is checked once, and only for a page of this gateway (Origin).
+    by_cookie = await _session_principal(request)
     ws = web.WebSocketResponse(heartbeat=settings.heartbeat_s, max_msg_size=settings.max_message_bytes)
     await ws.prepare(request)
     conn = _Connection(request, ws, settings)
+    if by_cookie is not None:
+        conn.session_id, conn.principal = by_cookie
     hub = conn.hub
     connections = app[_CONNECTIONS_KEY]
     connections.add(ws)

@@ -37,13 +37,14 @@ from gateway.bus import (
     DeviceEvent,
     DeviceRemoved,
     DeviceUpdated,
+    Event,
     ModeChanged,
     OccupancyChanged,
     SceneRan,
     StateChanged,
 )
 from gateway.clock import Clock, TimerHandle, iso_utc
-from gateway.errors import CommandValidationError, ConfigError, ConfigProblem
+from gateway.errors import CommandValidationError, ConfigError, ConfigProblem, HearthError
 from gateway.hub import Hub
 from gateway.model import expected_state, matches_expected
 from gateway.model.types import Command, Device
@@ -106,6 +107,16 @@ OWN_CHANGE_WINDOW_S = 15.0
 TRACES_KEPT = 50
 TRACES_STORED = 20
 ALERTS_KEPT = 200
+# The resident page (check_in, call_for_help): a second tap this soon after the first is the same one (a
+# double tap, or a shaky hand, must not page the family twice); long enough for a tap and a re-tap.
+RESIDENT_REPEAT_S = 10.0
+RESIDENT_KEPT = 100  # check-ins and calls for help remembered (about three months of daily check-ins)
+# "I'm fine" answers the alerts that ask whether she is all right: no movement, nobody up in the morning.
+CHECK_IN_RESOLVES = frozenset({"inactivity", "morning"})
+CHECK_IN_RESOLUTION = "resident checked in"
+# A call for help is the panic button's alert: the same key reaches the same contacts and escalates alike.
+HELP_ALERT_KEY = "panic"
+HELP_TITLE = "Call for help"
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # Which command puts a saved attribute back.
@@ -298,6 +309,18 @@ class _Resumed(Coroutine[Any, Any, None]):
 
 _NOT_WAITING = object()
 _BARE_YIELD = object()
+
+
+class HelpNotConfiguredError(HearthError):
+    """A call for help with no scene to raise it: no enabled profile has a panic alert."""
+
+
+@dataclass(slots=True)
+class ResidentCheckedIn(Event):
+    """The resident said "I'm fine" (the resident page); ``resolved``: the alerts it answered."""
+
+    by: str
+    resolved: tuple[str, ...] = ()
 
 
 class SceneEngine:
@@ -1817,6 +1840,8 @@ class SceneEngine:
                 entry["status"] = result.status
                 if result.error:
                     entry["error"] = result.error
+                if getattr(result, "deliveries", None):  # Apprise: each channel tried, quiet hours
+                    entry["deliveries"] = [dict(d) for d in result.deliveries]
                 self._save()
                 self.hub.bus.publish(AlertChanged(self.clock.time(), public_alert(alert), "notified"))
 
@@ -1888,6 +1913,135 @@ class SceneEngine:
         if state == "active":
             return [public_alert(a) for a in alerts if a["state"] != "resolved"]
         return [public_alert(a) for a in alerts if state is None or a["state"] == state]
+
+    # ------------------------------------------------------------------ the resident (resident page)
+
+    def _resident_log(self) -> dict[str, Any]:
+        """Check-ins and calls for help, kept under their own storage key so the engine's snapshot
+        (``state``) stays as it is; read once, on first use."""
+        kept = getattr(self, "_resident", None)
+        if kept is None:
+            stored = self.storage.get("resident") or {}
+            kept = {"check_ins": [c for c in stored.get("check_ins", []) if isinstance(c, dict) and "t" in c],
+                    "calls": [c for c in stored.get("calls", []) if isinstance(c, dict) and "t" in c]}
+            self._resident = kept
+        return kept
+
+    def _save_resident_log(self) -> None:
+        kept = self._resident_log()
+        for key in ("check_ins", "calls"):
+            del kept[key][:-RESIDENT_KEPT]
+        self.storage.set("resident", kept)
+
+    def _public_check_in(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {"t": iso_utc(record["t"]), "by": record["by"], "resolved": list(record["resolved"]),
+                "told": list(record["told"])}
+
+    def last_check_in(self) -> dict[str, Any] | None:
+        """The resident's most recent check-in ("I'm fine"), for the caregivers; None if there was none."""
+        check_ins = self._resident_log()["check_ins"]
+        return self._public_check_in(check_ins[-1]) if check_ins else None
+
+    def check_in(self, who: str) -> dict[str, Any]:
+        """The resident says "I'm fine". Every inactivity or morning alert not resolved yet resolves
+        ("resident checked in"), and :meth:`resolve` tells the contacts who were told about it. With none
+        open the check-in is recorded all the same (``last_check_in``, a ``ResidentCheckedIn`` event).
+
+        A second tap within ``RESIDENT_REPEAT_S`` is the same check-in (``repeated``): a double tap must
+        not record twice. The caller answers once ``durable()`` has returned."""
+        now = self.clock.time()
+        log_ = self._resident_log()
+        answered = [a for a in sorted(self.alerts.values(), key=lambda a: a["raised_at"])
+                    if a["key"] in CHECK_IN_RESOLVES and a["state"] != "resolved"]
+        last = log_["check_ins"][-1] if log_["check_ins"] else None
+        # (An alert raised between the two taps is answered by the second.)
+        if last is not None and 0 <= now - last["t"] < RESIDENT_REPEAT_S and not answered:
+            return {**self._public_check_in(last), "repeated": True}
+        resolved_ids: list[str] = []
+        told: dict[str, None] = {}
+        for alert in answered:
+            told.update(dict.fromkeys(n["target"] for n in alert["notifications"] if n.get("kind") != "resolved"))
+            self.resolve(alert["id"], who, CHECK_IN_RESOLUTION)
+            resolved_ids.append(alert["id"])
+        record = {"t": now, "by": who, "resolved": resolved_ids, "told": list(told)}
+        log_["check_ins"].append(record)
+        self._save_resident_log()
+        self._urgent()
+        self.hub.bus.publish(ResidentCheckedIn(now, who, tuple(resolved_ids)))
+        return {**self._public_check_in(record), "repeated": False}
+
+    def _help_action(self) -> tuple[SceneRuntime, AlertAction] | None:
+        """The alert a panic button raises (key ``panic``): the resident's call for help is the same
+        alert, so it reaches the same contacts and escalates the same way. An enabled scene first."""
+        found: list[tuple[bool, str, SceneRuntime, AlertAction]] = []
+        for sid, rt in self.scenes.items():
+            for action in rt.scene.actions:
+                if isinstance(action, AlertAction) and action.alert == HELP_ALERT_KEY:
+                    found.append((not rt.enabled, sid, rt, action))
+        if not found:
+            return None
+        _disabled, _sid, rt, action = min(found, key=lambda f: (f[0], f[1]))
+        return rt, action
+
+    def help_configured(self) -> bool:
+        """Whether a call for help has a scene to raise it (and so contacts to tell)."""
+        return self._help_action() is not None
+
+    def call_for_help(self, who: str) -> dict[str, Any]:
+        """The resident asks for help: a critical ``panic`` alert, raised as the panic button's scene
+        raises it (its contacts, its escalation). While that alert is open, or within
+        ``RESIDENT_REPEAT_S`` of the last call, a call is the same one (``repeated``): a double tap must
+        not page the family twice. Raises :class:`HelpNotConfiguredError` when no profile has a panic
+        alert (nobody would be told)."""
+        found = self._help_action()
+        if found is None:
+            raise HelpNotConfiguredError(
+                "no scene raises a panic alert (enable a profile with a panic button, e.g. elderly-monitoring)")
+        rt, action = found
+        now = self.clock.time()
+        log_ = self._resident_log()
+        last = log_["calls"][-1] if log_["calls"] else None
+        if last is not None and 0 <= now - last["t"] < RESIDENT_REPEAT_S and last["alert"] in self.alerts:
+            return {"alert": public_alert(self.alerts[last["alert"]]), "repeated": True}
+        for alert in self.alerts.values():
+            if alert["key"] == action.alert and alert["scene"] == rt.id and alert["state"] == "open":
+                return {"alert": public_alert(alert), "repeated": True}
+        # The profile's message speaks of a button ("{device} was pressed"); this call came from the page.
+        help_action = action.model_copy(update={
+            "severity": "critical", "title": HELP_TITLE, "message": "The resident asked for help at {time}."})
+        entry: dict[str, Any] = {}
+        self._raise_alert(rt, help_action, TriggerContext("resident", now, detail={"by": who}), entry)
+        alert_id = entry["id"]
+        log_["calls"].append({"t": now, "by": who, "alert": alert_id})
+        self._save_resident_log()
+        self._urgent()
+        return {"alert": public_alert(self.alerts[alert_id]), "repeated": False}
+
+    def schedule_today(self) -> list[dict[str, Any]]:
+        """What the enabled scenes expect or do at a set time today, local day, in time order: a time
+        trigger's ``at``, and the end of an absence trigger's window (the morning check's "up by 09:30").
+        Each with the scene, its alert keys and report kinds, and whether the time has passed."""
+        now = self.clock.time()
+        today = self._local(now).date()
+        items: list[dict[str, Any]] = []
+        for sid, rt in sorted(self.scenes.items()):
+            if not rt.enabled:
+                continue
+            alerts = [a.alert for a in rt.scene.actions if isinstance(a, AlertAction)]
+            reports = [a.report for a in rt.scene.actions if isinstance(a, ReportAction)]
+            for trigger in rt.scene.triggers:
+                if isinstance(trigger, TimeTrigger):
+                    if trigger.weekdays and WEEKDAY_NAMES[today.weekday()] not in trigger.weekdays:
+                        continue
+                    due, kind = self._at_local(today, trigger.at), "at"
+                elif isinstance(trigger, AbsenceTrigger) and trigger.window is not None and trigger.for_ is None:
+                    due, kind = self._window_bounds(trigger.window, today)[1], "by"
+                else:
+                    continue
+                items.append({"t": iso_utc(due), "time": self._local(due).strftime("%H:%M"), "kind": kind,
+                              "scene": sid, "name": rt.scene.name, "alerts": alerts, "reports": reports,
+                              "past": due <= now})
+        return sorted(items, key=lambda item: (item["t"], item["scene"]))
 
     # ------------------------------------------------------------------ reports
 
@@ -1976,7 +2130,8 @@ def public_alert(alert: dict[str, Any]) -> dict[str, Any]:
         if out.get(key) is not None:
             out[key] = iso_utc(out[key])
     out["notifications"] = [{"t": iso_utc(n["t"]), "target": n["target"], "status": n.get("status", "pending"),
-                             "kind": n.get("kind", "alert"), **({"error": n["error"]} if n.get("error") else {})}
+                             "kind": n.get("kind", "alert"), **({"error": n["error"]} if n.get("error") else {}),
+                             **({"deliveries": n["deliveries"]} if n.get("deliveries") else {})}
                             for n in alert["notifications"]]
     out["policy"] = {"contacts": list(alert.get("notify", ())), "escalate_after_s": alert.get("escalate_after_s"),
                      "reminders": alert.get("reminders", 0), "final_notice": alert.get("final_notice", True),

@@ -33,10 +33,12 @@ __all__ = [
     "Explanation",
     "UnknownSceneError",
     "area_parameter_warnings",
+    "area_title",
     "explain_scene",
     "outcome",
     "resolve_scene_id",
     "trace_lines",
+    "trace_sentences",
     "traces_block",
 ]
 
@@ -368,6 +370,312 @@ def traces_block(traces: Sequence[Mapping[str, Any]], names: Mapping[str, str], 
         for scene_id, reasons in sorted(hidden.items()):
             text = "; ".join(f"{n}x {reason}" for reason, n in reasons.most_common())
             lines.append(f"    {scene_id}: {text}")
+    return lines
+
+
+# ------------------------------------------------------------------ traces as sentences
+
+# What an attribute is called in a sentence, and its unit: the same words as the web UI's label table
+# (gateway/web/app.js LABELS) for the attributes scenes compare.
+_ATTRIBUTE_WORDS: dict[str, tuple[str, str]] = {
+    "occupancy.occupied": ("motion", ""), "contact.open": ("contact", ""), "temperature.celsius": ("temperature", "°C"),
+    "humidity.percent": ("humidity", "%"), "power_meter.watts": ("power", "W"), "energy_meter.kwh": ("energy", "kWh"),
+    "illuminance.lux": ("light", "lx"), "battery.percent": ("battery", "%"), "water_leak.leak": ("water leak", ""),
+    "smoke_co_alarm.smoke": ("smoke", ""), "presence.present": ("presence", ""), "on_off.on": ("power", ""),
+    "level.percent": ("brightness", "%"), "air_quality.co2_ppm": ("CO₂", "ppm"),
+}
+# true/false as words, per attribute: (true, false).
+_BOOLEAN_WORDS: dict[str, tuple[str, str]] = {
+    "occupancy.occupied": ("motion", "no motion"), "contact.open": ("open", "closed"),
+    "water_leak.leak": ("a leak", "dry"), "on_off.on": ("on", "off"), "presence.present": ("present", "away"),
+    "smoke_co_alarm.smoke": ("smoke", "no smoke"),
+}
+_WEEKDAYS = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday", "fri": "Friday",
+             "sat": "Saturday", "sun": "Sunday"}
+
+
+def area_title(area: str | None, area_names: Mapping[str, str] | None = None) -> str:
+    """An area as people write it: the owner's name for it, else ``living_room`` -> ``Living room``."""
+    if not area:
+        return ""
+    if area_names and area_names.get(area):
+        return area_names[area]
+    text = area.replace("_", " ").replace("-", " ").strip()
+    return text[:1].upper() + text[1:] if text.islower() else text
+
+
+def _word(attribute: str) -> str:
+    found = _ATTRIBUTE_WORDS.get(attribute)
+    if found:
+        return found[0]
+    return attribute.partition(".")[2].replace("_", " ") or attribute
+
+
+def _reading(attribute: str, value: Any) -> str:
+    """A value as a sentence says it: "motion", "21.5 °C", "15 min"."""
+    if isinstance(value, bool):
+        words = _BOOLEAN_WORDS.get(attribute)
+        return (words[0] if value else words[1]) if words else ("yes" if value else "no")
+    if value is None:
+        return "not reported"
+    if isinstance(value, (int, float)):
+        unit = _ATTRIBUTE_WORDS.get(attribute, ("", ""))[1]
+        if not unit and attribute.endswith("_s"):
+            return _duration(float(value))
+        number = f"{value:g}" if isinstance(value, float) else str(value)
+        return f"{number} {unit}".rstrip()
+    return str(value)
+
+
+def _limit(seconds: float) -> str:
+    """A limit beside a measured time: "45 min", written short the way a person compares."""
+    return _duration(seconds)
+
+
+def _subject(selector: Selector | None, attribute: str, names: Mapping[str, str],
+             area_names: Mapping[str, str] | None, device_id: str | None = None) -> str:
+    """Who a trigger watched, as a person says it: the device, "Bathroom motion", "Motion anywhere"."""
+    if device_id:
+        return names.get(device_id, device_id)
+    word = _word(attribute)
+    if selector is not None:
+        devices = [d for d in selector.device or () if not d.startswith("@")]
+        if len(devices) == 1:
+            return names.get(devices[0], devices[0])
+        areas = [a for a in selector.area or () if not a.startswith("@")]
+        if areas:
+            return f"{' or '.join(area_title(a, area_names) for a in areas)} {word}"
+        if selector.tag:
+            return f"{word[:1].upper()}{word[1:]} tagged {' or '.join(selector.tag)}"
+    return f"{word[:1].upper()}{word[1:]} anywhere in the house"
+
+
+def _clock(text: Any, tz: tzinfo | None) -> str:
+    """A trace's ISO-8601 UTC time as the house's HH:MM."""
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return str(text)
+    return moment.astimezone(tz or UTC).strftime("%H:%M")
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text[:1].upper() + text[1:] if text else text
+
+
+def _scene_trigger(scene: Scene | None, trigger: Mapping[str, Any]) -> Any:
+    """The scene's trigger this run's trigger came from (by kind, then attribute), if it can be told."""
+    if scene is None:
+        return None
+    kind = trigger.get("kind")
+    found = [t for t in scene.triggers if getattr(t, "kind", None) == kind]
+    attribute = trigger.get("attribute")
+    if attribute and len(found) > 1:
+        found = [t for t in found if getattr(t, "attribute", None) == attribute] or found
+    if len(found) > 1 and trigger.get("held_s") is not None:
+        found = [t for t in found if getattr(t, "for_", None) == trigger.get("held_s")] or found
+    return found[0] if found else None
+
+
+def _trigger_sentence(trigger: Mapping[str, Any], scene: Scene | None, names: Mapping[str, str],
+                      area_names: Mapping[str, str] | None, tz: tzinfo | None) -> str:
+    kind = str(trigger.get("kind", "?"))
+    model = _scene_trigger(scene, trigger)
+    attribute = str(trigger.get("attribute") or getattr(model, "attribute", "") or "")
+    device = trigger.get("device_id")
+    if kind == "absence":
+        who = _subject(getattr(model, "selector", None), attribute or "occupancy.occupied", names, area_names)
+        quiet = trigger.get("quiet_s")
+        anywhere = who.endswith(" anywhere in the house")
+        text = f"No {who[:1].lower()}{who[1:]}" if anywhere else f"{who} had been quiet"
+        if isinstance(quiet, (int, float)):
+            text += f" for {_duration(float(quiet))}"
+        limit = getattr(model, "for_", None)
+        window = getattr(model, "window", None)
+        if limit:
+            text += f" (limit {_limit(limit)})"
+        elif window is not None:
+            text += f" (between {_hhmm(window.after)} and {_hhmm(window.before)})"
+        if trigger.get("last_activity"):
+            text += f"; last activity at {_clock(trigger['last_activity'], tz)}"
+        return text
+    if kind == "state":
+        who = _subject(getattr(model, "selector", None), attribute, names, area_names, device)
+        if trigger.get("component") not in (None, "main"):
+            who += f" [{trigger['component']}]"
+        value = _reading(attribute, trigger.get("value"))
+        held = trigger.get("held_s")
+        wanted = _level_text(model, attribute)
+        if isinstance(held, (int, float)) and held > 0:
+            text = f"{who} had shown {value} for {_duration(float(held))}"
+            return text + (f" (wanted {wanted} for {_limit(held)})" if wanted else f" (limit {_limit(held)})")
+        text = f"{who}: {_word(attribute)} became {value}"
+        if "old" in trigger:
+            text += f" (was {_reading(attribute, trigger['old'])})"
+        return text + (f"; wanted {wanted}" if wanted else "")
+    if kind == "button":
+        who = names.get(str(device), str(device)) if device else "A button"
+        how = trigger.get("value")
+        return f"{who} was pressed" + (f" ({how})" if how not in (None, "pressed") else "")
+    if kind == "time":
+        return f"It was {trigger.get('at') or _clock(trigger.get('t'), tz)}, the scene's time"
+    if kind == "sun":
+        return f"{_sentence(str(trigger.get('event', 'the sun event')))} at {trigger.get('at', '?')}"
+    if kind == "mode":
+        return f"The house mode changed to {trigger.get('value')}" + (
+            f" (was {trigger['old']})" if trigger.get("old") else "")
+    if kind == "occupancy":
+        text = f"The house became {trigger.get('value')}"
+        if trigger.get("old"):
+            text += f" (was {trigger['old']})"
+        if isinstance(trigger.get("held_s"), (int, float)):
+            text += f" and stayed so for {_duration(float(trigger['held_s']))}"
+        return text
+    if kind == "manual":
+        return "Run by hand"
+    if kind == "start":
+        return "The gateway started"
+    return f"Triggered by {kind}"
+
+
+def _level_text(model: Any, attribute: str) -> str:
+    """A state trigger's or test's wanted level: "motion", "below 16 °C", "above 25 °C"."""
+    if model is None:
+        return ""
+    parts = []
+    to = getattr(model, "to", None)
+    if to is None:
+        to = getattr(model, "equals", None)
+    if to is not None:
+        parts.append(_reading(attribute, to))
+    if getattr(model, "not_equals", None) is not None:
+        parts.append(f"not {_reading(attribute, model.not_equals)}")
+    if getattr(model, "above", None) is not None:
+        parts.append(f"above {_reading(attribute, model.above)}")
+    if getattr(model, "below", None) is not None:
+        parts.append(f"below {_reading(attribute, model.below)}")
+    return " and ".join(parts)
+
+
+def _condition_sentence(detail: Mapping[str, Any], model: Any, names: Mapping[str, str],
+                        area_names: Mapping[str, str] | None, tz: tzinfo | None) -> str:
+    kind = str(detail.get("kind", "?"))
+    ok = bool(detail.get("result"))
+    verdict = "met" if ok else "not met"
+    if kind == "time":
+        window = getattr(model, "window", None)
+        wanted = f" (wanted {_hhmm(window.after)} to {_hhmm(window.before)})" if window is not None else ""
+        return f"The time was {detail.get('now')}{wanted}: {verdict}"
+    if kind == "weekday":
+        day = str(detail.get("today"))
+        days = getattr(model, "days", None)
+        wanted = f" (wanted {', '.join(_WEEKDAYS.get(d, d) for d in days)})" if days else ""
+        return f"It was {_WEEKDAYS.get(day, day)}{wanted}: {verdict}"
+    if kind == "mode":
+        wanted = getattr(model, "is_", None)
+        return f"The house mode was {detail.get('mode')}" + (
+            f" (wanted {' or '.join(wanted)})" if wanted else "") + f": {verdict}"
+    if kind == "occupancy":
+        wanted = detail.get("wanted") or []
+        return f"The house was {detail.get('occupancy')}" + (
+            f" (wanted {' or '.join(map(str, wanted))})" if wanted else "") + f": {verdict}"
+    if kind == "last_activity":
+        last = detail.get("last_area")
+        wanted = getattr(model, "area", None) or []
+        where = area_title(last, area_names) if last else "nowhere yet"
+        return f"The last movement was in {where}" + (
+            f" (wanted {' or '.join(area_title(a, area_names) for a in wanted)})" if wanted else "") + f": {verdict}"
+    if kind == "state":
+        attribute = str(detail.get("attribute", ""))
+        values = detail.get("values") or {}
+        seen = ", ".join(f"{names.get(str(d), d)} {_reading(attribute, v)}" for d, v in values.items()) \
+            or "no device matched"
+        wanted = _level_text(model, attribute)
+        match = str(detail.get("match", "any"))
+        on = {"all": "every device", "none": "no device"}.get(match, "one device")
+        want = f" (wanted {wanted} on {on}"
+        want += f" for {_duration(model.for_)})" if getattr(model, "for_", 0) else ")"
+        return f"{_sentence(_word(attribute))}: {seen}{want if wanted else ''}: {verdict}"
+    if kind == "happened":
+        attribute = str(detail.get("attribute", ""))
+        last = detail.get("last")
+        text = f"Last {_word(attribute)} at {_clock(last, tz)}" if last else f"No {_word(attribute)} seen yet"
+        if detail.get("after"):
+            after = detail.get("after_last")
+            text += f", after {_word(str(detail['after']))}"
+            text += f" at {_clock(after, tz)}" if after else " (never seen)"
+        if isinstance(detail.get("within_s"), (int, float)):
+            text += f" (within {_duration(float(detail['within_s']))})"
+        return f"{text}: {verdict}"
+    if kind == "any":
+        subs = detail.get("conditions") or []
+        models = getattr(model, "conditions", None) or []
+        parts = [_condition_sentence(sub, models[i] if i < len(models) else None, names, area_names, tz)
+                 for i, sub in enumerate(subs)]
+        return f"One of these ({verdict}): " + "; ".join(parts)
+    if kind == "not":
+        inner = detail.get("condition") or {}
+        text = _condition_sentence(inner, getattr(model, "condition", None), names, area_names, tz)
+        return f"Not wanted: {text[:1].lower()}{text[1:]}, so {verdict}"
+    return f"{_sentence(kind)} condition: {verdict}"
+
+
+def _action_sentences(entry: Mapping[str, Any], names: Mapping[str, str]) -> list[str]:
+    kind = str(entry.get("kind", "?"))
+    if kind == "alert":
+        note = f" ({entry['note']})" if entry.get("note") else ""
+        return [f"Raised the alert {entry.get('alert', '')}{note}".rstrip()]
+    targets = entry.get("targets")
+    if isinstance(targets, list) and "command" in entry:
+        command = str(entry.get("command"))
+        capability = str(entry.get("capability", ""))
+        args = ", ".join(f"{k} {_value(v, names, k)}" for k, v in (entry.get("args") or {}).items())
+        if capability == "on_off" and command in ("on", "off"):
+            doing = f"turned {command}"
+        else:
+            doing = f"{command} {capability.replace('_', ' ')}".rstrip() + (f" ({args})" if args else "")
+        if not targets:
+            return [f"{_sentence(doing)}: {entry.get('note') or 'no device matched'}"]
+        out = []
+        for target in targets:
+            name = names.get(str(target.get("device")), str(target.get("device")))
+            status = str(target.get("status", "sent"))
+            if status.startswith("skipped: "):
+                out.append(f"Left {name} alone: {status.removeprefix('skipped: ')}")
+            elif status in ("ok", "sent", "done", "confirmed"):
+                out.append(f"{name}: {doing}")
+            else:
+                out.append(f"{name}: {doing}, {status}")
+        return out
+    extra = _pairs(entry, names, {*_ACTION_OWN, "for_s"})
+    return [f"{_sentence(kind)}" + (f": {extra}" if extra else "")]
+
+
+def trace_sentences(trace: Mapping[str, Any], names: Mapping[str, str], scene: Scene | None = None, *,
+                    area_names: Mapping[str, str] | None = None, tz: tzinfo | None = None) -> list[str]:
+    """One run told as a person tells it, one sentence a line: what set it off, with the device names and
+    the limits compared ("Bathroom motion had been quiet for 47 min (limit 45 min)"), each condition and
+    whether it was met, what was done, and how it ended. Used by ``hearth replay --explain`` and by the
+    web UI (``GET /api/scenes/{id}/runs``)."""
+    lines = [_trigger_sentence(trace.get("trigger") or {}, scene, names, area_names, tz)]
+    models = scene.conditions if scene is not None else []
+    for index, detail in enumerate(trace.get("conditions", ()) or ()):
+        lines.append(_condition_sentence(detail, models[index] if index < len(models) else None, names,
+                                         area_names, tz))
+    for entry in trace.get("actions", ()) or ():
+        lines += _action_sentences(entry, names)
+    result = str(trace.get("result", ""))
+    kind = outcome(trace)
+    if kind == "conditions not met":
+        lines.append("So it did nothing.")
+    elif kind == "skipped":
+        why = _without_until(result.removeprefix("skipped: ").removeprefix("skipped"))
+        lines.append(f"Skipped: {why}" if why else "Skipped")
+    elif kind == "changed nothing":
+        lines.append("Nothing needed changing.")
+    elif kind not in ("acted", "running"):
+        lines.append(f"It ended: {result}")
     return lines
 
 
@@ -705,6 +1013,7 @@ class Explanation:
     scene: Scene
     local: dict[str, str]  # the times of the header, in the house's time zone
     asked: bool  # a time was asked for (--at)
+    tz: tzinfo | None = None  # the house's time zone: the runs' sentences say its times
 
     def text(self) -> str:
         data, names = self.data, self.data["names"]
@@ -725,6 +1034,7 @@ class Explanation:
             lines += ["", f"runs ({len(runs)}{more}):"]
             for trace in shown:
                 lines += trace_lines(trace, names, self.scene)
+                lines += [f"      {line}" for line in trace_sentences(trace, names, self.scene, tz=self.tz)]
         lines += ["", f"triggers, at {self.local['at']} (any one starts a run):"]
         for trigger in data["triggers"]:
             lines.append(f"  {trigger['index']}. {trigger['kind']}: {trigger['definition']}")
@@ -792,7 +1102,7 @@ def explain_scene(engine: SceneEngine, scene_id: str, traces: Sequence[Mapping[s
         "names": explainer.names,
     }
     local = {"start": explainer.local(start), "end": explainer.local(end), "at": explainer.local(now)}
-    return Explanation(data, scene, local, asked)
+    return Explanation(data, scene, local, asked, explainer.tz)
 
 
 # ------------------------------------------------------------------ area parameters

@@ -1,11 +1,17 @@
-"""Notification delivery for scenes and alerts: MQTT topics, HTTP webhooks and the gateway log.
+"""Notification delivery for scenes and alerts: MQTT topics, HTTP webhooks, Apprise services (ntfy,
+e-mail, Telegram, …: a person's phone) and the gateway log.
 
-Owns the ``[notify.<name>]`` target models and the :class:`Notifier` that delivers to them with
-retries. A notification is never silently dropped: every one ends in exactly one
-:class:`DeliveryResult` (delivered, failed, unknown_target or cancelled) handed to ``on_result``,
+Owns the ``[notify.<name>]`` target models, the ``[notify]`` settings (``public_url``, the acknowledge
+links' lifetime), the one-time acknowledge-link tokens (:class:`AckTokens`) and the :class:`Notifier`
+that delivers to targets with retries. A notification is never silently dropped: every one ends in exactly one
+:class:`DeliveryResult` (delivered, failed, unknown_target, cancelled or skipped) handed to ``on_result``
+(``on_progress`` hears of a notification held for quiet hours or a channel failing while it is retried),
 and every failed attempt is logged once at warning. Secrets stay out of logs and results: webhook
 header values are never logged, and URLs appear only as ``scheme://host:port`` (userinfo, query and
-path are dropped: webhook services such as Slack and Discord put their token in the path).
+path are dropped: webhook services such as Slack and Discord put their token in the path). An Apprise
+URL is shown only as its scheme and position (``ntfy#1``): its host may itself be the secret (a Telegram
+bot token), and a message's acknowledge link is a credential too; both are scrubbed from every log line
+(Apprise's own included) and every error.
 
 Back-off waits go through the injected clock, so simulated time drives retries in tests and replay.
 :class:`RecordingNotifier` is the stand-in for ``hearth replay``, which must not touch the network.
@@ -14,17 +20,22 @@ Back-off waits go through the injected clock, so simulated time drives retries i
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import hashlib
 import logging
 import re
+import secrets
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
@@ -42,6 +53,9 @@ if TYPE_CHECKING:
     from gateway.sdk import MqttClient
 
 __all__ = [
+    "AckLink",
+    "AckTokens",
+    "AppriseTarget",
     "DeliveryResult",
     "DeliveryStatus",
     "LogTarget",
@@ -49,18 +63,23 @@ __all__ = [
     "Notification",
     "NotificationSender",
     "Notifier",
+    "NotifySettings",
     "NotifyTargets",
     "RecordingNotifier",
     "Severity",
     "Target",
     "WebhookTarget",
+    "notify_settings",
+    "quiet_until",
     "redact_url",
 ]
 
 _log = logging.getLogger(__name__)
 
 Severity = Literal["info", "warning", "critical"]
-DeliveryStatus = Literal["delivered", "failed", "unknown_target", "cancelled"]
+# Final: delivered, failed, unknown_target, cancelled (the notifier stopped), skipped (held in quiet
+# hours, and by their end the alert was no longer open). Only reported as progress: held, pending.
+DeliveryStatus = Literal["delivered", "failed", "unknown_target", "cancelled", "skipped", "held", "pending"]
 
 # RFC 9110 token: what a header name may be made of.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -178,10 +197,182 @@ class LogTarget(_TargetModel):
     kind: Literal["log"]
 
 
-_AnyTarget = MqttTarget | WebhookTarget | LogTarget
+class AppriseTarget(_TargetModel):
+    """A person reached through Apprise (https://github.com/caronc/apprise): ntfy, e-mail, Telegram, Gotify,
+    Signal, Matrix, Pushover, … one URL per channel.
+
+    ``urls`` are all notified at once, as Apprise itself does with several URLs: the phone's push and the
+    e-mail both get it. Only when none of them got through (each retried) is ``fallback_urls`` tried, one
+    at a time in order until one does (an SMS gateway that costs money per message, say). ``quiet_hours``
+    (``"22:00-07:00"``, the house's local time) holds every notification that is not ``critical`` until
+    they end. The URLs carry credentials: they are hidden from the repr, from config errors and from logs.
+    """
+
+    kind: Literal["apprise"]
+    urls: list[str] = Field(min_length=1, repr=False)
+    fallback_urls: list[str] = Field(default_factory=list, repr=False)
+    quiet_hours: str | None = None
+    # One attempt on one channel that takes longer than this is a failed attempt (and is retried). Apprise
+    # is synchronous: it runs in a worker thread, which cannot be killed; past this we stop waiting for it.
+    timeout_s: float = Field(30.0, gt=0, le=300)
+
+    @field_validator("urls", "fallback_urls")
+    @classmethod
+    def _check_urls(cls, urls: list[str]) -> list[str]:
+        for index, url in enumerate(urls):
+            scheme, sep, rest = url.partition("://")
+            if not sep or not scheme or not rest:
+                raise ValueError(f"URL {index + 1} is not an Apprise URL (scheme://…, e.g. ntfy://host/topic)")
+            if any(c.isspace() for c in url):
+                raise ValueError(f"URL {index + 1} ({scheme}://…) must not contain whitespace")
+            if not _apprise_understands(url):
+                raise ValueError(
+                    f"URL {index + 1} ({scheme}://…) is not one Apprise understands (a misspelt scheme, or a "
+                    f"part missing: see the service's page at https://github.com/caronc/apprise/wiki)"
+                )
+        return urls
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _check_quiet_hours(cls, value: str | None) -> str | None:
+        if value is not None:
+            _parse_quiet_hours(value)
+        return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _hide_secrets_in_errors(cls, data: Any, handler: ModelWrapValidatorHandler[AppriseTarget]) -> AppriseTarget:
+        """As :meth:`WebhookTarget._hide_secrets_in_errors`: a config error shows no URL."""
+        try:
+            return handler(data)
+        except ValidationError as err:
+            errors: list[Any] = []
+            for error in err.errors():
+                field_name = error["loc"][0] if error["loc"] else None
+                if field_name not in ("kind", "quiet_hours", "timeout_s"):
+                    error["input"] = "<hidden>"
+                errors.append(error)
+            raise ValidationError.from_exception_data(err.title, errors) from None
+
+    @property
+    def quiet_minutes(self) -> tuple[int, int] | None:
+        """``quiet_hours`` as (start, end) minutes of the day; the end may be earlier (past midnight)."""
+        return None if self.quiet_hours is None else _parse_quiet_hours(self.quiet_hours)
+
+    def channels(self) -> list[tuple[int, str, str]]:
+        """(tier, label, url) of every channel: tier 0 is ``urls``, tier n the n-th fallback."""
+        out = [(0, f"{_scheme(url)}#{i + 1}", url) for i, url in enumerate(self.urls)]
+        out += [(i + 1, f"{_scheme(url)}#fallback{i + 1}", url) for i, url in enumerate(self.fallback_urls)]
+        return out
+
+
+_QUIET_HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def _parse_quiet_hours(value: str) -> tuple[int, int]:
+    match = _QUIET_HOURS.match(value)
+    if not match:
+        raise ValueError('quiet hours as "HH:MM-HH:MM" in the house\'s local time, e.g. "22:00-07:00"')
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+        raise ValueError(f"times of day 00:00-23:59 (got {value!r})")
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if start == end:
+        raise ValueError(f"a start and an end that differ (got {value!r})")
+    return start, end
+
+
+def quiet_until(t: float, quiet: tuple[int, int], tz: tzinfo) -> float | None:
+    """When the quiet hours ``quiet`` that contain ``t`` end (epoch seconds), or None outside them."""
+    start, end = quiet
+    local = datetime.fromtimestamp(t, tz)
+    minute = local.hour * 60 + local.minute + local.second / 60
+    inside = start <= minute < end if start < end else (minute >= start or minute < end)
+    if not inside:
+        return None
+    day = local.date() if minute < end else local.date() + timedelta(days=1)
+    # A wall-clock time in the house's zone (a DST change in the night moves the end with it).
+    until = datetime(day.year, day.month, day.day, end // 60, end % 60, tzinfo=tz).timestamp()
+    return max(until, t)
+
+
+def _scheme(url: str) -> str:
+    return url.partition("://")[0].lower() or "?"
+
+
+def _apprise_understands(url: str) -> bool:
+    try:
+        import apprise  # lazily: only a config with an Apprise target pays for its ~190 plugins
+    except ImportError as err:
+        raise ValueError(f'the apprise package, which kind = "apprise" needs, is not installed ({err})') from None
+    _hide_in_apprise_logs(url)
+    try:
+        return apprise.Apprise.instantiate(url, suppress_exceptions=True) is not None
+    except Exception:
+        return False
+
+
+class NotifySettings(BaseModel):
+    """The plain keys of the ``[notify]`` table (its sub-tables are the targets)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Where a phone reaches this gateway's API from outside ("https://hearth.example.org"): acknowledge
+    #: links are ``<public_url>/api/ack/<token>``. None: messages carry no link (the API listens on
+    #: loopback by default, and a link a phone cannot open is worse than none).
+    public_url: str | None = None
+    #: How long an acknowledge link works (a link in an old e-mail must not acknowledge next month's alert).
+    ack_link_ttl_h: float = Field(24.0, gt=0, le=24 * 30)
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (raises ValueError for a bad port)
+        except ValueError as err:
+            raise ValueError(f"a URL such as 'https://hearth.example.org' ({err})") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("a URL such as 'https://hearth.example.org' (http:// or https:// and a host)")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("a URL without user, password, query or fragment")
+        return url.rstrip("/")
+
+
+_SETTING_KEYS = frozenset(NotifySettings.model_fields)
+
+
+def _targets_only(section: Any) -> Any:
+    """``[notify]`` holds both settings (plain keys) and targets (tables): the targets' validator sees
+    only the tables, so ``public_url`` is never taken for a target named "public_url"."""
+    if isinstance(section, dict):
+        return {k: v for k, v in section.items() if not (k in _SETTING_KEYS and not isinstance(v, dict))}
+    return section
+
+
+def notify_settings(section: dict[str, Any], source: str = "<config>") -> NotifySettings:
+    """The ``[notify]`` settings from the config's ``notify`` table (``config.notify``)."""
+    from gateway.errors import ConfigError, ConfigProblem
+
+    plain = {k: v for k, v in section.items() if k in _SETTING_KEYS and not isinstance(v, dict)}
+    try:
+        return NotifySettings.model_validate(plain)
+    except ValidationError as err:
+        raise ConfigError(
+            [
+                ConfigProblem(source, None, ".".join(map(str, ("notify", *e["loc"]))), str(e.get("msg", "invalid")))
+                for e in err.errors()
+            ]
+        ) from err
+
+
+_AnyTarget = MqttTarget | WebhookTarget | LogTarget | AppriseTarget
 Target = Annotated[_AnyTarget, Field(discriminator="kind")]
-#: The ``[notify.<name>]`` tables of the config: target name -> target.
-NotifyTargets = dict[str, Target]
+#: The ``[notify.<name>]`` tables of the config: target name -> target (the plain keys of ``[notify]``,
+#: its settings, are left out: see :func:`notify_settings`).
+NotifyTargets = Annotated[dict[str, Target], BeforeValidator(_targets_only)]
 
 
 def redact_url(url: str) -> str:
@@ -238,6 +429,10 @@ class DeliveryResult:
     attempts: int
     error: str | None
     t: float  # epoch seconds, from the notifier's clock
+    # Apprise targets: one entry per channel tried (``{"channel": "ntfy#1", "tier": 0, "status",
+    # "attempts", "error", "t"}``) and one for quiet hours (``{"channel": "quiet hours", "status": "held",
+    # "until"}``). Labels and errors carry no secret. Empty for the other kinds.
+    deliveries: tuple[dict[str, Any], ...] = ()
 
 
 class NotificationSender(Protocol):
@@ -261,6 +456,212 @@ class _Delivery:
     notification: Notification
     attempts: int = 0
     reported: bool = False
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ acknowledge links
+
+# secrets.token_urlsafe(32): 32 random bytes, 43 URL-safe characters.
+_ACK_TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
+# In a log line or an error, an acknowledge link shows its path but not its token.
+_ACK_LINK = re.compile(r"(/api/ack/)[A-Za-z0-9_-]+")
+AckState = Literal["valid", "used", "expired"]
+AckCheck = Literal["unknown", "valid", "used", "expired"]
+
+
+@dataclass(frozen=True, slots=True)
+class AckLink:
+    """What an acknowledge token stands for (never the token itself)."""
+
+    alert_id: str
+    target: str
+    issued_at: float
+    expires_at: float
+    used_at: float | None
+
+    def state(self, now: float) -> AckState:
+        if self.used_at is not None:
+            return "used"
+        return "expired" if now >= self.expires_at else "valid"
+
+
+class AckTokens:
+    """One-time, expiring acknowledge links: a random token per message, bound to one alert.
+
+    Only the token's SHA-256 is kept: a token is 256 random bits, so its hash cannot be searched back
+    (a slow password hash would add nothing), and a copy of the database opens no alert. Kept in
+    ``storage`` (the store's key-value scope) so that links sent before a restart still work; a used or
+    expired record stays another lifetime so its link can say "already used" or "expired" rather than
+    "unknown", then it is purged.
+    """
+
+    _KEY = "tokens"
+
+    def __init__(self, clock: Clock, storage: Any = None, *, ttl_s: float = 24 * 3600.0) -> None:
+        if ttl_s <= 0:
+            raise ValueError(f"ttl_s must be positive, not {ttl_s}")
+        self._clock = clock
+        self._storage = storage
+        self.ttl_s = ttl_s
+        stored = storage.get(self._KEY, {}) if storage is not None else {}
+        self._records: dict[str, dict[str, Any]] = dict(stored) if isinstance(stored, dict) else {}
+
+    def issue(self, alert_id: str, target: str) -> str:
+        """A new token for ``alert_id``; the caller puts it in one message and forgets it."""
+        now = self._clock.time()
+        self._purge(now)
+        token = secrets.token_urlsafe(32)
+        self._records[_token_hash(token)] = {
+            "alert_id": alert_id, "target": target, "issued_at": now, "expires_at": now + self.ttl_s, "used_at": None,
+        }  # fmt: skip
+        self._save()
+        return token
+
+    def check(self, token: str) -> tuple[AckCheck, AckLink | None]:
+        """Whether ``token`` would acknowledge its alert now, and the link it stands for (None if unknown)."""
+        record = self._records.get(_token_hash(token)) if _ACK_TOKEN.match(token) else None
+        if record is None:
+            return "unknown", None
+        link = AckLink(record["alert_id"], record["target"], record["issued_at"], record["expires_at"],
+                       record.get("used_at"))  # fmt: skip
+        return link.state(self._clock.time()), link
+
+    def redeem(self, token: str) -> tuple[AckCheck, AckLink | None]:
+        """As :meth:`check`, and a valid token is used up: the caller acknowledges the alert only when the
+        answer is "valid" (a second call answers "used")."""
+        state, link = self.check(token)
+        if state == "valid":
+            self._records[_token_hash(token)]["used_at"] = self._clock.time()
+            self._save()
+        return state, link
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def _purge(self, now: float) -> None:
+        old = [h for h, r in self._records.items() if now >= r["expires_at"] + self.ttl_s]
+        for token_hash in old:
+            del self._records[token_hash]
+
+    def _save(self) -> None:
+        if self._storage is not None:
+            self._storage.set(self._KEY, dict(self._records))
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+# ------------------------------------------------------------------ Apprise log scrubbing
+
+
+class _AppriseLogScrubber(logging.Filter):
+    """Apprise logs payloads at debug (the message, with its acknowledge link) and sometimes URLs: every
+    record of its logger goes through here before any handler sees it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken record is logging's problem, not ours
+            return True
+        clean = _scrub_secrets(text, self.secrets)
+        if clean != text:
+            record.msg, record.args = clean, None
+        return True
+
+
+_APPRISE_LOG_SCRUBBER = _AppriseLogScrubber()
+# The loggers that see Apprise's requests. A logger's filter applies only to its own records, not to its
+# children's, so urllib3's modules are named one by one: at debug, its connection pool logs each request
+# line, and a Telegram bot token or an ntfy topic is in the path.
+_APPRISE_LOGGERS = (
+    "apprise",
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+    "requests_oauthlib.oauth2_session",
+)
+
+
+def _watch_apprise_logs(targets: dict[str, _AnyTarget]) -> None:
+    for target in targets.values():
+        if isinstance(target, AppriseTarget):
+            for url in (*target.urls, *target.fallback_urls):
+                _hide_in_apprise_logs(url)
+
+
+def _hide_in_apprise_logs(url: str) -> None:
+    """From now on, Apprise's log lines show no part of ``url`` (it logs a URL as soon as it parses one)."""
+    _APPRISE_LOG_SCRUBBER.secrets |= _apprise_secrets(url)
+    for name in _APPRISE_LOGGERS:
+        logger = logging.getLogger(name)
+        if _APPRISE_LOG_SCRUBBER not in logger.filters:
+            logger.addFilter(_APPRISE_LOG_SCRUBBER)
+
+
+def _apprise_secrets(url: str) -> set[str]:
+    """Every part of an Apprise URL that may be secret: all but the scheme, the query's keys and ports.
+
+    Hosts are included: Telegram's "host" is the bot token. Short parts (under 3 characters) are left:
+    replacing every "1" in a message would hide nothing and garble everything."""
+    _scheme_part, _, rest = url.partition("://")
+    rest_no_fragment, _, fragment = rest.partition("#")
+    head, _, query = rest_no_fragment.partition("?")
+    pieces = {url, rest, head, query, fragment, *re.split(r"[/@:]", head)}
+    pieces |= {head.rpartition("@")[0]}
+    pieces |= {value for _key, value in parse_qsl(query, keep_blank_values=False)}
+    pieces |= {unquote(p) for p in pieces}
+    return {p for p in pieces if len(p) >= 3 and not (p.isdigit() and len(p) <= 5)}
+
+
+def _scrub_secrets(text: str, secret_parts: set[str] | frozenset[str]) -> str:
+    text = _ACK_LINK.sub(r"\1***", text)
+    for secret in sorted(secret_parts, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+# Apprise's notify types, by severity: the icon, colour or priority each service shows.
+_APPRISE_TYPES = {"info": "info", "warning": "warning", "critical": "failure"}
+# Apprise's log lines at these levels are the reason an attempt failed.
+_APPRISE_REASON_LEVELS = frozenset({"WARNING", "ERROR", "CRITICAL"})
+
+
+def _apprise_notify(url: str, title: str, body: str, severity: str, timeout_s: float) -> None:
+    """One attempt on one channel. Blocking (requests, smtplib): runs in a worker thread, never on the loop."""
+    import apprise
+
+    # In memory: nothing of Apprise's (its e-mail plugin caches) is written to the Pi's SD card.
+    asset = apprise.AppriseAsset(storage_mode="memory", secure_logging=True)
+    client = apprise.Apprise(asset=asset)
+    if not client.add(url):
+        raise _AttemptFailed("Apprise does not understand this URL", retry=False)
+    try:
+        # Plain text, said so: Apprise then escapes it for the services that take HTML (e-mail), where a
+        # "<" in a message would otherwise be markup, and keeps its line breaks.
+        result = client.notify(body=body, title=title, notify_type=_APPRISE_TYPES.get(severity, "info"),
+                               body_format="text", timeout=timeout_s)  # fmt: skip
+    except Exception as err:  # a plugin's bug: this attempt failed, the next may not
+        raise _AttemptFailed(_describe(err), retry=True) from None
+    if result:
+        return
+    reasons: list[str] = []
+    logs = getattr(result, "logs", None)
+    if callable(logs):
+        for entry in logs():
+            if getattr(entry, "level", "") in _APPRISE_REASON_LEVELS and entry.message not in reasons:
+                reasons.append(entry.message)
+    status = getattr(getattr(result, "status", None), "name", "")
+    if status == "TIMEOUT" and not reasons:
+        reasons.append(f"no answer within {timeout_s:g} s")
+    raise _AttemptFailed("; ".join(reasons[-3:]) or "Apprise reported a failure", retry=True)
 
 
 # ------------------------------------------------------------------ the notifier
@@ -276,6 +677,15 @@ class Notifier:
     5xx, 408, 429, connection errors and timeouts are retried. An MQTT target is delivered once the
     message is handed to a connected session (which then owns the QoS handshake); no session or a
     disconnected one is retried. On exit, deliveries still pending are cancelled and reported as such.
+
+    An Apprise target: outside its quiet hours (or for a critical notification) each of its ``urls`` is
+    tried at once, each channel with its own attempts and back-off, in a worker thread; if none got
+    through, each ``fallback_urls`` in turn. Delivered when one channel got through; the result's
+    ``deliveries`` says what each did. Inside quiet hours the notification waits (on the clock, in
+    ``timezone``) for their end, then goes out marked as held, or is skipped if ``alert_state`` says its
+    alert was acknowledged or resolved meanwhile. With ``ack_tokens`` and ``settings.public_url``, an
+    alert's message ends with its acknowledge link; ``commit`` (the store's flush) is awaited before
+    such a message leaves, so the link outlives a power cut.
     """
 
     def __init__(
@@ -285,6 +695,12 @@ class Notifier:
         *,
         mqtt: MqttClient | None,
         on_result: Callable[[DeliveryResult], None] | None = None,
+        on_progress: Callable[[DeliveryResult], None] | None = None,
+        settings: NotifySettings | None = None,
+        timezone: tzinfo = UTC,
+        ack_tokens: AckTokens | None = None,
+        alert_state: Callable[[str], str | None] | None = None,
+        commit: Callable[[], Awaitable[None]] | None = None,
         attempts: int = 4,
         # 2 s rides out a receiver restarting; 10 and 30 s a Wi-Fi or DSL reconnect. Four attempts
         # span ~42 s: long enough for a blip, short enough that an alert is not silently late.
@@ -296,6 +712,18 @@ class Notifier:
         self._clock = clock
         self._mqtt = mqtt
         self._on_result = on_result
+        self._on_progress = on_progress
+        self._settings = settings or NotifySettings()
+        self._tz = timezone
+        self._ack_tokens = ack_tokens
+        self._alert_state = alert_state
+        self._commit = commit
+        # (target, alert id) -> when a notification of it last got through: whom a "resolved" notice is
+        # news to, and who is awake waiting for it.
+        self._told: dict[tuple[str, str], float] = {}
+        # (target, alert id) -> the latest of its notifications held for quiet hours.
+        self._latest_held: dict[tuple[str, str], str] = {}
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._attempts = attempts
         self._backoff_s = tuple(backoff_s)
         self._tasks: dict[asyncio.Task[None], _Delivery] = {}
@@ -306,7 +734,9 @@ class Notifier:
         self._failed = 0
         self._unknown_target = 0
         self._cancelled = 0
+        self._skipped = 0
         self._retries = 0
+        _watch_apprise_logs(self._targets)
 
     # ------------------------------------------------------------------ public API
 
@@ -328,9 +758,12 @@ class Notifier:
                 _log.warning("notification %s to %r not sent: the notifier is %s", notification.id, target, state)
                 self._finish(delivery, "cancelled", f"notifier {state}")
                 return
-            task = asyncio.get_running_loop().create_task(
-                self._deliver(delivery, spec), name=f"notify:{target}:{notification.id}"
+            deliver = (
+                self._deliver_apprise(delivery, spec)
+                if isinstance(spec, AppriseTarget)
+                else self._deliver(delivery, spec)
             )
+            task = asyncio.get_running_loop().create_task(deliver, name=f"notify:{target}:{notification.id}")
             self._tasks[task] = delivery
             task.add_done_callback(self._on_task_done)
         except Exception as err:  # a bug here must not take the caller (a scene run) down with it
@@ -343,6 +776,7 @@ class Notifier:
             "failed": self._failed,
             "unknown_target": self._unknown_target,
             "cancelled": self._cancelled,
+            "skipped": self._skipped,
             "retries": self._retries,
             "pending": len(self._tasks),
         }
@@ -369,6 +803,11 @@ class Notifier:
             session, self._session = self._session, None
             if session is not None:
                 await session.close()
+            executor, self._executor = self._executor, None
+            if executor is not None:
+                # Not waited for: a call stuck in a service's socket ends by its own timeout, and the
+                # gateway's shutdown must not wait for a mail server.
+                executor.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ delivery
 
@@ -403,6 +842,180 @@ class Notifier:
                 return
             self._retries += 1
             await self._clock.sleep(self._backoff_before(delivery.attempts))
+
+    async def _deliver_apprise(self, delivery: _Delivery, spec: AppriseTarget) -> None:
+        """Quiet hours, then the ``urls`` all at once, then each fallback in turn until one gets through."""
+        notification = delivery.notification
+        quiet = spec.quiet_minutes
+        if quiet is not None and notification.severity != "critical":
+            held_at = self._clock.time()
+            until = quiet_until(held_at, quiet, self._tz)
+            quiet_began = None if until is None else until - ((quiet[1] - quiet[0]) % 1440) * 60
+            if until is not None and until > held_at and not self._awaited(delivery, quiet_began):
+                hold = {"channel": "quiet hours", "status": "held", "t": iso_utc(held_at), "until": iso_utc(until)}
+                delivery.deliveries.append(hold)
+                _log.info("notification %s to %r held for quiet hours until %s", notification.id, delivery.target,
+                          datetime.fromtimestamp(until, self._tz).strftime("%H:%M"))  # fmt: skip
+                self._progress(delivery, "held")
+                held_key = self._held_key(delivery)
+                if held_key is not None:
+                    self._latest_held[held_key] = notification.id
+                try:
+                    await self._clock.sleep(until - held_at)
+                    stale = self._stale(delivery)
+                finally:
+                    if held_key is not None and self._latest_held.get(held_key) == notification.id:
+                        del self._latest_held[held_key]
+                hold["status"] = "skipped" if stale else "released"
+                if stale:
+                    self._finish(delivery, "skipped", stale)
+                    return
+                since = datetime.fromtimestamp(held_at, self._tz).strftime("%H:%M")
+                notification = replace(notification, message=f"(held for quiet hours since {since}) "
+                                                             f"{notification.message}")  # fmt: skip
+        body = notification.message
+        link = self._ack_link(notification, delivery.target)
+        if link is not None:
+            body += f"\n\nAcknowledge: {link}"
+            if self._commit is not None:
+                # As the engine does before it notifies: a link that answers "not recognised" after a
+                # power cut is worse than a message a few milliseconds later.
+                try:
+                    await self._commit()
+                except Exception as err:
+                    _log.error("could not commit the acknowledge link of %s (%s); sending anyway",
+                               notification.id, err)  # fmt: skip
+        tiers: dict[int, list[tuple[str, str]]] = {}
+        for tier, label, url in spec.channels():
+            tiers.setdefault(tier, []).append((label, url))
+        for tier, channels in tiers.items():
+            outcomes = await asyncio.gather(*(
+                self._apprise_channel(delivery, spec, tier, label, url, notification, body) for label, url in channels
+            ))  # fmt: skip
+            if any(outcomes):
+                if notification.alert_id is not None:
+                    self._told[(delivery.target, notification.alert_id)] = self._clock.time()
+                self._finish(delivery, "delivered", None)
+                return
+        failed = [f"{d['channel']}: {d.get('error') or 'failed'}"
+                  for d in delivery.deliveries if d.get("tier") is not None]  # fmt: skip
+        self._finish(delivery, "failed", "every channel failed (" + "; ".join(failed) + ")")
+
+    async def _apprise_channel(
+        self,
+        delivery: _Delivery,
+        spec: AppriseTarget,
+        tier: int,
+        label: str,
+        url: str,
+        notification: Notification,
+        body: str,
+    ) -> bool:
+        record: dict[str, Any] = {"channel": label, "tier": tier, "status": "pending", "attempts": 0, "error": None,
+                                  "t": iso_utc(self._clock.time())}  # fmt: skip
+        delivery.deliveries.append(record)
+        secret_parts = _apprise_secrets(url)
+        for attempt in range(1, self._attempts + 1):
+            record["attempts"] = attempt
+            delivery.attempts += 1
+            try:
+                await self._apprise_attempt(spec, url, notification, body)
+            except _AttemptFailed as failure:
+                reason = _scrub_secrets(failure.reason, secret_parts | _APPRISE_LOG_SCRUBBER.secrets)
+                retry = failure.retry and attempt < self._attempts
+            else:
+                record.update(status="delivered", error=None, t=iso_utc(self._clock.time()))
+                return True
+            record["error"] = reason
+            _log.warning(
+                "notification %s to %r via %s failed (attempt %d of %d): %s",
+                notification.id, delivery.target, label, attempt, self._attempts, reason,
+            )  # fmt: skip
+            if not retry:
+                break
+            self._progress(delivery, "pending")  # the UI shows the failure while the retries run
+            self._retries += 1
+            await self._clock.sleep(self._backoff_before(attempt))
+        record.update(status="failed", t=iso_utc(self._clock.time()))
+        self._progress(delivery, "pending")
+        return False
+
+    async def _apprise_attempt(self, spec: AppriseTarget, url: str, notification: Notification, body: str) -> None:
+        if self._executor is None:
+            # Apprise blocks (requests, smtplib, its own worker threads): its calls run here, off the loop.
+            # Four threads: the channels of one contact go out together; more would only queue on a Pi.
+            self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="hearth-apprise")
+        loop = asyncio.get_running_loop()
+        try:
+            call = loop.run_in_executor(self._executor, _apprise_notify, url, notification.title, body,
+                                        notification.severity, spec.timeout_s)  # fmt: skip
+            # Real time, not clock time: this bounds a network call. Apprise enforces timeout_s itself; the
+            # extra seconds cover its set-up, and past them we stop waiting for a thread we cannot stop.
+            async with asyncio.timeout(spec.timeout_s + 5):
+                await call
+        except TimeoutError:
+            raise _AttemptFailed(f"no answer within {spec.timeout_s:g} s", retry=True) from None
+        except _AttemptFailed:
+            raise
+        except RuntimeError as err:  # the executor was shut down under us (the notifier is stopping)
+            raise _AttemptFailed(_describe(err), retry=False) from None
+
+    def _ack_link(self, notification: Notification, target: str) -> str | None:
+        """The acknowledge link for an alert's notification (not for its "resolved" notice or a report)."""
+        public_url = self._settings.public_url
+        if self._ack_tokens is None or public_url is None or notification.alert_id is None:
+            return None
+        if notification.data.get("kind", "alert") not in ("alert", "reminder", "unanswered"):
+            return None
+        token = self._ack_tokens.issue(notification.alert_id, target)
+        return f"{public_url}/api/ack/{token}"
+
+    def _awaited(self, delivery: _Delivery, quiet_began: float | None) -> bool:
+        """A "resolved" notice of an alert that reached this contact in these quiet hours (a critical one
+        woke her): she is awake and waiting for it, so it is not held."""
+        notification = delivery.notification
+        if notification.alert_id is None or notification.data.get("kind") != "resolved" or quiet_began is None:
+            return False
+        told_at = self._told.get((delivery.target, notification.alert_id))
+        return told_at is not None and told_at >= quiet_began
+
+    @staticmethod
+    def _held_key(delivery: _Delivery) -> tuple[str, str] | None:
+        notification = delivery.notification
+        if notification.alert_id is None or notification.data.get("kind") == "resolved":
+            return None
+        return delivery.target, notification.alert_id
+
+    def _stale(self, delivery: _Delivery) -> str | None:
+        """Why a notification held through quiet hours is no longer worth sending, or None."""
+        notification = delivery.notification
+        held_key = self._held_key(delivery)
+        if held_key is not None and self._latest_held.get(held_key, notification.id) != notification.id:
+            # Reminders of one alert piled up overnight: one message in the morning, the latest.
+            return "a later notification of this alert, held for quiet hours too, went out instead"
+        if self._alert_state is None or notification.alert_id is None:
+            return None
+        state = self._alert_state(notification.alert_id)
+        if notification.data.get("kind") == "resolved":
+            if (delivery.target, notification.alert_id) not in self._told:
+                return "the alert was resolved before this contact was told of it (held for quiet hours)"
+            return None
+        if state in ("acknowledged", "resolved"):
+            return f"the alert was {state} while this notification was held for quiet hours"
+        return None
+
+    def _progress(self, delivery: _Delivery, status: DeliveryStatus) -> None:
+        if self._on_progress is None:
+            return
+        result = DeliveryResult(
+            target=delivery.target, notification_id=delivery.notification.id, status=status,
+            attempts=delivery.attempts, error=None, t=self._clock.time(),
+            deliveries=tuple(dict(d) for d in delivery.deliveries),
+        )  # fmt: skip
+        try:
+            self._on_progress(result)
+        except Exception:
+            _log.exception("on_progress callback failed for notification %s", delivery.notification.id)
 
     def _backoff_before(self, attempt_done: int) -> float:
         if not self._backoff_s:
@@ -479,6 +1092,8 @@ class Notifier:
         spec = self._targets.get(delivery.target)
         if isinstance(spec, WebhookTarget):
             trace = _scrub(trace, spec)
+        elif isinstance(spec, AppriseTarget):
+            trace = _scrub_secrets(trace, _APPRISE_LOG_SCRUBBER.secrets)
         _log.error("notification %s to %r: delivery crashed\n%s", delivery.notification.id, delivery.target, trace)
         self._finish(delivery, "failed", f"delivery crashed: {type(err).__name__}")
 
@@ -490,6 +1105,8 @@ class Notifier:
             self._failed += 1
         elif status == "unknown_target":
             self._unknown_target += 1
+        elif status == "skipped":
+            self._skipped += 1
         else:
             self._cancelled += 1
         if self._on_result is None:
@@ -501,6 +1118,7 @@ class Notifier:
             attempts=delivery.attempts,
             error=error,
             t=self._clock.time(),
+            deliveries=tuple(dict(d) for d in delivery.deliveries),
         )
         try:
             self._on_result(result)

@@ -48,7 +48,7 @@ def load_profiles(config: Config, text: str | None = None) -> list[Profile]:
         for target in sorted(profile.notify_targets - set(targets)):
             problems.append(ConfigProblem(where, None, "params",
                                           f"notify target {target!r} is not defined: add a [notify.{target}] "
-                                          f"section (kind = \"mqtt\", \"webhook\" or \"log\")"))
+                                          f"section (kind = \"mqtt\", \"webhook\", \"apprise\" or \"log\")"))
         profiles.append(profile)
     names = [p.name for p in profiles]
     for name in sorted({n for n in names if names.count(n) > 1}):

@@ -1,11 +1,12 @@
 """``hearth demo``: the gateway on its embedded broker, the simulated house and its resident, in
-accelerated time, both shipped profiles active; prints the web UI's address and the login token.
+accelerated time, both shipped profiles active; prints the web UI's address, the owner account's
+random password and a login token.
 
-The data directory (default ``./hearth-demo-data``) is kept between runs, so the login token stays
-valid (it is kept there in plain text, ``demo-token``: a demo is loopback-only and has nothing to
-protect). The database is started afresh on every run: the simulated clock starts again at ``--start``,
-and history, scene timers and alerts written at later simulated times by a previous run would not
-make sense on the new timeline.
+The data directory (default ``./hearth-demo-data``) is kept between runs, so the password and the login
+token stay valid (they are kept there in plain text, ``demo-password`` and ``demo-token``, 0600: a demo
+is loopback-only and has nothing to protect). The database is started afresh on every run: the
+simulated clock starts again at ``--start``, and history, scene timers and alerts written at later
+simulated times by a previous run would not make sense on the new timeline.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ __all__ = ["DemoOptions", "demo_config", "local_zone_name", "run_demo", "start_e
 
 DEMO_DB = "demo.db"
 TOKEN_FILE = "demo-token"
+PASSWORD_FILE = "demo-password"
+DEMO_OWNER = "owner"
 # Scenes and the store count in simulated seconds. A few limits are about real time (a command's
 # round trip, an SD card's commits): they are scaled with the speed so that they stay sensible.
 _REAL_COMMAND_TIMEOUT_S = 2.0
@@ -120,6 +123,29 @@ def demo_token(token_file: Path, plain_file: Path) -> str:
     return token
 
 
+def demo_owner(users_file: Path, plain_file: Path) -> tuple[str, str]:
+    """The demo's owner account and its password: kept from an earlier run if it still works, else a new
+    random one (never a default password: the demo's port may be reachable from the LAN)."""
+    import secrets
+
+    from gateway.api.accounts import OWNER, UserStore
+
+    users = UserStore(users_file)
+    with contextlib.suppress(OSError):
+        kept = plain_file.read_text(encoding="utf-8").strip()
+        if kept and users.verify_password(DEMO_OWNER, kept) is not None:
+            return DEMO_OWNER, kept
+    password = secrets.token_urlsafe(12)
+    if users.get(DEMO_OWNER) is None:
+        users.add(DEMO_OWNER, OWNER, password)
+    else:
+        users.set_password(DEMO_OWNER, password)
+    fd = os.open(plain_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(password + "\n")
+    return DEMO_OWNER, password
+
+
 def _fresh_database(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         with contextlib.suppress(FileNotFoundError):
@@ -139,6 +165,8 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     await asyncio.to_thread(_fresh_database, config.store_path)
     token = await asyncio.to_thread(demo_token, config.token_file, config.data_dir / TOKEN_FILE)
+    owner, password = await asyncio.to_thread(demo_owner, config.token_file.with_name("users.json"),
+                                              config.data_dir / PASSWORD_FILE)
 
     clock = ScaledClock(options.speed, start_epoch(options.start, tz))
     gateway = Gateway(config, clock=clock, out=out)
@@ -168,7 +196,8 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
     say(f"Hearth demo: a simulated house ({len(indoors)} rooms, {len(house.devices)} devices) and its "
         f"resident, {options.speed:g}x real time (a simulated hour every {hour_s:g} s)")
     say(f"  web UI:      {api_url}/")
-    say(f"  login token: {token}")
+    say(f"  log in as:   {owner} / {password}")
+    say(f"  login token: {token}  (or open {api_url}/#token={token})")
     say(f"  MQTT:        mqtt://{gateway.broker.host}:{gateway.broker.port} (embedded broker, loopback only)")
     bad = ("never" if options.bad_morning_day is None
            else (datetime.fromtimestamp(clock.time(), tz).date() + timedelta(days=options.bad_morning_day))
@@ -177,7 +206,7 @@ async def run_demo(options: DemoOptions, out: TextIO) -> int:
     say(f"  simulated time starts {datetime.fromtimestamp(clock.time(), tz):%a %H:%M} ({zone}); "
         f"the scripted bad morning: {bad}")
     say(f"  the resident goes shopping most days, and visits the family every {visit_day} afternoon")
-    say(f"  data: {config.data_dir} (the token is kept; the database starts afresh each run). Ctrl-C stops.")
+    say(f"  data: {config.data_dir} (the login is kept; the database starts afresh each run). Ctrl-C stops.")
     say("")
 
     model = HouseModel(house, start=clock.time(), tz=tz, seed=options.seed, bad_morning_day=options.bad_morning_day,

@@ -15,6 +15,11 @@
     token: null,
     me: null,
     devices: new Map(), // id -> device (GET /api/devices shape)
+    areaNames: new Map(), // area -> the name shown for it (GET /api/areas): "Living room" for living_room
+    areasEditable: false,
+    // The gateway's clock minus the browser's, in seconds, from the times its events and answers carry: in
+    // `hearth demo` the house lives a simulated day ("yesterday" and "today" are the house's, not the browser's).
+    clockSkew: 0,
     alerts: new Map(), // id -> alert
     scenes: new Map(), // id -> scene summary
     mode: "home",
@@ -113,7 +118,7 @@
     if (value === null || value === undefined) return null;
     const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
     if (Number.isNaN(date.getTime())) return null;
-    const now = new Date();
+    const now = new Date(gatewayNow() * 1000);
     const midnight = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
     // Rounded: a day with a daylight-saving change is 23 or 25 hours long.
     const daysAgo = Math.round((midnight(now) - midnight(date)) / 86400000);
@@ -170,19 +175,21 @@
     }
   }
 
+  // Every API call goes through the session's fetch (session.js): its cookie, and the CSRF header on
+  // state-changing requests.
   async function api(method, path, body) {
-    const headers = { Authorization: `Bearer ${state.token}` };
-    const init = { method, headers, cache: "no-store" };
+    const headers = {};
+    const init = { method, headers };
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    const response = await fetch(path, init);
+    const response = await window.HearthSession.fetch(path, init);
     let data = null;
     const type = response.headers.get("Content-Type") || "";
     if (type.startsWith("application/json")) data = await response.json();
     if (response.status === 401) {
-      logout("Your token is no longer valid. Log in again.");
+      logout("Your session has ended. Log in again.");
       throw new ApiError(401, data);
     }
     if (!response.ok) throw new ApiError(response.status, data);
@@ -191,8 +198,15 @@
 
   // ------------------------------------------------------------------ login
 
+  // A token an older version of this page kept in storage: traded once for a session, then forgotten
+  // (the session cookie is HttpOnly; a token in storage is readable by any script on the page).
   function storedToken() {
     return localStorage.getItem(TOKEN_KEY) || sessionStorage.getItem(TOKEN_KEY);
+  }
+
+  function forgetStoredToken() {
+    localStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(TOKEN_KEY);
   }
 
   function showLogin(message) {
@@ -201,30 +215,48 @@
     const error = $("login-error");
     error.hidden = !message;
     error.textContent = message || "";
-    $("login-token").focus();
+    $("login-username").focus();
+    // The owner account can be made here only while none exists, and only on the gateway's machine.
+    window.HearthSession.setup().then((setup) => {
+      $("setup-form").hidden = !setup.can_create_owner;
+      if (setup.can_create_owner) $("setup-username").focus();
+    });
   }
 
-  async function login(token, remember) {
-    const response = await fetch("/api/login", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ token }),
-      cache: "no-store",
-    });
-    const data = await response.json().catch(() => ({}));
-    if (response.status === 429) {
-      throw new Error(`Too many failed attempts. Try again in ${response.headers.get("Retry-After") || 60} s.`);
+  // Who is logged in ({name, role, kind}); the page shows the role and hides what it may not do.
+  // The server refuses it anyway: this only spares the person buttons that cannot work.
+  const ROLE_PAGES = {
+    owner: null, // everything
+    caregiver: ["house", "alerts", "scenes", "energy"],
+    installer: ["house", "scenes", "energy", "discovered"],
+  };
+
+  function loggedIn(me) {
+    if (me.role === "resident") { location.assign("/resident"); return false; }
+    state.me = me;
+    $("whoami").textContent = `${me.name} (${me.role})`;
+    document.body.dataset.role = me.role;
+    const pages = ROLE_PAGES[me.role];
+    for (const link of document.querySelectorAll("nav.tabs a[data-page]")) {
+      link.hidden = pages !== null && pages !== undefined && !pages.includes(link.dataset.page);
     }
-    if (!response.ok || !data.ok) throw new Error("That token is not valid (or was revoked).");
-    state.token = token;
-    state.me = data.name;
-    (remember ? localStorage : sessionStorage).setItem(TOKEN_KEY, token);
-    return data;
+    $("mode-select").disabled = me.role !== "owner";
+    $("access-open").hidden = me.role !== "owner";
+    return true;
+  }
+
+  async function login(username, password, remember) {
+    return loggedIn(await window.HearthSession.login(username, password, remember));
+  }
+
+  async function loginWithToken(token, remember) {
+    return loggedIn(await window.HearthSession.loginWithToken(token, remember));
   }
 
   function logout(message) {
-    localStorage.removeItem(TOKEN_KEY);
-    sessionStorage.removeItem(TOKEN_KEY);
+    forgetStoredToken();
+    if (state.me) window.HearthSession.logout();
+    state.me = null;
     state.token = null;
     if (state.ws) {
       state.ws.onclose = null;
@@ -241,7 +273,7 @@
     const ws = new WebSocket(`${scheme}//${location.host}/api/ws`);
     state.ws = ws;
     setConn("connecting…", "");
-    ws.onopen = () => ws.send(JSON.stringify({ type: "auth", token: state.token }));
+    // No auth message: the session cookie goes with the upgrade request, and the server answers auth_ok.
     ws.onmessage = (msg) => {
       let data;
       try { data = JSON.parse(msg.data); } catch { return; }
@@ -252,13 +284,13 @@
       state.ws = null;
       for (const pending of state.pending.values()) pending.resolve({ ok: false, error: "connection lost" });
       state.pending.clear();
-      if (event.code === 4401 || event.code === 4403) { logout("Log in again (the token was not accepted)."); return; }
+      if (event.code === 4401 || event.code === 4403) { logout("Your session has ended. Log in again."); return; }
       // Back off: 1 s, 2 s, 4 s … at most 30 s. A slow-client drop (4008) reconnects the same way
       // and takes a fresh snapshot.
       const delay = Math.min(30000, 1000 * 2 ** state.wsRetry);
       state.wsRetry += 1;
       setConn(event.code === 4429 ? "too many failed logins, waiting…" : "reconnecting…", "down");
-      setTimeout(() => { if (state.token && !state.ws) connect(); }, delay);
+      setTimeout(() => { if (state.me && !state.ws) connect(); }, delay);
     };
   }
 
@@ -294,6 +326,7 @@
         }
         renderOccupancy();
         renderHouse();
+        loadAreas();
         refreshAlerts();
         refreshScenes();
       });
@@ -308,7 +341,22 @@
     if (data.type === "event") onEvent(data);
   }
 
+  // The gateway's time now, as far as the browser can tell.
+  function gatewayNow() {
+    return Date.now() / 1000 + state.clockSkew;
+  }
+
+  function heardTime(t) {
+    if (typeof t !== "number" || !Number.isFinite(t)) return;
+    const skew = t - Date.now() / 1000;
+    const moved = Math.abs(skew - state.clockSkew) > 60;
+    state.clockSkew = skew;
+    // "since 06:54" or "since yesterday 06:54": the house's day, once the page knows it.
+    if (moved) renderOccupancy();
+  }
+
   function onEvent(event) {
+    heardTime(event.t);
     switch (event.event) {
       case "state": {
         const device = state.devices.get(event.device);
@@ -429,45 +477,103 @@
 
   // ------------------------------------------------------------------ house
 
-  // Units: by "capability.attribute", else by attribute, else by the attribute's suffix (the model names
-  // its attributes by unit: lel_percent, co_ppm, hcho_ugm3, depth_m, used_h, duration_s).
-  const UNITS = { "gas.lel_percent": "% LEL" };
-  const ATTRIBUTE_UNITS = {
-    celsius: "°C", percent: "%", watts: "W", kwh: "kWh", volts: "V", amps: "A", hertz: "Hz", lux: "lx", hpa: "hPa",
-    kelvin: "K", ppm: "ppm",
-  };
-  const SUFFIX_UNITS = [["_celsius", "°C"], ["_percent", "%"], ["_kwh", "kWh"], ["_ppm", "ppm"], ["_ppb", "ppb"],
-    ["_ugm3", "µg/m³"], ["_dbm", "dBm"], ["_m", "m"], ["_s", "s"], ["_h", "h"]];
+  // ----- the one label table
 
-  function unitOf(capability, attribute) {
-    const key = `${capability}.${attribute}`;
-    if (key in UNITS) return UNITS[key];
-    if (attribute in ATTRIBUTE_UNITS) return ATTRIBUTE_UNITS[attribute];
+  // Every attribute the UI shows, by "capability.attribute": its label, its unit, words for true/false
+  // ([true, false]) or for enum values, and whether a true value is an alarm (shown in red) or worth
+  // knowing (amber). Readings, the energy page and the scene pages all take their words from here.
+  // An attribute not listed gets its unit from its name's suffix (the model names attributes by unit:
+  // lel_percent, co_ppm, hcho_ugm3, depth_m, used_h, duration_s) and a label from the attribute's name.
+  const ATTRIBUTES = {
+    "on_off.on": { label: "Power", words: ["on", "off"] },
+    "level.percent": { label: "Brightness", unit: "%" },
+    "color_temperature.kelvin": { label: "Colour temperature", unit: "K" },
+    "color.hue": { label: "Hue", unit: "°" }, "color.saturation": { label: "Saturation", unit: "%" },
+    "color.x": { label: "Colour x" }, "color.y": { label: "Colour y" },
+    "power_meter.watts": { label: "Power", unit: "W" }, "power_meter.volts": { label: "Voltage", unit: "V" },
+    "power_meter.amps": { label: "Current", unit: "A" }, "power_meter.power_factor": { label: "Power factor" },
+    "power_meter.hertz": { label: "Frequency", unit: "Hz" },
+    "energy_meter.kwh": { label: "Energy", unit: "kWh", digits: 2 },
+    "energy_meter.exported_kwh": { label: "Energy exported", unit: "kWh", digits: 2 },
+    "temperature.celsius": { label: "Temperature", unit: "°C" }, "humidity.percent": { label: "Humidity", unit: "%" },
+    "illuminance.lux": { label: "Light", unit: "lx" }, "illuminance.percent": { label: "Light level", unit: "%" },
+    "pressure.hpa": { label: "Pressure", unit: "hPa" },
+    "air_quality.co2_ppm": { label: "CO₂", unit: "ppm" }, "air_quality.pm1_ugm3": { label: "PM1", unit: "µg/m³" },
+    "air_quality.pm25_ugm3": { label: "PM2.5", unit: "µg/m³" },
+    "air_quality.pm10_ugm3": { label: "PM10", unit: "µg/m³" },
+    "air_quality.voc_ppb": { label: "VOC", unit: "ppb" }, "air_quality.voc_ugm3": { label: "VOC", unit: "µg/m³" },
+    "air_quality.voc_index": { label: "VOC index" },
+    "air_quality.hcho_ugm3": { label: "Formaldehyde", unit: "µg/m³" },
+    "occupancy.occupied": { label: "Motion", words: ["motion", "clear"] },
+    "contact.open": { label: "Contact", words: ["open", "closed"] },
+    "water_leak.leak": { label: "Water leak", words: ["LEAK", "dry"], alarm: true },
+    "smoke_co_alarm.smoke": { label: "Smoke", words: ["SMOKE", "no smoke"], alarm: true },
+    "smoke_co_alarm.co": { label: "Carbon monoxide", words: ["CO!", "no CO"], alarm: true },
+    "smoke_co_alarm.co_ppm": { label: "CO level", unit: "ppm" },
+    "gas.detected": { label: "Gas", words: ["GAS", "no gas"], alarm: true },
+    "gas.lel_percent": { label: "Gas level", unit: "% LEL" }, "gas.ppm": { label: "Gas level", unit: "ppm" },
+    "vibration.detected": { label: "Vibration", words: ["vibration", "still"] },
+    "tamper.tampered": { label: "Tamper", words: ["tampered", "ok"], alarm: true },
+    "battery.percent": { label: "Battery", unit: "%" },
+    "battery.low": { label: "Battery", words: ["low", "ok"], alarm: true },
+    "battery.volts": { label: "Battery voltage", unit: "V" },
+    "siren.on": { label: "Siren", words: ["sounding", "silent"] }, "siren.tone": { label: "Tone" },
+    "siren.volume_percent": { label: "Volume", unit: "%" }, "siren.duration_s": { label: "Sounds for", unit: "s" },
+    "soil_moisture.percent": { label: "Soil moisture", unit: "%" },
+    "water_level.percent": { label: "Tank level", unit: "%" }, "water_level.depth_m": { label: "Depth", unit: "m" },
+    "water_level.state": { label: "Level" },
+    "filter.life_percent": { label: "Filter life left", unit: "%" },
+    "filter.replace": { label: "Filter", words: ["replace now", "ok"], alarm: true },
+    "filter.used_h": { label: "Filter used", unit: "h" },
+    "button.last_event": { label: "Last press" },
+    "thermostat.current_celsius": { label: "Room", unit: "°C" },
+    "thermostat.target_celsius": { label: "Target", unit: "°C" },
+    "thermostat.mode": { label: "Mode", enum: { heat_cool: "heat/cool", fan_only: "fan only" } },
+    "thermostat.running": { label: "Running" },
+    "thermostat.window_open": { label: "Window", words: ["open, heating paused", "closed"], note: true },
+    "valve.position_percent": { label: "Valve", unit: "%" },
+    "valve.open": { label: "Valve", words: ["open", "closed"] },
+    "cover.position_percent": { label: "Position", unit: "%" }, "cover.tilt_percent": { label: "Tilt", unit: "%" },
+    "cover.motion": { label: "Moving" },
+    "lock.state": { label: "Lock" }, "lock.door_open": { label: "Door", words: ["open", "closed"] },
+    "fan.on": { label: "Fan", words: ["on", "off"] }, "fan.speed_percent": { label: "Fan speed", unit: "%" },
+    "fan.preset": { label: "Fan mode" },
+    "connectivity.online": { label: "Online", words: ["yes", "no"] },
+    "connectivity.rssi_dbm": { label: "Signal", unit: "dBm" }, "connectivity.lqi": { label: "Link quality" },
+    "connectivity.last_seen": { label: "Last seen" },
+    "presence.present": { label: "Presence", words: ["present", "away"] }, "presence.area": { label: "Where" },
+    "presence.rssi_dbm": { label: "Signal", unit: "dBm" }, "presence.distance_m": { label: "Distance", unit: "m" },
+    "appliance.state": { label: "State" }, "appliance.remaining_s": { label: "Remaining", unit: "s" },
+    "power_meter.total_watts": { label: "Total power", unit: "W" },
+  };
+  const SUFFIX_UNITS = [["_celsius", "°C"], ["_percent", "%"], ["_kwh", "kWh"], ["_watts", "W"], ["_ppm", "ppm"],
+    ["_ppb", "ppb"], ["_ugm3", "µg/m³"], ["_dbm", "dBm"], ["_m", "m"], ["_s", "s"], ["_h", "h"]];
+
+  function attributeInfo(capability, attribute) {
+    const known = ATTRIBUTES[`${capability}.${attribute}`];
+    if (known) return known;
     const suffix = SUFFIX_UNITS.find(([end]) => attribute.endsWith(end));
-    return suffix ? suffix[1] : "";
+    // "co2_ppm" -> "CO2", "remaining_s" -> "Remaining": the attribute's own words, without its unit.
+    const words = (suffix ? attribute.slice(0, -suffix[0].length) : attribute).replaceAll("_", " ").trim()
+      || capability.replaceAll("_", " ");
+    return { label: words.charAt(0).toUpperCase() + words.slice(1), unit: suffix ? suffix[1] : "" };
   }
 
-  const BOOLEAN_WORDS = {
-    "occupancy.occupied": ["motion", "clear"], "contact.open": ["open", "closed"], "water_leak.leak": ["LEAK", "dry"],
-    "smoke_co_alarm.smoke": ["SMOKE", "no smoke"], "smoke_co_alarm.co": ["CO!", "no CO"], "gas.detected": ["GAS", "no gas"],
-    "vibration.detected": ["vibration", "still"], "tamper.tampered": ["tampered", "ok"],
-    "battery.low": ["low", "ok"], "connectivity.online": ["online", "offline"],
-    "presence.present": ["present", "away"], "lock.door_open": ["open", "closed"],
-    "valve.open": ["open", "closed"], "fan.on": ["on", "off"], "siren.on": ["sounding", "silent"],
-    "filter.replace": ["replace now", "ok"], "thermostat.window_open": ["open, heating paused", "closed"],
-  };
-  // Enum values as words, where the model's own word is not one.
-  const ENUM_WORDS = {
-    "thermostat.mode": { heat_cool: "heat/cool", fan_only: "fan only" },
-  };
-  // Readings that need someone, shown in red; and those worth knowing, shown in amber.
-  const ALARMS = new Set(["water_leak.leak", "smoke_co_alarm.smoke", "smoke_co_alarm.co", "gas.detected",
-                          "battery.low", "tamper.tampered", "filter.replace"]);
+  function unitOf(capability, attribute) {
+    return attributeInfo(capability, attribute).unit || "";
+  }
 
+  function label(capability, attribute) {
+    return attributeInfo(capability, attribute).label;
+  }
+
+  // Readings that need someone, shown in red; and those worth knowing, shown in amber.
   function severity(key, value) {
-    if (value === true && ALARMS.has(key)) return "bad";
+    const [capability, attribute] = key.split(".");
+    const info = attributeInfo(capability, attribute);
+    if (value === true && info.alarm) return "bad";
+    if (value === true && info.note) return "note";
     if (key === "water_level.state" && (value === "low" || value === "high")) return "bad";
-    if (key === "thermostat.window_open" && value === true) return "note";
     return "";
   }
 
@@ -555,22 +661,109 @@
     return watts;
   }
 
+  // ----- areas and names
+
+  // An area as people write it: the owner's name for it, else "living_room" -> "Living room".
+  function areaName(area) {
+    if (!area) return "";
+    const named = state.areaNames.get(area);
+    if (named) return named;
+    const words = String(area).replace(/[_-]+/g, " ").trim();
+    return words === words.toLowerCase() ? words.charAt(0).toUpperCase() + words.slice(1) : words;
+  }
+
+  async function loadAreas() {
+    try {
+      const data = await api("GET", "/api/areas");
+      state.areaNames = new Map(data.areas.filter((a) => a.edited).map((a) => [a.id, a.name]));
+      state.areasEditable = Boolean(data.editable);
+    } catch {
+      return; // an older gateway, or none of this: the areas keep their own names
+    }
+    if (state.page === "house") renderHouse();
+  }
+
+  let renamingArea = null;
+
+  function openAreaEdit(area) {
+    renamingArea = area;
+    $("area-id").textContent = area;
+    $("area-name").value = state.areaNames.get(area) || "";
+    $("area-name").placeholder = areaName(area);
+    $("area-error").hidden = true;
+    $("area-dialog").showModal();
+    $("area-name").focus();
+  }
+
+  async function saveArea(reset) {
+    const name = $("area-name").value.trim();
+    try {
+      const data = await api("PUT", `/api/areas/${encodeURIComponent(renamingArea)}`,
+                             { name: reset || !name ? null : name });
+      state.areaNames = new Map(data.areas.filter((a) => a.edited).map((a) => [a.id, a.name]));
+      $("area-dialog").close();
+      renderHouse();
+      toast("Saved");
+    } catch (err) {
+      const error = $("area-error");
+      error.textContent = err.message;
+      error.hidden = false;
+    }
+  }
+
+  // What a device is, for one without a name of its own: from its capabilities, else its model.
+  const KINDS = [["temperature", "thermometer"], ["soil_moisture", "plant sensor"], ["occupancy", "motion sensor"],
+    ["contact", "door sensor"], ["presence", "presence tag"], ["button", "button"], ["water_leak", "leak sensor"],
+    ["illuminance", "light sensor"], ["air_quality", "air quality sensor"], ["power_meter", "power meter"]];
+  // The names BLE firmware advertises by default (pvvx/ATC "ATC_A1B2C3", Xiaomi "LYWSD03MMC", "MJ_HT_V1",
+  // BTHome's "BTHome …"), and the adapter's own fallback ("Thermometer A1:B2"): not a name a person gave.
+  const DEFAULT_BLE_NAME = new RegExp("^(?:(?:LYWSD|MJ_HT|CGG|MHO)\\w*"
+    + "|(?:ATC|LYWSD\\w*|MJ_HT\\w*|CGG\\w*|MHO\\w*|BTHome|Thermometer|[A-Za-z]+ sensor)[\\s_-]*(?:[0-9A-F]{2}[:_-]?){2,6}"
+    + "|(?:[0-9A-F]{2}[:_-]?){3,6})$", "i");
+
+  function kindOf(device) {
+    const caps = new Set(Object.values(device.components || {}).flatMap((c) => Object.keys(c)));
+    const found = KINDS.find(([capability]) => caps.has(capability));
+    if (found) return found[1];
+    return device.model || "sensor";
+  }
+
+  // The name shown: the device's own, except a BLE sensor that only has its firmware's default name, which
+  // is called by what it is and where: "Bedroom thermometer" (or "Thermometer A1:B2" without an area).
+  function shownName(device) {
+    if (!device) return "";
+    const name = device.name || "";
+    if (!String(device.id).startsWith("ble:") || (name && !DEFAULT_BLE_NAME.test(name) && name !== device.id)) {
+      return name || device.id;
+    }
+    const kind = kindOf(device);
+    if (device.area) return `${areaName(device.area)} ${kind.toLowerCase()}`;
+    const mac = String(device.id).slice(4).toUpperCase();
+    return `${kind.charAt(0).toUpperCase()}${kind.slice(1)} ${mac.slice(-5)}`;
+  }
+
   // ----- house
 
   function renderHouse() {
     const root = $("house");
     const filter = $("house-filter").value.trim().toLowerCase();
     const byArea = new Map();
-    for (const device of [...state.devices.values()].sort((a, b) => a.name.localeCompare(b.name))) {
-      if (filter && !`${device.name} ${device.area || ""} ${device.model || ""}`.toLowerCase().includes(filter)) continue;
+    for (const device of [...state.devices.values()].sort((a, b) => shownName(a).localeCompare(shownName(b)))) {
+      const words = [shownName(device), device.name, device.area, areaName(device.area), device.model].join(" ");
+      if (filter && !words.toLowerCase().includes(filter)) continue;
       const area = device.area || "";
       if (!byArea.has(area)) byArea.set(area, []);
       byArea.get(area).push(device);
     }
-    const areas = [...byArea.keys()].sort((a, b) => (a === "") - (b === "") || a.localeCompare(b));
+    const areas = [...byArea.keys()].sort((a, b) => (a === "") - (b === "") || areaName(a).localeCompare(areaName(b)));
     state.tiles.clear();
     const sections = areas.map((area) => el("section", { className: "area", dataset: { area } },
-      el("h2", { text: area || "No area" }),
+      el("header", { className: "area-head" },
+        el("h2", { text: area ? areaName(area) : "No area", title: area || "" }),
+        area && state.areasEditable
+          ? el("button", { type: "button", className: "icon area-edit", title: "Rename this area",
+                           "aria-label": `Rename ${areaName(area)}`, onclick: () => openAreaEdit(area) }, "✎")
+          : null),
       el("div", { className: "tiles" }, byArea.get(area).map((device) => {
         const tile = el("article", { className: "tile", dataset: { device: device.id } });
         state.tiles.set(device.id, tile);
@@ -584,7 +777,7 @@
     root.replaceChildren(...sections);
     const list = $("area-list");
     list.replaceChildren(...[...new Set([...state.devices.values()].map((d) => d.area).filter(Boolean))].sort()
-      .map((area) => el("option", { value: area })));
+      .map((area) => el("option", { value: area, label: areaName(area) })));
   }
 
   function updateTile(device) {
@@ -598,9 +791,9 @@
     delete tile.dataset.stale;
     tile.classList.toggle("offline", device.available === false);
     const head = el("header", { className: "tile-head" },
-      el("h3", { className: "device-name", text: device.name, title: device.id }),
+      el("h3", { className: "device-name", text: shownName(device), title: device.id }),
       el("button", { type: "button", className: "icon edit", title: "Rename, area, tags",
-                     "aria-label": `Edit ${device.name}`, onclick: () => openEdit(device.id) }, "✎"));
+                     "aria-label": `Edit ${shownName(device)}`, onclick: () => openEdit(device.id) }, "✎"));
     const meta = el("p", { className: "device-meta muted" },
       [device.manufacturer, device.model].filter(Boolean).join(" · ") || device.source,
       device.available === false ? el("span", { className: "pill bad", text: "offline" }) : null);
@@ -615,7 +808,7 @@
     if (total !== null) {
       body.append(el("dl", { className: "readings total" },
         el("div", { className: "reading", dataset: { key: "power_meter.total_watts" } },
-          el("dt", { text: "Total power" }),
+          el("dt", { text: label("power_meter", "total_watts") }),
           el("dd", { text: `${fmtNumber(total)} W`, title: `the sum of ${partsText(device, plan)}` }))));
     }
     for (const component of components) {
@@ -768,13 +961,15 @@
   function readingText(caps, capability, attribute, value) {
     const key = `${capability}.${attribute}`;
     if (key === "fan.speed_percent") return fanSpeedText(caps.fan);
-    if (typeof value === "boolean" && BOOLEAN_WORDS[key]) return BOOLEAN_WORDS[key][value ? 0 : 1];
+    const info = attributeInfo(capability, attribute);
+    if (typeof value === "boolean" && info.words) return info.words[value ? 0 : 1];
+    if (typeof value === "boolean") return value ? "yes" : "no";
     if (value === null) return "unknown";
     if (typeof value === "number") {
       const unit = unitOf(capability, attribute);
       return `${fmtNumber(value, unit === "kWh" ? 2 : 1)}${unit ? ` ${unit}` : ""}`;
     }
-    if (typeof value === "string" && ENUM_WORDS[key] && ENUM_WORDS[key][value]) return ENUM_WORDS[key][value];
+    if (typeof value === "string" && info.enum && info.enum[value]) return info.enum[value];
     if (typeof value === "object") return JSON.stringify(value);
     return String(value);
   }
@@ -794,34 +989,6 @@
     return items;
   }
 
-  const LABELS = {
-    "temperature.celsius": "Temperature", "humidity.percent": "Humidity", "power_meter.watts": "Power",
-    "power_meter.volts": "Voltage", "power_meter.amps": "Current", "power_meter.power_factor": "Power factor",
-    "power_meter.hertz": "Frequency", "energy_meter.kwh": "Energy", "energy_meter.exported_kwh": "Energy exported",
-    "battery.percent": "Battery", "battery.low": "Battery", "battery.volts": "Battery voltage",
-    "illuminance.lux": "Light", "illuminance.percent": "Light level",
-    "occupancy.occupied": "Motion", "contact.open": "Contact", "water_leak.leak": "Water leak",
-    "smoke_co_alarm.smoke": "Smoke", "smoke_co_alarm.co": "Carbon monoxide", "smoke_co_alarm.co_ppm": "CO level",
-    "gas.detected": "Gas", "gas.lel_percent": "Gas level", "gas.ppm": "Gas level",
-    "siren.on": "Siren", "siren.tone": "Tone", "siren.volume_percent": "Volume", "siren.duration_s": "Sounds for",
-    "soil_moisture.percent": "Soil moisture",
-    "water_level.percent": "Tank level", "water_level.depth_m": "Depth", "water_level.state": "Level",
-    "filter.life_percent": "Filter life left", "filter.replace": "Filter", "filter.used_h": "Filter used",
-    "thermostat.current_celsius": "Room", "thermostat.mode": "Mode", "thermostat.running": "Running",
-    "thermostat.window_open": "Window", "button.last_event": "Last press",
-    "pressure.hpa": "Pressure", "connectivity.rssi_dbm": "Signal", "color_temperature.kelvin": "Colour temp.",
-    "cover.tilt_percent": "Tilt", "cover.motion": "Moving", "lock.state": "Lock", "lock.door_open": "Door",
-    "fan.on": "Fan", "fan.speed_percent": "Fan speed", "fan.preset": "Fan mode",
-    "appliance.state": "State", "appliance.remaining_s": "Remaining", "air_quality.co2_ppm": "CO₂",
-    "air_quality.pm1_ugm3": "PM1", "air_quality.pm25_ugm3": "PM2.5", "air_quality.pm10_ugm3": "PM10",
-    "air_quality.voc_ppb": "VOC", "air_quality.voc_ugm3": "VOC", "air_quality.voc_index": "VOC index",
-    "air_quality.hcho_ugm3": "Formaldehyde", "vibration.detected": "Vibration", "tamper.tampered": "Tamper",
-    "valve.position_percent": "Valve", "valve.open": "Valve",
-  };
-
-  function label(capability, attribute) {
-    return LABELS[`${capability}.${attribute}`] || `${capability.replaceAll("_", " ")} ${attribute.replaceAll("_", " ")}`;
-  }
 
   // ------------------------------------------------------------------ device edit dialog
 
@@ -1006,7 +1173,7 @@
       el("h3", { text: alert.title })),
     el("p", { className: "message", text: alert.message }),
     el("p", { className: "muted raised", title: fmtTime(alert.raised_at) }, `Raised ${fmtAt(alert.raised_at)}`,
-      alert.area ? ` · ${alert.area}` : ""),
+      alert.area ? ` · ${areaName(alert.area)}` : ""),
     toldText ? el("p", { className: "muted told", text: toldText }) : null,
     alert.unanswered_at
       ? el("p", { className: `unanswered ${status === "resolved" ? "muted" : ""}`,
@@ -1158,62 +1325,124 @@
     renderScenes();
   }
 
+  // A scene's last runs as the gateway tells them: sentences with device names and the limits compared
+  // (GET /api/scenes/{id}/runs, the same words as `hearth replay --explain`).
   async function loadTraces(sceneId, box) {
     const target = box || document.getElementById(`traces-${sceneId}`);
     if (!target) return;
     let data;
     try {
-      data = await api("GET", `/api/scenes/${encodeURIComponent(sceneId)}/traces`);
+      data = await api("GET", `/api/scenes/${encodeURIComponent(sceneId)}/runs`);
     } catch (err) {
       target.replaceChildren(el("p", { className: "error", text: err.message }));
       return;
     }
-    if (!data.traces.length) {
+    if (!data.runs.length) {
       target.replaceChildren(el("p", { className: "muted", text: "No runs yet." }));
       return;
     }
-    target.replaceChildren(...data.traces.slice(0, 10).map((trace) => el("details", { className: "trace" },
-      el("summary", {}, `${fmtTime(trace.t)} · ${trace.trigger.kind}`,
-        trace.trigger.device_id ? ` (${deviceName(trace.trigger.device_id)})` : "", ` → ${trace.result}`),
-      trace.conditions.length ? el("ul", {}, trace.conditions.map((c) => el("li", { text: summarize(c) }))) : null,
-      el("ol", {}, trace.actions.map((action) => el("li", { text: summarize(action) }))))));
+    target.replaceChildren(...data.runs.map((run) => el("details", { className: "trace",
+                                                                       dataset: { outcome: run.outcome } },
+      el("summary", {}, el("span", { className: "when", text: fmtTime(run.t) }), " · ", run.sentences[0] || "",
+        el("span", { className: `pill outcome ${run.outcome.replaceAll(" ", "-")}`, text: run.outcome })),
+      el("ul", { className: "sentences" }, run.sentences.slice(1).map((line) => el("li", { text: line }))))));
   }
 
   function deviceName(id) {
     const device = state.devices.get(id);
-    return device ? device.name : id;
-  }
-
-  // A trace entry as one line of text: its kind, then its fields.
-  function summarize(entry) {
-    const parts = [];
-    for (const [key, value] of Object.entries(entry)) {
-      if (key === "t") continue;
-      parts.push(`${key}: ${typeof value === "object" ? JSON.stringify(value) : value}`);
-    }
-    return parts.join(", ");
+    return device ? shownName(device) : id;
   }
 
   // ------------------------------------------------------------------ energy
 
+  // Charts are drawn by uPlot (gateway/web/vendor/uplot: MIT, ~50 KB, no dependencies, stepped paths built
+  // in), loaded the first time the energy page opens so that the house page stays light.
+  const UPLOT_JS = "/ui/vendor/uplot/uPlot.iife.min.js";
+  const UPLOT_CSS = "/ui/vendor/uplot/uPlot.min.css";
+  const DAY_S = 86400;
+
+  function loadUplot() {
+    if (!loadUplot.promise) {
+      loadUplot.promise = new Promise((resolve, reject) => {
+        document.head.append(el("link", { rel: "stylesheet", href: UPLOT_CSS }));
+        const script = el("script", { src: UPLOT_JS });
+        script.addEventListener("load", () => resolve(window.uPlot));
+        script.addEventListener("error", () => {
+          loadUplot.promise = null;
+          reject(new Error("the chart library did not load"));
+        });
+        document.head.append(script);
+      });
+    }
+    return loadUplot.promise;
+  }
+
+  // The house's time zone, when the browser knows it by that name; else the browser's own.
+  function zoneOr(timezone) {
+    try {
+      new Intl.DateTimeFormat([], { timeZone: timezone });
+      return timezone;
+    } catch {
+      return undefined;
+    }
+  }
+
+  function fmtPower(watts) {
+    if (Math.abs(watts) >= 1000) return `${fmtNumber(watts / 1000, 2)} kW`;
+    return `${fmtNumber(watts, Math.abs(watts) >= 10 ? 0 : 1)} W`;
+  }
+
+  function clockText(t, zone) {
+    return new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", timeZone: zone });
+  }
+
+  // Redrawn at the card's width when it changes (a phone turned, a window resized).
+  const chartSizes = new ResizeObserver((entries) => {
+    for (const entry of entries) {
+      const chart = entry.target.chart;
+      const width = Math.floor(entry.contentRect.width);
+      if (chart && width > 0 && Math.abs(chart.width - width) > 1) chart.setSize({ width, height: chart.height });
+    }
+  });
+
+  function mountChart(box, make) {
+    const width = Math.max(240, Math.floor(box.clientWidth || 320));
+    box.chart = make(width, box);
+    chartSizes.observe(box);
+    return box.chart;
+  }
+
   async function renderEnergy() {
     const root = $("energy");
+    // The charts drawn before are let go of: their canvases, listeners and size watching.
+    chartSizes.disconnect();
+    for (const box of root.querySelectorAll(".chart")) {
+      if (box.chart) box.chart.destroy();
+    }
     root.replaceChildren(el("p", { className: "muted", text: "Loading…" }));
     const days = $("energy-days").value;
     const price = $("energy-price").value;
     const query = new URLSearchParams({ days });
     if (price !== "") query.set("price", price);
     let energy;
+    let uPlot;
     try {
-      energy = await api("GET", `/api/energy?${query}`);
+      [energy, uPlot] = await Promise.all([api("GET", `/api/energy?${query}`), loadUplot()]);
     } catch (err) {
       root.replaceChildren(el("p", { className: "error", text: err.message }));
       return;
     }
+    // The gateway's clock, not the browser's: `hearth demo` runs a simulated day at 60x.
+    heardTime(energy.now);
+    const now = typeof energy.now === "number" ? energy.now : gatewayNow();
+    const zone = zoneOr(energy.timezone);
+    const bars = el("div", { className: "chart bars", role: "img",
+                             "aria-label": `kWh per day: ${energy.days.map((d, i) =>
+                               `${d.slice(5)} ${fmtNumber(energy.total_kwh_per_day[i], 2)} kWh`).join(", ")}` });
     const parts = [];
     parts.push(el("section", { className: "card energy-days" },
-      el("h3", { text: `kWh per day (${energy.timezone})` }),
-      barChart(energy.days, energy.total_kwh_per_day),
+      el("h3", { text: `Energy used per day, kWh (${energy.timezone})` }),
+      bars,
       el("p", {}, `Total ${fmtNumber(energy.total_kwh, 2)} kWh`,
         energy.total_cost !== null ? ` · about ${fmtNumber(energy.total_cost, 2)} ${energy.currency}` : "",
         energy.price_per_kwh !== null ? ` at ${energy.price_per_kwh} ${energy.currency}/kWh` :
@@ -1221,33 +1450,47 @@
       energyTable(energy)));
     // One chart per device that measures power: its total, or the sum of its phases or channels (powerPlan).
     const meters = [...state.devices.values()].map((device) => ({ device, plan: powerPlan(device) }))
-      .filter((m) => m.plan.components.length).sort((a, b) => a.device.name.localeCompare(b.device.name));
-    const charts = el("section", { className: "power-charts" }, el("h3", { text: "Power, last 24 hours" }));
+      .filter((m) => m.plan.components.length)
+      .sort((a, b) => shownName(a.device).localeCompare(shownName(b.device)));
+    const charts = el("section", { className: "power-charts" },
+      el("h3", { text: `Power, the last 24 hours to ${clockText(now, zone)}` }));
     if (!meters.length) charts.append(el("p", { className: "muted", text: "No device measures power." }));
     parts.push(charts);
     root.replaceChildren(...parts);
-    const now = Date.now() / 1000;
+    mountChart(bars, (width, target) => barChart(uPlot, energy, width, target));
+    const since = now - DAY_S;
     await Promise.all(meters.map(async ({ device, plan }) => {
-      const title = () => [el("h4", { text: device.name }),
+      const title = () => [el("h4", { text: shownName(device) }),
         plan.summed ? el("p", { className: "muted sum", text: `Sum of ${partsText(device, plan)}` }) : null]
         .filter(Boolean);
       const card = el("article", { className: "card power", dataset: { device: device.id } },
         title(), el("p", { className: "muted", text: "Loading…" }));
       charts.append(card);
       try {
-        const since = now - 86400;
         const series = await Promise.all(plan.components.map(async (component) => {
           const query = (extra) => new URLSearchParams({ device: device.id, component, capability: "power_meter",
                                                          attribute: "watts", ...extra });
           // The changes of the last 24 h, and the last one before them: the value the chart starts with.
           const [before, data] = await Promise.all([
-            api("GET", `/api/history?${query({ since: String(since - 7 * 86400), until: String(since), limit: "1" })}`),
-            api("GET", `/api/history?${query({ since: String(since), limit: "20000" })}`),
+            api("GET", `/api/history?${query({ since: String(since - 7 * DAY_S), until: String(since), limit: "1" })}`),
+            api("GET", `/api/history?${query({ since: String(since), until: String(now), limit: "20000" })}`),
           ]);
           return before.rows.map((r) => ({ ...r, t: since })).concat(data.rows);
         }));
-        const rows = series.length === 1 ? series[0] : sumSeries(series);
-        card.replaceChildren(...title(), lineChart(rows, since, now, "W"));
+        const rows = (series.length === 1 ? series[0] : sumSeries(series)).filter((r) => typeof r.value === "number");
+        if (!rows.length) {
+          card.replaceChildren(...title(), el("p", { className: "muted", text: "No readings in the last 24 hours." }));
+          return;
+        }
+        const peak = rows.reduce((a, b) => (b.value > a.value ? b : a));
+        const last = rows[rows.length - 1].value;
+        const box = el("div", {
+          className: "chart line", role: "img", dataset: { since: String(since), until: String(now) },
+          "aria-label": `Power over the last 24 hours, up to ${fmtPower(peak.value)} `
+            + `(at ${clockText(Math.max(peak.t, since), zone)}); now ${fmtPower(last)}`,
+        });
+        card.replaceChildren(...title(), box);
+        mountChart(box, (width, target) => powerChart(uPlot, rows, since, now, zone, width, target));
       } catch (err) {
         card.replaceChildren(...title(), el("p", { className: "error", text: err.message }));
       }
@@ -1269,81 +1512,116 @@
     return sums;
   }
 
+  // The colours of the page (light or dark), for the canvas.
+  function chartColours() {
+    const style = getComputedStyle(document.documentElement);
+    const get = (name) => style.getPropertyValue(name).trim();
+    return { accent: get("--accent"), text: get("--muted"), grid: get("--line") };
+  }
+
+  function axis(colours, extra) {
+    return { stroke: colours.text, grid: { stroke: colours.grid, width: 1 }, ticks: { stroke: colours.grid, width: 1 },
+             font: "12px system-ui, sans-serif", labelFont: "12px system-ui, sans-serif", ...extra };
+  }
+
+  // kWh per day as bars, the unit on the axis and in the legend.
+  function barChart(uPlot, energy, width, target) {
+    const colours = chartColours();
+    const xs = energy.days.map((_, i) => i);
+    // As much of the day as fits under its bar: "Sun 29", "Sun", or "29" (a month on a phone).
+    const dayLabel = (u, i) => {
+      const day = energy.days[Math.round(i)];
+      if (!day) return "";
+      const band = u.bbox.width / (window.devicePixelRatio || 1) / Math.max(1, xs.length);
+      const style = band >= 60 ? { weekday: "short", day: "numeric" } : xs.length <= 7 ? { weekday: "short" }
+        : { day: "numeric" };
+      return new Date(`${day}T12:00:00Z`).toLocaleDateString([], { ...style, timeZone: "UTC" });
+    };
+    return new uPlot({
+      width, height: 200, padding: [12, 12, 0, 0],
+      cursor: { drag: { x: false, y: false }, points: { show: false } },
+      legend: { show: true },
+      scales: { x: { time: false, range: [-0.5, xs.length - 0.5] },
+                y: { range: (u, min, max) => [0, Math.max(0.1, max * 1.1)] } },
+      axes: [
+        // Every day when there is room; else every other, every third… counted back from today.
+        axis(colours, { splits: (u) => {
+          const band = u.bbox.width / (window.devicePixelRatio || 1) / Math.max(1, xs.length);
+          const step = Math.max(1, Math.ceil(30 / band));
+          return xs.filter((i) => (xs.length - 1 - i) % step === 0);
+        }, values: (u, splits) => splits.map((i) => dayLabel(u, i)), grid: { show: false },
+                        size: 36 }),
+        axis(colours, { label: "kWh", labelSize: 18, size: 48,
+                        values: (u, splits) => splits.map((v) => fmtNumber(v, 1)) }),
+      ],
+      series: [
+        { label: "Day", value: (u, v) => (v === null || v === undefined ? "–" : energy.days[v] || "–") },
+        { label: "Used (kWh)", fill: colours.accent, stroke: colours.accent, width: 0, points: { show: false },
+          paths: uPlot.paths.bars({ size: [0.6, 48] }),
+          value: (u, v) => (v === null || v === undefined ? "–" : `${fmtNumber(v, 2)} kWh`) },
+      ],
+    }, [xs, energy.total_kwh_per_day], target);
+  }
+
+  // Power as the steps it is: a reading holds until the next one (a kettle's 2 kW for 3 minutes is a
+  // 3-minute block), on the gateway's clock and in the house's time zone. Drag across it to zoom in, double-
+  // click to see the whole day again.
+  function powerChart(uPlot, rows, since, until, zone, width, target) {
+    const colours = chartColours();
+    const xs = rows.map((r) => Math.max(r.t, since));
+    const ys = rows.map((r) => r.value);
+    // The last reading holds until now; before the first one (a new device) there is nothing to draw.
+    xs.push(until);
+    ys.push(ys[ys.length - 1]);
+    if (xs[0] > since) {
+      xs.unshift(since);
+      ys.unshift(null);
+    }
+    const max = Math.max(...ys, 1);
+    return new uPlot({
+      width, height: 180, padding: [12, 12, 0, 0],
+      tzDate: zone ? (t) => uPlot.tzDate(new Date(t * 1000), zone) : undefined,
+      cursor: { drag: { x: true, y: false }, points: { size: 6 } },
+      legend: { show: true },
+      // The x range is the data's (since … until): zooming in (drag, or setScale) can change it.
+      scales: { x: { time: true }, y: { range: [0, max * 1.1] } },
+      axes: [
+        axis(colours, { size: 36, values: (u, splits) => splits.map((t) => clockText(t, zone)) }),
+        axis(colours, { size: max >= 1000 ? 64 : 56, values: (u, splits) => splits.map((v) => fmtPower(v)) }),
+      ],
+      series: [
+        { label: "Time", value: (u, t) => (t === null || t === undefined ? "–" : clockText(t, zone)) },
+        { label: "Power", stroke: colours.accent, width: 1.5, fill: `${colours.accent}40`,
+          paths: uPlot.paths.stepped({ align: 1 }), points: { show: false },
+          value: (u, v) => (v === null || v === undefined ? "–" : fmtPower(v)) },
+      ],
+    }, [xs, ys], target);
+  }
+
+  // Devices as rows and days as columns, the newest day first: on a phone the device name stays put at
+  // the left and the days scroll under the total.
   function energyTable(energy) {
-    const head = el("tr", {}, el("th", { text: "Device" }),
-      energy.days.map((d) => el("th", { text: d.slice(5) })), el("th", { text: "Total" }),
-      energy.price_per_kwh !== null ? el("th", { text: energy.currency }) : null);
-    const rows = energy.devices.map((d) => el("tr", {}, el("th", { scope: "row", text: d.name }),
-      d.kwh.map((v) => el("td", { text: fmtNumber(v, 2) })), el("td", { text: fmtNumber(d.total_kwh, 2) }),
-      d.cost !== null ? el("td", { text: fmtNumber(d.cost, 2) }) : null));
-    if (!rows.length) return el("p", { className: "muted", text: "No device meters energy." });
-    return el("div", { className: "table-scroll" }, el("table", { className: "energy-table" },
-      el("thead", {}, head), el("tbody", {}, rows)));
-  }
-
-  function barChart(labels, values) {
-    const width = 420;
-    const height = 170;
-    const pad = { left: 36, right: 8, top: 12, bottom: 24 };
-    const max = Math.max(0.001, ...values);
-    const band = (width - pad.left - pad.right) / Math.max(1, values.length);
-    const y = (v) => pad.top + (height - pad.top - pad.bottom) * (1 - v / max);
-    const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart bars", role: "img",
-                               "aria-label": "kWh per day" });
-    chart.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: y(0), y2: y(0), class: "axis" }));
-    chart.append(svg("text", { x: pad.left - 4, y: y(max) + 4, "text-anchor": "end", class: "tick" },
-      fmtNumber(max, 1)));
-    values.forEach((value, i) => {
-      const x = pad.left + i * band + band * 0.15;
-      const bar = svg("rect", { x, y: y(value), width: band * 0.7, height: Math.max(0, y(0) - y(value)),
-                                class: "bar" });
-      bar.append(svg("title", {}, `${labels[i]}: ${fmtNumber(value, 2)} kWh`));
-      chart.append(bar);
-      chart.append(svg("text", { x: x + band * 0.35, y: height - 6, "text-anchor": "middle", class: "tick" },
-        labels[i].slice(5)));
+    const order = energy.days.map((_, i) => i).reverse();
+    const dayHead = (day) => {
+      const date = new Date(`${day}T12:00:00Z`);
+      return el("th", { scope: "col", title: day },
+        el("span", { className: "weekday", text: date.toLocaleDateString([], { weekday: "short", timeZone: "UTC" }) }),
+        " ", date.toLocaleDateString([], { day: "numeric", month: "numeric", timeZone: "UTC" }));
+    };
+    const head = el("tr", {}, el("th", { scope: "col", text: "Device" }), el("th", { scope: "col", text: "Total" }),
+      energy.price_per_kwh !== null ? el("th", { scope: "col", text: energy.currency }) : null,
+      order.map((i) => dayHead(energy.days[i])));
+    const rows = energy.devices.map((d) => {
+      const device = state.devices.get(d.id);
+      return el("tr", {}, el("th", { scope: "row", text: device ? shownName(device) : d.name }),
+        el("td", { className: "total", text: fmtNumber(d.total_kwh, 2) }),
+        d.cost !== null ? el("td", { text: fmtNumber(d.cost, 2) }) : null,
+        order.map((i) => el("td", { text: fmtNumber(d.kwh[i], 2) })));
     });
-    return chart;
-  }
-
-  // A step chart: a value holds until the next change. Many points are reduced to one max per pixel.
-  function lineChart(rows, since, until, unit) {
-    const width = 420;
-    const height = 150;
-    const pad = { left: 44, right: 8, top: 10, bottom: 22 };
-    const points = rows.filter((r) => typeof r.value === "number").map((r) => [r.t, r.value]);
-    if (!points.length) return el("p", { className: "muted", text: "No readings in the last 24 hours." });
-    const innerW = width - pad.left - pad.right;
-    const buckets = new Map();
-    for (const [t, v] of points) {
-      const px = Math.round(((Math.max(t, since) - since) / (until - since)) * innerW);
-      buckets.set(px, Math.max(buckets.get(px) ?? -Infinity, v));
-    }
-    const series = [...buckets.entries()].sort((a, b) => a[0] - b[0]);
-    const max = Math.max(1, ...series.map((p) => p[1])) * 1.1;
-    const y = (v) => pad.top + (height - pad.top - pad.bottom) * (1 - v / max);
-    let d = `M ${pad.left + series[0][0]} ${y(series[0][1]).toFixed(1)}`;
-    for (let i = 1; i < series.length; i++) {
-      d += ` H ${pad.left + series[i][0]} V ${y(series[i][1]).toFixed(1)}`;
-    }
-    d += ` H ${pad.left + innerW}`;
-    const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart line", role: "img",
-                               "aria-label": `power over the last 24 hours, up to ${fmtNumber(max / 1.1)} ${unit}` });
-    chart.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: y(0), y2: y(0), class: "axis" }));
-    chart.append(svg("text", { x: pad.left - 4, y: y(max / 1.1) + 4, "text-anchor": "end", class: "tick" },
-      `${fmtNumber(max / 1.1, 0)} ${unit}`));
-    chart.append(svg("text", { x: pad.left - 4, y: y(0), "text-anchor": "end", class: "tick" }, `0 ${unit}`));
-    for (let h = 0; h <= 24; h += 6) {
-      const x = pad.left + (h / 24) * innerW;
-      const when = new Date((since + h * 3600) * 1000);
-      chart.append(svg("text", { x, y: height - 6, "text-anchor": "middle", class: "tick" },
-        when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
-    }
-    chart.append(svg("path", { d, class: "series" }));
-    const lastPx = series[series.length - 1];
-    chart.append(svg("circle", { cx: pad.left + lastPx[0], cy: y(lastPx[1]).toFixed(1), r: 3, class: "dot" }));
-    const last = points[points.length - 1];
-    chart.append(svg("title", {}, `now ${fmtNumber(last[1])} ${unit}`));
-    return chart;
+    if (!rows.length) return el("p", { className: "muted", text: "No device meters energy." });
+    return el("div", { className: "table-scroll", tabIndex: 0, role: "region", "aria-label": "kWh per device and day" },
+      el("table", { className: "energy-table" }, el("caption", { className: "muted", text: "kWh per device" }),
+        el("thead", {}, head), el("tbody", {}, rows)));
   }
 
   // ------------------------------------------------------------------ discovered
@@ -1361,11 +1639,20 @@
       return;
     }
     const list = Array.isArray(data) ? data : (data.discovered || data.devices || data.services || []);
+    const off = data.mdns === "off"
+      ? el("p", { className: "notice mdns-off", role: "status" },
+        el("strong", { text: "mDNS discovery is off. " }),
+        "Devices that announce themselves on the network (Shelly, ESPHome, printers, speakers…) are not looked "
+        + "for. To turn it on, enable the mdns adapter in config.toml ([adapters.mdns] enabled = true, and "
+        + "[mdns] enabled = true) and restart the gateway. hearth demo keeps it off: nothing of the demo "
+        + "leaves this machine.")
+      : null;
     if (!list.length) {
-      root.replaceChildren(el("p", { className: "muted", text: "Nothing found yet." }));
+      const empty = el("p", { className: "muted", text: off ? "Nothing to show." : "Nothing found yet." });
+      root.replaceChildren(...[off, empty].filter(Boolean));
       return;
     }
-    root.replaceChildren(...list.map((item) => el("article", { className: "card discovered" },
+    root.replaceChildren(...(off ? [off] : []), ...list.map((item) => el("article", { className: "card discovered" },
       el("h3", { text: item.name || item.id || item.type || "device" }),
       el("dl", { className: "readings" }, Object.entries(item).filter(([k]) => k !== "name").map(([k, v]) =>
         el("div", { className: "reading" }, el("dt", { text: k }),
@@ -1388,14 +1675,37 @@
       event.preventDefault();
       const button = $("login-submit");
       button.disabled = true;
+      const remember = $("login-remember").checked;
+      const token = $("login-token").value.trim();
+      const username = $("login-username").value.trim();
       try {
-        await login($("login-token").value.trim(), $("login-remember").checked);
+        if (!token && (!username || !$("login-password").value)) throw new Error("Give your name and password.");
+        const ok = token ? await loginWithToken(token, remember)
+          : await login(username, $("login-password").value, remember);
         $("login-token").value = "";
-        start();
+        $("login-password").value = "";
+        if (ok) start();
       } catch (err) {
         showLogin(err.message);
       } finally {
         button.disabled = false;
+      }
+    });
+    $("setup-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const error = $("setup-error");
+      const password = $("setup-password").value;
+      error.hidden = true;
+      try {
+        if (password !== $("setup-password2").value) throw new Error("The two passwords differ.");
+        const me = await window.HearthSession.createOwner($("setup-username").value.trim(), password);
+        $("setup-password").value = "";
+        $("setup-password2").value = "";
+        $("setup-form").hidden = true;
+        if (loggedIn(me)) start();
+      } catch (err) {
+        error.textContent = err.message;
+        error.hidden = false;
       }
     });
     $("logout").addEventListener("click", () => logout());
@@ -1415,26 +1725,33 @@
     $("edit-reset").addEventListener("click", () => saveEdit(true));
     $("edit-cancel").addEventListener("click", () => $("edit-dialog").close());
     $("resolve-form").addEventListener("submit", (event) => { event.preventDefault(); saveResolve(); });
+    $("area-form").addEventListener("submit", (event) => { event.preventDefault(); saveArea(false); });
+    $("area-reset").addEventListener("click", () => saveArea(true));
+    $("area-cancel").addEventListener("click", () => $("area-dialog").close());
     $("resolve-cancel").addEventListener("click", () => $("resolve-dialog").close());
     $("resolve-dialog").addEventListener("close", () => { state.resolving = null; });
-    window.addEventListener("hashchange", () => { if (state.token) route(); });
+    window.addEventListener("hashchange", () => { if (state.me) route(); });
 
     // A login link (#token=...) from `hearth demo`: the fragment never reaches the server; it is
     // taken out of the address bar at once.
     const fromLink = (location.hash.match(/^#token=([\w-]+)$/) || [])[1];
     if (fromLink) {
       history.replaceState(null, "", `${location.pathname}#/house`);
-      login(fromLink, true).then(start, (err) => showLogin(err.message));
+      loginWithToken(fromLink, true).then((ok) => { if (ok) start(); }, (err) => showLogin(err.message));
       return;
     }
-    const token = storedToken();
-    if (!token) { showLogin(); return; }
-    state.token = token;
-    // Check it first (it may have been revoked), then start.
-    fetch("/api/login", { method: "POST", headers: { "Content-Type": "application/json" },
-                          body: JSON.stringify({ token }), cache: "no-store" })
-      .then((r) => (r.ok ? start() : logout(r.status === 429 ? "Too many failed attempts; wait a minute." : "")))
-      .catch(() => start());
+    // A session cookie from before (kept across gateway restarts) logs in without asking.
+    window.HearthSession.me().then(async (me) => {
+      if (me) { if (loggedIn(me)) start(); return; }
+      const token = storedToken();
+      forgetStoredToken();
+      if (!token) { showLogin(); return; }
+      try {
+        if (await loginWithToken(token, true)) start();
+      } catch (err) {
+        showLogin(err.message);
+      }
+    }, () => showLogin("The gateway cannot be reached."));
   }
 
   document.addEventListener("DOMContentLoaded", init);

@@ -128,7 +128,7 @@ async def test_webhook_delivered_with_json_body_and_headers(receiver: Receiver, 
         assert notifier.stats()["pending"] == 1
         await until(lambda: bool(results), clock, what="a result")
         assert notifier.stats() == {
-            "delivered": 1, "failed": 0, "unknown_target": 0, "cancelled": 0, "retries": 0, "pending": 0,
+            "delivered": 1, "failed": 0, "unknown_target": 0, "cancelled": 0, "skipped": 0, "retries": 0, "pending": 0,
         }  # fmt: skip
     assert results == [DeliveryResult("phone", "n1", "delivered", 1, None, T0)]
     [request] = receiver.requests
@@ -212,7 +212,7 @@ async def test_connection_refused_retries_then_fails_and_is_reported(
         notifier.send("down", notification())
         await until(lambda: bool(results), clock)
         assert notifier.stats() == {
-            "delivered": 0, "failed": 1, "unknown_target": 0, "cancelled": 0, "retries": 2, "pending": 0,
+            "delivered": 0, "failed": 1, "unknown_target": 0, "cancelled": 0, "skipped": 0, "retries": 2, "pending": 0,
         }  # fmt: skip
     [result] = results
     assert (result.status, result.attempts, result.t) == ("failed", 3, T0 + 12)

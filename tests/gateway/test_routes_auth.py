@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 
 import gateway.api
+from gateway.api.accounts import PUBLIC, allowed_roles
 from gateway.api.app import PUBLIC_API_ROUTES, ApiServer, create_app
 from gateway.api.auth import TokenStore
 from gateway.api.discovered import add_discovered_routes
@@ -27,10 +28,11 @@ from gateway.scenes.engine import SceneEngine
 from tests.gateway.test_api import LAMP, _make_hub
 
 # Routes outside /api that are public on purpose: health and metrics for monitoring, the UI's files.
-PUBLIC_OTHER = {("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/"), ("GET", "/ui/{path}")}
+PUBLIC_OTHER = {("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/"), ("GET", "/ui/{path}"),
+                ("GET", "/resident")}
 # The functions that add routes to the app, each called by full_app() below.
 KNOWN_ROUTE_ADDERS = {"add_scene_routes", "add_login_routes", "add_ws_routes", "add_ui_routes",
-                      "add_discovered_routes"}
+                      "add_discovered_routes", "add_resident_routes", "add_ack_routes"}
 BAD_TOKENS = [None, "Basic dXNlcjpwYXNz", "Bearer", "Bearer hth_000000000000_" + "a" * 43]
 
 
@@ -51,8 +53,16 @@ def full_app(hub: Hub, tokens: TokenStore) -> web.Application:
     """The app with every route the gateway serves (as gateway/app.py builds it)."""
     app = create_app(hub, tokens, health=lambda: {"status": "ok"}, store=object(),  # type: ignore[arg-type]
                      device_meta=DeviceMeta(hub, _MemoryKv()), ws_settings=WsSettings(auth_timeout_s=0.5))
-    add_scene_routes(app, SceneEngine(hub, [], notifier=_NoNotifier()))
+    engine = SceneEngine(hub, [], notifier=_NoNotifier())
+    add_scene_routes(app, engine)
     add_discovered_routes(app, lambda: None)
+    from gateway.api.resident import add_resident_routes
+
+    add_resident_routes(app)
+    from gateway.api.ack import add_ack_routes
+    from gateway.scenes.notify import AckTokens
+
+    add_ack_routes(app, engine, AckTokens(hub.clock, _MemoryKv()))  # type: ignore[arg-type]
     return app
 
 
@@ -103,7 +113,7 @@ async def test_every_api_route_refuses_requests_without_a_valid_token(served: An
         ("HEAD", p) for _, p in PUBLIC_OTHER}, "a new public route outside /api: add it to PUBLIC_OTHER on purpose"
     checked = 0
     for method, path in api_routes:
-        if (method if method != "HEAD" else "GET", path) in PUBLIC_API_ROUTES:
+        if allowed_roles(method, path) == PUBLIC:  # PUBLIC_API_ROUTES, and the /api/ack/ links
             continue
         for header in BAD_TOKENS:
             headers = {"Authorization": header} if header else {}
@@ -119,11 +129,14 @@ async def test_the_routes_that_check_tokens_themselves_refuse_bad_ones(served: A
     app, url, session = served
     routes = set(_routes(app))
     assert routes >= PUBLIC_API_ROUTES, "PUBLIC_API_ROUTES names a route that does not exist"
-    assert {("POST", "/api/login"), ("GET", "/api/ws")} == PUBLIC_API_ROUTES, "review the new exemption"
+    assert {("POST", "/api/login"), ("GET", "/api/ws"), ("GET", "/api/setup"),
+            ("POST", "/api/setup/owner")} == PUBLIC_API_ROUTES, "review the new exemption"
     async with session.post(url + "/api/login", json={"token": "hth_000000000000_" + "a" * 43}) as response:
         assert response.status == 401
     async with session.post(url + "/api/login") as response:
-        assert response.status == 400
+        assert response.status == 415  # not JSON
+    async with session.post(url + "/api/login", json={"username": "nobody", "password": "x" * 10}) as response:
+        assert response.status == 401
     # The WebSocket: nothing, a wrong token, or a command instead of auth all end in 4401.
     for first in (None, {"type": "auth", "token": "wrong"},
                   {"type": "command", "id": 1, "device": LAMP, "capability": "on_off", "command": "on"}):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -108,35 +109,51 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
 # -------------------------------------------------------------------- login
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 async def test_login_says_whether_the_token_is_good(api: Api) -> None:
-    status, body, _ = await api.call("POST", "/api/login", {"token": api.token}, auth=False)
-    assert (status, body["ok"], body["name"]) == (200, True, "initial")
-    status, body, response = await api.call("POST", "/api/login", {"token": api.token + "x"}, auth=False)
+    status, body, _ = await api.call("POST", "/api/login", {"token": api.token}, auth=False, headers=JSON)
+    assert (status, body["ok"], body["name"], body["role"]) == (200, True, "initial", "owner")
+    status, body, response = await api.call("POST", "/api/login", {"token": api.token + "x"}, auth=False,
+                                            headers=JSON)
     assert status == 401 and body["ok"] is False and api.token not in json.dumps(body)
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    for bad, field in (("nope", "body"), ({"token": 5}, "token"), ({"token": "a", "password": "b"}, "password"),
-                       ([], "body")):
-        status, body, _ = await api.call("POST", "/api/login", bad, auth=False)
+    for bad, field in (("nope", "body"), ({"token": 5}, "token"), ({"token": "a", "password": "b"}, "body"),
+                       ({"token": "a", "extra": 1}, "extra"), ([], "body")):
+        status, body, _ = await api.call("POST", "/api/login", bad, auth=False, headers=JSON)
         assert status == 400 and body["field"] == field, bad
+    # Not JSON (a cross-site form could post that without a preflight): refused unread.
+    status, body, _ = await api.call("POST", "/api/login", {"token": api.token}, auth=False)
+    assert status == 415
     assert api.hub.counters["login_failed"] == 1 and api.hub.counters["logins"] == 1
 
 
 async def test_login_is_rate_limited_per_address(api: Api) -> None:
     for _ in range(5):
-        status, _, _ = await api.call("POST", "/api/login", {"token": "hth_000000000000_" + "b" * 43}, auth=False)
+        status, _, _ = await api.call("POST", "/api/login", {"token": "hth_000000000000_" + "b" * 43}, auth=False,
+                                      headers=JSON)
         assert status == 401
-    # The sixth try is refused before the token is looked at, even the right one.
-    status, body, response = await api.call("POST", "/api/login", {"token": api.token}, auth=False)
+    # The sixth wrong try is refused as rate-limited ...
+    status, body, response = await api.call("POST", "/api/login", {"token": "hth_000000000000_" + "c" * 43},
+                                            auth=False, headers=JSON)
     assert status == 429
     assert 1 <= int(response.headers["Retry-After"]) <= 60 and body["retry_after_s"] >= 1
+    # ... and so is a password, unread; but a valid token still logs in (nobody guesses 256 bits).
+    status, _, _ = await api.call("POST", "/api/login", {"username": "anna", "password": "x" * 10}, auth=False,
+                                  headers=JSON)
+    assert status == 429
+    status, body, _ = await api.call("POST", "/api/login", {"token": api.token}, auth=False, headers=JSON)
+    assert status == 200 and body["ok"] is True
     # Bearer-authenticated API calls are not what is limited.
     status, _, _ = await api.call("GET", "/api/devices")
     assert status == 200
-    # A minute after the first failure the address may try again.
+    # A minute after the first failure the address may try passwords again.
     api.clock.advance_to(START + 61)
-    status, body, _ = await api.call("POST", "/api/login", {"token": api.token}, auth=False)
-    assert status == 200 and body["ok"] is True
-    assert api.hub.counters["login_rate_limited"] == 1
+    status, body, _ = await api.call("POST", "/api/login", {"username": "anna", "password": "x" * 10}, auth=False,
+                                     headers=JSON)
+    assert status == 401
+    assert api.hub.counters["login_rate_limited"] == 2
 
 
 # -------------------------------------------------------------------- static files
@@ -163,12 +180,17 @@ async def test_index_and_ui_files_have_types_cache_and_csp(api: Api) -> None:
 
 async def test_no_inline_script_and_no_other_origin_in_the_ui() -> None:
     html = (WEB_DIR / "index.html").read_text()
-    assert re.findall(r"<script[^>]*>", html) == ['<script src="/ui/app.js" defer>']
+    scripts = re.findall(r"<script[^>]*>", html)
+    assert '<script src="/ui/app.js" defer>' in scripts
+    assert all(re.fullmatch(r'<script src="/ui/[\w.-]+\.js" defer>', tag) for tag in scripts), scripts
     assert not re.search(r"<[^>]*\son\w+\s*=", html), "an inline event handler"
     assert " style=" not in html
     for path in WEB_DIR.rglob("*"):
         if path.is_file():
             text = path.read_text()
+            if path.parent.name == "uplot":
+                # Vendored as published: its banner comment names its home; nothing is fetched from there.
+                text = re.sub(r"^/\*! https://github\.com/leeoniya/uPlot \(v[\d.]+\) \*/", "", text)
             assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
             assert "https://" not in text, path
     app_js = (WEB_DIR / "app.js").read_text()
@@ -422,3 +444,136 @@ def test_a_three_phase_meter_is_counted_once() -> None:
     assert energy_components(meter("main", "l2", "l3")) == ["main", "l2", "l3"]
     assert energy_components(meter("main", "switch_1", "switch_2")) == ["main", "switch_1", "switch_2"]
     assert energy_components({"main": {"power_meter": _support({"watts"})}}) == []
+
+
+# -------------------------------------------------------------------- a UI that reads like a home (issue 18)
+
+
+async def test_area_names_default_editable_and_kept(tmp_path: Path) -> None:
+    clock = SimulatedClock(START)
+    hub = Hub(clock, areas={"Plug": "living_room"})
+    async with Store(tmp_path / "hearth.db", clock) as store:
+        meta = DeviceMeta(hub, store.kv("device_meta"))
+        meta.attach()
+        for info in (PLUG, FRIDGE):
+            hub.upsert_device(info, info.source)
+        server, token = await _serve(tmp_path, clock, hub, store, meta)
+        async with server, aiohttp.ClientSession() as session:
+            api = Api(hub, clock, store, meta, token, server, session)
+            status, body, _ = await api.call("GET", "/api/areas")
+            assert status == 200 and body["editable"] is True
+            assert body["areas"] == [
+                {"id": "garage", "name": "Garage", "default_name": "Garage", "edited": False, "devices": 1},
+                {"id": "living_room", "name": "Living room", "default_name": "Living room", "edited": False,
+                 "devices": 1}]
+            status, body, _ = await api.call("PUT", "/api/areas/living_room", {"name": "Lounge"}, headers=JSON)
+            assert status == 200
+            assert [a["name"] for a in body["areas"]] == ["Garage", "Lounge"]
+            # The area itself is what profiles select by: unchanged.
+            assert hub.devices[PLUG.id].area == "living_room"
+            for bad, field in (({"name": ""}, "name"), ({"name": "a\nb"}, "name"), ({"name": 5}, "name"),
+                               ({"name": "x", "nom": "y"}, "nom"), ({}, "name")):
+                status, body, _ = await api.call("PUT", "/api/areas/living_room", bad, headers=JSON)
+                assert status == 400 and body["field"] == field, (bad, body)
+            await store.flush()
+    # Kept across a restart, and reset with null.
+    async with Store(tmp_path / "hearth.db", clock) as store:
+        meta = DeviceMeta(hub, store.kv("device_meta"))
+        server, _ = await _serve(tmp_path, clock, hub, store, meta)  # the same token file: the token still works
+        async with server, aiohttp.ClientSession() as session:
+            api = Api(hub, clock, store, meta, token, server, session)
+            _, body, _ = await api.call("GET", "/api/areas")
+            assert [(a["id"], a["name"], a["edited"]) for a in body["areas"]] == [
+                ("garage", "Garage", False), ("living_room", "Lounge", True)]
+            _, body, _ = await api.call("PUT", "/api/areas/living_room", {"name": None}, headers=JSON)
+            assert body["areas"][1]["name"] == "Living room"
+
+
+async def test_history_and_energy_say_the_gateways_time(api: Api) -> None:
+    api.clock.advance_to(START + 3600)
+    for path in ("/api/history", "/api/energy"):
+        status, body, _ = await api.call("GET", path)
+        assert status == 200 and body["now"] == START + 3600, path
+
+
+def _elderly_engine(hub: Hub) -> SceneEngine:
+    config = Config.model_validate({"notify": {"daughter": {"kind": "log"}},
+                                    "profiles": [{"use": "elderly-monitoring", "params": {"contacts": ["daughter"]}}]})
+    return SceneEngine(hub, load_profiles(config), notifier=_NoNotifier(),
+                       settings=EngineSettings(timezone=ZoneInfo("Europe/Zurich")))
+
+
+def test_a_run_told_in_sentences_with_names_and_limits() -> None:
+    from gateway.scenes.explain import trace_sentences
+
+    hub = _hub(SimulatedClock(START))
+    engine = _elderly_engine(hub)
+    scene = engine.scenes["elderly-monitoring.bathroom-long-stay"].scene
+    names = {"zigbee2mqtt:0x01": "Bathroom motion"}
+    tz = ZoneInfo("Europe/Zurich")
+    quiet = {"id": "r1", "scene": "elderly-monitoring.bathroom-long-stay", "t": "2026-03-10T10:47:00.000Z",
+             "trigger": {"kind": "absence", "t": "2026-03-10T10:47:00.000Z", "attribute": "occupancy.occupied",
+                         "quiet_s": 2820, "last_activity": "2026-03-10T10:00:00.000Z"},
+             "conditions": [{"kind": "last_activity", "result": True, "last_area": "bathroom"},
+                            {"kind": "occupancy", "result": True, "occupancy": "home", "wanted": ["home", "unknown"]}],
+             "actions": [{"kind": "alert", "t": "2026-03-10T10:47:00.000Z", "acted": True, "alert": "bathroom"}],
+             "result": "done"}
+    assert trace_sentences(quiet, names, scene, tz=tz) == [
+        "No motion anywhere in the house for 47 min (limit 45 min); last activity at 11:00",
+        "The last movement was in Bathroom (wanted Bathroom): met",
+        "The house was home (wanted home or unknown): met",
+        "Raised the alert bathroom",
+    ]
+    held = {**quiet, "trigger": {"kind": "state", "t": "2026-03-10T10:47:00.000Z", "device_id": "zigbee2mqtt:0x01",
+                                 "component": "main", "area": "bathroom", "value": True, "old": False,
+                                 "attribute": "occupancy.occupied", "held_s": 2700},
+            "conditions": [{"kind": "last_activity", "result": False, "last_area": "kitchen"}],
+            "actions": [], "result": "conditions not met"}
+    assert trace_sentences(held, names, scene, area_names={"bathroom": "Shower room"}, tz=tz) == [
+        "Bathroom motion had shown motion for 45 min (wanted motion for 45 min)",
+        "The last movement was in Kitchen (wanted Shower room): not met",
+        "So it did nothing.",
+    ]
+
+
+async def test_scene_runs_in_sentences(tmp_path: Path) -> None:
+    clock = SimulatedClock(START)
+    hub = _hub(clock)
+    engine = _elderly_engine(hub)
+    async with Store(tmp_path / "hearth.db", clock) as store, engine:
+        meta = DeviceMeta(hub, store.kv("device_meta"))
+        meta.attach()
+        server, token = await _serve(tmp_path, clock, hub, store, meta, engine)
+        async with server, aiohttp.ClientSession() as session:
+            api = Api(hub, clock, store, meta, token, server, session)
+            status, body, _ = await api.call("GET", "/api/scenes/elderly-monitoring.panic/runs")
+            assert status == 200 and body == {"scene": "elderly-monitoring.panic", "now": START, "runs": []}
+            assert engine.run_now("elderly-monitoring.panic", skip_conditions=True)
+            for _ in range(50):
+                _, body, _ = await api.call("GET", "/api/scenes/elderly-monitoring.panic/runs")
+                if body["runs"] and body["runs"][0]["result"] != "running":
+                    break
+                await asyncio.sleep(0.01)
+            run = body["runs"][0]
+            assert run["sentences"][0] == "Run by hand" and run["outcome"] == "acted"
+            assert "Raised the alert panic" in run["sentences"]
+            status, body, _ = await api.call("GET", "/api/scenes/nope/runs")
+            assert status == 404 and body["field"] == "id"
+
+
+async def test_discovered_says_when_mdns_is_off(tmp_path: Path) -> None:
+    from gateway.api.discovered import add_discovered_routes
+
+    hub = _hub(SimulatedClock(START))
+    tokens = TokenStore(tmp_path / "tokens.json")
+    token, _ = tokens.create("t")
+    running: list[Any] = [None]
+    app = create_app(hub, tokens, health=lambda: {"status": "ok"})
+    add_discovered_routes(app, lambda: running[0])
+    async with ApiServer(app, "127.0.0.1", 0) as server, aiohttp.ClientSession() as session:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with session.get(server.url + "/api/discovered", headers=headers) as response:
+            assert await response.json() == {"discovered": [], "mdns": "off"}
+        running[0] = [{"id": "shelly:x", "support": "supported"}]
+        async with session.get(server.url + "/api/discovered", headers=headers) as response:
+            assert (await response.json())["mdns"] == "on"

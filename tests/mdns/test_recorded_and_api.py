@@ -119,7 +119,7 @@ async def test_api_is_empty_while_the_adapter_is_not_running(tmp_path: Path) -> 
     auth = {"Authorization": f"Bearer {token}"}
     async with ApiServer(app, "127.0.0.1", 0) as server, aiohttp.ClientSession() as session, \
             session.get(f"{server.url}/api/discovered", headers=auth) as response:
-        assert response.status == 200 and (await response.json()) == {"discovered": []}
+        assert response.status == 200 and (await response.json()) == {"discovered": [], "mdns": "off"}
 
 
 def test_mdns_section() -> None:

@@ -114,6 +114,9 @@ class House:
     config: Path
     data_dir: Path
     extra: dict[str, Any] = field(default_factory=dict)
+    # The owner's account (made through the API with the first-start token): the UI's login.
+    username: str = "anna"
+    password: str = "correct horse battery"
 
     def restart(self) -> None:
         assert self.gateway.stop() == 0
@@ -143,6 +146,9 @@ def house(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[Ho
         z2m = FakeBridge(broker.port)
         api = Api(api_port, gateway.token)
         house = House(gateway, api, z2m, f"http://127.0.0.1:{api_port}", gateway.token, config, workdir / "data")
+        status, body = api.call("POST", "/api/users", {"username": house.username, "password": house.password,
+                                                      "role": "owner"})
+        assert status == 201, body
         try:
             z2m.announce(bridge_devices())
             # "ready" does not wait for the MQTT subscription: states sent before it would be lost. The
@@ -238,3 +244,55 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("web UI screenshots")
         for path in _SCREENSHOTS:
             terminalreporter.write_line(str(path))
+
+
+# ------------------------------------------------------------------ accessibility (axe-core)
+
+# axe-core, vendored for the tests only (tests/ui/vendor/axe-core/README.md); the gateway never serves it.
+AXE_JS = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+# WCAG 2.1 level A and AA, as issue 18 asks: the rules axe tags so (best practices are not asked for).
+WCAG_TAGS = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa")
+TABLET = {"width": 800, "height": 1280}  # the resident page's tablet, upright
+
+
+def axe_violations(page: Any) -> list[dict[str, Any]]:
+    """Run axe-core on the page as it is now: the WCAG 2.1 A/AA violations, each as
+    ``{"id", "impact", "help", "nodes": [CSS selector, ...], "why": ...}`` (at most five nodes each;
+    ``why``: axe's explanation for the first, e.g. the contrast it measured).
+
+    The page's CSP refuses an injected script (``script-src 'self'``), so the page's context must be
+    made with ``bypass_csp=True`` (the ``a11y_page`` fixture); what CSP itself is tested elsewhere."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.add_script_tag(content=AXE_JS.read_text(encoding="utf-8"))
+    return page.evaluate(
+        r"""async (tags) => {
+            const result = await window.axe.run(document, {
+                runOnly: { type: "tag", values: tags }, resultTypes: ["violations"] });
+            return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ")),
+                why: (v.nodes[0] && v.nodes[0].failureSummary || "").replace(/\s+/g, " ").trim() }));
+        }""",
+        list(WCAG_TAGS),
+    )
+
+
+def describe_violations(violations: list[dict[str, Any]]) -> str:
+    return "\n".join(f"{v['id']} ({v['impact']}): {v['help']} -- {', '.join(v['nodes'])} -- {v['why']}"
+                     for v in violations)
+
+
+@pytest.fixture(params=["phone", "desktop", "desktop-dark"])
+def a11y_page(request: pytest.FixtureRequest, browser: Any) -> Iterator[tuple[Any, PageProblems]]:
+    """A page whose context lets axe-core in (``bypass_csp``): at a phone's size, at a desktop's, and at a
+    desktop's in the dark colour scheme (the main UI follows the system's)."""
+    size = PHONE if request.param == "phone" else DESKTOP
+    scheme = "dark" if request.param.endswith("-dark") else "light"
+    context = browser.new_context(viewport=size, bypass_csp=True, color_scheme=scheme)
+    page = context.new_page()
+    problems = PageProblems(page)
+    try:
+        yield page, problems
+    finally:
+        context.close()
+    assert problems.dialogs == []
+    assert problems.errors == []

@@ -3,15 +3,21 @@ alert, run a scene, open the energy page, rename a device (a name that is an HTM
 
 from __future__ import annotations
 
+import os
+import queue
 import re
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.gateway_process import wait_until
 from tests.scenes.house import device_id
-from tests.ui.conftest import PHONE, House
+from tests.ui.conftest import PHONE, House, PageProblems
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 
@@ -42,13 +48,21 @@ def test_log_in_and_see_the_house_by_area(house: House, phone: Any, shoot: Any) 
     page.goto(house.url + "/")
     expect(page.locator("#login-form")).to_be_visible()
     shoot(page, "01-login")
-    page.fill("#login-token", "hth_000000000000_" + "a" * 43)
+    # The owner account exists (conftest), so the page does not offer to create one.
+    expect(page.locator("#setup-form")).to_be_hidden()
+    page.fill("#login-username", house.username)
+    page.fill("#login-password", "not the password")
     page.click("#login-submit")
-    expect(page.locator("#login-error")).to_contain_text("not valid")
-    page.fill("#login-token", house.token)
+    expect(page.locator("#login-error")).to_contain_text("Wrong name or password")
+    page.fill("#login-password", house.password)
     page.click("#login-submit")
     expect(page.locator("#app")).to_be_visible()
     expect(page.locator("#conn")).to_have_text("live")
+    expect(page.locator("#whoami")).to_have_text(f"{house.username} (owner)")
+    # The session is an HttpOnly cookie: nothing the page's script could hand on is kept in storage.
+    assert page.evaluate("() => localStorage.length + sessionStorage.length") == 0
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert cookies["hearth_session"]["httpOnly"] and cookies["hearth_session"]["sameSite"] == "Strict"
     for area in ("bathroom", "bedroom", "hall", "kitchen", "living"):
         expect(page.locator(f'section.area[data-area="{area}"]')).to_be_visible()
     expect(tile(page, "living/tv").locator('.reading[data-key="power_meter.watts"] dd')).to_have_text("80 W")
@@ -147,7 +161,7 @@ def test_scenes_enable_run_and_trace(house: House, phone: Any, shoot: Any) -> No
     card.get_by_role("button", name="Run now").click()
     trace = card.locator("details.trace").first
     expect(trace).to_be_visible()
-    expect(trace.locator("summary")).to_contain_text("manual")
+    expect(trace.locator("summary")).to_contain_text("Run by hand")
     trace.locator("summary").click()
     shoot(page, "08-scenes")
 
@@ -159,11 +173,14 @@ def test_energy_page_shows_power_and_kwh(house: House, phone: Any, shoot: Any) -
         time.sleep(0.3)
     log_in_by_link(page, house)
     page.click('nav a[data-page="energy"]')
-    expect(page.locator(".energy-days svg.chart.bars rect.bar")).to_have_count(7)
+    bars = page.locator(".energy-days .chart.bars")
+    expect(bars.locator("canvas")).to_have_count(1)
+    assert page.evaluate("document.querySelector('.energy-days .chart.bars').chart.data[1].length") == 7
+    expect(bars).to_have_attribute("aria-label", re.compile(r"^kWh per day: (\d\d-\d\d [\d.,]+ kWh(, )?){7}$"))
     tv = page.locator(f'article.power[data-device="{device_id("living/tv")}"]')
-    expect(tv.locator("svg.chart.line path.series")).to_have_count(1)
-    # The highest of the readings is the chart's top (seconds apart, they share a pixel of the 24 h).
-    expect(tv.locator("svg.chart.line")).to_have_attribute("aria-label", re.compile(r"up to 150 W"))
+    expect(tv.locator(".chart.line canvas")).to_have_count(1)
+    # The highest of the readings is the chart's top.
+    expect(tv.locator(".chart.line")).to_have_attribute("aria-label", re.compile(r"up to 150 W"))
     table = page.locator("table.energy-table")
     expect(table).to_contain_text("living/tv")
     expect(page.locator(".energy-days")).to_contain_text("EUR")  # the price from the energy-saving profile
@@ -377,3 +394,228 @@ def test_resolve_button_changes_elsewhere_and_an_unanswered_alert(house: House, 
     alert = next(a for a in alerts_of(house) if a["id"] == alert_id)
     assert (alert["state"], alert["resolution"], alert["acknowledged_at"]) == ("resolved", "resolved by hand", None)
     assert alert["unanswered_at"] is not None
+
+
+# -------------------------------------------------------------------- a UI that reads like a home (issue 18)
+
+
+def test_area_shown_as_people_write_it_and_renamed(house: House, phone: Any, shoot: Any) -> None:
+    page, _ = phone
+    log_in_by_link(page, house)
+    living = page.locator('section.area[data-area="living"]')
+    heading = living.locator(".area-head h2")
+    expect(heading).to_have_text("Living")  # the area `living`, as a person writes it
+    # No label made of the model's names: "Current", not "Power Meter Amps"; "Online", not "Connectivity Online".
+    tv = tile(page, "living/tv")
+    expect(tv.locator('.reading[data-key="power_meter.watts"] dt')).to_have_text("Power")
+    living.locator("button.area-edit").click()
+    dialog = page.locator("#area-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#area-id")).to_have_text("living")
+    page.fill("#area-name", "Living room")
+    shoot(page, "30-area-rename-dialog", full_page=False)
+    page.click("#area-save")
+    expect(dialog).to_be_hidden()
+    expect(heading).to_have_text("Living room")
+    # The area itself is unchanged: profiles and config still select `living`.
+    assert house.api.device(device_id("living/tv"))["area"] == "living"
+    _, areas = house.api.call("GET", "/api/areas")
+    living_area = next(a for a in areas["areas"] if a["id"] == "living")
+    assert (living_area["name"], living_area["default_name"], living_area["edited"]) == ("Living room", "Living", True)
+    living.scroll_into_view_if_needed()
+    shoot(page, "31-area-renamed", full_page=False)
+    # Kept across a reload; reset gives the default name back.
+    page.reload()
+    expect(page.locator('section.area[data-area="living"] .area-head h2')).to_have_text("Living room")
+    page.locator('section.area[data-area="living"] button.area-edit').click()
+    page.click("#area-reset")
+    expect(page.locator('section.area[data-area="living"] .area-head h2')).to_have_text("Living")
+
+
+def test_trace_told_in_sentences(house: House, phone: Any, shoot: Any) -> None:
+    page, _ = phone
+    log_in_by_link(page, house)
+    press_panic(house)
+    page.click('nav a[data-page="scenes"]')
+    card = page.locator('article.scene[data-scene="elderly-monitoring.panic"]')
+    expect(card).to_be_visible()
+    card.get_by_role("button", name="Show runs").click()
+    trace = card.locator("details.trace").first
+    # The device by its name, said as a sentence; what was done, in words.
+    expect(trace.locator("summary")).to_contain_text("bedroom/panic was pressed")
+    trace.locator("summary").click()
+    expect(trace.locator("ul.sentences")).to_contain_text("Raised the alert panic")
+    card.scroll_into_view_if_needed()
+    shoot(page, "32-trace-sentences", full_page=False)
+    for alert in alerts_of(house):
+        if alert["key"] == "panic" and alert["state"] != "resolved":
+            house.api.call("POST", f"/api/alerts/{alert['id']}/resolve")
+
+
+NARROW_PHONE = {"width": 360, "height": 740}
+
+
+def test_every_tab_reachable_at_360_px(house: House, browser: Any, shoot: Any) -> None:
+    context = browser.new_context(viewport=NARROW_PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    problems = PageProblems(page)
+    try:
+        log_in_by_link(page, house)
+        tabs = page.locator("nav.tabs a")
+        assert tabs.count() >= 5
+        for index in range(tabs.count()):
+            box = tabs.nth(index).bounding_box()
+            # Each tab wholly on the screen, none scrolled out of sight.
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= NARROW_PHONE["width"], box
+        shoot(page, "33-tabs-360px", full_page=False)
+        for index in range(tabs.count()):
+            link = tabs.nth(index)
+            link.click()
+            expect(link).to_have_attribute("aria-current", "page")
+            expect(page.locator(f'#page-{link.get_attribute("data-page")}')).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= NARROW_PHONE["width"]
+    finally:
+        context.close()
+    assert problems.errors == [] and problems.dialogs == []
+
+
+# -------------------------------------------------------------------- the demo's simulated day
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Any:
+    """`hearth demo` at 600x from 05:30 (a simulated hour every 6 s): breakfast, and its kettle, come within
+    a minute. Its clock is simulated: the browser's clock is not the house's."""
+    from tests.broker import free_port
+    from tests.gateway_process import Api
+    from tests.test_demo import Demo
+
+    class NormalDayDemo(Demo):
+        """tests.test_demo's demo, but a normal first day (breakfast, with the kettle); the bad morning is the next."""
+
+        def __init__(self, data_dir: Path, port: int) -> None:
+            self.proc = subprocess.Popen(
+                [str(Path(sys.executable).parent / "hearth"), "demo", "--speed", "600", "--port", str(port),
+                 "--data-dir", str(data_dir), "--start", "05:30", "--bad-morning-day", "1"],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                env=dict(os.environ, PYTHONUNBUFFERED="1", TZ="UTC"))
+            self.lines = queue.Queue()
+            self.output = []
+            threading.Thread(target=self._read, daemon=True).start()
+
+    port = free_port()
+    process = NormalDayDemo(tmp_path_factory.mktemp("ui-demo") / "demo-data", port)
+    try:
+        process.wait_for(r"web UI: +(http://127\.0\.0\.1:(\d+)/)", timeout_s=30)
+        token = process.wait_for(r"login token: (hth_\S+)", timeout_s=5).group(1)
+        yield type("DemoHouse", (), {"url": f"http://127.0.0.1:{port}", "token": token, "api": Api(port, token)})()
+    finally:
+        process.stop()
+
+
+def _kettle_id() -> str:
+    from gateway.sim.house import demo_house
+
+    return demo_house().device("Kettle").device_id
+
+
+def _kettle_boil(demo: Any) -> tuple[float, float]:
+    """When the demo's kettle switched on and off (gateway clock, epoch seconds), from its power history."""
+    def boiled() -> tuple[float, float] | None:
+        status, body = demo.api.call("GET", f"/api/history?device={_kettle_id()}&capability=power_meter"
+                                            "&attribute=watts&since=0&limit=20000")
+        rows = body.get("rows", []) if status == 200 else []
+        for i, row in enumerate(rows):
+            if isinstance(row["value"], (int, float)) and row["value"] >= 1000:
+                after = [r for r in rows[i + 1:] if isinstance(r["value"], (int, float)) and r["value"] < 100]
+                if after:
+                    return row["t"], after[0]["t"]
+        return None
+
+    return wait_until(boiled, timeout_s=90, what="the demo's kettle to boil (in the store's history)")
+
+
+# Reads a canvas row and finds the longest run of the power series' fill (the accent colour, translucent). The row
+# is at a value off the grid lines (770 W), which would hide the fill.
+_FILL_RUN_JS = """([selector, value]) => {
+  const box = document.querySelector(selector);
+  const u = box.chart;
+  const y = Math.round(u.valToPos(value, "y", true));
+  const row = u.ctx.getImageData(0, y, u.ctx.canvas.width, 1).data;
+  let best = [0, 0], start = -1;
+  for (let x = 0; x <= u.ctx.canvas.width; x++) {
+    const i = x * 4;
+    const fill = x < u.ctx.canvas.width && row[i + 3] > 0 && row[i] > 150 && row[i + 1] < 160 && row[i + 2] < 120;
+    if (fill && start < 0) start = x;
+    if (!fill && start >= 0) { if (x - start > best[1] - best[0]) best = [start, x]; start = -1; }
+  }
+  return { run: best, left: u.bbox.left, width: u.bbox.width, min: u.scales.x.min, max: u.scales.x.max };
+}"""
+
+
+def test_energy_chart_of_the_simulated_day_shows_the_kettle_as_a_block(demo: Any, phone: Any, shoot: Any) -> None:
+    page, _ = phone
+    on, off = _kettle_boil(demo)
+    log_in_by_link(page, demo)
+    page.click('nav a[data-page="energy"]')
+    selector = f'article.power[data-device="{_kettle_id()}"] .chart.line'
+    chart = page.locator(selector)
+    expect(chart.locator("canvas")).to_have_count(1, timeout=15_000)
+    # On the gateway's clock: the chart ends at the simulated "now", whatever the browser's clock says.
+    _, energy = demo.api.call("GET", "/api/energy")
+    until = float(chart.get_attribute("data-until"))
+    assert abs(until - energy["now"]) < 600 * 20, (until, energy["now"])  # within 20 real seconds at 600x
+    assert until - 86400 <= on < off <= until
+    # Its peak is the kettle's 2 kW, at its simulated time in the house's time zone (UTC here).
+    from datetime import UTC, datetime
+
+    boil = datetime.fromtimestamp(on, UTC)
+    hour12 = boil.hour % 12 or 12
+    expect(chart).to_have_attribute("aria-label", re.compile(
+        rf"up to [12](?:[.,]\d+)? kW \(at (?:0?{hour12}:{boil.minute:02d}|{boil.hour:02d}:{boil.minute:02d})"))
+    expect(page.locator(".energy-days .chart.bars canvas")).to_have_count(1)
+    expect(page.locator(".energy-days .u-legend")).to_contain_text("kWh")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    chart.scroll_into_view_if_needed()
+    shoot(page, "34-energy-simulated-day", full_page=False)
+
+    # The whole day: the kettle's few minutes are a sliver at its time, not a plateau of hours.
+    day = page.evaluate(_FILL_RUN_JS, [selector, 770])
+    px_per_s = day["width"] / (day["max"] - day["min"])
+    assert day["run"][1] - day["run"][0] <= (off - on) * px_per_s + 4, day
+    expected_start = day["left"] + (on - day["min"]) * px_per_s
+    assert abs(day["run"][0] - expected_start) <= 4, (day, expected_start)
+
+    # Zoomed to the hour around it: a block exactly as wide as the boil, where the boil was.
+    page.evaluate("([s, lo, hi]) => document.querySelector(s).chart.setScale('x', {min: lo, max: hi})",
+                  [selector, on - 1800, off + 1800])
+    zoom = page.evaluate(_FILL_RUN_JS, [selector, 770])
+    assert (zoom["min"], zoom["max"]) == (pytest.approx(on - 1800), pytest.approx(off + 1800)), zoom
+    px_per_s = zoom["width"] / (zoom["max"] - zoom["min"])
+    width = zoom["run"][1] - zoom["run"][0]
+    # Within the line's width (1.5 CSS px at 2 device px each, on both edges) of the boil's own width.
+    assert abs(width - (off - on) * px_per_s) <= 6, (zoom, off - on)
+    assert abs(zoom["run"][0] - (zoom["left"] + (on - zoom["min"]) * px_per_s)) <= 4, zoom
+    assert width > 10 * 2  # a block, not a line: ~3 min on an hour's width
+    shoot(page, "35-energy-kettle-zoomed", full_page=False)
+
+    # The kWh table on a phone: the device names stay in view while the days scroll.
+    table = page.locator("table.energy-table")
+    table.scroll_into_view_if_needed()
+    expect(table.locator("tbody th").first).to_have_css("position", "sticky")
+    shoot(page, "36-energy-table-phone", full_page=False)
+
+
+def test_demo_reads_like_a_home(demo: Any, phone: Any, shoot: Any) -> None:
+    page, _ = phone
+    log_in_by_link(page, demo)
+    expect(page.locator('section.area[data-area="living_room"] .area-head h2')).to_have_text("Living room")
+    # The BLE thermometers advertise only their firmware's name (ATC_…): called by what they are.
+    bedroom = page.locator('section.area[data-area="bedroom"]')
+    expect(bedroom.locator(".device-name").filter(has_text="Bedroom thermometer")).to_have_count(1)
+    expect(page.locator(".device-name").filter(has_text=re.compile(r"^ATC_"))).to_have_count(0)
+    shoot(page, "37-demo-house")
+    # mDNS is off in the demo, and the Discovered page says so.
+    page.click('nav a[data-page="discovered"]')
+    expect(page.locator("#discovered .mdns-off")).to_contain_text("mDNS discovery is off")
+    shoot(page, "38-discovered-mdns-off", full_page=False)

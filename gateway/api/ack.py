@@ -1,0 +1,152 @@
+"""The acknowledge link of a notification: ``/api/ack/{token}``, without login.
+
+A message about an alert (Apprise targets, when ``[notify] public_url`` is set) ends with
+``<public_url>/api/ack/<token>``. The token is the only credential: random, one-time, bound to one alert,
+expiring (:class:`gateway.scenes.notify.AckTokens`, which keeps only its hash).
+
+- ``GET`` shows a small page: which alert, its state, and a button. It changes nothing: mail scanners
+  and chat apps fetch links to preview them, and must not acknowledge an alert nobody has read.
+- ``POST`` (the button) acknowledges that alert and nothing else, as the person the message went to;
+  the token is dead afterwards. The answer comes once the acknowledgement is on disk.
+
+No CSRF token: there is no session or cookie to ride on; whoever can post here holds the token already.
+The pages are not cached, not indexed, and send no Referer (the URL is the credential).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from gateway.clock import iso_utc
+from gateway.scenes.notify import AckCheck, AckLink, AckTokens
+
+__all__ = ["AckEngine", "add_ack_routes"]
+
+_log = logging.getLogger("hearth.api.ack")
+
+
+class AckEngine(Protocol):
+    """What the routes need of the scene engine."""
+
+    alerts: dict[str, dict[str, Any]]
+
+    def acknowledge(self, alert_id: str, by: str) -> dict[str, Any]: ...
+
+    async def durable(self) -> None: ...
+
+
+_ENGINE_KEY = web.AppKey("hearth.ack.engine", AckEngine)
+_TOKENS_KEY = web.AppKey("hearth.ack.tokens", AckTokens)
+
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+    "X-Content-Type-Options": "nosniff",
+    # Inline style only, the form posts back here, no frame may hold the page (a click-jacked button).
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+}
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem;font-size:1.2rem;"
+    "line-height:1.5;color:#111;background:#fff}h1{font-size:1.6rem}"
+    "button{font-size:1.3rem;padding:.8rem 1.6rem;min-height:3rem;border-radius:.5rem;border:2px solid #0b4f9c;"
+    "background:#0b4f9c;color:#fff;cursor:pointer}.muted{color:#444}"
+)
+
+
+def add_ack_routes(app: web.Application, engine: AckEngine, tokens: AckTokens) -> None:
+    """``GET`` and ``POST /api/ack/{token}``. Public: the auth middleware must let ``/api/ack/`` through
+    (and exempt it from CSRF checks); the token is checked here."""
+    app[_ENGINE_KEY] = engine
+    app[_TOKENS_KEY] = tokens
+    app.router.add_get("/api/ack/{token}", show_ack_page)
+    app.router.add_post("/api/ack/{token}", acknowledge_by_link)
+
+
+async def show_ack_page(request: web.Request) -> web.Response:
+    engine, tokens = request.app[_ENGINE_KEY], request.app[_TOKENS_KEY]
+    state, link = tokens.check(request.match_info["token"])
+    refused = _refusal(state, link, engine)
+    if refused is not None or link is None:
+        return refused or _page(404, "Link not recognised", "")
+    alert = engine.alerts[link.alert_id]
+    if alert["state"] != "open":
+        return _page(200, "Already taken care of", f"<p>{_describe(alert)}</p>{_state_line(alert)}")
+    body = (
+        f"<p>{_describe(alert)}</p>"
+        f'<form method="post"><button type="submit">I have seen it: acknowledge</button></form>'
+        f'<p class="muted">This stops the reminders for this alert only. The link works once.</p>'
+    )
+    return _page(200, "Acknowledge this alert?", body)
+
+
+async def acknowledge_by_link(request: web.Request) -> web.Response:
+    engine, tokens = request.app[_ENGINE_KEY], request.app[_TOKENS_KEY]
+    # check and redeem with no await between: two posts of one token cannot both get through.
+    state, link = tokens.redeem(request.match_info["token"])
+    refused = _refusal(state, link, engine)
+    if refused is not None or link is None:
+        return refused or _page(404, "Link not recognised", "")
+    alert = engine.acknowledge(link.alert_id, f"link:{link.target}")
+    # Answered once it is on disk: a confirmation followed by a power cut must not page her again.
+    await engine.durable()
+    _log.info("alert %s acknowledged through the link sent to %r", link.alert_id, link.target)
+    current = engine.alerts[link.alert_id]
+    if alert.get("acknowledged_by") != f"link:{link.target}":
+        return _page(200, "Already taken care of", f"<p>{_describe(current)}</p>{_state_line(current)}")
+    return _page(200, "Thank you: acknowledged", f"<p>{_describe(current)}</p>"
+                 "<p>The others will not be reminded about this alert.</p>")  # fmt: skip
+
+
+def _refusal(state: AckCheck, link: AckLink | None, engine: AckEngine) -> web.Response | None:
+    if state == "unknown" or link is None:
+        return _page(404, "Link not recognised", "<p>This acknowledge link is not one this gateway sent "
+                     "(or it was copied incompletely).</p>")  # fmt: skip
+    if state == "used":
+        return _page(410, "This link has been used", "<p>It acknowledged its alert already; each link works once."
+                     "</p>")  # fmt: skip
+    if state == "expired":
+        return _page(410, "This link has expired", "<p>Acknowledge links work for a limited time. Open Hearth to "
+                     "see the alert.</p>")  # fmt: skip
+    if link.alert_id not in engine.alerts:
+        return _page(410, "This alert is gone", "<p>The alert this link was for is no longer kept.</p>")
+    return None
+
+
+def _describe(alert: dict[str, Any]) -> str:
+    severity = {"critical": "Critical", "warning": "Warning"}.get(alert.get("severity", ""), "Notice")
+    title = html.escape(str(alert.get("title") or alert.get("key") or "Alert"))
+    message = html.escape(str(alert.get("message") or ""))
+    raised = alert.get("raised_at")
+    when = f' <span class="muted">(raised {html.escape(iso_utc(raised))})</span>' if raised else ""
+    return f"<strong>{severity}: {title}</strong>{when}<br>{message}"
+
+
+def _state_line(alert: dict[str, Any]) -> str:
+    if alert["state"] == "acknowledged":
+        by = html.escape(_who(alert.get("acknowledged_by")))
+        return f"<p>It was acknowledged by {by}.</p>"
+    if alert["state"] == "resolved":
+        return f"<p>It is resolved: {html.escape(str(alert.get('resolution') or 'resolved'))}.</p>"
+    return ""
+
+
+def _who(by: Any) -> str:
+    text = str(by or "someone")
+    return text.removeprefix("link:").removeprefix("token:") or "someone"
+
+
+def _page(status: int, heading: str, body: str) -> web.Response:
+    text = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{html.escape(heading)} · Hearth</title><style>{_STYLE}</style></head>"
+        f"<body><main><h1>{html.escape(heading)}</h1>{body}</main></body></html>"
+    )
+    return web.Response(status=status, text=text, content_type="text/html", headers=_HEADERS)

@@ -1,0 +1,136 @@
+// Hearth web UI: who gets in (owner only). API tokens for machines (GET/POST/DELETE /api/tokens) and
+// people's accounts (GET/POST/PATCH/DELETE /api/users), in the "Access" dialog.
+//
+// Same safety rule as app.js: names from the gateway reach the page only as text (textContent), never
+// as markup. Requests go through HearthSession.fetch (session cookie + CSRF header).
+"use strict";
+
+window.HearthAccess = (() => {
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (key === "text") node.textContent = value;
+      else if (key === "className") node.className = value;
+      else if (key.startsWith("data-")) node.setAttribute(key, value);
+      else node[key] = value;
+    }
+    for (const child of children.flat()) if (child) node.append(child);
+    return node;
+  }
+
+  function when(epochS) {
+    if (epochS === null || epochS === undefined) return "never";
+    return new Date(epochS * 1000).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  }
+
+  async function call(method, path, body) {
+    const init = { method, headers: {} };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await window.HearthSession.fetch(path, init);
+    const data = response.status === 204 ? null : await response.json().catch(() => null);
+    if (!response.ok) throw new Error((data && data.error) || `HTTP ${response.status}`);
+    return data;
+  }
+
+  function say(message, isError) {
+    const out = $("access-error");
+    out.textContent = message || "";
+    out.hidden = !message;
+    out.classList.toggle("error", !!isError);
+  }
+
+  function days(input) {
+    const value = input.value.trim();
+    return value === "" ? null : Number(value);
+  }
+
+  async function render() {
+    say("");
+    let tokens = [];
+    let users = [];
+    try {
+      [tokens, users] = await Promise.all([
+        call("GET", "/api/tokens").then((d) => d.tokens),
+        call("GET", "/api/users").then((d) => d.users),
+      ]);
+    } catch (err) {
+      say(err.message, true);
+    }
+    $("access-users").replaceChildren(...users.map((user) => el("li", { className: "access-row", "data-user": user.name },
+      el("span", { className: "access-name", text: user.name }),
+      el("span", { className: "access-role", text: user.role }),
+      el("span", { className: "muted", text: user.expires ? `until ${when(user.expires)}` : "" }),
+      el("button", { type: "button", className: "ghost", text: "Remove",
+                     onclick: () => remove(`/api/users/${encodeURIComponent(user.name)}`, `${user.name}'s account`) }))));
+    $("access-tokens").replaceChildren(...tokens.map((token) => el("li", { className: "access-row", "data-token": token.id },
+      el("span", { className: "access-name", text: token.name }),
+      el("span", { className: "access-role", text: token.role }),
+      el("span", { className: "muted",
+                   text: `last used ${when(token.last_used)}${token.expires ? `, until ${when(token.expires)}` : ""}` }),
+      el("button", { type: "button", className: "ghost", text: "Revoke",
+                     onclick: () => remove(`/api/tokens/${encodeURIComponent(token.id)}`, `the token ${token.name}`) }))));
+  }
+
+  async function remove(path, what) {
+    try {
+      await call("DELETE", path);
+      say(`Removed ${what}.`);
+      await render();
+    } catch (err) {
+      say(err.message, true);
+    }
+  }
+
+  async function addToken(event) {
+    event.preventDefault();
+    $("access-new-token").hidden = true;
+    try {
+      const made = await call("POST", "/api/tokens", {
+        name: $("token-name").value.trim(), role: $("token-role").value, expires_in_days: days($("token-days")),
+      });
+      $("token-name").value = "";
+      // Shown once: the gateway keeps only its hash.
+      $("access-new-token-value").textContent = made.token;
+      $("access-new-token").hidden = false;
+      await render();
+    } catch (err) {
+      say(err.message, true);
+    }
+  }
+
+  async function addUser(event) {
+    event.preventDefault();
+    try {
+      await call("POST", "/api/users", {
+        username: $("user-name").value.trim(), password: $("user-password").value, role: $("user-role").value,
+        expires_in_days: days($("user-days")),
+      });
+      $("user-name").value = "";
+      $("user-password").value = "";
+      await render();
+    } catch (err) {
+      say(err.message, true);
+    }
+  }
+
+  function open() {
+    $("access-new-token").hidden = true;
+    $("access-dialog").showModal();
+    render();
+  }
+
+  function init() {
+    $("access-open").addEventListener("click", open);
+    $("access-close").addEventListener("click", () => $("access-dialog").close());
+    $("token-form").addEventListener("submit", addToken);
+    $("user-form").addEventListener("submit", addUser);
+  }
+
+  document.addEventListener("DOMContentLoaded", init);
+  return { open, render };
+})();
