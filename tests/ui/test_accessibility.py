@@ -2,9 +2,8 @@
 phone's and a desktop's size: the main UI's login and each of its tabs, and the resident page (set up, and
 its set-up form). An open alert is on while the alert pages are checked, so its banner and cards are too.
 
-``KNOWN`` lists the violations the main UI had when this check came (issue 18 fixes them): such a page's
-test is an expected failure naming them, and fails for real on any other violation. The resident page has
-none and must stay so."""
+``KNOWN`` may list violations a page is known to have (an expected failure naming them, failing for real on
+any other): it is empty, every page passes."""
 
 from __future__ import annotations
 
@@ -17,15 +16,10 @@ from tests.ui.conftest import House, axe_violations, describe_violations
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 
-# page -> the axe rule ids it violated when the check came (see the module docstring). color-contrast:
-# white on the accent #d9682b (3.52:1; the current tab, the login and acknowledge buttons) and, in the dark
-# scheme, white on #ff8a80 (2.28:1; the alert banner and its buttons); scrollable-region-focusable: the
-# energy page's kWh table scrolls sideways on a phone and cannot be reached by keyboard.
-_CONTRAST = frozenset({"color-contrast"})
-KNOWN: dict[str, frozenset[str]] = {
-    "login": _CONTRAST, "house": _CONTRAST, "alerts": _CONTRAST, "scenes": _CONTRAST, "discovered": _CONTRAST,
-    "energy": _CONTRAST | {"scrollable-region-focusable"},
-}
+# page -> the axe rule ids it may still violate (see the module docstring): none. The main UI's contrast (white
+# on the accent #d9682b, 3.52:1; white on the dark scheme's #ff8a80, 2.28:1) and the kWh table's keyboard
+# access were fixed with this check.
+KNOWN: dict[str, frozenset[str]] = {}
 
 
 def expect(target: Any) -> Any:
