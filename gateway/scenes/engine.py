@@ -1255,7 +1255,7 @@ class SceneEngine:
         since = occupancy.get("since")
         return {"mode": self.mode, "occupancy": occupancy["state"], "since": iso_utc(since) if since else None,
                 "reason": occupancy.get("reason"), "last_area": self.last_area,
-                "history": list(reversed(self.occupancy_log))}
+                "history": list(reversed(self.occupancy_log)), "last_check_in": self.last_check_in()}
 
     def set_mode(self, mode: str, source: str = "api") -> None:
         old = self.mode

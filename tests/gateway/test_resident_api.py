@@ -122,6 +122,9 @@ async def test_im_fine_with_nothing_open_is_recorded_and_tells_nobody(resident: 
     assert resident.house.notifier.sent == []
     _, page = await resident.call("GET", "/api/resident")
     assert page["last_check_in"]["t"].startswith("2026-03-10T09:00")
+    # The caregivers see it with the house's state.
+    _, house = await resident.call("GET", "/api/house")
+    assert house["last_check_in"]["t"] == page["last_check_in"]["t"]
     # Past the double-tap window, a new check-in is a new record.
     resident.house.clock.advance_to(resident.house.clock.time() + RESIDENT_REPEAT_S + 1)
     status, later = await resident.call("POST", "/api/resident/check-in")
