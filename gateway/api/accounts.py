@@ -118,6 +118,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/logout"): _ALL,
     ("GET", "/api/me"): _ALL,
     ("POST", "/api/me/password"): _ALL,
+    ("PATCH", "/api/me"): _ALL,  # the person's own settings (their language)
     ("GET", "/api/devices"): _READERS,
     ("GET", "/api/devices/{id}"): _READERS,
     ("GET", "/api/devices/{id}/meta"): _READERS,
@@ -269,9 +270,12 @@ class User:
     created: float
     expires: float | None = None
     generation: int = 0
+    # A BCP 47 tag of an available catalogue (gateway.i18n), or None: the browser's preference decides.
+    language: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "role": self.role, "created": self.created, "expires": self.expires}
+        return {"name": self.name, "role": self.role, "created": self.created, "expires": self.expires,
+                "language": self.language}
 
     def expired(self, now: float) -> bool:
         return self.expires is not None and now >= self.expires
@@ -320,9 +324,10 @@ class UserStore(_JsonFile):
 
     @staticmethod
     def _user(name: str, item: dict[str, Any]) -> User:
+        language = item.get("language")
         return User(name, item["role"], float(item.get("created", 0)),
                     None if item.get("expires") is None else float(item["expires"]),
-                    int(item.get("generation", 0)))
+                    int(item.get("generation", 0)), language if isinstance(language, str) else None)
 
     def _hash(self, password: str) -> str:
         with self._hash_slots:
@@ -417,6 +422,23 @@ class UserStore(_JsonFile):
         if new_role != OWNER and current.role == OWNER and self._owners() <= 1:
             raise AccountError("this is the only owner: make another owner first")
         return self._update(name, role=new_role, expires=new_expires)
+
+    def set_language(self, name: str, language: str | None) -> User:
+        """Set (or, with None, forget) a user's language. Their sessions go on: unlike a password or a
+        role, a language says nothing about who may do what."""
+        from gateway.i18n import available_languages
+
+        if language is not None and language not in available_languages():
+            raise AccountError(f"unknown language {language!r} (languages: {', '.join(available_languages())})")
+        with self._lock, file_lock(self.path, AccountError):
+            items = dict(self._reload(strict=True))
+            item = items.get(name)
+            if item is None:
+                raise AccountError(f"no user {name!r}")
+            items[name] = {**item, "language": language}
+            self._write(items)
+        log.info("user %s chose the language %s", name, language or "of their browser")
+        return self._user(name, items[name])
 
     def _owners(self) -> int:
         return sum(1 for u in self.list() if u.role == OWNER)

@@ -9,6 +9,8 @@ expiring (:class:`gateway.scenes.notify.AckTokens`, which keeps only its hash).
 - ``POST`` (the button) acknowledges that alert and nothing else, as the person the message went to;
   the token is dead afterwards. The answer comes once the acknowledgement is on disk.
 
+The pages speak the language of the contact the link was sent to (``language`` in [notify.<name>]).
+
 No CSRF token: there is no session or cookie to ride on; whoever can post here holds the token already.
 The pages are not cached, not indexed, and send no Referer (the URL is the credential).
 """
@@ -22,6 +24,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from gateway.clock import iso_utc
+from gateway.i18n import best_match, translate
+from gateway.scenes.engine import resolution_text
 from gateway.scenes.notify import AckCheck, AckLink, AckTokens
 
 __all__ = ["AckEngine", "add_ack_routes"]
@@ -69,82 +73,100 @@ def add_ack_routes(app: web.Application, engine: AckEngine, tokens: AckTokens) -
     app.router.add_post("/api/ack/{token}", acknowledge_by_link)
 
 
+def _language(request: web.Request, engine: AckEngine, link: AckLink | None) -> str:
+    """The page speaks the language of the contact the link was sent to (their ``language`` in
+    [notify.<name>]); a link nobody was sent: the browser's."""
+    language_of = getattr(engine, "language_of", None)
+    if link is not None and language_of is not None:
+        return str(language_of(link.target))
+    return best_match(request.headers.get("Accept-Language"))
+
+
 async def show_ack_page(request: web.Request) -> web.Response:
     engine, tokens = request.app[_ENGINE_KEY], request.app[_TOKENS_KEY]
     state, link = tokens.check(request.match_info["token"])
-    refused = _refusal(state, link, engine)
+    lang = _language(request, engine, link)
+    refused = _refusal(lang, state, link, engine)
     if refused is not None or link is None:
-        return refused or _page(404, "Link not recognised", "")
+        return refused or _page(lang, 404, translate(lang, "ack.not_recognised"), "")
     alert = engine.alerts[link.alert_id]
     if alert["state"] != "open":
-        return _page(200, "Already taken care of", f"<p>{_describe(alert)}</p>{_state_line(alert)}")
+        return _page(lang, 200, translate(lang, "ack.already"),
+                     f"<p>{_describe(lang, alert)}</p>{_state_line(lang, alert)}")
     body = (
-        f"<p>{_describe(alert)}</p>"
-        f'<form method="post"><button type="submit">I have seen it: acknowledge</button></form>'
-        f'<p class="muted">This stops the reminders for this alert only. The link works once.</p>'
+        f"<p>{_describe(lang, alert)}</p>"
+        f'<form method="post"><button type="submit">{html.escape(translate(lang, "ack.button"))}</button></form>'
+        f'<p class="muted">{html.escape(translate(lang, "ack.explain"))}</p>'
     )
-    return _page(200, "Acknowledge this alert?", body)
+    return _page(lang, 200, translate(lang, "ack.question"), body)
 
 
 async def acknowledge_by_link(request: web.Request) -> web.Response:
     engine, tokens = request.app[_ENGINE_KEY], request.app[_TOKENS_KEY]
     # check and redeem with no await between: two posts of one token cannot both get through.
     state, link = tokens.redeem(request.match_info["token"])
-    refused = _refusal(state, link, engine)
+    lang = _language(request, engine, link)
+    refused = _refusal(lang, state, link, engine)
     if refused is not None or link is None:
-        return refused or _page(404, "Link not recognised", "")
+        return refused or _page(lang, 404, translate(lang, "ack.not_recognised"), "")
     alert = engine.acknowledge(link.alert_id, f"link:{link.target}")
     # Answered once it is on disk: a confirmation followed by a power cut must not page her again.
     await engine.durable()
     _log.info("alert %s acknowledged through the link sent to %r", link.alert_id, link.target)
     current = engine.alerts[link.alert_id]
     if alert.get("acknowledged_by") != f"link:{link.target}":
-        return _page(200, "Already taken care of", f"<p>{_describe(current)}</p>{_state_line(current)}")
-    return _page(200, "Thank you: acknowledged", f"<p>{_describe(current)}</p>"
-                 "<p>The others will not be reminded about this alert.</p>")  # fmt: skip
+        return _page(lang, 200, translate(lang, "ack.already"),
+                     f"<p>{_describe(lang, current)}</p>{_state_line(lang, current)}")
+    return _page(lang, 200, translate(lang, "ack.thanks"),
+                 f"<p>{_describe(lang, current)}</p><p>{html.escape(translate(lang, 'ack.others'))}</p>")
 
 
-def _refusal(state: AckCheck, link: AckLink | None, engine: AckEngine) -> web.Response | None:
+def _refusal(lang: str, state: AckCheck, link: AckLink | None, engine: AckEngine) -> web.Response | None:
+    def page(status: int, key: str) -> web.Response:
+        return _page(lang, status, translate(lang, key), f"<p>{html.escape(translate(lang, key + '_text'))}</p>")
+
     if state == "unknown" or link is None:
-        return _page(404, "Link not recognised", "<p>This acknowledge link is not one this gateway sent "
-                     "(or it was copied incompletely).</p>")  # fmt: skip
+        return page(404, "ack.not_recognised")
     if state == "used":
-        return _page(410, "This link has been used", "<p>It acknowledged its alert already; each link works once."
-                     "</p>")  # fmt: skip
+        return page(410, "ack.used")
     if state == "expired":
-        return _page(410, "This link has expired", "<p>Acknowledge links work for a limited time. Open Hearth to "
-                     "see the alert.</p>")  # fmt: skip
+        return page(410, "ack.expired")
     if link.alert_id not in engine.alerts:
-        return _page(410, "This alert is gone", "<p>The alert this link was for is no longer kept.</p>")
+        return page(410, "ack.gone")
     return None
 
 
-def _describe(alert: dict[str, Any]) -> str:
-    severity = {"critical": "Critical", "warning": "Warning"}.get(alert.get("severity", ""), "Notice")
+def _describe(lang: str, alert: dict[str, Any]) -> str:
+    # The title and message are the profile's, as its author wrote them.
+    severity = html.escape(translate(lang, f"severity.{alert.get('severity')}")
+                           if alert.get("severity") in ("critical", "warning") else translate(lang, "severity.info"))
     title = html.escape(str(alert.get("title") or alert.get("key") or "Alert"))
     message = html.escape(str(alert.get("message") or ""))
     raised = alert.get("raised_at")
-    when = f' <span class="muted">(raised {html.escape(iso_utc(raised))})</span>' if raised else ""
+    when = (f' <span class="muted">({html.escape(translate(lang, "ack.raised", time=iso_utc(raised)))})</span>'
+            if raised else "")
     return f"<strong>{severity}: {title}</strong>{when}<br>{message}"
 
 
-def _state_line(alert: dict[str, Any]) -> str:
+def _state_line(lang: str, alert: dict[str, Any]) -> str:
     if alert["state"] == "acknowledged":
-        by = html.escape(_who(alert.get("acknowledged_by")))
-        return f"<p>It was acknowledged by {by}.</p>"
+        by = html.escape(_who(lang, alert.get("acknowledged_by")))
+        return f"<p>{translate(lang, 'ack.acknowledged_by', name=by)}</p>"
     if alert["state"] == "resolved":
-        return f"<p>It is resolved: {html.escape(str(alert.get('resolution') or 'resolved'))}.</p>"
+        said = resolution_text(lang, str(alert.get("resolution") or "resolved"))
+        return f"<p>{translate(lang, 'ack.resolved', resolution=html.escape(said))}</p>"
     return ""
 
 
-def _who(by: Any) -> str:
-    text = str(by or "someone")
-    return text.removeprefix("link:").removeprefix("token:") or "someone"
+def _who(lang: str, by: Any) -> str:
+    someone = translate(lang, "ack.someone")
+    text = str(by or someone)
+    return text.removeprefix("link:").removeprefix("token:") or someone
 
 
-def _page(status: int, heading: str, body: str) -> web.Response:
+def _page(lang: str, status: int, heading: str, body: str) -> web.Response:
     text = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<!doctype html><html lang="{html.escape(lang)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{html.escape(heading)} · Hearth</title><style>{_STYLE}</style></head>"
         f"<body><main><h1>{html.escape(heading)}</h1>{body}</main></body></html>"

@@ -50,8 +50,10 @@ from gateway.api.app import (
     set_session_cookies,
 )
 from gateway.api.auth import TokenError
+from gateway.i18n import available_languages, best_match, normalise, translate
 
-__all__ = ["LOGIN_LIMITER_KEY", "LoginRateLimiter", "add_login_routes", "client_address", "is_local_request"]
+__all__ = ["LOGIN_LIMITER_KEY", "LoginRateLimiter", "add_login_routes", "client_address", "is_local_request",
+           "request_language"]
 
 log = logging.getLogger("hearth.api.login")
 
@@ -133,6 +135,13 @@ class PasswordBody(BaseModel):
 _ROLE_PATTERN = "^(" + "|".join(ROLES) + ")$"
 
 
+class MePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    # A catalogue's tag (GET /api/me lists them); null: follow the browser's Accept-Language again.
+    language: str | None = Field(None, min_length=1, max_length=35)
+
+
 class TokenBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -157,6 +166,9 @@ class UserPatch(BaseModel):
     # null: never expires; absent: unchanged
     expires_in_days: float | None = Field(None, gt=0, le=3650, allow_inf_nan=False)
     password: str | None = Field(None, min_length=1, max_length=1024)
+    # The language of their pages (the resident's page has no settings: the family sets it here); null:
+    # their browser's. Changing only this keeps their sessions.
+    language: str | None = Field(None, min_length=1, max_length=35)
 
 
 def client_address(request: web.Request) -> str:
@@ -280,8 +292,53 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
+async def chosen_language(request: web.Request, principal: Principal | None) -> str | None:
+    """The language the person calling chose (``PATCH /api/me``), or None (an API token, or no choice)."""
+    if principal is None or principal.kind != "user":
+        return None
+    user = await asyncio.to_thread(request.app[USERS_KEY].get, principal.id)
+    chosen = user.language if user is not None else None
+    return chosen if chosen in available_languages() else None
+
+
+async def request_language(request: web.Request) -> str:
+    """The language to answer ``request`` in: the person's choice, else the best match of the browser's
+    ``Accept-Language``, else English."""
+    chosen = await chosen_language(request, request.get(TOKEN_INFO_KEY))
+    return chosen or best_match(request.headers.get("Accept-Language"))
+
+
+async def _me_answer(request: web.Request, principal: Principal) -> dict[str, Any]:
+    """Who is calling, and the language their pages speak (see :func:`request_language`)."""
+    chosen = await chosen_language(request, principal)
+    return {**principal.as_dict(), "language": chosen or best_match(request.headers.get("Accept-Language")),
+            "language_chosen": chosen is not None,
+            "languages": [{"tag": tag, "name": translate(tag, "language.name")} for tag in available_languages()]}
+
+
 async def me(request: web.Request) -> web.Response:
-    return _json(request[TOKEN_INFO_KEY].as_dict())
+    return _json(await _me_answer(request, request[TOKEN_INFO_KEY]))
+
+
+async def patch_me(request: web.Request) -> web.Response:
+    """The person's own settings: ``{"language": "zh-Hans"}`` (or null for the browser's)."""
+    principal: Principal = request[TOKEN_INFO_KEY]
+    if principal.kind != "user":
+        return _error(400, "an API token has no settings of its own; log in as a person", reason="not_a_user")
+    body = await _json_body(request, MePatch)
+    if isinstance(body, web.Response):
+        return body
+    assert isinstance(body, MePatch)
+    if "language" in body.model_fields_set:
+        language = normalise(body.language) if body.language is not None else None
+        if body.language is not None and language is None:
+            return _error(400, f"no catalogue for the language {body.language!r} "
+                          f"(languages: {', '.join(available_languages())})", field="language", reason="invalid")
+        try:
+            await asyncio.to_thread(request.app[USERS_KEY].set_language, principal.id, language)
+        except AccountError as err:
+            return _error(400, str(err), field="language", reason="invalid")
+    return _json(await _me_answer(request, principal))
 
 
 async def change_password(request: web.Request) -> web.Response:
@@ -385,9 +442,19 @@ async def patch_user(request: web.Request) -> web.Response:
         return body
     assert isinstance(body, UserPatch)
     users = request.app[USERS_KEY]
+    language = normalise(body.language) if body.language is not None else None
+    if body.language is not None and language is None:
+        return _error(400, f"no catalogue for the language {body.language!r} "
+                      f"(languages: {', '.join(available_languages())})", field="language", reason="invalid")
     try:
         if await asyncio.to_thread(users.get, name) is None:
             return _error(404, f"no user {name!r}", field="name")
+        if "language" in body.model_fields_set:
+            await asyncio.to_thread(users.set_language, name, language)
+            if body.model_fields_set == {"language"}:
+                user = await asyncio.to_thread(users.get, name)
+                assert user is not None
+                return _json(user.as_dict())
         if body.password is not None:
             await asyncio.to_thread(users.set_password, name, body.password)
         if body.role is not None or "expires_in_days" in body.model_fields_set:
@@ -421,6 +488,7 @@ def add_login_routes(app: web.Application) -> None:
     app.router.add_post("/api/login", login)
     app.router.add_post("/api/logout", logout)
     app.router.add_get("/api/me", me)
+    app.router.add_patch("/api/me", patch_me)
     app.router.add_post("/api/me/password", change_password)
     app.router.add_get("/api/setup", setup_status)
     app.router.add_post("/api/setup/owner", create_owner)

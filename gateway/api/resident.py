@@ -20,9 +20,17 @@ from typing import Any
 from aiohttp import web
 
 from gateway.api.app import _error, _json
+from gateway.api.login import request_language
 from gateway.api.scenes import ENGINE_KEY, _Body, _body, _who
 from gateway.clock import iso_utc
-from gateway.scenes.engine import CHECK_IN_RESOLUTION, HELP_ALERT_KEY, HelpNotConfiguredError, SceneEngine
+from gateway.i18n import DEFAULT_LANGUAGE, translate
+from gateway.scenes.engine import (
+    CHECK_IN_RESOLUTION,
+    HELP_ALERT_KEY,
+    HelpNotConfiguredError,
+    SceneEngine,
+    resolution_text,
+)
 
 __all__ = ["RESIDENT_API_ROUTES", "add_resident_routes"]
 
@@ -30,25 +38,19 @@ __all__ = ["RESIDENT_API_ROUTES", "add_resident_routes"]
 RESIDENT_API_ROUTES = frozenset({("GET", "/api/resident"), ("POST", "/api/resident/check-in"),
                                  ("POST", "/api/resident/help")})
 
-# The resident's day in her words. The profiles have no "reminder" of their own: what she can be
-# reminded of is what a scene expects of her at a set time (by its alert key) or does for her.
+# The resident's day in her words (catalogue keys, gateway.i18n). The profiles have no "reminder" of their
+# own: what she can be reminded of is what a scene expects of her at a set time (by its alert key) or does
+# for her.
 _EXPECTED_BY_ALERT = {
-    "morning": ("by", "Be up and about"),
-    "not-back": ("by", "Be back home"),
+    "morning": ("by", "resident.reminder.morning"),
+    "not-back": ("by", "resident.reminder.not-back"),
 }
 _DONE_BY_REPORT = {
-    "wellbeing": ("at", "Your family gets the day's summary"),
+    "wellbeing": ("at", "resident.reminder.wellbeing"),
 }
-# How a notification about her reads ("Daughter was told: Call for help").
-_TOLD = {
-    "alert": "{who} was told: {title}",
-    "reminder": "{who} was reminded: {title}",
-    "unanswered": "{who} was told nobody had answered: {title}",
-    "resolved": "{who} was told all is well: {resolution}",
-    "checked-in": "{who} was told you are fine",
-}
-_STATUS = {"failed": "could not be reached", "unknown_target": "could not be reached", "cancelled": "not sent",
-           "pending": "sending"}
+# How a notification about her reads ("Daughter was told: Call for help"): resident.told.<kind>.
+_TOLD_KINDS = frozenset({"alert", "reminder", "unanswered", "resolved", "checked-in"})
+_STATUS_SAID = frozenset({"failed", "unknown_target", "cancelled", "pending"})
 
 
 class _NoBody(_Body):
@@ -70,21 +72,21 @@ def _contact(name: str) -> str:
     return name[:1].upper() + name[1:].replace("_", " ").replace("-", " ")
 
 
-def reminders_today(engine: SceneEngine) -> list[dict[str, Any]]:
+def reminders_today(engine: SceneEngine, language: str = DEFAULT_LANGUAGE) -> list[dict[str, Any]]:
     """Today's reminders for the resident, in time order: {"t", "time", "when", "text", "past"}; ``when``
     is the time as the page shows it ("by 09:30" for what she is expected to have done by then)."""
     reminders = []
     for item in engine.schedule_today():
         wordings = [_EXPECTED_BY_ALERT[a] for a in item["alerts"] if a in _EXPECTED_BY_ALERT]
         wordings += [_DONE_BY_REPORT[r] for r in item["reports"] if r in _DONE_BY_REPORT]
-        for by_or_at, text in wordings[:1]:
-            when = f"by {item['time']}" if by_or_at == "by" else item["time"]
-            reminders.append({"t": item["t"], "time": item["time"], "when": when, "text": text,
+        for by_or_at, key in wordings[:1]:
+            when = translate(language, "resident.by_time", time=item["time"]) if by_or_at == "by" else item["time"]
+            reminders.append({"t": item["t"], "time": item["time"], "when": when, "text": translate(language, key),
                               "past": item["past"]})
     return reminders
 
 
-def told_today(engine: SceneEngine) -> list[dict[str, Any]]:
+def told_today(engine: SceneEngine, language: str = DEFAULT_LANGUAGE) -> list[dict[str, Any]]:
     """Today's notifications about alerts (local day), newest first, each a sentence."""
     today = datetime.fromtimestamp(engine.clock.time(), engine.settings.timezone).date()
     told = []
@@ -95,10 +97,11 @@ def told_today(engine: SceneEngine) -> list[dict[str, Any]]:
                 continue
             kind = note.get("kind", "alert")
             wording = "checked-in" if kind == "resolved" and alert.get("resolution") == CHECK_IN_RESOLUTION else kind
-            text = _TOLD.get(wording, _TOLD["alert"]).format(
-                who=_contact(note["target"]), title=alert["title"],
-                resolution=alert.get("resolution") or "resolved")
-            status = _STATUS.get(note.get("status", "pending"))
+            text = translate(language, f"resident.told.{wording if wording in _TOLD_KINDS else 'alert'}",
+                             who=_contact(note["target"]), title=alert["title"],
+                             resolution=resolution_text(language, alert.get("resolution") or "resolved"))
+            status_key = note.get("status", "pending")
+            status = translate(language, f"resident.status.{status_key}") if status_key in _STATUS_SAID else None
             told.append({"t": note["t"], "time": when.strftime("%H:%M"), "text": text, "alert": alert["id"],
                          "kind": kind, "status": note.get("status", "pending"),
                          "note": status, "severity": alert["severity"]})
@@ -119,14 +122,16 @@ async def get_resident(request: web.Request) -> web.Response:
         return engine
     now = engine.clock.time()
     local = datetime.fromtimestamp(now, engine.settings.timezone)
+    language = await request_language(request)
     return _json({
+        "language": language,
         "now": iso_utc(now),
         "time": local.strftime("%H:%M"),
         "date": local.date().isoformat(),
         "last_check_in": engine.last_check_in(),
         "help": {"configured": engine.help_configured(), "open": _open_help(engine)},
-        "reminders": reminders_today(engine),
-        "told": told_today(engine),
+        "reminders": reminders_today(engine, language),
+        "told": told_today(engine, language),
     })
 
 

@@ -46,6 +46,7 @@ from gateway.bus import (
 from gateway.clock import Clock, TimerHandle, iso_utc
 from gateway.errors import CommandValidationError, ConfigError, ConfigProblem, HearthError
 from gateway.hub import Hub
+from gateway.i18n import DEFAULT_LANGUAGE, catalogue, translate
 from gateway.model import expected_state, matches_expected
 from gateway.model.types import Command, Device
 from gateway.scenes.profile import (
@@ -114,6 +115,16 @@ RESIDENT_KEPT = 100  # check-ins and calls for help remembered (about three mont
 # "I'm fine" answers the alerts that ask whether she is all right: no movement, nobody up in the morning.
 CHECK_IN_RESOLVES = frozenset({"inactivity", "morning"})
 CHECK_IN_RESOLUTION = "resident checked in"
+# Resolutions the gateway writes itself, translated for each contact (gateway.i18n); others are people's notes.
+_RESOLUTION_KEYS = {CHECK_IN_RESOLUTION: "notify.resolution_checked_in",
+                    "resolved by hand": "notify.resolution_by_hand"}
+
+
+def resolution_text(language: str, resolution: str) -> str:
+    """How an alert's resolution reads in ``language``: the gateway's own words translated, a person's
+    note (or a profile's) as written."""
+    key = _RESOLUTION_KEYS.get(resolution)
+    return translate(language, key) if key else resolution
 # A call for help is the panic button's alert: the same key reaches the same contacts and escalates alike.
 HELP_ALERT_KEY = "panic"
 HELP_TITLE = "Call for help"
@@ -1777,21 +1788,25 @@ class SceneEngine:
             per_contact = 1 + alert.get("reminders", 0)
             tier, reminder = divmod(step, per_contact)
             target = alert["notify"][tier]
+            language = self._language_of(target)
             if step == 0:
                 prefix = ""
             elif reminder:
-                prefix = f"[not acknowledged, reminder {reminder}] "
+                prefix = translate(language, "notify.reminder_prefix", number=reminder)
             else:
-                prefix = f"[not acknowledged by {alert['notify'][tier - 1]}] "
+                prefix = translate(language, "notify.not_acknowledged_by", name=alert["notify"][tier - 1])
             self._send_alert_notification(alert, target, f"{alert['id']}#{step}", alert["title"],
                                           prefix + alert["message"], "reminder" if reminder else "alert")
         elif step == steps and alert.get("final_notice", True) and steps:
             raised = self._local(alert["raised_at"]).strftime("%H:%M")
             told = len(alert["notifications"])
             for target in dict.fromkeys(alert["notify"]):
+                language = self._language_of(target)
                 self._send_alert_notification(
-                    alert, target, f"{alert['id']}#{step}:{target}", f"Unanswered: {alert['title']}",
-                    f"Nobody has acknowledged this alert since {raised} ({told} notifications): {alert['message']}",
+                    alert, target, f"{alert['id']}#{step}:{target}",
+                    translate(language, "notify.unanswered_title", title=alert["title"]),
+                    translate(language, "notify.unanswered_message", time=raised, count=told,
+                              message=alert["message"]),
                     "unanswered")
             alert["unanswered_at"] = now
             self.hub.bus.publish(AlertChanged(now, public_alert(alert), "unanswered"))
@@ -1802,6 +1817,15 @@ class SceneEngine:
             self._arm_escalation(alert)
         else:
             alert["next_escalation_at"] = None
+
+    def _language_of(self, target: str) -> str:
+        """The language the contact ``target`` reads (its ``language`` in [notify.<target>])."""
+        language_of = getattr(self.notifier, "language_of", None)
+        return language_of(target) if language_of is not None else DEFAULT_LANGUAGE
+
+    def language_of(self, target: str) -> str:
+        """The same, for the acknowledge page (gateway.api.ack) a message to ``target`` links to."""
+        return self._language_of(target)
 
     def _send_alert_notification(self, alert: dict[str, Any], target: str, notification_id: str, title: str,
                                  message: str, kind: str) -> None:
@@ -1878,8 +1902,13 @@ class SceneEngine:
         told = dict.fromkeys(n["target"] for n in alert["notifications"] if n.get("kind") != "resolved")
         at = self._local(now).strftime("%H:%M")
         for target in told:
+            language = self._language_of(target)
+            # The gateway's own words are translated; a person's note is sent as they wrote it.
+            said = resolution_text(language, resolution)
             self._send_alert_notification(alert, target, f"{alert_id}#resolved:{target}",
-                                          f"Resolved: {alert['title']}", f"{resolution} ({at}).", "resolved")
+                                          translate(language, "notify.resolved_title", title=alert["title"]),
+                                          translate(language, "notify.resolved_message", resolution=said, time=at),
+                                          "resolved")
         self._save()
         self._urgent()
         self.hub.bus.publish(AlertChanged(now, public_alert(alert), "resolved"))
@@ -2060,14 +2089,16 @@ class SceneEngine:
                     per_device[device_id] = round(current - start, 3)
             total = round(sum(per_device.values()), 3)
             data = {"kwh": per_device, "total_kwh": total}
-            lines = [f"Energy today: {total:.2f} kWh"]
+            lines: list[tuple[str, dict[str, Any]]] = [("summary.energy_total", {"kwh": f"{total:.2f}"})]
             if action.price_per_kwh is not None:
                 data["cost"] = round(total * action.price_per_kwh, 2)
                 data["currency"] = action.currency
-                lines[0] += f", about {data['cost']:.2f} {action.currency}"
+                lines[0] = ("summary.energy_total_cost", {"kwh": f"{total:.2f}", "cost": f"{data['cost']:.2f}",
+                                                          "currency": action.currency})
             for device_id, kwh in sorted(per_device.items(), key=lambda kv: -kv[1]):
                 device = self.hub.devices.get(device_id)
-                lines.append(f"- {device.name if device else device_id}: {kwh:.2f} kWh")
+                lines.append(("summary.energy_device", {"name": device.name if device else device_id,
+                                                        "kwh": f"{kwh:.2f}"}))
         else:
             first = day.get("first_activity")
             doors = day.get("door_events", [])
@@ -2088,21 +2119,32 @@ class SceneEngine:
             data = {"first_activity": iso_utc(first) if first else None,
                     "room_transitions": day.get("transitions", 0), "night_door_events": len(doors),
                     "night_activity": len(night_activity)}
-            first_text = self._local(first).strftime("%H:%M") if first else "no activity seen"
-            lines = [f"First activity: {first_text}", f"Moves between rooms: {data['room_transitions']}",
-                     f"Door openings at night: {len(doors)}"]
+            lines = [("summary.first_activity", {"time": self._local(first).strftime("%H:%M")}) if first
+                     else ("summary.no_activity", {}),
+                     ("summary.room_moves", {"count": data["room_transitions"]}),
+                     ("summary.night_doors", {"count": len(doors)})]
             if action.night is not None:
                 times = ", ".join(self._local(t).strftime("%H:%M") for t in night_activity[:5])
-                more = f" and {len(night_activity) - 5} more" if len(night_activity) > 5 else ""
-                lines.append(f"Movement at night: {len(night_activity)}" + (f" ({times}{more})" if times else ""))
+                count = len(night_activity)
+                if not times:
+                    lines.append(("summary.night_movement", {"count": count}))
+                elif count > 5:
+                    lines.append(("summary.night_movement_more", {"count": count, "times": times, "more": count - 5}))
+                else:
+                    lines.append(("summary.night_movement_times", {"count": count, "times": times}))
             outings = [e for e in self.occupancy_log if e["state"] == "away" and e["t"][:10] == day.get("date")]
             if outings:
-                lines.append(f"Outings: {len(outings)}")
+                lines.append(("summary.outings", {"count": len(outings)}))
                 data["outings"] = len(outings)
-        message = "\n".join(lines)
         for target in action.to:
+            # Each contact reads the summary in their own language ([notify.<name>] language).
+            language = self._language_of(target)
+            message = "\n".join(translate(language, key, **values) for key, values in lines)
+            title_key = f"summary.title.{action.report}"
+            title = translate(language, title_key) if title_key in catalogue(DEFAULT_LANGUAGE) \
+                else f"Daily {action.report} summary"
             self._tell(target, Notification(
-                id=f"{rt.id}-{next(self._ids)}", t=now, title=f"Daily {action.report} summary", message=message,
+                id=f"{rt.id}-{next(self._ids)}", t=now, title=title, message=message,
                 severity="info", scene=rt.id, alert_id=None, data=data))
         entry.update(report=action.report, data=data, acted=True)
 

@@ -45,6 +45,7 @@ from pydantic import (
 )
 
 from gateway.clock import iso_utc
+from gateway.i18n import DEFAULT_LANGUAGE, available_languages, normalise, translate
 
 if TYPE_CHECKING:
     import aiohttp  # imported on the first webhook delivery, not with this module
@@ -98,6 +99,22 @@ CONNECT_WAIT_S = 30.0
 
 class _TargetModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The language of what the gateway itself writes to this contact (the final notice, "resolved", the
+    # acknowledge page): a family reads in more than one. A catalogue's tag (gateway.i18n); None: English.
+    # What profiles write (their alert titles and messages) is sent as the installer wrote it.
+    language: str | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _check_language(cls, language: str | None) -> str | None:
+        if language is None:
+            return None
+        found = normalise(language)
+        if found is None:
+            raise ValueError(f"no catalogue for the language {language!r} (languages: "
+                             f"{', '.join(available_languages())})")
+        return found
 
 
 class MqttTarget(_TargetModel):
@@ -740,6 +757,11 @@ class Notifier:
 
     # ------------------------------------------------------------------ public API
 
+    def language_of(self, target: str) -> str:
+        """The language ``target``'s contact reads (``language =`` of its table), English by default."""
+        spec = self._targets.get(target)
+        return (spec.language if spec is not None else None) or DEFAULT_LANGUAGE
+
     def send(self, target: str, notification: Notification) -> None:
         """Deliver ``notification`` to the target named ``target`` in the background.
 
@@ -871,12 +893,12 @@ class Notifier:
                     self._finish(delivery, "skipped", stale)
                     return
                 since = datetime.fromtimestamp(held_at, self._tz).strftime("%H:%M")
-                notification = replace(notification, message=f"(held for quiet hours since {since}) "
-                                                             f"{notification.message}")  # fmt: skip
+                held_note = translate(self.language_of(delivery.target), "notify.held_for_quiet_hours", time=since)
+                notification = replace(notification, message=held_note + notification.message)
         body = notification.message
         link = self._ack_link(notification, delivery.target)
         if link is not None:
-            body += f"\n\nAcknowledge: {link}"
+            body += "\n\n" + translate(self.language_of(delivery.target), "notify.acknowledge_link", link=link)
             if self._commit is not None:
                 # As the engine does before it notifies: a link that answers "not recognised" after a
                 # power cut is worse than a message a few milliseconds later.
@@ -1148,8 +1170,12 @@ def _scrub(text: str, spec: WebhookTarget) -> str:
 class RecordingNotifier:
     """Records ``(target, notification)`` instead of delivering: ``hearth replay`` has no network."""
 
-    def __init__(self) -> None:
+    def __init__(self, languages: dict[str, str] | None = None) -> None:
         self.sent: list[tuple[str, Notification]] = []
+        self._languages = dict(languages or {})
+
+    def language_of(self, target: str) -> str:
+        return self._languages.get(target, DEFAULT_LANGUAGE)
 
     def send(self, target: str, notification: Notification) -> None:
         self.sent.append((target, notification))

@@ -22,7 +22,8 @@ window.HearthAccess = (() => {
 
   function when(epochS) {
     if (epochS === null || epochS === undefined) return "never";
-    return new Date(epochS * 1000).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+    const locale = window.HearthI18n ? window.HearthI18n.locale() : undefined;
+    return new Date(epochS * 1000).toLocaleString(locale, { dateStyle: "medium", timeStyle: "short" });
   }
 
   async function call(method, path, body) {
@@ -65,6 +66,7 @@ window.HearthAccess = (() => {
       el("span", { className: "access-name", text: user.name }),
       el("span", { className: "access-role", text: user.role }),
       el("span", { className: "muted", text: user.expires ? `until ${when(user.expires)}` : "" }),
+      languagePicker(user),
       el("button", { type: "button", className: "ghost", text: "Remove",
                      onclick: () => remove(`/api/users/${encodeURIComponent(user.name)}`, `${user.name}'s account`) }))));
     $("access-tokens").replaceChildren(...tokens.map((token) => el("li", { className: "access-row", "data-token": token.id },
@@ -74,6 +76,27 @@ window.HearthAccess = (() => {
                    text: `last used ${when(token.last_used)}${token.expires ? `, until ${when(token.expires)}` : ""}` }),
       el("button", { type: "button", className: "ghost", text: "Revoke",
                      onclick: () => remove(`/api/tokens/${encodeURIComponent(token.id)}`, `the token ${token.name}`) }))));
+  }
+
+  // The language of a person's pages: the resident's page has no settings, so the family sets hers here.
+  function languagePicker(user) {
+    const languages = window.HearthI18n ? window.HearthI18n.languages() : [];
+    const picker = el("select", { className: "access-language" },
+      el("option", { value: "", text: "browser's language" }),
+      languages.map((l) => el("option", { value: l.tag, text: l.name })));
+    picker.setAttribute("aria-label", `${user.name}'s language`);
+    picker.value = user.language || "";
+    picker.addEventListener("change", async () => {
+      try {
+        await call("PATCH", `/api/users/${encodeURIComponent(user.name)}`, { language: picker.value || null });
+        const chosen = picker.value ? picker.selectedOptions[0].text : "their browser's language";
+        say(`${user.name}'s pages are now in ${chosen}.`);
+      } catch (err) {
+        say(err.message, true);
+        picker.value = user.language || "";
+      }
+    });
+    return picker;
   }
 
   async function remove(path, what) {

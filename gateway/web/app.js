@@ -60,6 +60,8 @@
   // ------------------------------------------------------------------ DOM helpers
 
   const $ = (id) => document.getElementById(id);
+  const i18n = window.HearthI18n;
+  const t = i18n.t;
 
   // el("div", {className: "x", dataset: {id}, onclick: fn}, child, "text", ...): children that are
   // strings or numbers become text nodes.
@@ -110,7 +112,7 @@
     if (value === null || value === undefined) return "";
     const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
     if (Number.isNaN(date.getTime())) return String(value);
-    return date.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+    return i18n.date(date, { dateStyle: "short", timeStyle: "short" });
   }
 
   // A day and a time as people say them: {day: null (today) | "yesterday" | "Mar 8", time: "10:01"}.
@@ -122,11 +124,11 @@
     const midnight = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
     // Rounded: a day with a daylight-saving change is 23 or 25 hours long.
     const daysAgo = Math.round((midnight(now) - midnight(date)) / 86400000);
-    const time = date.toLocaleTimeString([], { timeStyle: "short" });
+    const time = i18n.date(date, { timeStyle: "short" });
     let day = null;
     if (daysAgo === 1) day = "yesterday";
     else if (daysAgo !== 0) {
-      day = date.toLocaleDateString([], date.getFullYear() === now.getFullYear()
+      day = i18n.date(date, date.getFullYear() === now.getFullYear()
         ? { month: "short", day: "numeric" } : { dateStyle: "medium" });
     }
     return { day, time };
@@ -136,15 +138,18 @@
   function fmtSince(value) {
     const when = dayAndTime(value);
     if (!when) return "";
-    return when.day ? `${when.day} ${when.time}` : when.time;
+    if (!when.day) return when.time;
+    return when.day === "yesterday" ? t("time.yesterday_time", { time: when.time })
+      : t("time.day_time", { day: when.day, time: when.time });
   }
 
   // "at 10:01", "yesterday at 10:01", "on Mar 8 at 10:01".
   function fmtAt(value) {
     const when = dayAndTime(value);
     if (!when) return "";
-    if (!when.day) return `at ${when.time}`;
-    return when.day === "yesterday" ? `yesterday at ${when.time}` : `on ${when.day} at ${when.time}`;
+    if (!when.day) return t("time.at", { time: when.time });
+    return when.day === "yesterday" ? t("time.yesterday_at", { time: when.time })
+      : t("time.on_day_at", { day: when.day, time: when.time });
   }
 
   // The engine's reasons are lower-case phrases ("movement in kitchen/motion (kitchen)"); shown as sentences.
@@ -156,13 +161,12 @@
 
   // ["a"] -> "a", ["a", "b", "c"] -> "a, b and c".
   function joinNames(names) {
-    if (names.length < 2) return names.join("");
-    return `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
+    return i18n.list(names);
   }
 
   function fmtNumber(value, digits) {
     if (typeof value !== "number") return String(value);
-    return value.toLocaleString([], { maximumFractionDigits: digits === undefined ? 1 : digits });
+    return i18n.number(value, { maximumFractionDigits: digits === undefined ? 1 : digits });
   }
 
   // ------------------------------------------------------------------ HTTP
@@ -231,10 +235,43 @@
     installer: ["house", "scenes", "energy", "discovered"],
   };
 
-  function loggedIn(me) {
+  // The person's language (their choice, else the browser's), and the picker to change it.
+  async function useLanguage(me) {
+    await i18n.use(me.language || i18n.browserLanguage(), me.languages);
+    const picker = $("language-select");
+    picker.replaceChildren(...(me.languages || []).map((l) => el("option", { value: l.tag, text: l.name })));
+    picker.value = i18n.locale();
+    // Only a person has settings of their own; an API token's session follows the browser.
+    picker.hidden = me.kind !== "user" || !(me.languages || []).length;
+  }
+
+  async function chooseLanguage(event) {
+    try {
+      const me = await api("PATCH", "/api/me", { language: event.target.value });
+      state.me = { ...state.me, ...me };
+      await useLanguage(state.me);
+      // Everything drawn with words is drawn again in the new language.
+      $("whoami").textContent = `${state.me.name} (${t(`role.${state.me.role}`)})`;
+      setConn(state.ws && state.ws.readyState === WebSocket.OPEN ? t("top.live") : t("top.connecting"),
+        $("conn").className.replace(/^conn\s*/, ""));
+      renderOccupancy();
+      renderAlerts();
+      renderHouse();
+      route();
+      toast(t("language.saved"));
+    } catch (err) {
+      toast(err.message, true);
+      event.target.value = i18n.locale();
+    }
+  }
+
+  async function loggedIn(me) {
     if (me.role === "resident") { location.assign("/resident"); return false; }
+    // A login's answer does not list the languages: ask who we are (it does).
+    if (!me.languages) me = { ...me, ...(await window.HearthSession.me()) };
+    await useLanguage(me);
     state.me = me;
-    $("whoami").textContent = `${me.name} (${me.role})`;
+    $("whoami").textContent = `${me.name} (${t(`role.${me.role}`)})`;
     document.body.dataset.role = me.role;
     const pages = ROLE_PAGES[me.role];
     for (const link of document.querySelectorAll("nav.tabs a[data-page]")) {
@@ -246,11 +283,11 @@
   }
 
   async function login(username, password, remember) {
-    return loggedIn(await window.HearthSession.login(username, password, remember));
+    return await loggedIn(await window.HearthSession.login(username, password, remember));
   }
 
   async function loginWithToken(token, remember) {
-    return loggedIn(await window.HearthSession.loginWithToken(token, remember));
+    return await loggedIn(await window.HearthSession.loginWithToken(token, remember));
   }
 
   function logout(message) {
@@ -272,7 +309,7 @@
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(`${scheme}//${location.host}/api/ws`);
     state.ws = ws;
-    setConn("connecting…", "");
+    setConn(t("top.connecting"), "");
     // No auth message: the session cookie goes with the upgrade request, and the server answers auth_ok.
     ws.onmessage = (msg) => {
       let data;
@@ -284,12 +321,12 @@
       state.ws = null;
       for (const pending of state.pending.values()) pending.resolve({ ok: false, error: "connection lost" });
       state.pending.clear();
-      if (event.code === 4401 || event.code === 4403) { logout("Your session has ended. Log in again."); return; }
+      if (event.code === 4401 || event.code === 4403) { logout(t("top.session_ended")); return; }
       // Back off: 1 s, 2 s, 4 s … at most 30 s. A slow-client drop (4008) reconnects the same way
       // and takes a fresh snapshot.
       const delay = Math.min(30000, 1000 * 2 ** state.wsRetry);
       state.wsRetry += 1;
-      setConn(event.code === 4429 ? "too many failed logins, waiting…" : "reconnecting…", "down");
+      setConn(event.code === 4429 ? t("top.too_many_waiting") : t("top.reconnecting"), "down");
       setTimeout(() => { if (state.me && !state.ws) connect(); }, delay);
     };
   }
@@ -314,7 +351,7 @@
   function onMessage(data) {
     if (data.type === "auth_ok") {
       state.wsRetry = 0;
-      setConn("live", "live");
+      setConn(t("top.live"), "live");
       send({ type: "subscribe", events: EVENT_KINDS, snapshot: true }).then((result) => {
         if (!result.ok) return;
         state.devices = new Map(result.devices.map((d) => [d.id, d]));
@@ -329,6 +366,9 @@
         loadAreas();
         refreshAlerts();
         refreshScenes();
+        // Opened at /#/energy, the page may have drawn before the devices were known ("no device measures
+        // power"): draw it again now that they are.
+        if (state.page === "energy") renderEnergy();
       });
       return;
     }
@@ -461,9 +501,10 @@
     }
     box.hidden = false;
     box.dataset.occupancy = house.occupancy;
-    $("occupancy-state").textContent = OCCUPANCY_WORDS[house.occupancy] || house.occupancy;
+    $("occupancy-state").textContent = OCCUPANCY_WORDS[house.occupancy] ? t(`occupancy.${house.occupancy}`)
+      : house.occupancy;
     const since = $("occupancy-since");
-    since.textContent = house.since ? `since ${fmtSince(house.since)}` : "";
+    since.textContent = house.since ? t("occupancy.since", { when: fmtSince(house.since) }) : "";
     since.title = house.since ? fmtTime(house.since) : "";
     $("occupancy-reason").textContent = sentence(house.reason);
     // The history starts with the current state (when it changed since the gateway started).
@@ -549,9 +590,27 @@
   const SUFFIX_UNITS = [["_celsius", "°C"], ["_percent", "%"], ["_kwh", "kWh"], ["_watts", "W"], ["_ppm", "ppm"],
     ["_ppb", "ppb"], ["_ugm3", "µg/m³"], ["_dbm", "dBm"], ["_m", "m"], ["_s", "s"], ["_h", "h"]];
 
+  // The table above in the reader's language: its labels and words are keys of the catalogue
+  // ("attr.<capability.attribute>", and ".true"/".false" for the words); English where one lacks them.
+  const translatedAttributes = new Map();
+
+  function translatedAttribute(key, known) {
+    const cacheKey = `${i18n.locale()}:${key}`;
+    let info = translatedAttributes.get(cacheKey);
+    if (!info) {
+      const word = (k, english) => { const text = t(k); return text === k ? english : text; };
+      info = { ...known, label: word(`attr.${key}`, known.label) };
+      if (known.words) {
+        info.words = [word(`attr.${key}.true`, known.words[0]), word(`attr.${key}.false`, known.words[1])];
+      }
+      translatedAttributes.set(cacheKey, info);
+    }
+    return info;
+  }
+
   function attributeInfo(capability, attribute) {
     const known = ATTRIBUTES[`${capability}.${attribute}`];
-    if (known) return known;
+    if (known) return translatedAttribute(`${capability}.${attribute}`, known);
     const suffix = SUFFIX_UNITS.find(([end]) => attribute.endsWith(end));
     // "co2_ppm" -> "CO2", "remaining_s" -> "Remaining": the attribute's own words, without its unit.
     const words = (suffix ? attribute.slice(0, -suffix[0].length) : attribute).replaceAll("_", " ").trim()
@@ -1083,20 +1142,22 @@
     banner.hidden = !urgent;
     if (urgent) {
       banner.replaceChildren(el("strong", { text: urgent.title }), " ", el("span", { text: urgent.message }), " ",
-        el("button", { type: "button", className: "primary", text: "Acknowledge", onclick: () => ack(urgent.id) }),
-        " ", el("a", { href: "#/alerts", text: open.length > 1 ? `all ${open.length} alerts` : "details" }));
+        el("button", { type: "button", className: "primary", text: t("alerts.acknowledge"),
+                       onclick: () => ack(urgent.id) }),
+        " ", el("a", { href: "#/alerts", text: open.length > 1 ? t("alerts.all_n", { count: open.length })
+          : t("alerts.details") }));
     }
     const parts = [];
     if (open.length) {
       parts.push(el("section", { className: "alert-group open", dataset: { group: "open" } },
-        el("h3", { text: "Needs attention" }), open.map(alertCard)));
+        el("h3", { text: t("alerts.needs_attention") }), open.map(alertCard)));
     }
     if (handled.length) {
       parts.push(el("section", { className: "alert-group acknowledged", dataset: { group: "acknowledged" } },
-        el("h3", { text: "Being looked after" }), handled.map(alertCard)));
+        el("h3", { text: t("alerts.being_looked_after") }), handled.map(alertCard)));
     }
     if (!open.length && !handled.length) {
-      const text = resolved.length ? "Nothing needs attention. All is well." : "No alerts. All is well.";
+      const text = resolved.length ? t("alerts.all_well_resolved") : t("alerts.all_well");
       parts.push(el("p", { className: "muted all-well", text }));
     }
     if (resolved.length) {
@@ -1105,21 +1166,21 @@
         className: "alert-group resolved", dataset: { group: "resolved" }, open: state.showResolved,
         ontoggle: (event) => { state.showResolved = event.target.open; },
       },
-      el("summary", {}, `Resolved (${resolved.length})`),
+      el("summary", {}, t("alerts.resolved_n", { count: i18n.number(resolved.length) })),
       shown.map(alertCard),
       resolved.length > shown.length
-        ? el("p", { className: "muted", text: `and ${resolved.length - shown.length} older` }) : null));
+        ? el("p", { className: "muted", text: t("alerts.older", { count: resolved.length - shown.length }) }) : null));
     }
     $("alerts").replaceChildren(...parts);
   }
 
   // Who did it, as a person reads it: "token:anna" is Anna's token.
   function who(by) {
-    if (!by) return "someone";
+    if (!by) return t("alerts.someone");
     if (by.startsWith("token:")) return by.slice("token:".length);
     if (by.startsWith("scene:")) {
       const scene = state.scenes.get(by.slice("scene:".length));
-      return scene ? `the scene ${scene.name}` : "a scene";
+      return scene ? t("alerts.the_scene", { name: scene.name }) : t("alerts.a_scene");
     }
     return by;
   }
@@ -1130,11 +1191,15 @@
   }
 
   function resolvedText(alert) {
-    let text = `Resolved ${fmtAt(alert.resolved_at)}`;
+    let text = t("alerts.resolved_at", { at: fmtAt(alert.resolved_at) });
     const by = alert.resolved_by || "";
-    if (by === "situation ended") text += " by itself";
-    else if (by && !by.startsWith("scene:")) text += ` by ${who(by)}`;
-    const how = alert.resolution && alert.resolution !== "resolved by hand" ? alert.resolution : "";
+    if (by === "situation ended") text = t("alerts.resolved_itself", { at: fmtAt(alert.resolved_at) });
+    else if (by && !by.startsWith("scene:")) {
+      text = t("alerts.resolved_by", { at: fmtAt(alert.resolved_at), name: who(by) });
+    }
+    // The gateway's own wording is translated; a person's note is shown as they wrote it.
+    const how = alert.resolution && alert.resolution !== "resolved by hand"
+      ? (alert.resolution === "resident checked in" ? t("notify.resolution_checked_in") : alert.resolution) : "";
     return how ? `${text}: ${how}` : text;
   }
 
@@ -1146,48 +1211,53 @@
     const failed = messages.filter((n) => n.status === "failed" || n.status === "unknown_target").length;
     let toldText = "";
     if (told.length) {
-      toldText = `Told ${joinNames(told)}${messages.length > told.length ? ` (${messages.length} messages)` : ""}`;
-      if (failed) toldText += ` · ${failed} not delivered`;
+      toldText = messages.length > told.length
+        ? t("alerts.told_messages", { names: joinNames(told), count: messages.length })
+        : t("alerts.told", { names: joinNames(told) });
+      if (failed) toldText += ` · ${t("alerts.not_delivered", { count: failed })}`;
     } else if (!(policy.contacts || []).length) {
-      toldText = "Nobody to tell (no contacts)";
+      toldText = t("alerts.nobody_to_tell");
     }
     if (status === "open" && alert.next_escalation_at) {
-      toldText += `${toldText ? " · " : ""}next message ${fmtAt(alert.next_escalation_at)}`;
+      toldText += `${toldText ? " · " : ""}${t("alerts.next_message", { at: fmtAt(alert.next_escalation_at) })}`;
     }
     const contacts = [...new Set(policy.contacts || [])];
     const buttons = [];
     if (status === "open") {
-      buttons.push(el("button", { type: "button", className: "primary ack", text: "Acknowledge",
+      buttons.push(el("button", { type: "button", className: "primary ack", text: t("alerts.acknowledge"),
                                   onclick: () => ack(alert.id) }));
     }
     if (status !== "resolved") {
       buttons.push(el("button", { type: "button", className: `resolve ${status === "open" ? "" : "primary"}`,
-                                  text: "Resolve", onclick: () => openResolve(alert.id) }));
+                                  text: t("alerts.resolve"), onclick: () => openResolve(alert.id) }));
     }
     return el("article", {
       className: `card alert ${alert.severity} ${status} ${needsAttention(alert) ? "attention" : ""}`,
       dataset: { alert: alert.id, state: status },
     },
     el("header", {},
-      el("span", { className: `pill ${alert.severity}`, text: alert.severity }),
+      el("span", { className: `pill ${alert.severity}`,
+                   text: SEVERITY_RANK[alert.severity] !== undefined ? t(`alerts.pill.${alert.severity}`)
+                     : alert.severity }),
       el("h3", { text: alert.title })),
     el("p", { className: "message", text: alert.message }),
-    el("p", { className: "muted raised", title: fmtTime(alert.raised_at) }, `Raised ${fmtAt(alert.raised_at)}`,
+    el("p", { className: "muted raised", title: fmtTime(alert.raised_at) },
+      t("alerts.raised", { at: fmtAt(alert.raised_at) }),
       alert.area ? ` · ${areaName(alert.area)}` : ""),
     toldText ? el("p", { className: "muted told", text: toldText }) : null,
     alert.unanswered_at
       ? el("p", { className: `unanswered ${status === "resolved" ? "muted" : ""}`,
-                  text: `Nobody answered: a last notice went to ${contacts.length ? joinNames(contacts) : "everyone"} `
-                    + `${fmtAt(alert.unanswered_at)}.` })
+                  text: t("alerts.unanswered", { names: contacts.length ? joinNames(contacts) : t("alerts.everyone"),
+                                                at: fmtAt(alert.unanswered_at) }) })
       : null,
     alert.acknowledged_at
       ? el("p", { className: "handled",
-                  text: `Acknowledged by ${who(alert.acknowledged_by)} ${fmtAt(alert.acknowledged_at)}` })
+                  text: t("alerts.acknowledged_by",
+                          { name: who(alert.acknowledged_by), at: fmtAt(alert.acknowledged_at) }) })
       : null,
     status === "acknowledged"
       ? el("p", { className: "muted", text: policy.resolves_itself
-        ? "It resolves itself when things are back to normal, or resolve it here."
-        : "Resolve it once it has been dealt with." })
+        ? t("alerts.resolves_itself") : t("alerts.resolve_when_dealt") })
       : null,
     status === "resolved" ? el("p", { className: "resolution", text: resolvedText(alert) }) : null,
     buttons.length ? el("div", { className: "buttons" }, buttons) : null);
@@ -1201,7 +1271,7 @@
     $("resolve-note").value = "";
     const told = toldTargets(alert);
     $("resolve-hint").textContent = told.length
-      ? `${sentence(joinNames(told))} will be told it is resolved.` : "Nobody else is told.";
+      ? t("alerts.will_be_told", { names: sentence(joinNames(told)) }) : t("alerts.nobody_else");
     $("resolve-error").hidden = true;
     const dialog = $("resolve-dialog");
     if (!dialog.open) dialog.showModal();
@@ -1221,7 +1291,7 @@
       state.alerts.set(alert.id, alert);
       renderAlerts();
       $("resolve-dialog").close();
-      toast("Resolved");
+      toast(t("alerts.resolved_toast"));
     } catch (err) {
       const error = $("resolve-error");
       error.textContent = err.message;
@@ -1236,7 +1306,7 @@
       const alert = await api("POST", `/api/alerts/${encodeURIComponent(alertId)}/ack`);
       state.alerts.set(alert.id, alert);
       renderAlerts();
-      toast("Acknowledged");
+      toast(t("alerts.acknowledged_toast"));
     } catch (err) {
       toast(err.message, true);
     }
@@ -1264,7 +1334,7 @@
     const root = $("scenes");
     const scenes = [...state.scenes.values()].sort((a, b) => a.id.localeCompare(b.id));
     if (!scenes.length) {
-      root.replaceChildren(el("p", { className: "muted", text: "No scenes. Add a profile in config.toml." }));
+      root.replaceChildren(el("p", { className: "muted", text: t("scenes.none") }));
       return;
     }
     let profile = null;
@@ -1280,16 +1350,19 @@
         el("header", {},
           el("h4", { text: scene.name }),
           el("label", { className: "toggle" },
-            el("input", { type: "checkbox", checked: scene.enabled, "aria-label": `Enable ${scene.name}`,
+            el("input", { type: "checkbox", checked: scene.enabled,
+                          "aria-label": t("scenes.enable", { name: scene.name }),
                           onchange: (e) => setEnabled(scene.id, e.target.checked) }),
-            scene.enabled ? "enabled" : "disabled")),
+            scene.enabled ? t("scenes.enabled") : t("scenes.disabled"))),
         scene.description ? el("p", { className: "muted", text: scene.description }) : null,
-        el("p", { className: "muted" }, `triggers: ${scene.triggers.join(", ")}`,
-          scene.last_run ? ` · last run ${fmtTime(scene.last_run.t)}: ${scene.last_run.result}` : " · not run yet",
-          scene.running ? " · running" : ""),
+        el("p", { className: "muted" }, t("scenes.triggers", { triggers: scene.triggers.join(", ") }),
+          scene.last_run
+            ? ` · ${t("scenes.last_run", { time: fmtTime(scene.last_run.t), result: scene.last_run.result })}`
+            : ` · ${t("scenes.not_run")}`,
+          scene.running ? ` · ${t("scenes.running")}` : ""),
         el("div", { className: "buttons" },
-          el("button", { type: "button", text: "Run now", onclick: () => runScene(scene.id) }),
-          el("button", { type: "button", className: "ghost", text: open ? "Hide runs" : "Show runs",
+          el("button", { type: "button", text: t("scenes.run_now"), onclick: () => runScene(scene.id) }),
+          el("button", { type: "button", className: "ghost", text: open ? t("scenes.hide_runs") : t("scenes.show_runs"),
                          "aria-expanded": String(open), onclick: () => toggleTraces(scene.id) })),
         traces));
       if (open) loadTraces(scene.id, traces);
@@ -1393,7 +1466,7 @@
   }
 
   function clockText(t, zone) {
-    return new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", timeZone: zone });
+    return new Date(t * 1000).toLocaleTimeString(i18n.locale(), { hour: "2-digit", minute: "2-digit", timeZone: zone });
   }
 
   // Redrawn at the card's width when it changes (a phone turned, a window resized).
@@ -1419,7 +1492,7 @@
     for (const box of root.querySelectorAll(".chart")) {
       if (box.chart) box.chart.destroy();
     }
-    root.replaceChildren(el("p", { className: "muted", text: "Loading…" }));
+    root.replaceChildren(el("p", { className: "muted", text: t("common.loading") }));
     const days = $("energy-days").value;
     const price = $("energy-price").value;
     const query = new URLSearchParams({ days });
@@ -1441,20 +1514,22 @@
                                `${d.slice(5)} ${fmtNumber(energy.total_kwh_per_day[i], 2)} kWh`).join(", ")}` });
     const parts = [];
     parts.push(el("section", { className: "card energy-days" },
-      el("h3", { text: `Energy used per day, kWh (${energy.timezone})` }),
+      el("h3", { text: t("energy.per_day_heading", { timezone: energy.timezone }) }),
       bars,
-      el("p", {}, `Total ${fmtNumber(energy.total_kwh, 2)} kWh`,
-        energy.total_cost !== null ? ` · about ${fmtNumber(energy.total_cost, 2)} ${energy.currency}` : "",
-        energy.price_per_kwh !== null ? ` at ${energy.price_per_kwh} ${energy.currency}/kWh` :
-          " · set a price to see the cost"),
+      el("p", {}, t("energy.total", { kwh: fmtNumber(energy.total_kwh, 2) }),
+        energy.total_cost !== null
+          ? ` · ${t("energy.about_cost", { cost: fmtNumber(energy.total_cost, 2), currency: energy.currency })}` : "",
+        energy.price_per_kwh !== null
+          ? ` ${t("energy.at_price", { price: fmtNumber(energy.price_per_kwh, 4), currency: energy.currency })}`
+          : ` · ${t("energy.set_price")}`),
       energyTable(energy)));
     // One chart per device that measures power: its total, or the sum of its phases or channels (powerPlan).
     const meters = [...state.devices.values()].map((device) => ({ device, plan: powerPlan(device) }))
       .filter((m) => m.plan.components.length)
       .sort((a, b) => shownName(a.device).localeCompare(shownName(b.device)));
     const charts = el("section", { className: "power-charts" },
-      el("h3", { text: `Power, the last 24 hours to ${clockText(now, zone)}` }));
-    if (!meters.length) charts.append(el("p", { className: "muted", text: "No device measures power." }));
+      el("h3", { text: t("energy.power_heading", { time: clockText(now, zone) }) }));
+    if (!meters.length) charts.append(el("p", { className: "muted", text: t("energy.no_power") }));
     parts.push(charts);
     root.replaceChildren(...parts);
     mountChart(bars, (width, target) => barChart(uPlot, energy, width, target));
@@ -1464,7 +1539,7 @@
         plan.summed ? el("p", { className: "muted sum", text: `Sum of ${partsText(device, plan)}` }) : null]
         .filter(Boolean);
       const card = el("article", { className: "card power", dataset: { device: device.id } },
-        title(), el("p", { className: "muted", text: "Loading…" }));
+        title(), el("p", { className: "muted", text: t("common.loading") }));
       charts.append(card);
       try {
         const series = await Promise.all(plan.components.map(async (component) => {
@@ -1479,7 +1554,7 @@
         }));
         const rows = (series.length === 1 ? series[0] : sumSeries(series)).filter((r) => typeof r.value === "number");
         if (!rows.length) {
-          card.replaceChildren(...title(), el("p", { className: "muted", text: "No readings in the last 24 hours." }));
+          card.replaceChildren(...title(), el("p", { className: "muted", text: t("energy.no_readings") }));
           return;
         }
         const peak = rows.reduce((a, b) => (b.value > a.value ? b : a));
@@ -1535,7 +1610,7 @@
       const band = u.bbox.width / (window.devicePixelRatio || 1) / Math.max(1, xs.length);
       const style = band >= 60 ? { weekday: "short", day: "numeric" } : xs.length <= 7 ? { weekday: "short" }
         : { day: "numeric" };
-      return new Date(`${day}T12:00:00Z`).toLocaleDateString([], { ...style, timeZone: "UTC" });
+      return new Date(`${day}T12:00:00Z`).toLocaleDateString(i18n.locale(), { ...style, timeZone: "UTC" });
     };
     return new uPlot({
       width, height: 200, padding: [12, 12, 0, 0],
@@ -1605,10 +1680,12 @@
     const dayHead = (day) => {
       const date = new Date(`${day}T12:00:00Z`);
       return el("th", { scope: "col", title: day },
-        el("span", { className: "weekday", text: date.toLocaleDateString([], { weekday: "short", timeZone: "UTC" }) }),
-        " ", date.toLocaleDateString([], { day: "numeric", month: "numeric", timeZone: "UTC" }));
+        el("span", { className: "weekday",
+                     text: date.toLocaleDateString(i18n.locale(), { weekday: "short", timeZone: "UTC" }) }),
+        " ", date.toLocaleDateString(i18n.locale(), { day: "numeric", month: "numeric", timeZone: "UTC" }));
     };
-    const head = el("tr", {}, el("th", { scope: "col", text: "Device" }), el("th", { scope: "col", text: "Total" }),
+    const head = el("tr", {}, el("th", { scope: "col", text: t("energy.device") }),
+      el("th", { scope: "col", text: t("energy.total_column") }),
       energy.price_per_kwh !== null ? el("th", { scope: "col", text: energy.currency }) : null,
       order.map((i) => dayHead(energy.days[i])));
     const rows = energy.devices.map((d) => {
@@ -1618,9 +1695,9 @@
         d.cost !== null ? el("td", { text: fmtNumber(d.cost, 2) }) : null,
         order.map((i) => el("td", { text: fmtNumber(d.kwh[i], 2) })));
     });
-    if (!rows.length) return el("p", { className: "muted", text: "No device meters energy." });
-    return el("div", { className: "table-scroll", tabIndex: 0, role: "region", "aria-label": "kWh per device and day" },
-      el("table", { className: "energy-table" }, el("caption", { className: "muted", text: "kWh per device" }),
+    if (!rows.length) return el("p", { className: "muted", text: t("energy.no_meters") });
+    return el("div", { className: "table-scroll", tabIndex: 0, role: "region", "aria-label": t("energy.table_label") },
+      el("table", { className: "energy-table" }, el("caption", { className: "muted", text: t("energy.table_caption") }),
         el("thead", {}, head), el("tbody", {}, rows)));
   }
 
@@ -1628,7 +1705,7 @@
 
   async function renderDiscovered() {
     const root = $("discovered");
-    root.replaceChildren(el("p", { className: "muted", text: "Loading…" }));
+    root.replaceChildren(el("p", { className: "muted", text: t("common.loading") }));
     let data;
     try {
       data = await api("GET", "/api/discovered");
@@ -1671,6 +1748,8 @@
   }
 
   function init() {
+    // The login page in the browser's language; once someone is logged in, in theirs.
+    i18n.use(i18n.browserLanguage());
     $("login-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       const button = $("login-submit");
@@ -1679,7 +1758,7 @@
       const token = $("login-token").value.trim();
       const username = $("login-username").value.trim();
       try {
-        if (!token && (!username || !$("login-password").value)) throw new Error("Give your name and password.");
+        if (!token && (!username || !$("login-password").value)) throw new Error(t("login.give_name"));
         const ok = token ? await loginWithToken(token, remember)
           : await login(username, $("login-password").value, remember);
         $("login-token").value = "";
@@ -1702,13 +1781,14 @@
         $("setup-password").value = "";
         $("setup-password2").value = "";
         $("setup-form").hidden = true;
-        if (loggedIn(me)) start();
+        if (await loggedIn(me)) start();
       } catch (err) {
         error.textContent = err.message;
         error.hidden = false;
       }
     });
     $("logout").addEventListener("click", () => logout());
+    $("language-select").addEventListener("change", chooseLanguage);
     $("house-filter").addEventListener("input", renderHouse);
     $("mode-select").addEventListener("change", async (event) => {
       try {
@@ -1742,7 +1822,7 @@
     }
     // A session cookie from before (kept across gateway restarts) logs in without asking.
     window.HearthSession.me().then(async (me) => {
-      if (me) { if (loggedIn(me)) start(); return; }
+      if (me) { if (await loggedIn(me)) start(); return; }
       const token = storedToken();
       forgetStoredToken();
       if (!token) { showLogin(); return; }
@@ -1751,7 +1831,7 @@
       } catch (err) {
         showLogin(err.message);
       }
-    }, () => showLogin("The gateway cannot be reached."));
+    }, () => showLogin(t("top.unreachable")));
   }
 
   document.addEventListener("DOMContentLoaded", init);

@@ -10,6 +10,8 @@
   const ARM_MS = 6000;
 
   const $ = (id) => document.getElementById(id);
+  const i18n = window.HearthI18n;
+  const t = i18n.t;
   const state = { token: null, armed: null, refreshTimer: null, busy: false };
 
   class ApiError extends Error {
@@ -51,9 +53,7 @@
   }
 
   function joinNames(names) {
-    const people = names.map(contact);
-    if (people.length <= 1) return people.join("");
-    return `${people.slice(0, -1).join(", ")} and ${people[people.length - 1]}`;
+    return i18n.list(names.map(contact));
   }
 
   function say(text) {
@@ -62,12 +62,14 @@
 
   // ------------------------------------------------------------------ render
 
-  function render(data) {
+  async function render(data) {
+    // The language the gateway answered in: the resident's own (set by the family), else this browser's.
+    if (data.language && data.language !== i18n.locale()) await i18n.use(data.language);
     $("offline").hidden = true;
     $("clock").textContent = data.time;
     const day = new Date(`${data.date}T12:00:00Z`);
-    $("today").textContent = day.toLocaleDateString(document.documentElement.lang || "en",
-      { weekday: "long", day: "numeric", month: "long", timeZone: "UTC" });
+    // The gateway's date (the house's day, not the tablet's), written as the language writes dates.
+    $("today").textContent = i18n.date(day, { weekday: "long", day: "numeric", month: "long", timeZone: "UTC" });
 
     const reminders = $("reminders");
     reminders.replaceChildren(...data.reminders.map((r) => item(r.when, r.text, null, r.past)));
@@ -83,20 +85,20 @@
       const since = open.raised_at ? timeOf(data, open.raised_at) : "";
       banner.textContent = open.state === "acknowledged"
         ? seenBy(open.acknowledged_by)
-        : `Help was called${since ? ` at ${since}` : ""}. Waiting for an answer.`;
+        : (since ? t("resident.help_called_at", { time: since }) : t("resident.help_called"));
     }
     banner.hidden = !open;
     const configured = !(data.help && data.help.configured === false);
     $("help").disabled = state.busy || !configured;
-    if (!configured) $("help-hint").textContent = "Not set up here: please use the phone.";
-    else if (!state.armed) $("help-hint").textContent = "Tap twice to call";
+    if (!configured) $("help-hint").textContent = t("resident.help_not_set_up");
+    else if (!state.armed) $("help-hint").textContent = t("resident.help_hint");
   }
 
   function seenBy(who) {
     // A person's name reads well ("Anna has seen ..."); a machine token's name ("initial") does not.
     const name = String(who || "");
-    if (!name || name.startsWith("token:")) return "Your call for help has been seen.";
-    return `${contact(name.replace(/^[a-z]+:/, ""))} has seen your call for help.`;
+    if (!name || name.startsWith("token:")) return t("resident.help_seen");
+    return t("resident.help_seen_by", { name: contact(name.replace(/^[a-z]+:/, "")) });
   }
 
   function timeOf(data, iso) {
@@ -131,7 +133,7 @@
     try {
       const data = await api("GET", "/api/resident");
       state.last = data;
-      render(data);
+      await render(data);
     } catch (err) {
       if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
         showSetup();
@@ -150,11 +152,11 @@
     try {
       const { check_in: done } = await api("POST", "/api/resident/check-in");
       say(done.told.length
-        ? `Thank you. ${joinNames(done.told)} ${done.told.length > 1 ? "were" : "was"} told you are fine.`
-        : "Thank you. Noted.");
+        ? t(done.told.length > 1 ? "resident.thanks_told" : "resident.thanks_told_one", { names: joinNames(done.told) })
+        : t("resident.thanks_noted"));
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) return showSetup();
-      say("That did not work. Please try again.");
+      say(t("resident.failed"));
     } finally {
       button.disabled = false;
     }
@@ -168,18 +170,18 @@
     state.armed = null;
     const button = $("help");
     button.classList.remove("armed");
-    button.textContent = "Call for help";
-    $("help-hint").textContent = "Tap twice to call";
+    button.textContent = t("resident.help");
+    $("help-hint").textContent = t("resident.help_hint");
     $("help-cancel").hidden = true;
   }
 
   function arm() {
     const button = $("help");
     button.classList.add("armed");
-    button.textContent = "Tap again to call";
-    $("help-hint").textContent = "Tap again to call for help";
+    button.textContent = t("resident.help_again");
+    $("help-hint").textContent = t("resident.help_again_hint");
     $("help-cancel").hidden = false;
-    say("Tap again to call for help.");
+    say(t("resident.help_again_status"));
     state.armed = setTimeout(() => {
       disarm();
       say("");
@@ -195,16 +197,17 @@
     disarm();
     state.busy = true;
     $("help").disabled = true;
-    say("Calling for help…");
+    say(t("resident.calling"));
     try {
       const called = await api("POST", "/api/resident/help");
       const told = (called.alert.notifications || []).map((n) => n.target);
-      say(told.length ? `Help is called. ${joinNames([...new Set(told)])} is being told.` : "Help is called.");
+      say(told.length ? t("resident.help_is_called_told", { names: joinNames([...new Set(told)]) })
+        : t("resident.help_is_called"));
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) return showSetup();
       say(err instanceof ApiError && err.status === 409
-        ? "Help cannot be called from here. Please use the phone."
-        : "That did not work. Please try again, or use the phone.");
+        ? t("resident.help_not_here")
+        : t("resident.help_failed"));
     } finally {
       state.busy = false;
       $("help").disabled = false;
@@ -214,7 +217,7 @@
 
   function cancelHelp() {
     disarm();
-    say("Not called.");
+    say(t("resident.not_called"));
     $("help").focus();
   }
 
@@ -241,7 +244,9 @@
         cache: "no-store", credentials: "same-origin",
       });
       const data = await response.json().catch(() => ({}));
-      if (!response.ok || !data.ok) throw new Error(username ? "Wrong name or password." : "That token is not valid.");
+      if (!response.ok || !data.ok) {
+        throw new Error(t(username ? "resident.setup_wrong_password" : "resident.setup_bad_token"));
+      }
       // A session cookie came with it: nothing to keep here. Otherwise the token is the way in.
       if (!username && !csrfToken()) {
         localStorage.setItem(TOKEN_KEY, secret);
@@ -275,8 +280,9 @@
     $("help").addEventListener("click", helpTapped);
     $("help-cancel").addEventListener("click", cancelHelp);
     $("setup-form").addEventListener("submit", setUp);
-    // Without a stored token the page still asks: a browser session (cookie) may be enough.
-    start();
+    // Without a stored token the page still asks: a browser session (cookie) may be enough. The
+    // browser's language first; the gateway's answer says the resident's own, if the family set one.
+    i18n.use(i18n.browserLanguage()).finally(start);
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden) refresh();
     });

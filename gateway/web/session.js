@@ -41,9 +41,17 @@ window.HearthSession = (() => {
     return { response, data };
   }
 
+  // The words in the reader's language (i18n.js), or English where it is not loaded.
+  function say(key, english, values) {
+    const i18n = window.HearthI18n;
+    const text = i18n ? i18n.t(key, values) : key;
+    return text === key ? english : text;
+  }
+
   function failure(response, data, fallback) {
     if (response.status === 429) {
-      return new Error(`Too many failed attempts. Try again in ${response.headers.get("Retry-After") || 60} s.`);
+      const seconds = response.headers.get("Retry-After") || 60;
+      return new Error(say("login.too_many", `Too many failed attempts. Try again in ${seconds} s.`, { seconds }));
     }
     return new Error((data && data.error && response.status !== 401) ? data.error : fallback);
   }
@@ -51,13 +59,15 @@ window.HearthSession = (() => {
   // Each resolves to who is logged in now ({name, role, kind, ...}) or throws an Error to show.
   async function login(username, password, remember) {
     const { response, data } = await postJson("/api/login", { username, password, remember: !!remember });
-    if (!response.ok || !data.ok) throw failure(response, data, "Wrong name or password.");
+    if (!response.ok || !data.ok) throw failure(response, data, say("login.wrong_password", "Wrong name or password."));
     return data;
   }
 
   async function loginWithToken(token, remember) {
     const { response, data } = await postJson("/api/login", { token, remember: !!remember });
-    if (!response.ok || !data.ok) throw failure(response, data, "That token is not valid (or was revoked).");
+    if (!response.ok || !data.ok) {
+      throw failure(response, data, say("login.bad_token", "That token is not valid (or was revoked)."));
+    }
     return data;
   }
 

@@ -582,7 +582,9 @@ class House:
 
 
 @pytest.fixture
-async def house(http: HttpReceiver, clock: SimulatedClock) -> AsyncIterator[House]:
+async def house(request: pytest.FixtureRequest, http: HttpReceiver, clock: SimulatedClock) -> AsyncIterator[House]:
+    # The daughter's language (``indirect`` parametrisation); English by default.
+    language = getattr(request, "param", None)
     hub = Hub(clock)
     tokens = AckTokens(clock, ttl_s=3600)
 
@@ -598,7 +600,7 @@ async def house(http: HttpReceiver, clock: SimulatedClock) -> AsyncIterator[Hous
     await server.start_server()
     try:
         api_url = str(server.make_url("")).rstrip("/")
-        target = apprise_target([f"json://127.0.0.1:{http.port}/daughter"])
+        target = apprise_target([f"json://127.0.0.1:{http.port}/daughter"], language=language)
         notifier = Notifier({"daughter": target}, clock, mqtt=None, on_result=on_result, ack_tokens=tokens,
                             settings=NotifySettings(public_url=api_url),
                             alert_state=lambda alert_id: engine.alerts.get(alert_id, {}).get("state"))  # fmt: skip
@@ -682,3 +684,26 @@ def test_tokens_are_stored_hashed_and_survive_a_restart(clock: SimulatedClock) -
     assert again.check(token)[0] == "valid"
     assert again.redeem(token)[0] == "valid" and again.redeem(token)[0] == "used"
     assert AckTokens(clock, Storage()).check(token)[0] == "used"
+
+
+@pytest.mark.parametrize("house", ["zh-Hans"], indirect=True)
+async def test_a_chinese_reading_contact_gets_the_link_and_its_page_in_chinese(house: House) -> None:
+    # (Chinese text with Chinese punctuation, on purpose: RUF001.)
+    _, help_link = await house.raise_alert("help")
+    message = house.http.posts[-1]["json"]["message"]
+    assert "确认：" + help_link in message  # noqa: RUF001
+    status, page, _ = await house.open("GET", help_link)
+    assert status == 200 and '<html lang="zh-Hans">' in page
+    # the profile's own words stay as written ("help needed")
+    assert "确认此警报？" in page and "我已看到：确认" in page and "help needed" in page  # noqa: RUF001
+    status, page, _ = await house.open("POST", help_link)
+    assert status == 200 and "谢谢：已确认" in page  # noqa: RUF001
+    status, page, _ = await house.open("GET", help_link)
+    assert status == 410 and "此链接已被使用" in page
+
+
+def test_a_contacts_language_is_a_catalogue_or_a_config_error() -> None:
+    assert apprise_target(["json://127.0.0.1:1/x"], language="zh-CN").language == "zh-Hans"
+    assert apprise_target(["json://127.0.0.1:1/x"]).language is None
+    with pytest.raises(ValidationError, match="no catalogue for the language 'tlh'"):
+        apprise_target(["json://127.0.0.1:1/x"], language="tlh")

@@ -19,6 +19,7 @@ from gateway.api.auth import TokenStore
 from gateway.api.resident import add_resident_routes
 from gateway.api.scenes import add_scene_routes
 from gateway.scenes.engine import CHECK_IN_RESOLUTION, RESIDENT_REPEAT_S, ResidentCheckedIn, SceneEngine
+from gateway.scenes.notify import RecordingNotifier
 from gateway.scenes.profile import find_profile
 from tests.scenes.test_engine import BUTTON, KITCHEN_MOTION, DictStorage, House, at
 
@@ -268,3 +269,24 @@ async def test_a_second_tap_answers_an_alert_raised_in_between(resident: Residen
     status, second = await resident.call("POST", "/api/resident/check-in")
     assert status == 201 and second["check_in"]["resolved"] == [morning["id"]]
     assert second["check_in"]["told"] == ["daughter"]
+
+
+async def test_the_page_and_the_neighbours_notices_in_chinese(resident: Resident) -> None:
+    # The neighbour reads Chinese ([notify.neighbour] language = "zh-Hans"); the tablet prefers Chinese.
+    resident.house.notifier = resident.engine.notifier = RecordingNotifier({"neighbour": "zh-Hans"})
+    await resident.house.until("09:41")  # the morning check: the daughter, then the neighbour
+    status, _ = await resident.call("POST", "/api/resident/check-in")
+    assert status == 201
+    resolved = {t: n for t, n in resident.house.notifier.sent if n.data["kind"] == "resolved"}
+    assert resolved["daughter"].message.startswith("resident checked in (09:4")
+    assert resolved["neighbour"].title == "已解决：Morning check"  # noqa: RUF001 (Chinese punctuation)
+    assert resolved["neighbour"].message.startswith("老人已报平安（09:4")  # noqa: RUF001
+
+    headers = {"Authorization": f"Bearer {resident.token}", "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}
+    async with resident.session.get(resident.url + "/api/resident", headers=headers) as response:
+        page = await response.json()
+    assert page["language"] == "zh-Hans"
+    texts = [n["text"] for n in page["told"]]
+    assert "已告诉 Neighbour 您很好" in texts and "已通知 Daughter：Morning check" in texts  # noqa: RUF001
+    morning = next(r for r in page["reminders"] if r["time"] == "09:30")
+    assert (morning["when"], morning["text"]) == ("09:30 前", "起床活动")

@@ -34,6 +34,7 @@ WHO_MAY: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/logout"): EVERYONE,
     ("GET", "/api/me"): EVERYONE,
     ("POST", "/api/me/password"): EVERYONE,
+    ("PATCH", "/api/me"): EVERYONE,
     # the house: everyone but the resident (whose view has its own routes) reads it
     ("GET", "/api/devices"): READERS,
     ("GET", "/api/devices/{id}"): READERS,

@@ -16,7 +16,7 @@ from gateway.errors import ConfigError
 from gateway.hub import Hub
 from gateway.model import expected_state
 from gateway.model.types import CapabilitySupport, Command, CommandResult, DeviceEventUpdate, DeviceInfo, Update
-from gateway.scenes.engine import EngineSettings, SceneEngine
+from gateway.scenes.engine import CHECK_IN_RESOLUTION, EngineSettings, SceneEngine
 from gateway.scenes.notify import RecordingNotifier
 from gateway.scenes.profile import load_profile_text
 
@@ -573,6 +573,33 @@ async def test_escalation_goes_down_the_contacts_then_a_final_unanswered_notice(
     assert house.sent()[-1][2].startswith("Nobody has acknowledged this alert since 08:00 (3 notifications)")
     (alert,) = house.engine.list_alerts()
     assert alert["state"] == "open" and alert["unanswered_at"] and alert["next_escalation_at"] is None
+
+
+async def test_each_contact_is_told_in_their_own_language(houses: Any) -> None:
+    # The son reads English, the neighbour Chinese ([notify.neighbour] language = "zh-Hans"): what the
+    # gateway writes is in each one's language; what the profile wrote is sent as written.
+    house = await houses(profile(ALERT))
+    house.notifier = house.engine.notifier = RecordingNotifier({"neighbour": "zh-Hans"})
+    await house.until("08:00")
+    await house.press()
+    await house.until("12:00")
+    final = {target: n for target, n in house.notifier.sent if n.data["kind"] == "unanswered"}
+    assert final["son"].title == "Unanswered: help"
+    assert final["son"].message.startswith("Nobody has acknowledged this alert since 08:00 (3 notifications)")
+    # (Chinese text with Chinese punctuation, on purpose: RUF001.)
+    assert final["neighbour"].title == "无人回应：help"  # noqa: RUF001
+    assert final["neighbour"].message == \
+        "自 08:00 起无人确认此警报（已发送 3 条通知）：Bedside button pressed"  # noqa: RUF001
+    assert next(n.message for t, n in house.notifier.sent if t == "neighbour") == "[son 未确认] Bedside button pressed"
+
+    (alert,) = house.engine.list_alerts()
+    told = len(house.notifier.sent)
+    house.engine.resolve(alert["id"], "nai-nai", CHECK_IN_RESOLUTION)
+    await house.settle()
+    resolved = {target: n for target, n in house.notifier.sent[told:]}
+    assert (resolved["son"].title, resolved["son"].message) == ("Resolved: help", "resident checked in (12:00).")
+    assert (resolved["neighbour"].title, resolved["neighbour"].message) == \
+        ("已解决：help", "老人已报平安（12:00）。")  # noqa: RUF001
 
 
 REMINDED = scene("help", PRESS, '{ kind = "alert", alert = "help", message = "{device} pressed", '
