@@ -74,6 +74,8 @@ MAX_BODY_BYTES = 64 * 1024
 ADAPTER_GRACE_S = 10.0
 # A client retrying a bad token must not flood the log (or wear the SD card): one line per window.
 AUTH_FAILURE_LOG_WINDOW_S = 60.0
+# JSON answers at least this long are gzipped for a client that takes it (smaller ones gain little).
+COMPRESS_MIN_BYTES = 2048
 # Draining open requests on shutdown: long enough for a command waiting for its confirmation.
 SHUTDOWN_TIMEOUT_S = 5.0
 
@@ -281,6 +283,20 @@ _AUTH_FAILURES_KEY = web.AppKey("hearth.auth_failures", _AuthFailureLog)
 def _unauthorized(message: str, error_code: str | None) -> web.Response:
     challenge = 'Bearer realm="hearth"' + (f', error="{error_code}"' if error_code else "")
     return _json({"error": message}, status=401, headers={"WWW-Authenticate": challenge})
+
+
+@web.middleware
+async def _compress_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A large JSON answer (the devices of a big house, a day's history) goes gzipped to a client that
+    takes it."""
+    response = await handler(request)
+    if (type(response) is web.Response and response.body is not None and not response.compression
+            and response.content_type == "application/json" and isinstance(response.body, bytes)
+            and len(response.body) >= COMPRESS_MIN_BYTES and "gzip" in request.headers.get("Accept-Encoding", "")):
+        response.enable_compression(web.ContentCoding.gzip)
+    return response
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -519,7 +535,7 @@ def create_app(
     from gateway.api.ws import WsSettings, add_ws_routes
 
     app = web.Application(
-        middlewares=[_errors_middleware, _auth_middleware],
+        middlewares=[_errors_middleware, _auth_middleware, _compress_middleware],
         client_max_size=MAX_BODY_BYTES,
     )
     app[HUB_KEY] = hub

@@ -166,7 +166,7 @@ async def post_help(request: web.Request) -> web.Response:
 async def resident_page(request: web.Request) -> web.StreamResponse:
     from gateway.api.ui import CSP, WEB_DIR, _file
 
-    response = _file(WEB_DIR / "resident.html")
+    response = _file(WEB_DIR / "resident.html", request)
     # The app's hook sets these for "/" and "/ui/..." only; this page gets the same.
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Frame-Options"] = "DENY"

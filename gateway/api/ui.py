@@ -91,7 +91,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 async def index(request: web.Request) -> web.StreamResponse:
-    return _file(WEB_DIR / "index.html")
+    return _file(WEB_DIR / "index.html", request)
 
 
 async def ui_file(request: web.Request) -> web.StreamResponse:
@@ -100,10 +100,10 @@ async def ui_file(request: web.Request) -> web.StreamResponse:
     # Only regular files inside the web folder, of a known type: no traversal, no directory listing.
     if not path.is_relative_to(WEB_DIR) or path.suffix not in _CONTENT_TYPES or not path.is_file():
         raise web.HTTPNotFound()
-    return _file(path)
+    return _file(path, request)
 
 
-def _file(path: Path) -> web.FileResponse:
+def _file(path: Path, request: web.Request | None = None) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Content-Type": _CONTENT_TYPES[path.suffix],
                                            "Cache-Control": _UI_CACHE})
 

@@ -577,3 +577,26 @@ async def test_discovered_says_when_mdns_is_off(tmp_path: Path) -> None:
         running[0] = [{"id": "shelly:x", "support": "supported"}]
         async with session.get(server.url + "/api/discovered", headers=headers) as response:
             assert (await response.json())["mdns"] == "on"
+
+
+async def test_a_large_json_answer_goes_gzipped_to_a_client_that_takes_it(tmp_path: Path) -> None:
+    # A Pi on Wi-Fi: the API's devices of a big house compressed; as they are to a client that takes no gzip.
+    import gzip
+
+    clock = SimulatedClock(START)
+    hub = _hub(clock)
+    for n in range(200):
+        hub.upsert_device(DeviceInfo(id=f"test:{n}", name=f"Plug {n}", source="test",
+                                     components={"main": {"on_off": _support({"on"}, {"on", "off"})}}), "test")
+    async with Store(tmp_path / "big.db", clock) as store:
+        meta = DeviceMeta(hub, store.kv("device_meta"))
+        server, token = await _serve(tmp_path, clock, hub, store, meta, None)
+        async with server, aiohttp.ClientSession(auto_decompress=False) as session:
+            headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"}
+            async with session.get(server.url + "/api/devices", headers=headers) as response:
+                assert response.status == 200 and response.headers["Content-Encoding"] == "gzip"
+                assert len(json.loads(gzip.decompress(await response.read()))["devices"]) == 200
+            headers["Accept-Encoding"] = "identity"
+            async with session.get(server.url + "/api/devices", headers=headers) as response:
+                assert "Content-Encoding" not in response.headers
+                assert len(json.loads(await response.read())["devices"]) == 200
