@@ -293,6 +293,7 @@ async def _compress_middleware(
     takes it."""
     response = await handler(request)
     if (type(response) is web.Response and response.body is not None and not response.compression
+            and "Content-Encoding" not in response.headers  # already encoded (a gzipped UI file)
             and response.content_type == "application/json" and isinstance(response.body, bytes)
             and len(response.body) >= COMPRESS_MIN_BYTES and "gzip" in request.headers.get("Accept-Encoding", "")):
         response.enable_compression(web.ContentCoding.gzip)

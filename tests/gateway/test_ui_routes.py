@@ -600,3 +600,30 @@ async def test_a_large_json_answer_goes_gzipped_to_a_client_that_takes_it(tmp_pa
             async with session.get(server.url + "/api/devices", headers=headers) as response:
                 assert "Content-Encoding" not in response.headers
                 assert len(json.loads(await response.read())["devices"]) == 200
+
+
+async def test_the_ui_files_go_gzipped_to_a_browser_that_takes_it(tmp_path: Path) -> None:
+    # The house page's scripts, styles and language catalogue compressed once (never twice: the catalogue is
+    # JSON, like the API's answers), and sent as they are to a client that takes no gzip.
+    import gzip
+
+    from gateway.api.ui import WEB_DIR
+
+    clock = SimulatedClock(START)
+    hub = _hub(clock)
+    async with Store(tmp_path / "hearth.db", clock) as store:
+        meta = DeviceMeta(hub, store.kv("device_meta"))
+        server, _ = await _serve(tmp_path, clock, hub, store, meta, None)
+        async with server, aiohttp.ClientSession(auto_decompress=False) as session:
+            for name in ("app.js", "style.css", "i18n/en.json"):
+                async with session.get(f"{server.url}/ui/{name}", headers={"Accept-Encoding": "gzip"}) as response:
+                    assert response.status == 200 and response.headers["Content-Encoding"] == "gzip"
+                    body = await response.read()
+                assert gzip.decompress(body) == (WEB_DIR / name).read_bytes(), name
+                assert len(body) < (WEB_DIR / name).stat().st_size / 2
+            async with session.get(server.url + "/ui/app.js", headers={"Accept-Encoding": "identity"}) as response:
+                assert "Content-Encoding" not in response.headers
+                assert await response.read() == (WEB_DIR / "app.js").read_bytes()
+            async with session.get(server.url + "/", headers={"Accept-Encoding": "gzip, br"}) as response:
+                assert response.headers["Content-Encoding"] == "gzip"
+                assert "Content-Security-Policy" in response.headers
