@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import hmac
 import json
@@ -199,7 +200,7 @@ class Principal:
 # -------------------------------------------------------------------- JSON files
 
 
-class _JsonFile:
+class _JsonFile(abc.ABC):
     """A small JSON file of records, shared between processes: re-read when it changes on disk."""
 
     key = "records"
@@ -240,8 +241,9 @@ class _JsonFile:
         self._items, self._load_error = items, None
         return self._items
 
+    @abc.abstractmethod
     def _check(self, key: str, item: Any) -> None:
-        raise NotImplementedError
+        """Raise ValueError/TypeError/KeyError when ``item`` (stored under ``key``) is not a valid entry."""
 
     def _fail(self, message: str, strict: bool) -> dict[str, dict[str, Any]]:
         if message != self._load_error:

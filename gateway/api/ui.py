@@ -24,7 +24,7 @@ import math
 import re
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -87,6 +87,8 @@ TAGS_MAX = 16
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
 # -------------------------------------------------------------------- static files
 
 
@@ -130,6 +132,22 @@ def _file(path: Path, request: web.Request | None = None) -> web.StreamResponse:
                                                      "Vary": "Accept-Encoding"})
     response.last_modified = modified
     return response
+
+
+async def _body(request: web.Request, model: type[_M]) -> _M | web.Response:
+    """The request's JSON object as ``model``, or the 400 that says what is wrong with it."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, request.content_length)
+    try:
+        data = json.loads(await request.read())
+    except (ValueError, RecursionError):
+        return _error(400, "the body is not valid JSON", field="body", reason="invalid_json")
+    if not isinstance(data, dict):
+        return _error(400, "the body must be a JSON object", field="body", reason="wrong_type")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        return _pydantic_error(err, model)
 
 
 # -------------------------------------------------------------------- history
@@ -453,18 +471,9 @@ async def patch_device(request: web.Request) -> web.Response:
     meta = request.app.get(DEVICE_META_KEY)
     if meta is None:
         return _error(503, "device names and areas cannot be edited: the gateway runs without a store")
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, request.content_length)
-    try:
-        data = json.loads(await request.read())
-    except (ValueError, RecursionError):
-        return _error(400, "the body is not valid JSON", field="body", reason="invalid_json")
-    if not isinstance(data, dict):
-        return _error(400, "the body must be a JSON object", field="body", reason="wrong_type")
-    try:
-        body = DeviceMetaBody.model_validate(data)
-    except ValidationError as err:
-        return _pydantic_error(err, DeviceMetaBody)
+    body = await _body(request, DeviceMetaBody)
+    if isinstance(body, web.Response):
+        return body
     if not body.model_fields_set:
         return _error(400, "nothing to change: give name, area or tags", field="body")
     changes = {field: getattr(body, field) for field in body.model_fields_set}
@@ -525,18 +534,9 @@ async def put_area(request: web.Request) -> web.Response:
         return _error(503, "area names cannot be edited: the gateway runs without a store")
     if len(area) > NAME_MAX_CHARS or _CONTROL.search(area):
         return _error(400, "not an area", field="area")
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, request.content_length)
-    try:
-        data = json.loads(await request.read())
-    except (ValueError, RecursionError):
-        return _error(400, "the body is not valid JSON", field="body", reason="invalid_json")
-    if not isinstance(data, dict):
-        return _error(400, "the body must be a JSON object", field="body", reason="wrong_type")
-    try:
-        body = AreaNameBody.model_validate(data)
-    except ValidationError as err:
-        return _pydantic_error(err, AreaNameBody)
+    body = await _body(request, AreaNameBody)
+    if isinstance(body, web.Response):
+        return body
     if body.name is None:
         storage.delete(area)
     else:
