@@ -115,6 +115,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
                           explain=args.explain, at=args.at, strict=args.strict, out=sys.stdout, err=sys.stderr)
 
 
+def cmd_plugin_new(args: argparse.Namespace) -> int:
+    from gateway.devkit.scaffold import run
+
+    return run(args)
+
+
+def cmd_plugin_check(args: argparse.Namespace) -> int:
+    from gateway.devkit.conformance import run
+
+    return run(args)
+
+
+def cmd_definition_check(args: argparse.Namespace) -> int:
+    from gateway.devkit.definitions import run
+
+    return run(args)
+
+
 def cmd_profile_list(args: argparse.Namespace) -> int:
     from gateway.scenes.profile import load_profile, shipped_profiles
 
@@ -418,6 +436,29 @@ def build_parser() -> argparse.ArgumentParser:
                                    "this house lacks")
     q.add_argument("--config", "-c", help="config whose [[profiles]] parameters to use (and areas, tags)")
     q.set_defaults(func=cmd_profile_check)
+
+    p = sub.add_parser("plugin", help="for appliance makers: start a plugin package, check one against the contract")
+    plugin_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = plugin_sub.add_parser("new", help="create a pip-installable plugin package (codec, adapter, capture, "
+                                          "tests, README)")
+    q.add_argument("name", help="the plugin's name: a Python identifier such as 'acme' (its adapter's name)")
+    q.add_argument("--dir", default=".", help="where to create the package's directory (default: here)")
+    q.add_argument("--force", action="store_true", help="write into an existing, non-empty directory")
+    q.set_defaults(func=cmd_plugin_new)
+    q = plugin_sub.add_parser("check", help="check an installed plugin against the adapter contract "
+                                            "(a pass/fail table; exit 1 on a failure)")
+    q.add_argument("name", nargs="?", help="the plugin's entry-point name (default: every non-built-in one)")
+    q.add_argument("--capture", action="append", metavar="FILE",
+                   help="a capture of the device's traffic to replay (repeatable; default: the plugin's own)")
+    q.add_argument("--config", "-c", help="config file with the plugin's [adapters.NAME] section")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.set_defaults(func=cmd_plugin_check)
+
+    p = sub.add_parser("definition", help="declarative device definitions (TOML)")
+    definition_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = definition_sub.add_parser("check", help="validate definition files; errors name file, line and key")
+    q.add_argument("files", nargs="+", metavar="FILE", help="definition files or folders of them")
+    q.set_defaults(func=cmd_definition_check)
 
     p = sub.add_parser("capture", help="record live MQTT traffic into a capture file")
     p.add_argument("--out", "-o", required=True, help="file to append to")

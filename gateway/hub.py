@@ -27,7 +27,7 @@ from gateway.bus import (
 )
 from gateway.clock import Clock
 from gateway.errors import CommandErrorReason, CommandValidationError
-from gateway.model import capabilities, expected_state, matches_expected, validate_command
+from gateway.model import capabilities, expected_state, matches_expected, registry_generation, validate_command
 from gateway.model._spec import _PY_TYPES, AttributeSpec
 from gateway.model.types import (
     CapabilitySupport,
@@ -88,6 +88,7 @@ class Hub:
 
     def refresh_model(self) -> None:
         """Rebuild the (capability, attribute) lookup used on the hot path (after a plugin capability)."""
+        self._model_generation = registry_generation()
         self._attr_specs = {
             (cap, attr): spec for cap, cap_spec in capabilities().items() for attr, spec in cap_spec.attributes.items()
         }
@@ -210,6 +211,11 @@ class Hub:
             capability = update.capability
             attribute = update.attribute
             check = checks.get((capability, attribute))
+            if check is None and self._model_generation != registry_generation():
+                # A plugin registered a capability since the tables were built (at import, in start).
+                self.refresh_model()
+                checks = self._checks
+                check = checks.get((capability, attribute))
             if check is None:
                 self.reject_input(device.source, f"{device_id}: unknown attribute {capability}.{attribute}")
                 continue
@@ -330,6 +336,16 @@ class Hub:
             except Exception as err:
                 log.exception("adapter %s failed to execute %s", device.adapter, command)
                 result = CommandResult("failed", f"adapter error: {err}")
+            if result.status == "sent" and result.expected:
+                # The adapter knows better what the device will report back (a fan with 3 speeds asked
+                # for 50 % reports 67 %): its expectation replaces the model's, never the other way.
+                expected = dict(result.expected)
+                if waiter is None:
+                    waiter = _ConfirmWaiter(command, expected, asyncio.get_running_loop().create_future())
+                    self._waiters.setdefault(device.id, []).append(waiter)
+                else:
+                    waiter.expected = expected
+                    waiter.seen = set()
             if result.status == "sent" and self.after_command is not None:
                 self.after_command(command, expected)
             if result.status == "sent" and waiter is not None:

@@ -34,6 +34,7 @@ from gateway.model.types import (
 from gateway.tomlloc import TomlLocator
 
 __all__ = [
+    "SDK_VERSION",
     "Adapter",
     "AdapterContext",
     "AdapterNotReadyError",
@@ -68,6 +69,13 @@ __all__ = [
     "topic_matches",
     "validate_topic_filter",
 ]
+
+#: The version of this SDK. A minor version only adds (a plugin made for 1.0 runs on 1.3); a new major
+#: version may change or remove something. A plugin says what it needs with a version specifier in its
+#: adapter class, ``requires_sdk = ">=1.1,<2"``; a gateway whose SDK it does not admit leaves it out and
+#: says why (the log, ``hearth config check``, ``hearth plugin check``), instead of failing on a missing name.
+#: 1.0: wave 1. 1.1: ``CommandResult.expected`` from the adapter is kept; plugin capabilities work in replay.
+SDK_VERSION = "1.1"
 
 Unsubscribe = Callable[[], None]
 # (topic, payload, retained). Called on the event loop for each message; must not block.
@@ -241,6 +249,8 @@ def publish_command(
 class Adapter(Protocol):
     #: Needs the shared MQTT session (the gateway will not start it without one).
     needs_mqtt: ClassVar[bool]
+    # Optional class attributes: ``requires_sdk`` (a version specifier for SDK_VERSION, ">=1.1,<2"),
+    # ``config_model`` (a pydantic model of the adapter's [adapters.NAME] section).
 
     async def start(self, ctx: AdapterContext) -> None: ...
 

@@ -67,10 +67,45 @@ def discover_adapters(enabled: Callable[[str], bool] | None = None) -> dict[str,
         if enabled is not None and not enabled(ep.name):
             continue
         try:
-            found[ep.name] = ep.load()
+            cls = ep.load()
         except Exception:
             log.exception("adapter plugin %r (%s) failed to load; it is left out", ep.name, ep.value)
+            LOAD_PROBLEMS[ep.name] = f"failed to import {ep.value}"
+            continue
+        problem = sdk_incompatibility(cls)
+        if problem is not None:
+            log.error("adapter plugin %r (%s) is left out: %s", ep.name, ep.value, problem)
+            LOAD_PROBLEMS[ep.name] = problem
+            continue
+        LOAD_PROBLEMS.pop(ep.name, None)
+        found[ep.name] = cls
     return found
+
+
+# Plugins found but left out, by entry-point name: why (shown by `hearth config check` and /healthz).
+LOAD_PROBLEMS: dict[str, str] = {}
+
+
+def sdk_incompatibility(cls: Any) -> str | None:
+    """Why ``cls`` cannot run on this gateway's SDK (its ``requires_sdk`` specifier does not admit
+    :data:`gateway.sdk.SDK_VERSION`), or None when it can (or says nothing)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    from gateway.sdk import SDK_VERSION
+
+    wanted = getattr(cls, "requires_sdk", None)
+    if wanted is None:
+        return None
+    if not isinstance(wanted, str):
+        return f"requires_sdk must be a version specifier string such as '>=1.0,<2', not {wanted!r}"
+    try:
+        spec = SpecifierSet(wanted)
+    except InvalidSpecifier:
+        return f"requires_sdk {wanted!r} is not a version specifier (write it as '>=1.0,<2')"
+    if SDK_VERSION not in spec:
+        return (f"it needs the Hearth plugin SDK {wanted}, and this gateway has SDK {SDK_VERSION}: "
+                "install a version of the plugin made for this SDK (or a gateway that has the SDK it needs)")
+    return None
 
 
 def validate_adapter_config(name: str, cls: type[Any], section: dict[str, Any]) -> dict[str, Any]:

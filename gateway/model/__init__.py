@@ -36,12 +36,20 @@ __all__ = [
     "expected_state",
     "json_schema",
     "register_capability",
+    "registry_generation",
     "validate_command",
 ]
 
 MODEL_VERSION = 1
 _REGISTRY: dict[str, CapabilitySpec] = {spec.name: spec for spec in CORE_CAPABILITIES}
 _PLUGIN_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+# Bumped by every registration that changes the model: a hub rebuilds its lookup tables when it differs.
+_GENERATION = 0
+
+
+def registry_generation() -> int:
+    """A number that changes whenever a capability is registered (the hub's cue to refresh its tables)."""
+    return _GENERATION
 
 
 def capabilities() -> dict[str, CapabilitySpec]:
@@ -62,7 +70,10 @@ def register_capability(spec: CapabilitySpec) -> None:
     existing = _REGISTRY.get(spec.name)
     if existing is not None and existing != spec:
         raise HearthError(f"capability {spec.name!r} is already registered with a different definition")
-    _REGISTRY[spec.name] = spec
+    if existing is None:
+        global _GENERATION
+        _REGISTRY[spec.name] = spec
+        _GENERATION += 1
 
 
 def _check_arg(path: str, spec: ArgSpec, value: Any, limits: tuple[float | None, float | None] | None) -> Any:

@@ -150,7 +150,9 @@ class CommandResult:
 
     status: CommandStatus
     message: str = ""
-    # attribute -> value the device should report once done (filled by the hub from the model)
+    #: attribute -> value the device should report once done. An adapter returning "sent" may fill it
+    #: when it knows better than the model (a stepped speed, a rounded level): the hub then waits for
+    #: these values. Left empty, the hub fills it from the capability model.
     expected: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
 
