@@ -18,6 +18,8 @@ from typing import Protocol
 
 
 class TimerHandle(Protocol):
+    """What :meth:`Clock.call_later` returns: ``cancel()`` drops the timer (harmless once it has run)."""
+
     def cancel(self) -> None: ...
 
 

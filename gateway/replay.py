@@ -23,7 +23,7 @@ from gateway.config import Config
 from gateway.hub import Hub
 from gateway.model.types import Command, Update
 from gateway.mqtt import topic_matches
-from gateway.sdk import NOTES_LOGGER, MessageCallback, Unsubscribe
+from gateway.sdk import NOTES_LOGGER, CaptureReplayer, MessageCallback, Unsubscribe
 from gateway.supervisor import Supervisor, discover_adapters
 
 log = logging.getLogger("hearth.replay")
@@ -456,6 +456,15 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
     from gateway.mdns import RecordedMdns, service_record_from_capture
 
     recorded_mdns = RecordedMdns()
+    # A line of another source goes to the adapter that says it reads that source (CaptureReplayer); the
+    # instance is looked up per line, since a restarted adapter is a new one.
+    players = {cls.capture_source: name for name, cls in classes.items() if hasattr(cls, "capture_source")}
+
+    def capture_player(source: str) -> CaptureReplayer | None:
+        name = players.get(source)
+        instance = supervisor.instance(name) if name is not None else None
+        return instance if isinstance(instance, CaptureReplayer) else None
+
     async with noted, _rare_cycle_collection(), \
             Supervisor(hub, classes, config.adapters, mqtt=mqtt, mdns=recorded_mdns, http=None) as supervisor:
         # Let every adapter start (subscribe) before the first captured message.
@@ -477,16 +486,12 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
                                        "message": f"{path.name}:{record.line}: {record.mqtt}"})
                         continue
                     mqtt.deliver(*record.mqtt)
-                elif record.source == "ble" and supervisor.instance("ble") is not None:
-                    from adapters.ble.decoders import advertisement_from_capture
-
+                elif (player := capture_player(record.source)) is not None:
                     try:
-                        advertisement = advertisement_from_capture(record.data, record.t)
+                        player.replay_capture_line(record.data, record.t)
                     except ValueError as err:
                         errors.append({"t": iso_utc(record.t), "source": "capture",
                                        "message": f"{path.name}:{record.line}: {err}"})
-                    else:
-                        supervisor.instance("ble").feed(advertisement)  # never raises; bad frames are reported
                 elif record.source == "mdns" and supervisor.instance("mdns") is not None:
                     try:
                         service = service_record_from_capture(record.data)

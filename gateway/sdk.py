@@ -15,11 +15,12 @@ in ``/healthz`` and started again with exponential back-off; the other adapters 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from gateway.clock import Clock, iso_utc
+from gateway.clock import Clock, TimerHandle, iso_utc
 from gateway.errors import AdapterNotReadyError, CodecError, ConfigError, ConfigProblem, HearthError
+from gateway.mdns import MdnsService, ServiceRecord
 from gateway.model import CapabilitySpec, capabilities, capability, register_capability
 from gateway.model._spec import ArgSpec, AttributeSpec, CommandSpec
 from gateway.model.types import (
@@ -32,9 +33,11 @@ from gateway.model.types import (
     Update,
 )
 from gateway.tomlloc import TomlLocator
+from gateway.units import UNIT_FACTORS, fahrenheit_to_celsius
 
 __all__ = [
     "SDK_VERSION",
+    "UNIT_FACTORS",
     "Adapter",
     "AdapterContext",
     "AdapterNotReadyError",
@@ -42,6 +45,7 @@ __all__ = [
     "AttributeSpec",
     "CapabilitySpec",
     "CapabilitySupport",
+    "CaptureReplayer",
     "Clock",
     "CodecError",
     "Command",
@@ -54,14 +58,18 @@ __all__ = [
     "DeviceInfo",
     "HearthError",
     "KeyValueStore",
+    "MdnsService",
     "MessageCallback",
     "MqttClient",
+    "ServiceRecord",
+    "TimerHandle",
     "TomlLocator",
     "Unsubscribe",
     "Update",
     "apply_decoded",
     "capabilities",
     "capability",
+    "fahrenheit_to_celsius",
     "iso_utc",
     "plain_topic",
     "publish_command",
@@ -75,7 +83,9 @@ __all__ = [
 #: adapter class, ``requires_sdk = ">=1.1,<2"``; a gateway whose SDK it does not admit leaves it out and
 #: says why (the log, ``hearth config check``, ``hearth plugin check``), instead of failing on a missing name.
 #: 1.0: wave 1. 1.1: ``CommandResult.expected`` from the adapter is kept; plugin capabilities work in replay.
-SDK_VERSION = "1.1"
+#: 1.2: ``UNIT_FACTORS`` and ``fahrenheit_to_celsius``, ``MdnsService`` and ``ServiceRecord``, ``TimerHandle``,
+#: ``CaptureReplayer``.
+SDK_VERSION = "1.2"
 
 Unsubscribe = Callable[[], None]
 # (topic, payload, retained). Called on the event loop for each message; must not block.
@@ -257,3 +267,23 @@ class Adapter(Protocol):
     async def stop(self) -> None: ...
 
     async def execute(self, command: Command) -> CommandResult: ...
+
+
+@runtime_checkable
+class CaptureReplayer(Protocol):
+    """An adapter that plays the capture lines of its own ``source`` in ``hearth replay``.
+
+    The gateway plays ``mqtt`` and ``mdns`` lines itself, through the shared sessions it injects; a line of any
+    other source (``ble``, or a plugin's own radio) goes to the running adapter whose class declares that source,
+    which turns it into what its radio would have heard. Replay knows nothing of the source's format.
+    """
+
+    #: The capture ``source`` this adapter reads (``"ble"``).
+    capture_source: ClassVar[str]
+
+    def replay_capture_line(self, line: Mapping[str, Any], t: float) -> None:
+        """Take one capture line (the JSON object, ``t`` already read as epoch seconds) as if heard now.
+
+        Raise ValueError, saying which field is wrong, for a line that cannot be read (replay lists it with
+        its line number); what the device itself sent wrong is reported as usual (``ctx.report_bad_input``).
+        """

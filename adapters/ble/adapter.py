@@ -19,11 +19,12 @@ import asyncio
 import random
 import sys
 import uuid as uuid_module
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from adapters.ble.decoders import Advertisement, KeyRing, normalize_mac
+from adapters.ble.decoders import Advertisement, KeyRing, advertisement_from_capture, normalize_mac
 from adapters.ble.devices import BleDevices
 from adapters.ble.presence import PresenceTracker, Tag
 from adapters.ble.shared import SharedBle, shared_for
@@ -143,6 +144,8 @@ class BleAdapter:
 
     needs_mqtt: ClassVar[bool] = False
     config_model: ClassVar[type[BaseModel]] = BleConfig
+    #: ``hearth replay`` hands this adapter the capture's ``ble`` lines (CaptureReplayer).
+    capture_source: ClassVar[str] = "ble"
 
     def __init__(self) -> None:
         self._ctx: AdapterContext | None = None
@@ -222,6 +225,11 @@ class BleAdapter:
     def feed(self, adv: Advertisement) -> None:
         """Take one advertisement as if the local radio heard it (``hearth replay``). Sync, never raises."""
         self._handle(adv)
+
+    def replay_capture_line(self, line: Mapping[str, Any], t: float) -> None:
+        """A capture's ``ble`` line, as if the local radio heard it (CaptureReplayer). ValueError for a line that
+        is not an advertisement; what the advertisement itself holds wrong is reported like a live one."""
+        self.feed(advertisement_from_capture(line, t))
 
     def _handle(self, adv: Advertisement) -> None:
         ctx, devices, config = self._ctx, self._devices, self._config

@@ -2,7 +2,7 @@
 plain, legacy and AES-CCM encrypted) and the custom formats of pvvx's thermometer firmware (0x181A).
 
 One entry point, :func:`decode_advertisement`, serves the local scanner (``adapters.ble.adapter``), the
-BLE-to-MQTT gateways (``adapters.mqtt.ble_gateway``) and ``hearth replay``. It takes everything it needs
+BLE-to-MQTT gateways (``adapters.ble.mqtt_gateway``) and ``hearth replay``. It takes everything it needs
 as arguments: the advertisement (with its time), the bind keys, and the per-device state that packet-id
 deduplication, replay protection and the pvvx opening flag need. No I/O, no clock, no logging; whatever
 is not applied becomes a :class:`Drop` with its reason in the result (``adapters.ble._drops``), never an

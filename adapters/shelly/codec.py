@@ -4,7 +4,7 @@ out; commands in, JSON-RPC method and params out.
 Pure (no I/O, no clock, no globals that change): :class:`ShellyDevice` holds only what one device told it
 (``Shelly.GetDeviceInfo``, the last full status with every ``NotifyStatus`` overlaid, or the whole status of each
 component it published on its own, ``<prefix>/status/<component>``). The MQTT transport
-(:mod:`adapters.shelly.mqtt_codec`, :mod:`adapters.mqtt.shelly`) and the HTTP/WebSocket transport of the
+(:mod:`adapters.shelly.mqtt_codec`, :mod:`adapters.shelly.mqtt_adapter`) and the HTTP/WebSocket transport of the
 mDNS adapter feed it the same frames, so a device is the same device, with the same components, either way.
 
 Device id: ``shelly:<id>``, ``id`` being ``Shelly.GetDeviceInfo``'s ``id`` (the ``src`` of every frame the

@@ -15,8 +15,8 @@ import pytest
 
 from adapters.ble.adapter import BleAdapter, BleConfig
 from adapters.ble.decoders import BTHOME_UUID, Advertisement
+from adapters.ble.mqtt_gateway import BleMqttGatewayAdapter, parse_gateway_message
 from adapters.ble.presence import PresenceTracker, Tag, parse_ibeacon
-from adapters.mqtt.ble_gateway import BleMqttGatewayAdapter, parse_gateway_message
 from gateway.bus import DeviceEvent
 from gateway.clock import SimulatedClock
 from gateway.hub import Hub

@@ -27,7 +27,7 @@ from adapters.ble.decoders import (
     decode_advertisement,
     normalize_mac,
 )
-from adapters.mqtt.ble_gateway import BleMqttGatewayAdapter
+from adapters.ble.mqtt_gateway import BleMqttGatewayAdapter
 from gateway.clock import SimulatedClock
 from gateway.hub import Hub
 from gateway.sdk import capability

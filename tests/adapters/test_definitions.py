@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gateway.replay as replay_module
-from adapters.mqtt.definition_codec import DefinitionCodec, Instance
-from adapters.mqtt.definition_format import load_definition_text, load_definitions
-from adapters.mqtt.definitions import DefinitionsAdapter, DefinitionsConfig
+from adapters.definitions.adapter import DefinitionsAdapter, DefinitionsConfig
+from adapters.definitions.codec import DefinitionCodec, Instance
+from adapters.definitions.format import load_definition_text, load_definitions
 from gateway.clock import SimulatedClock, SystemClock
 from gateway.errors import CommandValidationError
 from gateway.hub import Hub

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.mqtt.definition_format import (
+from adapters.definitions.format import (
     PathError,
     compile_path,
     compile_template,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from adapters.mqtt.homeassistant import HomeAssistantDiscoveryAdapter, HomeAssistantDiscoveryConfig
+from adapters.homeassistant.adapter import HomeAssistantDiscoveryAdapter, HomeAssistantDiscoveryConfig
 from gateway.clock import SystemClock
 from gateway.hub import Hub
 from gateway.replay import replay

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.mqtt.ha_codec import (
+from adapters.homeassistant.codec import (
     ABBREVIATIONS,
     DEVICE_ABBREVIATIONS,
     ORIGIN_ABBREVIATIONS,
@@ -29,7 +29,7 @@ from adapters.mqtt.ha_codec import (
     press_kind,
     rgb_to_hs,
 )
-from adapters.mqtt.ha_template import (
+from adapters.homeassistant.template import (
     UNDEFINED,
     TemplateError,
     TemplateUndefined,

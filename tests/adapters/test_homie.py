@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
-from adapters.mqtt.homie import HomieAdapter
-from adapters.mqtt.homie_codec import HomieCodec, PropertyDef, map_property
+from adapters.homie.adapter import HomieAdapter
+from adapters.homie.codec import HomieCodec, PropertyDef, map_property
 from gateway.clock import SystemClock
 from gateway.config import MqttSection
 from gateway.hub import Hub

@@ -11,14 +11,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from adapters.mqtt.ha_codec import DEFAULT_SKIP_NATIVE
-from adapters.mqtt.homeassistant import NATIVE_SOURCES
-from adapters.mqtt.tasmota import TasmotaAdapter, TasmotaConfig
-from adapters.mqtt.tasmota_codec import TasmotaCodec
+from adapters.homeassistant.adapter import NATIVE_SOURCES
+from adapters.homeassistant.codec import DEFAULT_SKIP_NATIVE
+from adapters.tasmota.adapter import TasmotaAdapter, TasmotaConfig
+from adapters.tasmota.codec import TasmotaCodec
 from gateway.clock import SystemClock
 
-LAZY = ("adapters.mqtt.ha_codec", "adapters.mqtt.tasmota_codec", "adapters.mqtt.homie_codec",
-        "adapters.shelly.codec", "adapters.shelly.mqtt_codec", "adapters.shelly.http", "adapters.mdns.discovery")
+LAZY = ("adapters.homeassistant.codec", "adapters.tasmota.codec", "adapters.homie.codec",
+        "adapters.shelly.codec", "adapters.shelly.mqtt_codec", "adapters.shelly.http", "adapters.shelly.discovery")
 
 
 def test_importing_the_adapters_loads_no_codec_of_theirs() -> None:

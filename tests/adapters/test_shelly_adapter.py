@@ -14,7 +14,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from adapters.mqtt.shelly import ShellyMqttAdapter
+from adapters.shelly.mqtt_adapter import ShellyMqttAdapter
 from gateway.clock import SystemClock
 from gateway.config import MqttSection
 from gateway.hub import Hub

@@ -16,8 +16,8 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from adapters.mqtt.shelly import ShellyMqttAdapter
 from adapters.shelly.codec import MODELS, ShellyDevice, model_for
+from adapters.shelly.mqtt_adapter import ShellyMqttAdapter
 from adapters.shelly.mqtt_codec import ShellyMqttCodec
 from gateway.clock import SystemClock
 from gateway.config import MqttSection

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.mqtt.tasmota import TasmotaAdapter, TasmotaConfig
+from adapters.tasmota.adapter import TasmotaAdapter, TasmotaConfig
 from gateway.clock import SystemClock
 from gateway.hub import Hub
 from gateway.replay import replay

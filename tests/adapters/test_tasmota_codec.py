@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.mqtt.tasmota_codec import (
+from adapters.tasmota.codec import (
     SENSOR_FIELDS,
     ZIGBEE_FIELDS,
     Decoded,

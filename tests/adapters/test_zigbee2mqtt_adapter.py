@@ -13,7 +13,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from adapters.mqtt.zigbee2mqtt import STORAGE_KEY, Zigbee2MqttAdapter, Zigbee2MqttConfig
+from adapters.zigbee2mqtt.adapter import STORAGE_KEY, Zigbee2MqttAdapter, Zigbee2MqttConfig
 from gateway.bus import DeviceEvent
 from gateway.clock import SimulatedClock
 from gateway.hub import Hub

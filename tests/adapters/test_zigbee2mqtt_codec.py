@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.mqtt import z2m_codec
-from adapters.mqtt.z2m_codec import (
+from adapters.zigbee2mqtt import codec as z2m_codec
+from adapters.zigbee2mqtt.codec import (
     MAX_PAYLOAD_BYTES,
     Decoded,
     Zigbee2MqttCodec,
@@ -661,7 +661,7 @@ def test_fuzz_bridge_devices_shapes() -> None:
 def test_a_plugs_own_temperature_is_not_a_room_temperature() -> None:
     # Zigbee2MQTT 1.x exposed the ZNCZ02LM plug's chip temperature as plain `temperature`
     # (shape from Koenkk/zigbee2mqtt test/bridge.test.js, "Should publish devices on startup").
-    from adapters.mqtt.z2m_codec import compile_device
+    from adapters.zigbee2mqtt.codec import compile_device
 
     plug = {
         "friendly_name": "power_plug", "ieee_address": "0x0017880104e45524", "type": "Router",

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from adapters.mqtt.z2m_codec import Decoded, Zigbee2MqttCodec
+from adapters.zigbee2mqtt.codec import Decoded, Zigbee2MqttCodec
 from gateway.model import Device, expected_state
 from gateway.sdk import Command
 

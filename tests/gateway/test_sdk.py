@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from adapters.mqtt.homeassistant import HomeAssistantDiscoveryConfig
-from adapters.mqtt.homie import HomieConfig
-from adapters.mqtt.tasmota import TasmotaConfig
-from adapters.mqtt.zigbee2mqtt import Zigbee2MqttConfig
+from adapters.homeassistant.adapter import HomeAssistantDiscoveryConfig
+from adapters.homie.adapter import HomieConfig
+from adapters.tasmota.adapter import TasmotaConfig
+from adapters.zigbee2mqtt.adapter import Zigbee2MqttConfig
 from gateway.sdk import plain_topic
 
 FIELDS = [(Zigbee2MqttConfig, "base_topic"), (HomieConfig, "base_topic"),

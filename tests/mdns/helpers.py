@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from adapters.mdns.adapter import MdnsAdapter
+from adapters.shelly.mdns_adapter import MdnsAdapter
 from gateway.bus import InputRejected
 from gateway.clock import SystemClock
 from gateway.hub import Hub

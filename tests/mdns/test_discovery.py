@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.mdns.discovery import BROWSED_TYPES, DiscoveryRegistry, ServiceRecord, decode_txt
+from adapters.shelly.discovery import BROWSED_TYPES, DiscoveryRegistry, ServiceRecord, decode_txt
 from gateway.mdns import service_record_from_capture
 
 SHELLY = "_shelly._tcp.local."

@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from adapters.ble.decoders import DecoderState, KeyRing, decode_advertisement
-from adapters.mqtt.ble_gateway import parse_gateway_message
+from adapters.ble.mqtt_gateway import parse_gateway_message
 from gateway.sim.bthome import bthome_v2_frame, theengs_message
 
 

@@ -9,7 +9,7 @@ from collections import Counter
 import orjson
 import pytest
 
-from adapters.mqtt.z2m_codec import Zigbee2MqttCodec
+from adapters.zigbee2mqtt.codec import Zigbee2MqttCodec
 from gateway.sim import demo_house, house_stream, message_stream, scaled_house
 from gateway.sim._definitions import DEFINITIONS
 from gateway.sim.house import BASE_TOPIC

@@ -1,4 +1,4 @@
-"""The Homie adapter (v4 and v5): the thin I/O shell around :mod:`adapters.mqtt.homie_codec`.
+"""The Homie adapter (v4 and v5): the thin I/O shell around :mod:`adapters.homie.codec`.
 
 It subscribes to ``<base_topic>/#``, hands every message to the codec and applies what it decoded. Commands are
 published, not retained, on ``…/<node>/<property>/set`` (Homie is state based: the device answers by publishing
@@ -25,7 +25,7 @@ from gateway.sdk import (
 )
 
 if TYPE_CHECKING:
-    from adapters.mqtt.homie_codec import Decoded, HomieCodec
+    from adapters.homie.codec import Decoded, HomieCodec
 
 __all__ = ["HomieAdapter", "HomieConfig"]
 
@@ -87,7 +87,7 @@ class HomieAdapter:
         if self._codec is None:
             # Imported when the first Homie message (or command) comes, not at start: a house without Homie
             # devices never loads the codec (bench/memory.py).
-            from adapters.mqtt.homie_codec import HomieCodec
+            from adapters.homie.codec import HomieCodec
 
             self._codec = HomieCodec(self._base_topic)
         return self._codec

@@ -21,12 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from adapters.shelly.codec import device_id_for, looks_like_shelly_id
-from gateway.sdk import iso_utc
-
-try:  # the SDK re-exports the mDNS record type once the core wires the shared mDNS service
-    from gateway.sdk import ServiceRecord  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - until then
-    from gateway.mdns import ServiceRecord
+from gateway.sdk import ServiceRecord, iso_utc
 
 __all__ = [
     "BROWSED_TYPES",

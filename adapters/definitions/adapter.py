@@ -24,8 +24,8 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from adapters.mqtt.definition_codec import Decoded, DefinitionCodec, Instance
-from adapters.mqtt.definition_format import Definition, load_definitions
+from adapters.definitions.codec import Decoded, DefinitionCodec, Instance
+from adapters.definitions.format import Definition, load_definitions
 from gateway.sdk import (
     AdapterContext,
     AdapterNotReadyError,

@@ -1,4 +1,4 @@
-"""The Home Assistant MQTT discovery adapter: the thin I/O shell around :mod:`adapters.mqtt.ha_codec`.
+"""The Home Assistant MQTT discovery adapter: the thin I/O shell around :mod:`adapters.homeassistant.codec`.
 
 It subscribes to ``<discovery_prefix>/#`` on the gateway's shared MQTT session, hands discovery configs to the
 codec, and subscribes (and unsubscribes) the state and availability topics the configs name as they come and
@@ -6,7 +6,7 @@ go, keeping one handle per topic. Commands are published on the entity's command
 the hub confirms them from the state the device reports back.
 
 Devices that a native adapter represents better (Zigbee2MQTT, Tasmota, Shelly announcing themselves through
-HA discovery too) are skipped, and said so at debug level; see :mod:`adapters.mqtt.ha_codec` for the rule and
+HA discovery too) are skipped, and said so at debug level; see :mod:`adapters.homeassistant.codec` for the rule and
 the ``skip_native`` option.
 """
 
@@ -23,6 +23,7 @@ from gateway.sdk import (
     Command,
     CommandResult,
     HearthError,
+    TimerHandle,
     Unsubscribe,
     Update,
     apply_decoded,
@@ -30,12 +31,11 @@ from gateway.sdk import (
 )
 
 if TYPE_CHECKING:
-    from adapters.mqtt.ha_codec import Decoded, HomeAssistantCodec
-    from gateway.clock import TimerHandle
+    from adapters.homeassistant.codec import Decoded, HomeAssistantCodec
 
 __all__ = ["HomeAssistantDiscoveryAdapter", "HomeAssistantDiscoveryConfig"]
 
-# Also ha_codec.DEFAULT_SKIP_NATIVE (a test keeps them equal): the codec is not imported for the config's default.
+# Also codec.DEFAULT_SKIP_NATIVE (a test keeps them equal): the codec is not imported for the config's default.
 NATIVE_SOURCES = ("zigbee2mqtt", "tasmota", "shelly")
 
 
@@ -110,7 +110,7 @@ class HomeAssistantDiscoveryAdapter:
         if self._codec is None:
             # Imported when the first discovery message (or command) comes, not at start: a house without Home
             # Assistant discovery never loads the codec and its tables (~1 MB of RSS, bench/memory.py).
-            from adapters.mqtt.ha_codec import HomeAssistantCodec
+            from adapters.homeassistant.codec import HomeAssistantCodec
 
             self._codec = HomeAssistantCodec(self._config.discovery_prefix, self._config.skip_native)
         return self._codec

@@ -54,8 +54,8 @@ from typing import Any
 
 import orjson
 
-from adapters.mqtt.tasmota_topics import DEFAULT_FULL_TOPIC, subscription_filters
-from adapters.mqtt.tasmota_topics import fill_full_topic as _fill
+from adapters.tasmota.topics import DEFAULT_FULL_TOPIC, subscription_filters
+from adapters.tasmota.topics import fill_full_topic as _fill
 from gateway.sdk import CapabilitySupport, CodecError, Command, DeviceInfo, Update, capability, topic_matches
 
 __all__ = [

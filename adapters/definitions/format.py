@@ -70,8 +70,16 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from adapters.mqtt.units import UNIT_FACTORS
-from gateway.sdk import ArgSpec, AttributeSpec, ConfigError, ConfigProblem, TomlLocator, capabilities, capability
+from gateway.sdk import (
+    UNIT_FACTORS,
+    ArgSpec,
+    AttributeSpec,
+    ConfigError,
+    ConfigProblem,
+    TomlLocator,
+    capabilities,
+    capability,
+)
 
 __all__ = [
     "FORMAT_VERSION",

@@ -1,4 +1,4 @@
-"""The Tasmota adapter: the thin I/O shell around :mod:`adapters.mqtt.tasmota_codec`.
+"""The Tasmota adapter: the thin I/O shell around :mod:`adapters.tasmota.codec`.
 
 It subscribes to the native discovery topics (``<discovery_prefix>/#``) and to the ``stat``/``tele`` topics of
 every device with the configured FullTopic (and a Zigbee bridge's per-device ``tele/<t>/<short>/SENSOR``), plus the
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from adapters.mqtt.tasmota_topics import DEFAULT_FULL_TOPIC, subscription_filters
+from adapters.tasmota.topics import DEFAULT_FULL_TOPIC, subscription_filters
 from gateway.sdk import (
     AdapterContext,
     AdapterNotReadyError,
@@ -27,7 +27,7 @@ from gateway.sdk import (
 )
 
 if TYPE_CHECKING:
-    from adapters.mqtt.tasmota_codec import Decoded, TasmotaCodec
+    from adapters.tasmota.codec import Decoded, TasmotaCodec
 
 __all__ = ["TasmotaAdapter", "TasmotaConfig"]
 
@@ -97,7 +97,7 @@ class TasmotaAdapter:
         if self._codec is None:
             # Imported when the first Tasmota message (or command) comes, not at start: a house without Tasmota
             # devices never loads the codec and its tables (bench/memory.py).
-            from adapters.mqtt.tasmota_codec import TasmotaCodec
+            from adapters.tasmota.codec import TasmotaCodec
 
             self._codec = TasmotaCodec(self._config.full_topic, self._config.discovery_prefix)
         return self._codec

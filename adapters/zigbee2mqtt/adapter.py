@@ -1,4 +1,4 @@
-"""The Zigbee2MQTT adapter: the thin I/O shell around :mod:`adapters.mqtt.z2m_codec`.
+"""The Zigbee2MQTT adapter: the thin I/O shell around :mod:`adapters.zigbee2mqtt.codec`.
 
 It subscribes to ``<base_topic>/#`` on the gateway's shared MQTT session, hands every message to the codec
 and applies what the codec decoded to its context (devices, state, events, availability, bad input). It
@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from adapters.mqtt.z2m_codec import Decoded, Zigbee2MqttCodec
+from adapters.zigbee2mqtt.codec import Decoded, Zigbee2MqttCodec
 from gateway.sdk import (
     AdapterContext,
     AdapterNotReadyError,

@@ -1,7 +1,7 @@
 """The mDNS adapter: lists the Wi-Fi devices that announce themselves, and runs the Shelly Gen2+ ones over HTTP.
 
-* Discovery: browses the service types of :data:`adapters.mdns.discovery.BROWSED_TYPES` through the gateway's
-  one shared mDNS service (``ctx.mdns``) and keeps :class:`~adapters.mdns.discovery.DiscoveryRegistry`, shown by
+* Discovery: browses the service types of :data:`adapters.shelly.discovery.BROWSED_TYPES` through the gateway's
+  one shared mDNS service (``ctx.mdns``) and keeps :class:`~adapters.shelly.discovery.DiscoveryRegistry`, shown by
   ``GET /api/discovered``: what was seen, who can take it, "supported" or "seen only".
 * Shelly Gen2+: every discovered one (and every ``shelly_hosts`` entry) gets a
   :class:`~adapters.shelly.http.ShellyHttpDevice`: the device ``shelly:<id>``, live over its WebSocket, polled
@@ -31,8 +31,8 @@ from adapters.shelly.hosts import POLL_INTERVAL_S, REQUEST_TIMEOUT_S, parse_host
 from gateway.sdk import AdapterContext, Command, CommandResult, HearthError
 
 if TYPE_CHECKING:
-    from adapters.mdns.discovery import DiscoveryRegistry, ServiceRecord
     from adapters.shelly.codec import Decoded
+    from adapters.shelly.discovery import DiscoveryRegistry, ServiceRecord
     from adapters.shelly.http import ShellyHttpDevice
 
 __all__ = ["MdnsAdapter", "MdnsAdapterConfig"]
@@ -116,7 +116,7 @@ class MdnsAdapter:
         if self._registry is None:
             # Imported with the first service seen, not at start: without mDNS (the default with [mdns] off)
             # the registry and the Shelly codec it uses are never loaded (bench/memory.py).
-            from adapters.mdns.discovery import DiscoveryRegistry
+            from adapters.shelly.discovery import DiscoveryRegistry
 
             self._registry = DiscoveryRegistry()
         return self._registry
@@ -155,10 +155,7 @@ class MdnsAdapter:
 
         mdns = getattr(ctx, "mdns", None)
         if mdns is None and config.own_zeroconf:
-            try:
-                from gateway.sdk import MdnsService  # type: ignore[attr-defined]
-            except ImportError:  # until the SDK re-exports it
-                from gateway.mdns import MdnsService
+            from gateway.sdk import MdnsService
             self._own_mdns = MdnsService(config.interfaces)
             await self._own_mdns.__aenter__()
             mdns = self._own_mdns
@@ -172,7 +169,7 @@ class MdnsAdapter:
                 self._configured.add(id(device))
         browsing = "no mDNS service (discovery off)"
         if mdns is not None:
-            from adapters.mdns.discovery import BROWSED_TYPES  # only with mDNS, see registry
+            from adapters.shelly.discovery import BROWSED_TYPES  # only with mDNS, see registry
 
             self._unsubscribe = mdns.browse(BROWSED_TYPES, self._on_service)
             browsing = "browsing " + ", ".join(BROWSED_TYPES)

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from adapters.mqtt.definition_format import (
+from adapters.definitions.format import (
     _MISSING,
     DEVICE,
     SOURCE,

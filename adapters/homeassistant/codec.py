@@ -33,7 +33,7 @@ Discovery``, a ``shelly…-<mac>`` base topic). :func:`native_device_id` maps th
 exists in the gateway, or when its source is listed in ``skip_native`` (default: all three; remove a source
 from it when you do not run that native adapter and want the device through HA discovery instead).
 
-**Templates** go through :mod:`adapters.mqtt.ha_template`, never a general template engine. An entity whose
+**Templates** go through :mod:`adapters.homeassistant.template`, never a general template engine. An entity whose
 state template is unsupported is left out (reported once as bad input); the rest of the device still works. A
 light or thermostat keeps the parts whose templates are understood (the part left out is reported).
 
@@ -55,7 +55,7 @@ from typing import Any
 
 import orjson
 
-from adapters.mqtt.ha_template import (
+from adapters.homeassistant.template import (
     UNDEFINED,
     CompiledTemplate,
     TemplateError,
@@ -63,8 +63,8 @@ from adapters.mqtt.ha_template import (
     compile_template,
     to_text,
 )
-from adapters.mqtt.units import UNIT_FACTORS, _f_to_c
 from gateway.sdk import (
+    UNIT_FACTORS,
     AttributeSpec,
     CapabilitySupport,
     CodecError,
@@ -73,6 +73,7 @@ from gateway.sdk import (
     DeviceInfo,
     Update,
     capability,
+    fahrenheit_to_celsius,
     topic_matches,
     validate_topic_filter,
 )
@@ -405,7 +406,7 @@ def native_device_id(config: dict[str, Any]) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------- units
-# UNIT_FACTORS lives in adapters.mqtt.units (device definitions use it too).
+# UNIT_FACTORS is the SDK's (gateway.units): device definitions and plugins use it too.
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,7 +461,7 @@ BINARY_CLASSES: dict[str, tuple[str, str]] = {
 #: the device already has that capability (an attribute never creates one); every other key is a replay note.
 ATTRIBUTE_KEYS: dict[str, tuple[str, str, Callable[[float], float] | None]] = {
     "temperature": ("temperature", "celsius", None), "tempc": ("temperature", "celsius", None),
-    "tempf": ("temperature", "celsius", lambda v: round(_f_to_c(v), 2)),
+    "tempf": ("temperature", "celsius", lambda v: round(fahrenheit_to_celsius(v), 2)),
     "humidity": ("humidity", "percent", None), "hum": ("humidity", "percent", None),
     "pressure": ("pressure", "hpa", None), "pres": ("pressure", "hpa", None),
     "illuminance": ("illuminance", "lux", None), "illuminance_lux": ("illuminance", "lux", None),
@@ -1478,7 +1479,7 @@ def _compile_valve(b: _Build) -> None:
 def _compile_climate(b: _Build) -> None:
     cfg = b.config
     fahrenheit = str(cfg.get("temperature_unit", "C")).upper().lstrip("°") == "F"
-    to_c = (lambda v: round(_f_to_c(v), 2)) if fahrenheit else (lambda v: v)
+    to_c = (lambda v: round(fahrenheit_to_celsius(v), 2)) if fahrenheit else (lambda v: v)
     attrs: list[str] = []
     cmds: list[str] = []
     # Each part of a thermostat is optional: one whose template is beyond Hearth's subset (Z-Wave JS UI's

@@ -1,15 +1,18 @@
-"""Units as MQTT devices publish them, and the factor to each canonical unit: shared by the Home Assistant
-discovery codec and the device-definition format, in a module of its own so that loading definitions does not
-load the whole Home Assistant codec."""
+"""Units as devices publish them, and the factor to each canonical unit (capabilities.md).
+
+Part of the plugin SDK (re-exported by :mod:`gateway.sdk`): every codec that reads a published unit needs the
+same table (the Home Assistant discovery codec, the device-definition format, a maker's own adapter), and one
+table means one answer to "is this unit understood, and how is it converted"."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["UNIT_FACTORS"]
+__all__ = ["UNIT_FACTORS", "fahrenheit_to_celsius"]
 
 
-def _f_to_c(value: float) -> float:
+def fahrenheit_to_celsius(value: float) -> float:
+    """Degrees Fahrenheit to degrees Celsius (an offset, not a factor: why UNIT_FACTORS holds functions too)."""
     return (value - 32) * 5 / 9
 
 
@@ -20,7 +23,8 @@ def _k_to_c(value: float) -> float:
 #: unit family -> unit -> factor to the canonical unit (or a function for offsets). Units are compared as
 #: published; a unit that is not listed makes the entity unsupported (reported), never silently wrong.
 UNIT_FACTORS: dict[str, dict[str, float | Callable[[float], float]]] = {
-    "temperature": {"°C": 1, "C": 1, "℃": 1, "°F": _f_to_c, "F": _f_to_c, "℉": _f_to_c, "K": _k_to_c},
+    "temperature": {"°C": 1, "C": 1, "℃": 1, "°F": fahrenheit_to_celsius, "F": fahrenheit_to_celsius,
+                    "℉": fahrenheit_to_celsius, "K": _k_to_c},
     "percent": {"%": 1},
     "illuminance": {"lx": 1, "lux": 1, "klx": 1000},
     # hPa is mbar; 1 kPa = 10 hPa, 1 bar = 1000 hPa, 1 mmHg = 1.333224 hPa, 1 inHg = 33.8639 hPa, 1 psi = 68.9476 hPa
