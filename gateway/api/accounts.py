@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.api.auth import file_lock, write_private_file
+from gateway.api.private_files import file_lock, write_private_file
 from gateway.errors import HearthError
 
 __all__ = [

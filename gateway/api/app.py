@@ -23,7 +23,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.api.accounts import (
     PUBLIC,
@@ -35,10 +34,21 @@ from gateway.api.accounts import (
     principal_for_token,
 )
 from gateway.api.auth import TokenStore
-from gateway.errors import CommandErrorReason, CommandValidationError
+from gateway.api.commands import CommandBody, run_command
+from gateway.api.cookies import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, same_origin
+from gateway.api.keys import (
+    DEVICE_META_KEY,
+    HUB_KEY,
+    SESSIONS_KEY,
+    STORE_KEY,
+    TOKEN_INFO_KEY,
+    TOKENS_KEY,
+    USERS_KEY,
+)
+from gateway.api.responses import MAX_BODY_BYTES, _error, _json, _no_device
 from gateway.hub import Hub
 from gateway.model import json_schema
-from gateway.model.types import Command, CommandResult, Device
+from gateway.model.types import Device
 
 if TYPE_CHECKING:
     from gateway.api.ws import WsSettings
@@ -66,12 +76,6 @@ __all__ = [
 
 log = logging.getLogger("hearth.api")
 
-# Commands are a few hundred bytes; 64 KiB leaves room for any real body and caps what a bad
-# client can make us buffer and parse.
-MAX_BODY_BYTES = 64 * 1024
-# hub.execute waits up to timeout_s for the device to confirm, but the adapter's own send is not
-# bounded by it: a hung adapter must not hang the request, so the whole call gets this much more.
-ADAPTER_GRACE_S = 10.0
 # A client retrying a bad token must not flood the log (or wear the SD card): one line per window.
 AUTH_FAILURE_LOG_WINDOW_S = 60.0
 # JSON answers at least this long are gzipped for a client that takes it (smaller ones gain little).
@@ -79,63 +83,11 @@ COMPRESS_MIN_BYTES = 2048
 # Draining open requests on shutdown: long enough for a command waiting for its confirmation.
 SHUTDOWN_TIMEOUT_S = 5.0
 
-HUB_KEY = web.AppKey("hearth.hub", Hub)
-TOKENS_KEY = web.AppKey("hearth.tokens", TokenStore)
-USERS_KEY = web.AppKey("hearth.users", UserStore)
-SESSIONS_KEY = web.AppKey("hearth.sessions", SessionStore)
-SESSION_COOKIE = "hearth_session"
-# Not HttpOnly: the page's script reads it and sends it back as the X-CSRF-Token header (double submit).
-CSRF_COOKIE = "hearth_csrf"
-CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# The SQLite store (history, energy) and the owner's device edits; absent when the app runs without them
-# (the routes that need them answer 503). Set by create_app(store=..., device_meta=...).
-STORE_KEY = web.AppKey("hearth.store", object)
-DEVICE_META_KEY = web.AppKey("hearth.device_meta", object)
 # /api routes that check their credential themselves (method, path); see accounts.ROUTE_ROLES.
 PUBLIC_API_ROUTES = frozenset(route for route, roles in ROUTE_ROLES.items() if roles == PUBLIC)
-# The Principal (who is calling: a token or a logged-in person, and their role) on every authenticated
-# /api request; ``.name`` is what alerts record. RequestKey is aiohttp >= 3.13; a plain string key does
-# the same on older versions (pyproject allows >= 3.9).
-TOKEN_INFO_KEY: Any = (
-    web.RequestKey("hearth.token", Principal) if hasattr(web, "RequestKey") else "hearth.token"
-)
-
-_STATUS_HTTP: dict[str, int] = {
-    "confirmed": 200,
-    "sent": 202,
-    "timeout": 202,
-    "unavailable": 409,
-    "rejected": 400,
-    "failed": 502,
-}
 _DEVICE_FILTERS = ("area", "capability", "source")
 _METRIC_NAME_BAD = re.compile(r"[^a-zA-Z0-9_]")
-
-
-class CommandBody(BaseModel):
-    """The body of ``POST /api/devices/{id}/commands``."""
-
-    # strict: a JSON API gets JSON types; "5" is not a number and 1 is not a string.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    component: str = Field("main", min_length=1, max_length=64)
-    capability: str = Field(min_length=1, max_length=128)
-    command: str = Field(min_length=1, max_length=64)
-    args: dict[str, Any] = Field(default_factory=dict)
-    timeout_s: float | None = Field(None, gt=0, le=60, allow_inf_nan=False)
-
-
-def _dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, allow_nan=False)
-
-
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(data, status=status, headers=headers, dumps=_dumps)
-
-
-def _error(status: int, message: str, **extra: Any) -> web.Response:
-    return _json({"error": message, **extra}, status=status)
 
 
 def _is_api(path: str) -> bool:
@@ -222,43 +174,6 @@ async def authenticate(request: web.Request) -> Principal | web.Response:
         app[_AUTH_FAILURES_KEY].record(app[HUB_KEY].clock.monotonic(), request.remote)
         return _unauthorized("invalid, expired or revoked token", "invalid_token")
     return principal_for_token(info)
-
-
-def same_origin(request: web.Request) -> bool:
-    """Whether a browser says this request comes from a page of this gateway (Origin, else Referer).
-
-    Neither header: not a browser's cross-site request (browsers send Origin on every cross-origin POST,
-    and on same-origin ones too), so it is let through; the CSRF token is still required.
-    """
-    from urllib.parse import urlsplit
-
-    source = request.headers.get("Origin") or request.headers.get("Referer")
-    if source is None:
-        return True
-    if source == "null":
-        return False
-    host = request.headers.get("Host") or request.host
-    try:
-        return urlsplit(source).netloc.casefold() == host.casefold()
-    except ValueError:
-        return False
-
-
-def set_session_cookies(request: web.Request, response: web.StreamResponse, session_id: str, csrf: str,
-                        max_age_s: float | None) -> None:
-    # Secure only when this request came over TLS: on plain http://<pi>:8470 a Secure cookie would never
-    # come back. Behind a TLS-terminating proxy, the proxy should set it (README).
-    secure = request.secure
-    max_age = None if max_age_s is None else int(max_age_s)
-    response.set_cookie(SESSION_COOKIE, session_id, path="/", httponly=True, samesite="Strict", secure=secure,
-                        max_age=max_age)
-    response.set_cookie(CSRF_COOKIE, csrf, path="/", httponly=False, samesite="Strict", secure=secure,
-                        max_age=max_age)
-
-
-def clear_session_cookies(response: web.StreamResponse) -> None:
-    response.del_cookie(SESSION_COOKIE, path="/")
-    response.del_cookie(CSRF_COOKIE, path="/")
 
 
 class _AuthFailureLog:
@@ -392,87 +307,6 @@ def _matches(device: Device, area: str | None, capability: str | None, source: s
     if source is not None and device.source != source:
         return False
     return capability is None or any(capability in caps for caps in device.support.values())
-
-
-def _no_device(device_id: str) -> web.Response:
-    status, body = _no_device_body(device_id)
-    return _json(body, status=status)
-
-
-def _no_device_body(device_id: str) -> tuple[int, dict[str, Any]]:
-    return 404, {"error": f"no device {device_id!r}", "field": "device_id",
-                 "reason": CommandErrorReason.UNKNOWN_DEVICE.value}
-
-
-async def run_command(hub: Hub, device_id: str, data: Any, default_timeout_s: float, *,
-                      source: str) -> tuple[int, dict[str, Any]]:
-    """Validate and execute one command; the HTTP status and JSON body that say what became of it.
-
-    Shared by ``POST /api/devices/{id}/commands`` and the WebSocket's ``command`` message, so both
-    check the same things and answer with the same statuses.
-    """
-    if device_id not in hub.devices:
-        return _no_device_body(device_id)
-    if not isinstance(data, dict):
-        return 400, {"error": "the body must be a JSON object", "field": "body", "reason": "wrong_type"}
-    try:
-        body = CommandBody.model_validate(data)
-    except ValidationError as err:
-        return _pydantic_problems(err, CommandBody)
-    command = Command(device_id, body.component, body.capability, body.command, dict(body.args), source=source)
-    timeout_s = body.timeout_s if body.timeout_s is not None else default_timeout_s
-    try:
-        async with asyncio.timeout(timeout_s + ADAPTER_GRACE_S):
-            result = await hub.execute(command, timeout_s)
-    except CommandValidationError as err:
-        status = 404 if err.reason == CommandErrorReason.UNKNOWN_DEVICE else 400
-        return status, {"error": err.message, "field": err.field, "reason": str(err.reason)}
-    except TimeoutError:
-        log.warning("adapter did not answer %s within %g s", command, timeout_s + ADAPTER_GRACE_S)
-        result = CommandResult("failed", "the adapter did not answer in time")
-        return 504, _result_body(result, command)
-    return _STATUS_HTTP.get(result.status, 502), _result_body(result, command)
-
-
-def _result_body(result: CommandResult, command: Command) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "status": result.status,
-        "message": result.message,
-        "expected": result.expected,
-        "command": {
-            "device_id": command.device_id,
-            "component": command.component,
-            "capability": command.capability,
-            "command": command.command,
-            "args": command.args,
-            "source": command.source,
-        },
-    }
-    if result.details:
-        body["details"] = result.details
-    return body
-
-
-def _pydantic_error(err: ValidationError, model: type[BaseModel] = CommandBody) -> web.Response:
-    status, body = _pydantic_problems(err, model)
-    return _json(body, status=status)
-
-
-def _pydantic_problems(err: ValidationError, model: type[BaseModel]) -> tuple[int, dict[str, Any]]:
-    """A 400 body naming every bad field (the first one also as ``field``/``reason``)."""
-    problems = []
-    for item in err.errors(include_url=False, include_input=False, include_context=False):
-        field = ".".join(str(part) for part in item["loc"]) or "body"
-        if item["type"] == "extra_forbidden":
-            message = f"unknown field (fields: {', '.join(model.model_fields)})"
-        elif item["type"] == "missing":
-            message = "required"
-        else:
-            message = item["msg"]
-        problems.append({"field": field, "message": message, "reason": item["type"]})
-    first = problems[0]
-    return 400, {"error": f"{first['field']}: {first['message']}", "field": first["field"],
-                 "reason": first["reason"], "errors": problems}
 
 
 def _metric_name(name: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
 
-from gateway.api.app import _error, _json
+from gateway.api.responses import _error, _json
 
 __all__ = ["DISCOVERED_KEY", "DiscoveredSource", "add_discovered_routes"]
 

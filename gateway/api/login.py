@@ -36,20 +36,10 @@ from gateway.api.accounts import (
     principal_for_token,
     principal_for_user,
 )
-from gateway.api.app import (
-    HUB_KEY,
-    SESSIONS_KEY,
-    TOKEN_INFO_KEY,
-    TOKENS_KEY,
-    USERS_KEY,
-    _error,
-    _json,
-    _pydantic_error,
-    clear_session_cookies,
-    same_origin,
-    set_session_cookies,
-)
 from gateway.api.auth import TokenError
+from gateway.api.cookies import clear_session_cookies, same_origin, set_session_cookies
+from gateway.api.keys import HUB_KEY, SESSIONS_KEY, TOKEN_INFO_KEY, TOKENS_KEY, USERS_KEY
+from gateway.api.responses import _error, _json, _pydantic_error
 from gateway.i18n import available_languages, best_match, normalise, translate
 
 __all__ = ["LOGIN_LIMITER_KEY", "LoginRateLimiter", "add_login_routes", "client_address", "is_local_request",

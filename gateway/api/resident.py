@@ -19,9 +19,10 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api.app import _error, _json
+from gateway.api.keys import ENGINE_KEY
 from gateway.api.login import request_language
-from gateway.api.scenes import ENGINE_KEY, _Body, _body, _who
+from gateway.api.responses import _error, _json
+from gateway.api.scenes import _Body, _body, _who
 from gateway.clock import iso_utc
 from gateway.i18n import DEFAULT_LANGUAGE, translate
 from gateway.scenes.engine import (

@@ -9,10 +9,9 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gateway.api.app import TOKEN_INFO_KEY, _error, _json
+from gateway.api.keys import ENGINE_KEY, TOKEN_INFO_KEY
+from gateway.api.responses import _error, _json
 from gateway.scenes.engine import SceneEngine
-
-ENGINE_KEY = web.AppKey("hearth.scenes", SceneEngine)
 
 
 class _Body(BaseModel):

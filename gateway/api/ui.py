@@ -29,16 +29,8 @@ from typing import Annotated, Any, TypeVar
 from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.api.app import (
-    DEVICE_META_KEY,
-    HUB_KEY,
-    MAX_BODY_BYTES,
-    STORE_KEY,
-    _error,
-    _json,
-    _no_device,
-    _pydantic_error,
-)
+from gateway.api.keys import DEVICE_META_KEY, ENGINE_KEY, HUB_KEY, STORE_KEY
+from gateway.api.responses import MAX_BODY_BYTES, _error, _json, _no_device, _pydantic_error
 
 __all__ = ["CSP", "WEB_DIR", "add_ui_routes", "energy_per_day"]
 
@@ -327,8 +319,6 @@ def _number(value: Any) -> bool:
 
 
 def _engine(request: web.Request) -> Any:
-    from gateway.api.scenes import ENGINE_KEY  # scenes.py imports app.py: imported late
-
     return request.app.get(ENGINE_KEY)
 
 

@@ -48,7 +48,9 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from gateway.api.accounts import WS_COMMAND_ROLES, WS_ROLES, Principal, allowed_roles, principal_for_token
-from gateway.api.app import HUB_KEY, SESSION_COOKIE, SESSIONS_KEY, TOKENS_KEY, run_command, same_origin
+from gateway.api.commands import run_command
+from gateway.api.cookies import SESSION_COOKIE, same_origin
+from gateway.api.keys import ENGINE_KEY, HUB_KEY, SESSIONS_KEY, TOKENS_KEY
 from gateway.api.login import LOGIN_LIMITER_KEY, client_address
 from gateway.bus import (
     AlertChanged,
@@ -410,8 +412,6 @@ def _message_id(data: dict[str, Any]) -> Any:
 
 
 def _engine(app: web.Application) -> Any:
-    from gateway.api.scenes import ENGINE_KEY  # scenes.py imports app.py; imported late to avoid a cycle
-
     return app.get(ENGINE_KEY)
 
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from gateway.api import app as api_app
+from gateway.api import commands as api_commands
 from gateway.api.app import MAX_BODY_BYTES, ApiServer, create_app
 from gateway.api.auth import TokenStore
 from gateway.clock import SystemClock
@@ -274,7 +274,7 @@ async def test_command_to_unknown_device_is_404(api: Api) -> None:
 
 
 async def test_hung_adapter_does_not_hang_the_request(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api_app, "ADAPTER_GRACE_S", 0.05)
+    monkeypatch.setattr(api_commands, "ADAPTER_GRACE_S", 0.05)
     status, body = await api.command(HANG, {"capability": "on_off", "command": "on", "timeout_s": 0.05})
     assert status == 504 and body["status"] == "failed"
 
