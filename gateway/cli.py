@@ -8,12 +8,12 @@ import logging
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from gateway import __version__
-from gateway.errors import ConfigError, HearthError
+from gateway.errors import ConfigError, ConfigProblem, HearthError
 
 if TYPE_CHECKING:
     from gateway.scenes.profile import Parameter
@@ -76,22 +76,48 @@ def _demo_capture(options, path: Path, hours: float) -> int:  # type: ignore[no-
     return 0
 
 
+def _toml_or_none(text: str) -> dict[str, Any] | None:
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from gateway.config import load_config
+    from gateway.config import Config, load_config, parse_config
     from gateway.scenes.setup import load_profiles
     from gateway.supervisor import adapter_config_problems, discover_adapters
 
     path = Path(args.file)
-    config = load_config(path)
-    text = path.read_text(encoding="utf-8")
-    problems = adapter_config_problems(str(path), text, config.adapters, discover_adapters())
     try:
-        profiles = load_profiles(config, text)
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        load_config(path)  # says what is wrong with the file itself
+        raise
+    # Every problem of the file at once, in the file's order: the core's, the adapters' (their settings and
+    # the files they read) and the profiles'.
+    problems: list[ConfigProblem] = []
+    config: Config | None = None
+    try:
+        config = parse_config(text, str(path))
+        sections = config.adapters
     except ConfigError as err:
         problems += err.problems
-        profiles = []
+        raw = _toml_or_none(text)
+        adapters = raw.get("adapters") if raw else None
+        sections = {k: v for k, v in adapters.items() if isinstance(v, dict)} if isinstance(adapters, dict) else {}
+    problems += adapter_config_problems(str(path), text, sections, discover_adapters())
+    profiles: list[Any] = []
+    if config is not None:
+        try:
+            profiles = load_profiles(config, text)
+        except ConfigError as err:
+            problems += err.problems
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(sorted(problems, key=lambda p: (p.file != str(path), p.file, p.line or 0)))
+    assert config is not None
     from gateway.scenes.explain import area_parameter_warnings
 
     # Warnings, not errors: a device may also get its area from its adapter or the web UI.
@@ -111,6 +137,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     config = _load(args.config) if args.config else None
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    # An adapter that fails is listed in the replay's errors (and makes it exit 1): not logged twice.
+    logging.getLogger("hearth.supervisor").setLevel(logging.CRITICAL)
     return replay_command(path, config, args.profile, as_json=args.json, every_run=args.traces,
                           explain=args.explain, at=args.at, strict=args.strict, out=sys.stdout, err=sys.stderr)
 

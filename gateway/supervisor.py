@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from gateway.clock import Clock
-from gateway.errors import AdapterNotReadyError, ConfigProblem, HearthError
+from gateway.errors import AdapterNotReadyError, ConfigError, ConfigProblem, HearthError
 from gateway.hub import Hub
 from gateway.model.types import Command, CommandResult, Device, DeviceEventUpdate, DeviceInfo, Update
 from gateway.sdk import Adapter, KeyValueStore, MqttClient
@@ -133,11 +133,31 @@ def adapter_config_problems(
             )
             continue
         try:
-            validate_adapter_config(name, cls, section)
+            validated = validate_adapter_config(name, cls, section)
         except ValidationError as err:
+            from gateway.suggest import walk_loc
+
+            model = getattr(cls, "config_model", None)
             for e in err.errors():
                 loc = ("adapters", name, *e["loc"])
-                problems.append(ConfigProblem(source, _line_of(text, loc), ".".join(map(str, loc)), _describe(e)))
+                holder = walk_loc(model, e["loc"])[1] if model is not None else None
+                problems.append(ConfigProblem(source, _line_of(text, loc), ".".join(map(str, loc)),
+                                              _describe(e, holder, settings_of=name)))
+            continue
+        # Deeper checks an adapter offers (the files it reads: device definitions), as its start would do.
+        check = getattr(cls, "check_config", None)
+        if check is None:
+            continue
+        try:
+            found = list(check(validated))
+        except Exception as err:  # a plugin's own check must not break `hearth config check`
+            found = [ConfigProblem(source, _line_of(text, ("adapters", name)), f"adapters.{name}",
+                                   f"the {name} adapter's check_config failed: {type(err).__name__}: {err}")]
+        for problem in found:
+            if problem.file == "config":  # a key of this section: locate it in the file
+                loc = tuple(int(p) if p.isdigit() else p for p in problem.key.split("."))
+                problem = ConfigProblem(source, _line_of(text, loc), problem.key, problem.message)
+            problems.append(problem)
     return problems
 
 
@@ -423,6 +443,11 @@ class Supervisor:
                 backoff = BACKOFF_MIN_S
             if isinstance(error, AdapterNotReadyError):
                 log.warning("adapter %s not ready: %s; retrying in %.0f s", name, error, backoff)
+            elif isinstance(error, ConfigError):
+                # A mistake in a file the adapter reads (a definition): file:line: key: message says it all.
+                health.last_error = str(error)
+                log.error("adapter %s cannot start, a file it reads has mistakes (fix it; retrying in %.0f s):\n%s",
+                          name, backoff, error)
             else:
                 log.error("adapter %s failed: %s; restarting in %.0f s", name, health.last_error, backoff,
                           exc_info=error)
