@@ -36,7 +36,15 @@ def _setup_logging(level: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from gateway.app import Gateway, run_on_event_loop, tune_malloc
 
-    config = _load(args.config)
+    try:
+        config = _load(args.config)
+    except ConfigError:
+        if args.config is None:
+            raise
+        # Say everything wrong with the file, not only the core's first part (only when it is wrong: the
+        # full check imports every installed adapter, which a good start does not need).
+        _checked_config(Path(args.config), profiles=False)
+        raise
     _setup_logging(config.gateway.log_level)
     tune_malloc()
     run_on_event_loop(Gateway(config).run(), config.gateway.event_loop)
@@ -85,19 +93,17 @@ def _toml_or_none(text: str) -> dict[str, Any] | None:
         return None
 
 
-def cmd_config_check(args: argparse.Namespace) -> int:
+def _checked_config(path: Path, *, profiles: bool = True) -> tuple[Any, list[Any]]:
+    """The config at ``path`` and its profiles, or a ConfigError with every problem of the file at once, in
+    the file's order: the core's, the adapters' (their settings and the files they read) and the profiles'."""
     from gateway.config import Config, load_config, parse_config
-    from gateway.scenes.setup import load_profiles
     from gateway.supervisor import adapter_config_problems, discover_adapters
 
-    path = Path(args.file)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         load_config(path)  # says what is wrong with the file itself
         raise
-    # Every problem of the file at once, in the file's order: the core's, the adapters' (their settings and
-    # the files they read) and the profiles'.
     problems: list[ConfigProblem] = []
     config: Config | None = None
     try:
@@ -109,15 +115,22 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         adapters = raw.get("adapters") if raw else None
         sections = {k: v for k, v in adapters.items() if isinstance(v, dict)} if isinstance(adapters, dict) else {}
     problems += adapter_config_problems(str(path), text, sections, discover_adapters())
-    profiles: list[Any] = []
-    if config is not None:
+    loaded: list[Any] = []
+    if config is not None and profiles:
+        from gateway.scenes.setup import load_profiles
+
         try:
-            profiles = load_profiles(config, text)
+            loaded = load_profiles(config, text)
         except ConfigError as err:
             problems += err.problems
     if problems:
         raise ConfigError(sorted(problems, key=lambda p: (p.file != str(path), p.file, p.line or 0)))
-    assert config is not None
+    return config, loaded
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    config, profiles = _checked_config(path)
     from gateway.scenes.explain import area_parameter_warnings
 
     # Warnings, not errors: a device may also get its area from its adapter or the web UI.
