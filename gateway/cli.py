@@ -87,8 +87,10 @@ def _demo_capture(options, path: Path, hours: float) -> int:  # type: ignore[no-
 def _toml_or_none(text: str) -> dict[str, Any] | None:
     import tomllib
 
+    from gateway.tomlloc import loads_toml
+
     try:
-        return tomllib.loads(text)
+        return loads_toml(text)
     except tomllib.TOMLDecodeError:
         return None
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gateway.errors import ConfigError, ConfigProblem
 from gateway.mdns import MdnsSection
+from gateway.tomlloc import loads_toml
 
 
 class _Section(BaseModel):
@@ -263,7 +264,7 @@ def _describe(error: Any, holder: type[BaseModel] | None = None, settings_of: st
 
 def parse_config(text: str, source: str = "<string>") -> Config:
     try:
-        data = tomllib.loads(text)
+        data = loads_toml(text)
     except tomllib.TOMLDecodeError as err:
         line = None
         match = re.search(r"line (\d+)", str(err))

@@ -31,7 +31,7 @@ from gateway.model.types import (
     DeviceInfo,
     Update,
 )
-from gateway.tomlloc import TomlLocator
+from gateway.tomlloc import TomlLocator, loads_toml
 
 __all__ = [
     "SDK_VERSION",
@@ -63,6 +63,7 @@ __all__ = [
     "capabilities",
     "capability",
     "iso_utc",
+    "loads_toml",
     "plain_topic",
     "publish_command",
     "register_capability",

@@ -71,7 +71,16 @@ import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from adapters.mqtt.units import UNIT_FACTORS
-from gateway.sdk import ArgSpec, AttributeSpec, ConfigError, ConfigProblem, TomlLocator, capabilities, capability
+from gateway.sdk import (
+    ArgSpec,
+    AttributeSpec,
+    ConfigError,
+    ConfigProblem,
+    TomlLocator,
+    capabilities,
+    capability,
+    loads_toml,
+)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -875,7 +884,7 @@ def load_definition_text(text: str, source: str) -> Definition:
             ]
         )
     try:
-        raw = tomllib.loads(text)
+        raw = loads_toml(text)
     except tomllib.TOMLDecodeError as err:
         match = re.search(r"line (\d+)", str(err))
         raise ConfigError(
