@@ -26,11 +26,12 @@ def _load(path: str | None):  # type: ignore[no-untyped-def]
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from gateway.logsafe import SafeFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    # Escapes what the network put in a message (a device's name with ESC or a line break in it).
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
