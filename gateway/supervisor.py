@@ -470,7 +470,14 @@ class Supervisor:
             log.exception("adapter %s failed to stop cleanly", name)
 
     def _command_handler(self, name: str, adapter: Any) -> Callable[[Command], Coroutine[Any, Any, CommandResult]]:
+        mqtt = self._mqtt if getattr(adapter, "needs_mqtt", False) else None
+
         async def handle(command: Command) -> CommandResult:
+            if mqtt is not None and not mqtt.connected:
+                # Said now, not "sent" and then dropped (QoS 0) or carried out whenever the broker is back
+                # (QoS 1, held): a command is for now, and the caller can try again.
+                return CommandResult("unavailable", "not sent: the gateway is not connected to the MQTT broker "
+                                     "(it reconnects by itself; try again then)", details={"transport": "down"})
             return await adapter.execute(command)
 
         return handle

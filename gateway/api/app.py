@@ -332,16 +332,21 @@ class _Routes:
         self.command_timeout_s = command_timeout_s
 
     async def healthz(self, request: web.Request) -> web.Response:
+        """The gateway's health: adapters, MQTT, the store; 503 when something is wrong. Needs no credential and
+        shows no addresses or names."""
         report = self.health()
         return _json(report, status=200 if report.get("status") == "ok" else 503)
 
     async def metrics_text(self, request: web.Request) -> web.Response:
+        """Prometheus counters and gauges (text format): messages, commands, devices, adapters' drops. Needs no
+        credential."""
         text = self.metrics() if self.metrics is not None else hub_metrics(self.hub)
         return web.Response(
             body=text.encode("utf-8"), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
         )
 
     async def list_devices(self, request: web.Request) -> web.Response:
+        """Every device with its state and what it supports; ``?area=``, ``?capability=``, ``?source=`` filter."""
         unknown = sorted(set(request.query) - set(_DEVICE_FILTERS))
         if unknown:
             return _error(
@@ -359,6 +364,7 @@ class _Routes:
         return _json({"devices": devices})
 
     async def get_device(self, request: web.Request) -> web.Response:
+        """One device: identity, area, tags, availability, state, and what it supports of each capability."""
         device_id = request.match_info["id"]
         device = self.hub.devices.get(device_id)
         if device is None:
@@ -366,6 +372,8 @@ class _Routes:
         return _json(device.as_dict())
 
     async def post_command(self, request: web.Request) -> web.Response:
+        """Send a command (``{"capability": "level", "command": "set", "args": {"percent": 40}}``, ``component``
+        defaults to ``main``) and wait for the device to confirm it; the result's status gives the HTTP status."""
         device_id = request.match_info["id"]
         if device_id not in self.hub.devices:
             return _no_device(device_id)
@@ -383,6 +391,7 @@ class _Routes:
         return _json(body, status=status)
 
     async def capabilities(self, request: web.Request) -> web.Response:
+        """The capability model as JSON Schema (what ``hearth schema`` prints), plugin capabilities included."""
         return _json(json_schema())
 
 
@@ -431,6 +440,9 @@ async def run_command(hub: Hub, device_id: str, data: Any, default_timeout_s: fl
         log.warning("adapter did not answer %s within %g s", command, timeout_s + ADAPTER_GRACE_S)
         result = CommandResult("failed", "the adapter did not answer in time")
         return 504, _result_body(result, command)
+    if result.details.get("transport") == "down":
+        # Not the device's fault and not the caller's: the gateway cannot reach it now; try again later.
+        return 503, _result_body(result, command)
     return _STATUS_HTTP.get(result.status, 502), _result_body(result, command)
 
 
