@@ -47,6 +47,9 @@ class ReplayMqtt:
         # few thousand topics tens of thousands of times, and matching every filter each time was most of
         # replay's time on a large capture.
         self._matching: dict[str, tuple[tuple[str, MessageCallback], ...]] = {}
+        # As MqttSession's: which adapter registered a callback, and who hears of its failures.
+        self.callback_owners: dict[Any, str] = {}
+        self.on_callback_error: Callable[[str, str, BaseException], None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -90,7 +93,14 @@ class ReplayMqtt:
                 self._matching.clear()
             self._matching[topic] = matching
         for _, callback in matching:
-            callback(topic, payload, retain)
+            try:
+                callback(topic, payload, retain)
+            except Exception as err:  # as the live session does: counted against its adapter, never fatal
+                owner = self.callback_owners.get(callback)
+                if owner is not None and self.on_callback_error is not None:
+                    self.on_callback_error(owner, topic, err)
+                else:
+                    raise
         return len(matching)
 
 

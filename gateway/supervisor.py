@@ -27,7 +27,7 @@ from gateway.clock import Clock
 from gateway.errors import AdapterNotReadyError, ConfigError, ConfigProblem, HearthError
 from gateway.hub import Hub
 from gateway.model.types import Command, CommandResult, Device, DeviceEventUpdate, DeviceInfo, Update
-from gateway.sdk import Adapter, KeyValueStore, MqttClient
+from gateway.sdk import Adapter, KeyValueStore, MessageCallback, MqttClient, Unsubscribe
 
 log = logging.getLogger("hearth.supervisor")
 
@@ -183,6 +183,41 @@ class _ScopedKV:
 _NO_HTTP: Any = object()
 
 
+class _AdapterMqtt:
+    """One adapter's view of the shared MQTT session: the same session, with its callbacks marked as the
+    adapter's (see MqttSession.callback_owners). Nothing is wrapped: a message costs no extra call."""
+
+    __slots__ = ("_name", "_session")
+
+    def __init__(self, session: MqttClient, name: str) -> None:
+        self._session = session
+        self._name = name
+
+    @property
+    def connected(self) -> bool:
+        return self._session.connected
+
+    def subscribe(self, topic_filter: str, callback: MessageCallback, qos: int = 0) -> Unsubscribe:
+        owners = getattr(self._session, "callback_owners", None)
+        if owners is not None:
+            owners[callback] = self._name
+        unsubscribe = self._session.subscribe(topic_filter, callback, qos)
+        if owners is None:
+            return unsubscribe
+
+        def forget() -> None:
+            unsubscribe()
+            owners.pop(callback, None)
+
+        return forget
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> None:
+        self._session.publish(topic, payload, qos, retain)
+
+    def __getattr__(self, name: str) -> Any:  # anything else a test or a built-in adapter reads
+        return getattr(self._session, name)
+
+
 class AdapterContextImpl:
     """The one object an adapter gets: its way into the hub, its config, logger, clock and storage."""
 
@@ -202,7 +237,9 @@ class AdapterContextImpl:
         self.config = config
         self.log = logging.getLogger(f"hearth.adapter.{name}")
         self.clock = hub.clock
-        self.mqtt = mqtt
+        # The shared session, seen through a view that marks the callbacks as this adapter's (a callback that
+        # raises is then counted against it in /healthz).
+        self.mqtt: MqttClient | None = _AdapterMqtt(mqtt, name) if mqtt is not None else None
         self.storage = storage
         # The shared mDNS service (None: no discovery) and HTTP client session (None: no HTTP at all,
         # as in replay; absent: the adapter opens its own).
@@ -272,12 +309,15 @@ class AdapterHealth:
     retry_in_s: float | None = None
     started_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Messages whose callback raised (each is dropped; the adapter keeps running).
+    message_failures: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "state": self.state,
             "restarts": self.restarts,
             "failures": self.failures,
+            "message_failures": self.message_failures,
             "last_error": self.last_error,
             **({"retry_in_s": round(self.retry_in_s, 1)} if self.retry_in_s is not None else {}),
         }
@@ -306,6 +346,8 @@ class Supervisor:
         self._mdns = mdns
         self._http = http
         self.health: dict[str, AdapterHealth] = {name: AdapterHealth(name) for name in adapters}
+        if mqtt is not None and hasattr(mqtt, "on_callback_error"):
+            mqtt.on_callback_error = self._callback_failed
         self._tasks: list[asyncio.Task[None]] = []
         self._instances: dict[str, Any] = {}
         # name -> (the instance, its last stats() result, clock.monotonic() when taken, when to call it again)
@@ -323,6 +365,15 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+    def _callback_failed(self, adapter: str, topic: str, error: BaseException) -> None:
+        health = self.health.get(adapter)
+        if health is None:
+            return
+        health.message_failures += 1
+        health.last_error = f"message on {topic[:200]!r} failed: {type(error).__name__}: {str(error)[:300]}"
+        # Also bad input as the hub counts it (replay lists it among its errors); the session logs it.
+        self.hub.reject_input(adapter, f"{adapter}: {health.last_error}")
 
     def health_report(self) -> dict[str, Any]:
         """Each adapter's state, restarts and last error; for a running adapter with a ``stats()`` method, also
