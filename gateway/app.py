@@ -142,6 +142,7 @@ class Gateway:
             restored = self.hub.restore(await self.store.load_devices())
             self.store.attach(self.hub)
             stack.callback(self.store.detach)
+            stack.callback(self.hub.cancel_pending)  # commands that timed out are followed no longer
             store_task = loop.create_task(self.store.run(), name="store:commit-loop")
             stack.push_async_callback(_cancel, store_task)
             log.info("restored %d devices from %s (event loop: %s)", restored, config.store_path, self.event_loop)

@@ -8,12 +8,12 @@ import logging
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from gateway import __version__
-from gateway.errors import ConfigError, HearthError
+from gateway.errors import ConfigError, ConfigProblem, HearthError
 
 if TYPE_CHECKING:
     from gateway.scenes.profile import Parameter
@@ -26,17 +26,26 @@ def _load(path: str | None):  # type: ignore[no-untyped-def]
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from gateway.logsafe import SafeFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    # Escapes what the network put in a message (a device's name with ESC or a line break in it).
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from gateway.app import Gateway, run_on_event_loop, tune_malloc
 
-    config = _load(args.config)
+    try:
+        config = _load(args.config)
+    except ConfigError:
+        if args.config is None:
+            raise
+        # Say everything wrong with the file, not only the core's first part (only when it is wrong: the
+        # full check imports every installed adapter, which a good start does not need).
+        _checked_config(Path(args.config), profiles=False)
+        raise
     _setup_logging(config.gateway.log_level)
     tune_malloc()
     run_on_event_loop(Gateway(config).run(), config.gateway.event_loop)
@@ -76,22 +85,55 @@ def _demo_capture(options, path: Path, hours: float) -> int:  # type: ignore[no-
     return 0
 
 
-def cmd_config_check(args: argparse.Namespace) -> int:
-    from gateway.config import load_config
-    from gateway.scenes.setup import load_profiles
+def _toml_or_none(text: str) -> dict[str, Any] | None:
+    import tomllib
+
+    from gateway.tomlloc import loads_toml
+
+    try:
+        return loads_toml(text)
+    except tomllib.TOMLDecodeError:
+        return None
+
+
+def _checked_config(path: Path, *, profiles: bool = True) -> tuple[Any, list[Any]]:
+    """The config at ``path`` and its profiles, or a ConfigError with every problem of the file at once, in
+    the file's order: the core's, the adapters' (their settings and the files they read) and the profiles'."""
+    from gateway.config import Config, load_config, parse_config
     from gateway.supervisor import adapter_config_problems, discover_adapters
 
-    path = Path(args.file)
-    config = load_config(path)
-    text = path.read_text(encoding="utf-8")
-    problems = adapter_config_problems(str(path), text, config.adapters, discover_adapters())
     try:
-        profiles = load_profiles(config, text)
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        load_config(path)  # says what is wrong with the file itself
+        raise
+    problems: list[ConfigProblem] = []
+    config: Config | None = None
+    try:
+        config = parse_config(text, str(path))
+        sections = config.adapters
     except ConfigError as err:
         problems += err.problems
-        profiles = []
+        raw = _toml_or_none(text)
+        adapters = raw.get("adapters") if raw else None
+        sections = {k: v for k, v in adapters.items() if isinstance(v, dict)} if isinstance(adapters, dict) else {}
+    problems += adapter_config_problems(str(path), text, sections, discover_adapters())
+    loaded: list[Any] = []
+    if config is not None and profiles:
+        from gateway.scenes.setup import load_profiles
+
+        try:
+            loaded = load_profiles(config, text)
+        except ConfigError as err:
+            problems += err.problems
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(sorted(problems, key=lambda p: (p.file != str(path), p.file, p.line or 0)))
+    return config, loaded
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    config, profiles = _checked_config(path)
     from gateway.scenes.explain import area_parameter_warnings
 
     # Warnings, not errors: a device may also get its area from its adapter or the web UI.
@@ -111,6 +153,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     config = _load(args.config) if args.config else None
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    # An adapter that fails is listed in the replay's errors (and makes it exit 1): not logged twice.
+    logging.getLogger("hearth.supervisor").setLevel(logging.CRITICAL)
     return replay_command(path, config, args.profile, as_json=args.json, every_run=args.traces,
                           explain=args.explain, at=args.at, strict=args.strict, out=sys.stdout, err=sys.stderr)
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gateway.errors import ConfigError, ConfigProblem
 from gateway.mdns import MdnsSection
+from gateway.tomlloc import loads_toml
 
 
 class _Section(BaseModel):
@@ -226,25 +227,44 @@ def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
     return TomlLocator(text).line_of(loc)
 
 
-def _describe(error: Any, holder: type[BaseModel] | None = None) -> str:
+_IS_SENTENCE = re.compile(r"^(must|the|not|no|cannot|expected)\b|\b(must|cannot|is not|are not|has no|contains)\b")
+
+
+# Keys whose values are never repeated in a message (a config error is printed, logged, shown in a UI).
+_SECRET_KEY = re.compile(r"pass(word|wd|phrase)?|secret|token|bindkey|api_?key|psk|credential", re.IGNORECASE)
+
+
+def _describe(error: Any, holder: type[BaseModel] | None = None, settings_of: str | None = None) -> str:
+    """A pydantic error as a config message. ``settings_of``: the adapter whose section it is (an unknown key
+    is then checked against that adapter's settings, not against config.example.toml)."""
     kind = error.get("type", "")
     message = str(error.get("msg", "invalid"))
     if kind == "extra_forbidden":
         from gateway.suggest import did_you_mean, model_keys
 
-        hint = did_you_mean(str(error["loc"][-1]), model_keys(holder)) if holder and error.get("loc") else ""
-        return f"unknown key{hint or ' (check the spelling against config.example.toml)'}"
+        keys = model_keys(holder) if holder else []
+        hint = did_you_mean(str(error["loc"][-1]), keys) if keys and error.get("loc") else ""
+        if hint:
+            return f"unknown key{hint}"
+        if settings_of is not None:
+            return f"unknown key (the {settings_of} adapter's settings here: {', '.join(keys) or 'none'})"
+        return "unknown key (check the spelling against config.example.toml)"
     if message.startswith("Value error, "):
-        message = "expected " + message[len("Value error, "):]
+        message = message[len("Value error, "):]
+        # A validator says either what it expected ("a broker port 1-65535") or what is wrong ("must not
+        # be empty", "the URL has no host"): only the first reads right after "expected".
+        if not _IS_SENTENCE.search(message):
+            message = "expected " + message
     # Not for a whole section (a model validator's error): it may hold a password.
-    if "input" in error and kind not in ("missing",) and not isinstance(error["input"], dict):
+    secret = any(isinstance(part, str) and _SECRET_KEY.search(part) for part in error.get("loc", ()))
+    if "input" in error and kind not in ("missing",) and not isinstance(error["input"], dict) and not secret:
         message += f" (got {error['input']!r})"
     return message
 
 
 def parse_config(text: str, source: str = "<string>") -> Config:
     try:
-        data = tomllib.loads(text)
+        data = loads_toml(text)
     except tomllib.TOMLDecodeError as err:
         line = None
         match = re.search(r"line (\d+)", str(err))

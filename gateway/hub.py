@@ -46,6 +46,8 @@ CommandHandler = Callable[[Command], Awaitable[CommandResult]]
 # A device that floods us with garbage must not flood the log too: one line per source per window,
 # with the number of lines left out.
 BAD_INPUT_LOG_WINDOW_S = 10.0
+# After a command timed out, how long the hub keeps listening for what the device did after all.
+LATE_OUTCOME_S = 60.0
 
 
 class _ConfirmWaiter:
@@ -76,6 +78,7 @@ class Hub:
         self._handlers: dict[str, CommandHandler] = {}
         self._attr_specs: dict[tuple[str, str], AttributeSpec] = {}
         self._waiters: dict[str, list[_ConfirmWaiter]] = {}
+        self._late_tasks: set[asyncio.Task[None]] = set()
         self._log_window: dict[str, tuple[float, int]] = {}
         # Called with each command an adapter accepted, before the hub waits for the device; replay
         # uses it to play devices that obey (a recording cannot answer).
@@ -309,6 +312,12 @@ class Hub:
     async def execute(self, command: Command, timeout_s: float = 5.0) -> CommandResult:
         """Validate, route to the owning adapter, and wait up to ``timeout_s`` for the device to confirm.
 
+        ``timeout_s`` bounds the whole command, whatever the transport: an adapter still waiting for its
+        device (an HTTP request that hangs) when it runs out is cancelled and the answer is ``timeout`` ("it
+        may still carry it out"), not a ``failed`` seconds later for a command that then takes effect. What
+        the device does after that is not lost: its report of the expected state within
+        :data:`LATE_OUTCOME_S` is published as a second CommandResultEvent with ``details["late"]``.
+
         Raises :class:`CommandValidationError` for a command that does not fit; every other outcome
         is a :class:`CommandResult` (and a CommandResultEvent on the bus).
         """
@@ -326,22 +335,51 @@ class Hub:
         if handler is None:
             return self._finish(command, CommandResult("failed", f"adapter {device.adapter!r} is not running"))
         expected = expected_state(command, device)
+        loop = asyncio.get_running_loop()
         waiter: _ConfirmWaiter | None = None
         if expected:
-            waiter = _ConfirmWaiter(command, expected, asyncio.get_running_loop().create_future())
+            waiter = _ConfirmWaiter(command, expected, loop.create_future())
             self._waiters.setdefault(device.id, []).append(waiter)
+        clock = self.clock
+        started = clock.monotonic()
+        # The adapter is called right here (a scene's command goes out on the turn of the loop that took the
+        # motion report: bench/latency.py), under the one deadline, kept on the injected clock (simulated
+        # seconds in a replay) the way asyncio.timeout keeps it on the loop's: at the deadline the waiting
+        # call is cancelled, and the device may still carry the command out.
+        current = asyncio.current_task()
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            if current is not None:
+                current.cancel()
+
+        deadline = clock.call_later(timeout_s, expire)
         try:
             try:
                 result = await handler(command)
+            except asyncio.CancelledError:
+                if not expired or current is None:
+                    raise
+                current.uncancel()
+                result = CommandResult("timeout", f"the device did not answer within {timeout_s:g} s; it may "
+                                                  "still carry the command out")
+                if waiter is not None:
+                    self._follow_late(command, device.id, waiter)
+                    waiter = None  # the follow-up owns it now
+                return self._finish(command, result)
             except Exception as err:
                 log.exception("adapter %s failed to execute %s", device.adapter, command)
                 result = CommandResult("failed", f"adapter error: {err}")
+            finally:
+                deadline.cancel()
             if result.status == "sent" and result.expected:
                 # The adapter knows better what the device will report back (a fan with 3 speeds asked
                 # for 50 % reports 67 %): its expectation replaces the model's, never the other way.
                 expected = dict(result.expected)
                 if waiter is None:
-                    waiter = _ConfirmWaiter(command, expected, asyncio.get_running_loop().create_future())
+                    waiter = _ConfirmWaiter(command, expected, loop.create_future())
                     self._waiters.setdefault(device.id, []).append(waiter)
                 else:
                     waiter.expected = expected
@@ -350,12 +388,9 @@ class Hub:
                 self.after_command(command, expected)
             if result.status == "sent" and waiter is not None:
                 result.expected = expected
-                # The timeout runs on the injected clock, so a replay in simulated time waits in
-                # simulated seconds.
                 future = waiter.future
-                timer = self.clock.call_later(
-                    timeout_s, lambda: future.done() or future.set_exception(TimeoutError())
-                )
+                remaining = timeout_s - (clock.monotonic() - started)
+                timer = clock.call_later(remaining, lambda: future.done() or future.set_exception(TimeoutError()))
                 try:
                     await future
                     result.status = "confirmed"
@@ -363,16 +398,54 @@ class Hub:
                 except TimeoutError:
                     result.status = "timeout"
                     result.message = f"sent, but the device did not confirm within {timeout_s:g} s"
+                    waiter.future = loop.create_future()
+                    self._follow_late(command, device.id, waiter)
+                    waiter = None
                 finally:
                     timer.cancel()
         finally:
+            deadline.cancel()
             if waiter is not None:
-                waiters = self._waiters.get(device.id, [])
-                if waiter in waiters:
-                    waiters.remove(waiter)
-                if not waiters:
-                    self._waiters.pop(device.id, None)
+                self._drop_waiter(device.id, waiter)
         return self._finish(command, result)
+
+    def _drop_waiter(self, device_id: str, waiter: _ConfirmWaiter) -> None:
+        waiters = self._waiters.get(device_id, [])
+        if waiter in waiters:
+            waiters.remove(waiter)
+        if not waiters:
+            self._waiters.pop(device_id, None)
+
+    def _follow_late(self, command: Command, device_id: str, waiter: _ConfirmWaiter) -> None:
+        """After a ``timeout`` answer: whether the device carries the command out after all, for
+        LATE_OUTCOME_S (a late confirmation is published, so that what recorded the timeout can correct it)."""
+
+        async def follow() -> None:
+            future = waiter.future
+            timer = self.clock.call_later(LATE_OUTCOME_S,
+                                          lambda: future.done() or future.set_exception(TimeoutError()))
+            try:
+                await future
+            except TimeoutError:
+                return
+            finally:
+                timer.cancel()
+                self._drop_waiter(device_id, waiter)
+            self._late(command, CommandResult("confirmed", "the device reported the new state after the command "
+                                                           "had timed out", dict(waiter.expected), {"late": True}))
+
+        late = asyncio.get_running_loop().create_task(follow(), name=f"hub:late:{device_id}")
+        self._late_tasks.add(late)
+        late.add_done_callback(self._late_tasks.discard)
+
+    def _late(self, command: Command, result: CommandResult) -> None:
+        self.counters[f"commands_late_{result.status}"] += 1
+        self.bus.publish(CommandResultEvent(self.clock.time(), command, result))
+
+    def cancel_pending(self) -> None:
+        """Stop following commands that timed out (at shutdown)."""
+        for task in list(self._late_tasks):
+            task.cancel()
 
     def _finish(self, command: Command, result: CommandResult) -> CommandResult:
         self.counters[f"commands_{result.status}"] += 1

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from gateway.errors import HearthError
+from gateway.logsafe import LogLimiter
 
 if TYPE_CHECKING:
     from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
@@ -215,6 +216,8 @@ class _Browse:
         self._browser: Any = None
         # Resolves started from the browser's (synchronous) callback: kept here so none is lost (STYLE 2).
         self._resolving: dict[str, asyncio.Task[None]] = {}
+        # A neighbour announcing thousands of names that fail to resolve: a few lines a minute, counted.
+        self._resolve_failures = LogLimiter(log, burst=10, window_s=60.0)
         self.closed = False
 
     def start(self) -> None:
@@ -245,7 +248,7 @@ class _Browse:
         if self._resolving.get(name) is task:
             del self._resolving[name]
         if not task.cancelled() and task.exception() is not None:
-            log.warning("mDNS: resolving %s failed: %r", name, task.exception())
+            self._resolve_failures.log(logging.WARNING, "mDNS: resolving %s failed: %r", name, task.exception())
 
     async def _resolve(self, service_type: str, name: str, change: ServiceChange) -> None:
         from zeroconf.asyncio import AsyncServiceInfo

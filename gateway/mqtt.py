@@ -25,8 +25,10 @@ import os
 import random
 import socket
 import ssl
+import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -145,6 +147,10 @@ class MqttSession:
         self._reconnects = 0
         self._callback_errors = 0
         self._callback_errors_logged = 0
+        # Which adapter registered a callback (set by the supervisor's per-adapter view of this session), and
+        # who hears of its failures: a plugin failing every message shows in /healthz under its own name.
+        self.callback_owners: dict[Any, str] = {}
+        self.on_callback_error: Callable[[str, str, BaseException], None] | None = None
         self._last_callback_error_log = -math.inf
 
     # ------------------------------------------------------------------ public API
@@ -663,6 +669,11 @@ class MqttSession:
 
     def _callback_failed(self, callback: MessageCallback, topic: str) -> None:
         self._callback_errors += 1
+        owner = self.callback_owners.get(callback)
+        if owner is not None and self.on_callback_error is not None:
+            error = sys.exc_info()[1]
+            if error is not None:
+                self.on_callback_error(owner, topic, error)
         now = self._clock.monotonic()
         if now - self._last_callback_error_log < _CALLBACK_ERROR_LOG_INTERVAL_S:
             return

@@ -47,6 +47,9 @@ class ReplayMqtt:
         # few thousand topics tens of thousands of times, and matching every filter each time was most of
         # replay's time on a large capture.
         self._matching: dict[str, tuple[tuple[str, MessageCallback], ...]] = {}
+        # As MqttSession's: which adapter registered a callback, and who hears of its failures.
+        self.callback_owners: dict[Any, str] = {}
+        self.on_callback_error: Callable[[str, str, BaseException], None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -90,7 +93,14 @@ class ReplayMqtt:
                 self._matching.clear()
             self._matching[topic] = matching
         for _, callback in matching:
-            callback(topic, payload, retain)
+            try:
+                callback(topic, payload, retain)
+            except Exception as err:  # as the live session does: counted against its adapter, never fatal
+                owner = self.callback_owners.get(callback)
+                if owner is not None and self.on_callback_error is not None:
+                    self.on_callback_error(owner, topic, err)
+                else:
+                    raise
         return len(matching)
 
 
@@ -174,6 +184,8 @@ class ReplayResult:
     scene_models: dict[str, Any] = field(default_factory=dict)  # scene id -> Scene, for the traces
     # What ``inspect`` returned (see replay), e.g. an explanation of one scene.
     inspected: Any = None
+    # Adapters that could not start (or failed while playing): the replay says little about their devices.
+    failed_adapters: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"devices": self.devices, "actions": self.actions, "alerts": self.alerts, "errors": self.errors,
@@ -512,8 +524,10 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
                 await settle()
             if inspect is not None:
                 inspected = inspect(ReplayState(engine, hub, traces, start, last, clock.time()))
+        failed_adapters: list[str] = []
         for name, health in supervisor.health.items():
             if health.last_error:
+                failed_adapters.append(name)
                 errors.append({"t": None, "source": name, "message": f"adapter {name}: {health.last_error}"})
     devices = [_device_json(hub.devices[i].as_dict(with_support=False)) for i in sorted(hub.devices)]
     notifications = [{"t": iso_utc(n.t), "to": target, "title": n.title, "message": n.message,
@@ -527,7 +541,8 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
                         notifications=notifications, notes=notes, scenes=sorted(engine.scenes),
                         hub_devices=list(hub.devices.values()) if keep_devices else [], traces=traces,
                         warnings=warnings, names={d.id: d.name for d in hub.devices.values()},
-                        scene_models={sid: rt.scene for sid, rt in engine.scenes.items()}, inspected=inspected)
+                        scene_models={sid: rt.scene for sid, rt in engine.scenes.items()}, inspected=inspected,
+                        failed_adapters=failed_adapters)
 
 
 async def replay_devices(path: Path, config: Config | None = None) -> list[Any]:
@@ -586,6 +601,12 @@ def replay_command(path: Path, config: Config | None, profiles: list[str] | None
         out.write(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         print(format_table(result, every_run=every_run), file=out)
+    if result.failed_adapters:
+        # Whatever else it says, a replay without one of its adapters is not what the gateway would do.
+        names = ", ".join(result.failed_adapters)
+        print(f"hearth replay: adapter{'s' if len(result.failed_adapters) > 1 else ''} {names} failed "
+              "(see errors above)", file=err)
+        return 1
     if strict and result.errors:
         print(f"hearth replay: {len(result.errors)} thing{'s' if len(result.errors) != 1 else ''} rejected "
               f"(--strict)", file=err)

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from gateway.clock import Clock, TimerHandle, iso_utc
 from gateway.errors import AdapterNotReadyError, CodecError, ConfigError, ConfigProblem, HearthError
+from gateway.logsafe import LogLimiter
 from gateway.mdns import MdnsService, ServiceRecord
 from gateway.model import CapabilitySpec, capabilities, capability, register_capability
 from gateway.model._spec import ArgSpec, AttributeSpec, CommandSpec
@@ -32,7 +33,8 @@ from gateway.model.types import (
     DeviceInfo,
     Update,
 )
-from gateway.tomlloc import TomlLocator
+from gateway.suggest import did_you_mean
+from gateway.tomlloc import TomlLocator, loads_toml
 from gateway.units import UNIT_FACTORS, fahrenheit_to_celsius
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "DeviceInfo",
     "HearthError",
     "KeyValueStore",
+    "LogLimiter",
     "MdnsService",
     "MessageCallback",
     "MqttClient",
@@ -69,8 +72,10 @@ __all__ = [
     "apply_decoded",
     "capabilities",
     "capability",
+    "did_you_mean",
     "fahrenheit_to_celsius",
     "iso_utc",
+    "loads_toml",
     "plain_topic",
     "publish_command",
     "register_capability",
@@ -83,12 +88,13 @@ __all__ = [
 #: adapter class, ``requires_sdk = ">=1.1,<2"``; a gateway whose SDK it does not admit leaves it out and
 #: says why (the log, ``hearth config check``, ``hearth plugin check``), instead of failing on a missing name.
 #: 1.0: wave 1. 1.1: ``CommandResult.expected`` from the adapter is kept; plugin capabilities work in replay.
-#: 1.2: ``UNIT_FACTORS`` and ``fahrenheit_to_celsius``, ``MdnsService`` and ``ServiceRecord``, ``TimerHandle``,
-#: ``CaptureReplayer``.
+#: 1.2: ``LogLimiter``, ``loads_toml``, ``did_you_mean``, ``UNIT_FACTORS`` and ``fahrenheit_to_celsius``,
+#: ``MdnsService`` and ``ServiceRecord``, ``TimerHandle``, ``CaptureReplayer``.
 SDK_VERSION = "1.2"
 
+#: What a subscription returns: call it to end the subscription (once; a second call does nothing).
 Unsubscribe = Callable[[], None]
-# (topic, payload, retained). Called on the event loop for each message; must not block.
+#: ``callback(topic, payload, retained)``, called on the event loop for each message; must not block.
 MessageCallback = Callable[[str, bytes, bool], None]
 
 
@@ -97,7 +103,8 @@ class MqttClient(Protocol):
     """The gateway's one shared MQTT session, as adapters see it."""
 
     @property
-    def connected(self) -> bool: ...
+    def connected(self) -> bool:
+        """Whether the session is connected to the broker now."""
 
     def subscribe(self, topic_filter: str, callback: MessageCallback, qos: int = 0) -> Unsubscribe:
         """Deliver messages matching ``topic_filter`` to ``callback``; survives reconnects."""
@@ -109,35 +116,60 @@ class MqttClient(Protocol):
 class KeyValueStore(Protocol):
     """Small persistent storage scoped to one adapter (JSON-serialisable values)."""
 
-    def get(self, key: str, default: Any = None) -> Any: ...
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value stored under ``key`` (as it comes back from JSON: a tuple as a list), or ``default``."""
 
-    def set(self, key: str, value: Any) -> None: ...
+    def set(self, key: str, value: Any) -> None:
+        """Store ``value``; written with the store's next batched commit (a few seconds), kept across restarts.
+        A value that is not JSON-serialisable raises at once."""
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: str) -> None:
+        """Forget ``key`` (nothing happens if it is not there)."""
 
-    def items(self) -> Iterable[tuple[str, Any]]: ...
+    def items(self) -> Iterable[tuple[str, Any]]:
+        """Every (key, value) pair of this adapter's storage."""
 
 
 class AdapterContext(Protocol):
+    """What the gateway gives an adapter in ``start(ctx)``: its only way into the gateway.
+
+    Every method is called on the event loop and returns at once.
+    """
+
+    #: The adapter's name: its entry point's name in ``hearth.adapters`` (and its config table's).
     name: str
+    #: Its ``[adapters.<name>]`` table of the config file (empty when there is none); checked by the
+    #: adapter's ``config_model`` first when it has one.
     config: dict[str, Any]
+    #: Its logger (``hearth.adapter.<name>``).
     log: logging.Logger
+    #: The gateway's clock: real time in ``hearth run``, simulated in replay and tests.
     clock: Clock
+    #: The gateway's one MQTT session, or None when the gateway runs without MQTT (an adapter with
+    #: ``needs_mqtt = True`` is not started then, but a type checker cannot know it: check for None).
     mqtt: MqttClient | None
+    #: Small persistent storage of its own.
     storage: KeyValueStore
     #: The gateway's one mDNS service (browse / register), or None when mDNS is off. In replay, a
     #: recorded one that delivers the capture's mdns lines and whose ``live`` is False.
     mdns: Any
 
-    def upsert_device(self, info: DeviceInfo) -> Device: ...
+    def upsert_device(self, info: DeviceInfo) -> Device:
+        """Add a device, or update what it is (same ``id``: its state, area and the owner's edits stay)."""
 
-    def remove_device(self, device_id: str) -> None: ...
+    def remove_device(self, device_id: str) -> None:
+        """Remove one of this adapter's devices (one the device's bridge says is gone for good)."""
 
-    def push(self, updates: Iterable[Update]) -> None: ...
+    def push(self, updates: Iterable[Update]) -> None:
+        """New values of devices' attributes. Each is checked against the capability model: an update for
+        an unknown device or attribute, or a value of the wrong type or out of range, is dropped and
+        reported as bad input, the others are applied."""
 
-    def push_event(self, event: DeviceEventUpdate) -> None: ...
+    def push_event(self, event: DeviceEventUpdate) -> None:
+        """Something happened on a device (a button press)."""
 
-    def set_available(self, device_id: str, available: bool | None) -> None: ...
+    def set_available(self, device_id: str, available: bool | None) -> None:
+        """Whether a device is reachable: True, False, or None for "not known"."""
 
     def report_bad_input(self, message: str) -> None:
         """A device sent something we cannot use: counted, rate-limited log, shown in replay errors."""
@@ -257,16 +289,28 @@ def publish_command(
 
 @runtime_checkable
 class Adapter(Protocol):
+    """What the gateway expects of an adapter class (registered under the ``hearth.adapters`` entry point).
+
+    Optional class attributes: ``requires_sdk``, a version specifier for :data:`SDK_VERSION`
+    (``">=1.1,<2"``): a gateway it does not admit leaves the plugin out and says why; ``config_model``,
+    a pydantic model of the adapter's ``[adapters.<name>]`` table, checked before ``start``. An optional
+    ``stats()`` method returns a small JSON-able dict shown under the adapter in ``/healthz``.
+    """
+
     #: Needs the shared MQTT session (the gateway will not start it without one).
     needs_mqtt: ClassVar[bool]
-    # Optional class attributes: ``requires_sdk`` (a version specifier for SDK_VERSION, ">=1.1,<2"),
-    # ``config_model`` (a pydantic model of the adapter's [adapters.NAME] section).
 
-    async def start(self, ctx: AdapterContext) -> None: ...
+    async def start(self, ctx: AdapterContext) -> None:
+        """Start: keep ``ctx``, subscribe, start background tasks with ``ctx.create_task``. Raise
+        :class:`AdapterNotReadyError` when what it needs is not there yet: it is retried with back-off."""
 
-    async def stop(self) -> None: ...
+    async def stop(self) -> None:
+        """Stop: undo what ``start`` did (unsubscribe, close connections). Tasks made with
+        ``ctx.create_task`` are cancelled by the gateway."""
 
-    async def execute(self, command: Command) -> CommandResult: ...
+    async def execute(self, command: Command) -> CommandResult:
+        """Carry out a command for one of this adapter's devices (already validated against the model and
+        the device) and say what became of it: usually ``CommandResult("sent")``."""
 
 
 @runtime_checkable

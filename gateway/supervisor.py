@@ -24,10 +24,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from gateway.clock import Clock
-from gateway.errors import AdapterNotReadyError, ConfigProblem, HearthError
+from gateway.errors import AdapterNotReadyError, ConfigError, ConfigProblem, HearthError
 from gateway.hub import Hub
 from gateway.model.types import Command, CommandResult, Device, DeviceEventUpdate, DeviceInfo, Update
-from gateway.sdk import Adapter, KeyValueStore, MqttClient
+from gateway.sdk import Adapter, KeyValueStore, MessageCallback, MqttClient, Unsubscribe
 
 log = logging.getLogger("hearth.supervisor")
 
@@ -133,11 +133,31 @@ def adapter_config_problems(
             )
             continue
         try:
-            validate_adapter_config(name, cls, section)
+            validated = validate_adapter_config(name, cls, section)
         except ValidationError as err:
+            from gateway.suggest import walk_loc
+
+            model = getattr(cls, "config_model", None)
             for e in err.errors():
                 loc = ("adapters", name, *e["loc"])
-                problems.append(ConfigProblem(source, _line_of(text, loc), ".".join(map(str, loc)), _describe(e)))
+                holder = walk_loc(model, e["loc"])[1] if model is not None else None
+                problems.append(ConfigProblem(source, _line_of(text, loc), ".".join(map(str, loc)),
+                                              _describe(e, holder, settings_of=name)))
+            continue
+        # Deeper checks an adapter offers (the files it reads: device definitions), as its start would do.
+        check = getattr(cls, "check_config", None)
+        if check is None:
+            continue
+        try:
+            found = list(check(validated))
+        except Exception as err:  # a plugin's own check must not break `hearth config check`
+            found = [ConfigProblem(source, _line_of(text, ("adapters", name)), f"adapters.{name}",
+                                   f"the {name} adapter's check_config failed: {type(err).__name__}: {err}")]
+        for problem in found:
+            if problem.file == "config":  # a key of this section: locate it in the file
+                loc = tuple(int(p) if p.isdigit() else p for p in problem.key.split("."))
+                problem = ConfigProblem(source, _line_of(text, loc), problem.key, problem.message)
+            problems.append(problem)
     return problems
 
 
@@ -163,6 +183,41 @@ class _ScopedKV:
 _NO_HTTP: Any = object()
 
 
+class _AdapterMqtt:
+    """One adapter's view of the shared MQTT session: the same session, with its callbacks marked as the
+    adapter's (see MqttSession.callback_owners). Nothing is wrapped: a message costs no extra call."""
+
+    __slots__ = ("_name", "_session")
+
+    def __init__(self, session: MqttClient, name: str) -> None:
+        self._session = session
+        self._name = name
+
+    @property
+    def connected(self) -> bool:
+        return self._session.connected
+
+    def subscribe(self, topic_filter: str, callback: MessageCallback, qos: int = 0) -> Unsubscribe:
+        owners = getattr(self._session, "callback_owners", None)
+        if owners is not None:
+            owners[callback] = self._name
+        unsubscribe = self._session.subscribe(topic_filter, callback, qos)
+        if owners is None:
+            return unsubscribe
+
+        def forget() -> None:
+            unsubscribe()
+            owners.pop(callback, None)
+
+        return forget
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> None:
+        self._session.publish(topic, payload, qos, retain)
+
+    def __getattr__(self, name: str) -> Any:  # anything else a test or a built-in adapter reads
+        return getattr(self._session, name)
+
+
 class AdapterContextImpl:
     """The one object an adapter gets: its way into the hub, its config, logger, clock and storage."""
 
@@ -182,7 +237,9 @@ class AdapterContextImpl:
         self.config = config
         self.log = logging.getLogger(f"hearth.adapter.{name}")
         self.clock = hub.clock
-        self.mqtt = mqtt
+        # The shared session, seen through a view that marks the callbacks as this adapter's (a callback that
+        # raises is then counted against it in /healthz).
+        self.mqtt: MqttClient | None = _AdapterMqtt(mqtt, name) if mqtt is not None else None
         self.storage = storage
         # The shared mDNS service (None: no discovery) and HTTP client session (None: no HTTP at all,
         # as in replay; absent: the adapter opens its own).
@@ -252,12 +309,15 @@ class AdapterHealth:
     retry_in_s: float | None = None
     started_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Messages whose callback raised (each is dropped; the adapter keeps running).
+    message_failures: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "state": self.state,
             "restarts": self.restarts,
             "failures": self.failures,
+            "message_failures": self.message_failures,
             "last_error": self.last_error,
             **({"retry_in_s": round(self.retry_in_s, 1)} if self.retry_in_s is not None else {}),
         }
@@ -286,6 +346,8 @@ class Supervisor:
         self._mdns = mdns
         self._http = http
         self.health: dict[str, AdapterHealth] = {name: AdapterHealth(name) for name in adapters}
+        if mqtt is not None and hasattr(mqtt, "on_callback_error"):
+            mqtt.on_callback_error = self._callback_failed
         self._tasks: list[asyncio.Task[None]] = []
         self._instances: dict[str, Any] = {}
         # name -> (the instance, its last stats() result, clock.monotonic() when taken, when to call it again)
@@ -303,6 +365,15 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+    def _callback_failed(self, adapter: str, topic: str, error: BaseException) -> None:
+        health = self.health.get(adapter)
+        if health is None:
+            return
+        health.message_failures += 1
+        health.last_error = f"message on {topic[:200]!r} failed: {type(error).__name__}: {str(error)[:300]}"
+        # Also bad input as the hub counts it (replay lists it among its errors); the session logs it.
+        self.hub.reject_input(adapter, f"{adapter}: {health.last_error}")
 
     def health_report(self) -> dict[str, Any]:
         """Each adapter's state, restarts and last error; for a running adapter with a ``stats()`` method, also
@@ -423,6 +494,11 @@ class Supervisor:
                 backoff = BACKOFF_MIN_S
             if isinstance(error, AdapterNotReadyError):
                 log.warning("adapter %s not ready: %s; retrying in %.0f s", name, error, backoff)
+            elif isinstance(error, ConfigError):
+                # A mistake in a file the adapter reads (a definition): file:line: key: message says it all.
+                health.last_error = str(error)
+                log.error("adapter %s cannot start, a file it reads has mistakes (fix it; retrying in %.0f s):\n%s",
+                          name, backoff, error)
             else:
                 log.error("adapter %s failed: %s; restarting in %.0f s", name, health.last_error, backoff,
                           exc_info=error)
@@ -445,7 +521,14 @@ class Supervisor:
             log.exception("adapter %s failed to stop cleanly", name)
 
     def _command_handler(self, name: str, adapter: Any) -> Callable[[Command], Coroutine[Any, Any, CommandResult]]:
+        mqtt = self._mqtt if getattr(adapter, "needs_mqtt", False) else None
+
         async def handle(command: Command) -> CommandResult:
+            if mqtt is not None and not mqtt.connected:
+                # Said now, not "sent" and then dropped (QoS 0) or carried out whenever the broker is back
+                # (QoS 1, held): a command is for now, and the caller can try again.
+                return CommandResult("unavailable", "not sent: the gateway is not connected to the MQTT broker "
+                                     "(it reconnects by itself; try again then)", details={"transport": "down"})
             return await adapter.execute(command)
 
         return handle

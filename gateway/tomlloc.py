@@ -6,7 +6,9 @@ line that writes it, so config and profile errors can name ``file:line:key``.
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Sequence
+from typing import Any
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"^\s*((?:\"[^\"]*\"|'[^']*'|[A-Za-z0-9_-]+)(?:\s*\.\s*(?:\"[^\"]*\"|'[^']*'|[A-Za-z0-9_-]+))*)\s*=")
@@ -114,3 +116,38 @@ class TomlLocator:
                 return self.lines[path]
             path = path[:-1]
         return None
+
+
+# Arrays and inline tables nested deeper than this are refused before parsing: nothing Hearth reads needs
+# more than a handful of levels, and tomllib recurses per level (5,000 '[' exhausted Python's stack).
+MAX_TOML_NESTING = 64
+
+
+def loads_toml(text: str) -> dict[str, Any]:
+    """:func:`tomllib.loads`, except that nesting deeper than :data:`MAX_TOML_NESTING` is a
+    ``tomllib.TOMLDecodeError`` naming its line, never a RecursionError."""
+    depth = 0
+    quote: str | None = None
+    line = 1
+    for char in text:  # a rough scan (no multi-line strings): enough to find runaway nesting
+        if char == "\n":
+            line += 1
+            quote = None if quote in ('"', "'") else quote
+        elif quote is not None:
+            if char == quote:
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif char == "#":
+            quote = "\n"  # a comment, to the end of the line
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_TOML_NESTING:
+                raise tomllib.TOMLDecodeError(
+                    f"arrays or tables nested more than {MAX_TOML_NESTING} levels deep (at line {line})")
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise tomllib.TOMLDecodeError("arrays or tables nested too deeply to read") from None

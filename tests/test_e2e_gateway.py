@@ -136,3 +136,27 @@ def test_kill_9_in_a_write_burst_loses_at_most_the_last_commit_interval(house: A
     finally:
         assert restarted.stop() == 0
     restarted.wait_for_line("Hearth stopped", timeout_s=5)
+
+
+def test_a_command_while_the_broker_is_down_is_refused_and_never_carried_out_later(house: Any) -> None:
+    # It used to answer 202 "sent, but the device did not confirm" while the command was dropped (QoS 0)
+    # or held and carried out whenever the broker came back.
+    _gateway, api, z2m, mosquitto = house
+    z2m.announce()
+    z2m.publish("Plug", {"power": 4.6, "state": "ON"})
+    wait_until(lambda: (d := api.device(PLUG)) and d["components"]["main"].get("on_off"), what="the plug")
+    mosquitto.stop()
+    wait_until(lambda: api.call("GET", "/healthz")[1]["mqtt"]["connected"] is False, what="the gateway to notice")
+    status, result = api.call("POST", f"/api/devices/{PLUG}/commands", {"capability": "on_off", "command": "off"})
+    assert (status, result["status"]) == (503, "unavailable"), result
+    assert "not connected to the MQTT broker" in result["message"]
+    mosquitto.start()
+    wait_until(lambda: api.call("GET", "/healthz")[1]["mqtt"]["connected"] is True, timeout_s=15,
+               what="the gateway to reconnect")
+    wait_until(z2m.client.is_connected, what="the fake bridge to reconnect")
+    time.sleep(1.0)  # a held command would go out right after the reconnect
+    assert z2m.sets.empty(), "a refused command was carried out after the broker came back"
+    # The way is open again (so the check above could have seen a late command).
+    status, result = api.call("POST", f"/api/devices/{PLUG}/commands", {"capability": "on_off", "command": "off"})
+    assert (status, result["status"]) == (200, "confirmed"), result
+    assert z2m.sets.get(timeout=5) == ("Plug", {"state": "OFF"})

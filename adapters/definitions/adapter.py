@@ -25,7 +25,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from adapters.definitions.codec import Decoded, DefinitionCodec, Instance
-from adapters.definitions.format import Definition, load_definitions
+from adapters.definitions.format import Definition, load_definition, load_definitions
 from gateway.sdk import (
     AdapterContext,
     AdapterNotReadyError,
@@ -93,6 +93,37 @@ class DefinitionsAdapter:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    @classmethod
+    def check_config(cls, config: dict[str, object]) -> list[ConfigProblem]:
+        """For ``hearth config check``: every problem of every definition file this section loads (and of
+        its ``use`` list), as starting the adapter would find them."""
+        section = DefinitionsConfig.model_validate(config)
+        if not section.enabled:
+            return []
+        try:
+            definitions = load_definitions([Path(f) for f in section.folders], shipped=section.shipped)
+            cls._select("definitions", definitions, section)
+        except ConfigError as err:
+            return list(err.problems)
+        return []
+
+    @staticmethod
+    def check_files(paths: list[Path]) -> tuple[list[str], list[ConfigProblem]]:
+        """For ``hearth definition check``: the names of the definitions that load, and every problem of
+        the others (a folder stands for its ``*.toml`` files)."""
+        names: list[str] = []
+        problems: list[ConfigProblem] = []
+        for path in paths:
+            files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
+            if path.is_dir() and not files:
+                problems.append(ConfigProblem(str(path), None, "", "no *.toml device definitions in this folder"))
+            for file in files:
+                try:
+                    names.append(load_definition(file).name)
+                except ConfigError as err:
+                    problems.extend(err.problems)
+        return names, problems
 
     async def start(self, ctx: AdapterContext) -> None:
         try:

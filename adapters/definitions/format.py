@@ -79,6 +79,7 @@ from gateway.sdk import (
     TomlLocator,
     capabilities,
     capability,
+    loads_toml,
 )
 
 __all__ = [
@@ -635,11 +636,21 @@ def _path(value: str, loc: tuple[str | int, ...], problem: Problem) -> JsonPath 
         return None
 
 
+def loc_text(loc: tuple[str | int, ...]) -> str:
+    """A key's place as the messages write it everywhere: ``state[2].attribute`` (entries counted from 0,
+    as in the codec's own messages)."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 def _attribute_ref(value: str, loc: tuple[str | int, ...], problem: Problem, what: str) -> tuple[str, str, Any] | None:
-    cap_name, dot, member = value.partition(".")
+    # The member is after the LAST dot: a plugin capability's name is dotted itself (acme.filter.life_percent).
+    cap_name, dot, member = value.rpartition(".")
 
     spec = capability(cap_name) if dot else None
-    if not dot or not member:
+    if not dot or not member or not cap_name:
         problem(
             loc,
             f"write it as 'capability.{what}', e.g. "
@@ -647,7 +658,12 @@ def _attribute_ref(value: str, loc: tuple[str | int, ...], problem: Problem, wha
         )
         return None
     if spec is None:
-        problem(loc, f"unknown capability {cap_name!r} (known: {', '.join(sorted(capabilities()))})")
+        from gateway.sdk import did_you_mean
+
+        hint = did_you_mean(cap_name, list(capabilities()))
+        plugin = " (a plugin's capability needs its plugin installed)" if "." in cap_name else ""
+        known = "" if hint else f" (known: {', '.join(sorted(capabilities()))})"
+        problem(loc, f"unknown capability {cap_name!r}{hint}{plugin}{known}")
         return None
     table = spec.attributes if what == "attribute" else spec.commands
     if member not in table:
@@ -868,7 +884,7 @@ def load_definition_text(text: str, source: str) -> Definition:
             ]
         )
     try:
-        raw = tomllib.loads(text)
+        raw = loads_toml(text)
     except tomllib.TOMLDecodeError as err:
         match = re.search(r"line (\d+)", str(err))
         raise ConfigError(
@@ -878,7 +894,7 @@ def load_definition_text(text: str, source: str) -> Definition:
     problems: list[ConfigProblem] = []
 
     def problem(loc: tuple[str | int, ...], message: str) -> None:
-        problems.append(ConfigProblem(source, locator.line_of(loc), ".".join(map(str, loc)), message))
+        problems.append(ConfigProblem(source, locator.line_of(loc), loc_text(loc), message))
 
     try:
         parsed = _File.model_validate(raw)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import secrets
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -28,7 +29,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from adapters.shelly.hosts import POLL_INTERVAL_S, REQUEST_TIMEOUT_S, parse_host
-from gateway.sdk import AdapterContext, Command, CommandResult, HearthError
+from gateway.sdk import AdapterContext, Command, CommandResult, HearthError, LogLimiter
 
 if TYPE_CHECKING:
     from adapters.shelly.codec import Decoded
@@ -101,6 +102,8 @@ class MdnsAdapter:
         self._mdns: Any = None
         self._own_mdns: Any = None
         self._live = True
+        # One line per new name, at most 20 a minute: a neighbour can announce thousands.
+        self._discovered_lines: LogLimiter | None = None
         self._unsubscribe: Any = None
         self._src = ""
         self._devices: list[ShellyHttpDevice] = []
@@ -127,6 +130,7 @@ class MdnsAdapter:
     # -- lifecycle
 
     async def start(self, ctx: AdapterContext) -> None:
+        self._discovered_lines = LogLimiter(ctx.log, burst=20, window_s=60.0, monotonic=ctx.clock.monotonic)
         try:
             config = MdnsAdapterConfig.model_validate(ctx.config or {})
         except ValidationError as err:
@@ -243,8 +247,9 @@ class MdnsAdapter:
         for problem in observation.problems:
             ctx.report_bad_input(f"mdns {record.full_name!r:.120}: {problem}")
         entry = observation.entry
-        if observation.new:
-            ctx.log.info("mdns: discovered %s (%s, %s)", entry.key, entry.support, record.type)
+        if observation.new and self._discovered_lines is not None:
+            self._discovered_lines.log(logging.INFO, "mdns: discovered %s (%s, %s)", entry.key, entry.support,
+                                       record.type)
         if entry.adapter != "mdns" or not entry.device_id or not self._config.connect_discovered:
             return
         hosts = _rank_addresses(entry.addresses)

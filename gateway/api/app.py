@@ -247,16 +247,21 @@ class _Routes:
         self.command_timeout_s = command_timeout_s
 
     async def healthz(self, request: web.Request) -> web.Response:
+        """The gateway's health: adapters, MQTT, the store; 503 when something is wrong. Needs no credential and
+        shows no addresses or names."""
         report = self.health()
         return _json(report, status=200 if report.get("status") == "ok" else 503)
 
     async def metrics_text(self, request: web.Request) -> web.Response:
+        """Prometheus counters and gauges (text format): messages, commands, devices, adapters' drops. Needs no
+        credential."""
         text = self.metrics() if self.metrics is not None else hub_metrics(self.hub)
         return web.Response(
             body=text.encode("utf-8"), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
         )
 
     async def list_devices(self, request: web.Request) -> web.Response:
+        """Every device with its state and what it supports; ``?area=``, ``?capability=``, ``?source=`` filter."""
         unknown = sorted(set(request.query) - set(_DEVICE_FILTERS))
         if unknown:
             return _error(
@@ -274,6 +279,7 @@ class _Routes:
         return _json({"devices": devices})
 
     async def get_device(self, request: web.Request) -> web.Response:
+        """One device: identity, area, tags, availability, state, and what it supports of each capability."""
         device_id = request.match_info["id"]
         device = self.hub.devices.get(device_id)
         if device is None:
@@ -281,6 +287,8 @@ class _Routes:
         return _json(device.as_dict())
 
     async def post_command(self, request: web.Request) -> web.Response:
+        """Send a command (``{"capability": "level", "command": "set", "args": {"percent": 40}}``, ``component``
+        defaults to ``main``) and wait for the device to confirm it; the result's status gives the HTTP status."""
         device_id = request.match_info["id"]
         if device_id not in self.hub.devices:
             return _no_device(device_id)
@@ -298,6 +306,7 @@ class _Routes:
         return _json(body, status=status)
 
     async def capabilities(self, request: web.Request) -> web.Response:
+        """The capability model as JSON Schema (what ``hearth schema`` prints), plugin capabilities included."""
         return _json(json_schema())
 
 

@@ -72,6 +72,9 @@ async def run_command(hub: Hub, device_id: str, data: Any, default_timeout_s: fl
         log.warning("adapter did not answer %s within %g s", command, timeout_s + ADAPTER_GRACE_S)
         result = CommandResult("failed", "the adapter did not answer in time")
         return 504, _result_body(result, command)
+    if result.details.get("transport") == "down":
+        # Not the device's fault and not the caller's: the gateway cannot reach it now; try again later.
+        return 503, _result_body(result, command)
     return _STATUS_HTTP.get(result.status, 502), _result_body(result, command)
 
 

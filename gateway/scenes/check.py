@@ -121,8 +121,10 @@ def placeholder_params(path: Path) -> dict[str, object]:
     read its parameters gets none, and loading it then reports what is wrong, file:line:key."""
     import tomllib
 
+    from gateway.tomlloc import loads_toml
+
     try:
-        parameters = tomllib.loads(path.read_text(encoding="utf-8")).get("parameters", {})
+        parameters = loads_toml(path.read_text(encoding="utf-8")).get("parameters", {})
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return {}
     if not isinstance(parameters, dict):

@@ -35,6 +35,7 @@ from pydantic import (
 from gateway.errors import ConfigError, ConfigProblem
 from gateway.model import capabilities, capability
 from gateway.suggest import did_you_mean, model_keys, walk_loc
+from gateway.tomlloc import loads_toml
 
 PROFILE_SCHEMA_VERSION = 1
 MODES = ("home", "away", "night", "vacation")
@@ -1186,7 +1187,7 @@ def load_profile_text(text: str, source: str, params: Mapping[str, Any] | None =
     from gateway.tomlloc import TomlLocator
 
     try:
-        raw = tomllib.loads(text)
+        raw = loads_toml(text)
     except tomllib.TOMLDecodeError as err:
         match = re.search(r"line (\d+)", str(err))
         raise ConfigError([ConfigProblem(source, int(match.group(1)) if match else None, "",

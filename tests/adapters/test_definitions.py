@@ -356,7 +356,7 @@ async def test_adapter_start_reports_a_broken_definition_with_its_line(tmp_path:
             await asyncio.sleep(0)
         health = supervisor.health["definitions"]
         assert health.state == "backoff"
-        assert f"{tmp_path / 'broken.toml'}:9: state.0.attribute: temperature has no attribute" in health.last_error
+        assert f"{tmp_path / 'broken.toml'}:9: state[0].attribute: temperature has no attribute" in health.last_error
 
 
 # ---------------------------------------------------------------------------------------------- fuzz

@@ -99,18 +99,18 @@ def test_the_valid_definition_loads() -> None:
         # unknown keys, at the top, in a section, in an array table, in an inline table
         (("version = 2", "version = 2\ncolour = 'red'"), "colour", "unknown key"),
         (('discover = "state"', 'discover = "state"\ndiscovery = true'), "match.discovery", "unknown key"),
-        (("digits = 1", "digits = 1\nscael = 2"), "state.0.scael", "unknown key"),
+        (("digits = 1", "digits = 1\nscael = 2"), "state[0].scael", "unknown key"),
         (
             ("args.celsius = { min = 30, max = 90 }", "args.celsius = { minimum = 30 }"),
-            "command.1.args.celsius.minimum",
+            "command[1].args.celsius.minimum",
             "unknown key",
         ),
         # wrong types
-        (("digits = 1", 'digits = "1"'), "state.0.digits", "integer"),
+        (("digits = 1", 'digits = "1"'), "state[0].digits", "integer"),
         (("version = 2", "version = 2.5"), "version", ""),
         (
             ('values = { "ON" = true, "OFF" = false }', 'values = { "ON" = [1], "OFF" = false }'),
-            "state.1.values.ON",
+            "state[1].values.ON",
             "string, number or boolean",
         ),
         # missing keys
@@ -118,80 +118,80 @@ def test_the_valid_definition_loads() -> None:
         # capabilities, attributes, commands
         (
             ('attribute = "temperature.celsius"', 'attribute = "temprature.celsius"'),
-            "state.0.attribute",
+            "state[0].attribute",
             "unknown capability 'temprature'",
         ),
         (
             ('attribute = "temperature.celsius"', 'attribute = "temperature.kelvin"'),
-            "state.0.attribute",
+            "state[0].attribute",
             "temperature has no attribute 'kelvin'",
         ),
-        (('attribute = "temperature.celsius"', 'attribute = "celsius"'), "state.0.attribute", "capability.attribute"),
-        (('command = "on_off.on"', 'command = "on_off.blink"'), "command.0.command", "on_off has no command 'blink'"),
+        (('attribute = "temperature.celsius"', 'attribute = "celsius"'), "state[0].attribute", "capability.attribute"),
+        (('command = "on_off.on"', 'command = "on_off.blink"'), "command[0].command", "on_off has no command 'blink'"),
         # JSON paths
-        (('path = "status.temp"', 'path = "status..temp"'), "state.0.path", "bad JSON path"),
-        (('path = "status.temp"', 'path = "data[x]"'), "state.0.path", "bad JSON path"),
+        (('path = "status.temp"', 'path = "status..temp"'), "state[0].path", "bad JSON path"),
+        (('path = "status.temp"', 'path = "data[x]"'), "state[0].path", "bad JSON path"),
         # units
-        (('unit = "°F"', 'unit = "kWh"'), "state.0.unit", "cannot be converted"),
+        (('unit = "°F"', 'unit = "kWh"'), "state[0].unit", "cannot be converted"),
         (
             ('values = { "ON" = true, "OFF" = false }', 'values = { "ON" = true, "OFF" = false }\nunit = "W"'),
-            "state.1.unit",
+            "state[1].unit",
             "cannot be converted",
         ),
         # value maps that do not fit the attribute
         (
             ('values = { "ON" = true, "OFF" = false }', 'values = { "ON" = "yes", "OFF" = false }'),
-            "state.1.values.ON",
+            "state[1].values.ON",
             "expected bool",
         ),
         # placeholders a command cannot fill
         (
             ("""payload = '{"power": "on"}'""", """payload = '{"power": {celsius}}'"""),
-            "command.0.payload",
+            "command[0].payload",
             "{celsius} is not available to on_off.on",
         ),
         (
             ('topic = "set"\npayload = \'{"setpoint"', 'topic = "set/{mode}"\npayload = \'{"setpoint"'),
-            "command.1.topic",
+            "command[1].topic",
             "{mode} is not available",
         ),
         # JSON payloads that are not JSON
-        (("""payload = '{"power": "on"}'""", """payload = '{"power": on}'"""), "command.0.payload", "not valid JSON"),
+        (("""payload = '{"power": "on"}'""", """payload = '{"power": on}'"""), "command[0].payload", "not valid JSON"),
         # topics
         (('topic = "washer/{device}"', 'topic = "washer/+"'), "match.topic", "wildcards"),
         (('topic = "washer/{device}"', 'topic = "washer/id-{device}"'), "match.topic", "whole level"),
         (('topic = "washer/{device}"', 'topic = "washer/{device}/{model}"'), "match.topic", "only the {device}"),
         (
             ('topic = "state"\npath = "status.temp"', 'topic = "/state"\npath = "status.temp"'),
-            "state.0.topic",
+            "state[0].topic",
             "must not start or end",
         ),
         (
             ('topic = "state"\npath = "status.temp"', 'topic = "{device}/state"\npath = "status.temp"'),
-            "state.0.topic",
+            "state[0].topic",
             "take no placeholders",
         ),
         # arguments
         (
             ("args.celsius = { min = 30, max = 90 }", "args.percent = { min = 30 }"),
-            "command.1.args.percent",
+            "command[1].args.percent",
             "takes no argument 'percent'",
         ),
         (
             ("args.celsius = { min = 30, max = 90 }", "args.celsius = { min = 90, max = 30 }"),
-            "command.1.args.celsius.min",
+            "command[1].args.celsius.min",
             "above max",
         ),
         (
             ("args.celsius = { min = 30, max = 90 }", "args.celsius = { min = 30, unit = 'W' }"),
-            "command.1.args.celsius.unit",
+            "command[1].args.celsius.unit",
             "cannot be converted",
         ),
         # names and components
         (('name = "acme-washer"', 'name = "Acme Washer"'), "name", "lowercase slug"),
         (
             ('path = "data[0].power"', 'path = "data[0].power"\ncomponent = "Drum 1"'),
-            "state.1.component",
+            "state[1].component",
             "lowercase name",
         ),
     ],
@@ -215,7 +215,7 @@ def test_toml_syntax_error_has_its_line() -> None:
 def test_optional_argument_needs_a_default_to_be_a_placeholder() -> None:
     text = VALID + '\n[[command]]\ncommand = "level.set"\ntopic = "set"\npayload = "{percent} {transition_s}"\n'
     line, key, message = one(text)
-    assert (line, key) == (line_of(text, "{transition_s}"), "command.2.payload")
+    assert (line, key) == (line_of(text, "{transition_s}"), "command[2].payload")
     assert "optional" in message and "default" in message
     fixed = text + "args.transition_s = { default = 0 }\n"
     assert load_definition_text(fixed, "x").commands[("main", "level", "set")].args["transition_s"].default == 0
@@ -227,12 +227,12 @@ def test_enum_argument_map_keys_must_be_values_of_the_enum() -> None:
         "args.mode = { map = { heat = 1, warm = 2 } }\n"
     )
     line, key, message = one(text)
-    assert (line, key) == (line_of(text, "warm = 2"), "command.2.args.mode.map.warm") and "never comes" in message
+    assert (line, key) == (line_of(text, "warm = 2"), "command[2].args.mode.map.warm") and "never comes" in message
 
 
 def test_same_command_twice_and_nothing_at_all() -> None:
     text = VALID + '\n[[command]]\ncommand = "on_off.on"\ntopic = "other"\n'
-    assert one(text)[:2] == (line_of(text, 'topic = "other"') - 1, "command.2.command")
+    assert one(text)[:2] == (line_of(text, 'topic = "other"') - 1, "command[2].command")
     bare = 'name = "x"\nversion = 1\nmanufacturer = "A"\nmodel = "B"\n[match]\ntopic = "x/{device}"\n'
     assert one(bare)[1] == "state"
 
@@ -242,8 +242,8 @@ def test_every_problem_of_a_file_at_once() -> None:
         'path = "data[0].power"', 'path = "data[0"'
     )
     assert [(line, key) for line, key, _ in problems(text)] == [
-        (line_of(text, "temperature.kelvin"), "state.0.attribute"),
-        (line_of(text, 'path = "data[0"'), "state.1.path"),
+        (line_of(text, "temperature.kelvin"), "state[0].attribute"),
+        (line_of(text, 'path = "data[0"'), "state[1].path"),
     ]
 
 

@@ -274,9 +274,12 @@ async def test_command_to_unknown_device_is_404(api: Api) -> None:
 
 
 async def test_hung_adapter_does_not_hang_the_request(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api_commands, "ADAPTER_GRACE_S", 0.05)
+    # The hub's one deadline answers for an adapter stuck on its device: "timeout", the command may still
+    # take effect (not "failed"); the API's own grace period is only a safety net behind it.
+    monkeypatch.setattr(api_commands, "ADAPTER_GRACE_S", 5.0)
     status, body = await api.command(HANG, {"capability": "on_off", "command": "on", "timeout_s": 0.05})
-    assert status == 504 and body["status"] == "failed"
+    assert status == 202 and body["status"] == "timeout"
+    assert "may still carry the command out" in body["message"]
 
 
 async def test_failed_adapter_is_502(api: Api) -> None:

@@ -124,10 +124,70 @@ async def test_command_times_out_when_the_device_stays_silent() -> None:
         return CommandResult("sent")
 
     hub.set_command_handler("test", handler)
+    results: list[CommandResult] = []
+    hub.bus.subscribe(CommandResultEvent, lambda e: results.append(e.result))
     result = await hub.execute(Command("test:plug", "main", "on_off", "on"), timeout_s=0.05)
     assert result.status == "timeout"
     assert "did not confirm" in result.message
-    assert not hub._waiters  # nothing left behind
+    # The device carries it out after all: the outcome is corrected, and nothing is left behind.
+    hub.apply([Update("test:plug", "main", "on_off", "on", True)])
+    await asyncio.sleep(0)
+    assert [(r.status, r.details.get("late")) for r in results] == [("timeout", None), ("confirmed", True)]
+    assert not hub._waiters
+
+
+async def _advance(clock: SimulatedClock, seconds: float) -> None:
+    """Simulated time forward in small steps, letting the loop run the tasks each step wakes."""
+    target = clock.time() + seconds
+    while clock.time() < target:
+        clock.advance_to(min(target, clock.time() + 0.1))
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+
+async def test_one_deadline_for_every_transport_and_a_late_outcome_is_not_lost() -> None:
+    # A Shelly whose Switch.Set hangs: the caller hears "timeout" at the configured deadline (it used to be
+    # "failed" after the HTTP client's own 10 s, for a command the device then carried out).
+    clock = SimulatedClock(1000.0)
+    hub = Hub(clock)
+    hub.upsert_device(plug_info(), "test")
+    hub.apply([Update("test:plug", "main", "on_off", "on", False)])
+    cancelled: list[str] = []
+
+    async def handler(command: Command) -> CommandResult:
+        try:
+            await asyncio.get_running_loop().create_future()  # the HTTP request that hangs
+        except asyncio.CancelledError:
+            cancelled.append(command.command)
+            raise
+        return CommandResult("sent")
+
+    hub.set_command_handler("test", handler)
+    results: list[CommandResult] = []
+    hub.bus.subscribe(CommandResultEvent, lambda e: results.append(e.result))
+    pending = asyncio.ensure_future(hub.execute(Command("test:plug", "main", "on_off", "on"), timeout_s=5))
+    await _advance(clock, 4.9)
+    assert not pending.done()
+    await _advance(clock, 0.2)
+    result = await pending
+    assert result.status == "timeout" and "may still carry the command out" in result.message
+    assert cancelled == ["on"]  # the adapter's wait ends with the deadline, not with its HTTP client's
+    await _advance(clock, 20)
+    hub.apply([Update("test:plug", "main", "on_off", "on", True)])  # ...and the relay switched after all
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert [(r.status, r.details.get("late")) for r in results] == [("timeout", None), ("confirmed", True)]
+    assert hub.counters["commands_late_confirmed"] == 1
+    assert not hub._waiters and not hub._late_tasks
+
+    # A device that never answers is followed for a minute, then let go.
+    pending = asyncio.ensure_future(hub.execute(Command("test:plug", "main", "on_off", "off"), timeout_s=5))
+    await _advance(clock, 5.1)
+    assert (await pending).status == "timeout"
+    await _advance(clock, 61)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not hub._waiters and not hub._late_tasks
 
 
 async def test_offline_devices_and_missing_adapters_say_so() -> None:

@@ -81,7 +81,8 @@ async def test_a_crashing_adapter_is_restarted_with_backoff_and_the_others_keep_
         assert CrashingAdapter.stops >= 3  # stopped before every restart
         assert report["crashy"]["restarts"] >= 3
         assert report["crashy"]["last_error"] is not None
-        assert report["steady"] == {"state": "running", "restarts": 0, "failures": 0, "last_error": None}
+        assert report["steady"] == {"state": "running", "restarts": 0, "failures": 0, "message_failures": 0,
+                               "last_error": None}
         before = hub.counters["updates"]
         await asyncio.sleep(0.1)
         assert hub.counters["updates"] > before  # the steady adapter still delivers
