@@ -340,7 +340,8 @@ def _availability_topics(config: dict[str, Any]) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     if isinstance(config.get("availability_topic"), str):
         out.append((config["availability_topic"], config.get("payload_available", "online")))
-    for entry in config.get("availability") or []:
+    availability = config.get("availability")
+    for entry in availability if isinstance(availability, list) else []:  # a device's config may say anything
         if isinstance(entry, dict) and isinstance(entry.get("topic"), str):
             out.append((entry["topic"], entry.get("payload_available", "online")))
     return out

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from adapters.homeassistant.codec import (
@@ -881,6 +881,7 @@ _platform = st.sampled_from(["sensor", "binary_sensor", "switch", "light", "cove
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(platform="sensor", config={"avty": 1}, states=[])  # availability not a list: was a TypeError
 @given(platform=_platform, config=_config, states=st.lists(st.tuples(st.sampled_from(["a/b", "s", "x/s", "~/s"]),
                                                                       st.binary(max_size=40)), max_size=4))
 def test_fuzzed_configs_and_states_never_raise(platform: str, config: dict[str, Any],
