@@ -22,6 +22,9 @@ class TimerHandle(Protocol):
 
 
 class Clock(Protocol):
+    """The gateway's clock (``ctx.clock``): use it, not ``time`` or ``asyncio.sleep``, for every timestamp
+    and timer, so that replay and tests can run a day in simulated time."""
+
     def time(self) -> float:
         """Wall-clock time, epoch seconds (UTC)."""
 
@@ -31,9 +34,11 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """Wall-clock time as an aware UTC datetime."""
 
-    def call_later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle: ...
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle:
+        """Call ``callback`` (on the event loop) after ``delay_s`` seconds; the handle's ``cancel()`` stops it."""
 
-    async def sleep(self, delay_s: float) -> None: ...
+    async def sleep(self, delay_s: float) -> None:
+        """Wait ``delay_s`` seconds of this clock's time."""
 
 
 def iso_utc(epoch_s: float) -> str:
