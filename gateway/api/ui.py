@@ -100,9 +100,13 @@ async def index(request: web.Request) -> web.StreamResponse:
 async def ui_file(request: web.Request) -> web.StreamResponse:
     """The web UI's scripts, styles and images (gzipped for a browser that takes it)."""
     name = request.match_info["path"]
-    path = (WEB_DIR / name).resolve()
-    # Only regular files inside the web folder, of a known type: no traversal, no directory listing.
-    if not path.is_relative_to(WEB_DIR) or path.suffix not in _CONTENT_TYPES or not path.is_file():
+    try:
+        path = (WEB_DIR / name).resolve()
+        # Only regular files inside the web folder, of a known type: no traversal, no directory listing.
+        found = path.is_relative_to(WEB_DIR) and path.suffix in _CONTENT_TYPES and path.is_file()
+    except (ValueError, OSError):  # a NUL byte, a name too long: a 404 like any other, not a 500 and a traceback
+        found = False
+    if not found:
         raise web.HTTPNotFound()
     return _file(path, request)
 
