@@ -187,7 +187,8 @@ class Gateway:
                 Notifier(targets, self.clock, mqtt=self.mqtt, on_result=self._notification_result,
                          on_progress=self._notification_progress, settings=notify_config,
                          timezone=scene_settings.timezone, ack_tokens=self.ack_tokens,
-                         alert_state=self._alert_state, commit=self.store.flush)
+                         alert_state=self._alert_state, commit=self.store.flush,
+                         storage=self.store.kv("held_notifications"))  # quiet hours outlive a restart
             )
             self.engine = SceneEngine(
                 self.hub, profiles, notifier=self.notifier, storage=self.store.kv("scenes"),

@@ -18,12 +18,16 @@ from typing import Protocol
 
 
 class TimerHandle(Protocol):
-    """What :meth:`Clock.call_later` returns: ``cancel()`` drops the timer (harmless once it has run)."""
+    """What :meth:`Clock.call_later` returns."""
 
-    def cancel(self) -> None: ...
+    def cancel(self) -> None:
+        """Drop the timer: its callback will not run (harmless once it has run, or when called twice)."""
 
 
 class Clock(Protocol):
+    """The gateway's clock (``ctx.clock``): use it, not ``time`` or ``asyncio.sleep``, for every timestamp
+    and timer, so that replay and tests can run a day in simulated time."""
+
     def time(self) -> float:
         """Wall-clock time, epoch seconds (UTC)."""
 
@@ -33,9 +37,11 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """Wall-clock time as an aware UTC datetime."""
 
-    def call_later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle: ...
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle:
+        """Call ``callback`` (on the event loop) after ``delay_s`` seconds; the handle's ``cancel()`` stops it."""
 
-    async def sleep(self, delay_s: float) -> None: ...
+    async def sleep(self, delay_s: float) -> None:
+        """Wait ``delay_s`` seconds of this clock's time."""
 
 
 def iso_utc(epoch_s: float) -> str:

@@ -33,8 +33,14 @@ def default_data_dir() -> Path:
 
 
 class GatewaySection(_Section):
+    """The gateway itself: its name, where it keeps its data, how much it logs."""
+
+    #: The gateway's name, as it announces itself on the network (mDNS ``_hearth._tcp``).
     name: str = Field("hearth", min_length=1, max_length=64)
+    #: Where the database, the token, user and session files live. Unset: ``$HEARTH_DATA_DIR``, else
+    #: ``$XDG_DATA_HOME/hearth``, else ``~/.local/share/hearth``.
     data_dir: Path | None = None
+    #: How much the gateway logs.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: The event loop ``hearth run`` runs on: "auto" is uvloop when it is installed (it is, with Hearth,
     #: where it has a wheel), else asyncio's own; "uvloop" insists on it; "asyncio" declines it.
@@ -52,28 +58,42 @@ def is_loopback_host(host: str) -> bool:
 
 
 class MqttSection(_Section):
+    """The MQTT broker the devices' bridges (Zigbee2MQTT, Tasmota, Shelly, ...) talk to: the gateway holds
+    one session with it, shared by every adapter."""
+
+    #: false: no MQTT at all (adapters that need it are not started).
     enabled: bool = True
-    # "external": connect to a broker that runs on its own (Mosquitto, EMQX) at host:port.
-    # "embedded": run an MQTT 3.1.1 broker (amqtt) inside the gateway, listening on embedded_host:port,
-    # and connect to it; devices' bridges then point at this machine.
+    #: "external": connect to a broker that runs on its own (Mosquitto, EMQX) at host:port.
+    #: "embedded": run an MQTT 3.1.1 broker (amqtt) inside the gateway, listening on embedded_host:port,
+    #: and connect to it; devices' bridges then point at this machine.
     mode: Literal["external", "embedded"] = "external"
-    # Where the embedded broker listens. Loopback by default: listening beyond it (e.g. "0.0.0.0" so
-    # that a Zigbee2MQTT on another machine can connect) requires username and password.
+    #: Where the embedded broker listens. Loopback by default: listening beyond it (e.g. "0.0.0.0" so
+    #: that a Zigbee2MQTT on another machine can connect) requires username and password.
     embedded_host: str = "127.0.0.1"
+    #: The external broker's host.
     host: str = "127.0.0.1"
-    # 0 (embedded mode only): any free port, for tests.
+    #: The broker's port. 0 (embedded mode only): any free port, for tests.
     port: int = Field(1883, ge=0, le=65535)
+    #: The user name to log in with (external), or that the embedded broker requires.
     username: str | None = None
+    #: Its password; never logged, nor shown in config errors.
     password: str | None = Field(None, repr=False)
+    #: Connect to the external broker over TLS.
     tls: bool = False
+    #: The CA certificate to check the broker's certificate with; unset: the system's CAs.
     ca_file: Path | None = None
+    #: Skip the check of the certificate's host name (test set-ups only).
     tls_insecure: bool = False
+    #: The MQTT client id; unset: one made from the host name and process id.
     client_id: str | None = Field(None, max_length=64)
+    #: The MQTT keepalive: a broker that says nothing this long is taken as gone.
     keepalive_s: int = Field(30, ge=5, le=3600)
-    # Back-off between reconnect attempts: doubles from min to max, with jitter so that many
-    # gateways restarted by one power cut do not hammer the broker in step.
+    #: Back-off between reconnect attempts: doubles from min to max, with jitter so that many
+    #: gateways restarted by one power cut do not hammer the broker in step.
     reconnect_min_s: float = Field(0.5, gt=0, le=60)
+    #: The longest wait between reconnect attempts (see ``reconnect_min_s``).
     reconnect_max_s: float = Field(30.0, gt=0, le=600)
+    #: Gets a retained "online" on every connect and is the last will ("offline", retained); empty: neither.
     status_topic: str = "hearth/status"
 
     @model_validator(mode="after")
@@ -100,28 +120,41 @@ class MqttSection(_Section):
 
 
 class StoreSection(_Section):
+    """The SQLite store: the devices' last state, their history, and what scenes must remember."""
+
+    #: The database file; unset: ``hearth.db`` in the data directory.
     path: Path | None = None
-    # One commit per few seconds, not one per message: SD cards wear out. A crash loses at most this.
+    #: Seconds between commits. One commit per few seconds, not one per message: SD cards wear out.
+    #: A crash or power cut loses at most this much.
     commit_interval_s: float = Field(5.0, gt=0, le=3600)
+    #: History of state changes older than this is deleted.
     retention_days: float = Field(30.0, gt=0, le=3650)
 
 
 class ApiSection(_Section):
+    """The HTTP API and the web UI (see http-api.md)."""
+
+    #: false: no HTTP server (no API, no web UI).
     enabled: bool = True
-    # Loopback by default: exposing the API to the LAN is a decision the owner makes in config.
+    #: Where the API listens. Loopback by default: exposing the API to the LAN ("0.0.0.0") is a decision
+    #: the owner makes in config.
     host: str = "127.0.0.1"
-    # Not 8123: Home Assistant uses it, and many homes run both.
+    #: Its port. Not 8123: Home Assistant uses it, and many homes run both.
     port: int = Field(8470, ge=0, le=65535)
+    #: The API tokens' file (hashes only, mode 0600); unset: ``tokens.json`` in the data directory.
     token_file: Path | None = None
+    #: How long a command waits for the device to confirm before it answers "timeout" (202).
     command_timeout_s: float = Field(5.0, gt=0, le=120)
 
 
 class LocationSection(_Section):
     """Where the house is: for sunrise/sunset (computed locally) and local time of day."""
 
+    #: Degrees north (negative: south); needed by ``sun`` triggers.
     latitude: float | None = Field(None, ge=-90, le=90)
+    #: Degrees east (negative: west); needed by ``sun`` triggers.
     longitude: float | None = Field(None, ge=-180, le=180)
-    # IANA name such as "Europe/Berlin"; default: the machine's local time zone.
+    #: IANA name such as "Europe/Berlin"; unset: the machine's local time zone.
     timezone: str | None = None
 
     @field_validator("timezone")
@@ -139,17 +172,20 @@ class LocationSection(_Section):
 
 
 class ScenesSection(_Section):
-    # A manual command (API, wall switch) on a light suspends automatic control of it this long.
+    """The scene engine's settings (the profiles it runs are ``[[profiles]]``)."""
+
+    #: A manual command (API, wall switch) on a light suspends automatic control of it this long.
     manual_override_min: float = Field(30.0, ge=0, le=24 * 60)
-    # A scene may not override a device that a higher-priority scene commanded this recently.
+    #: A scene may not override a device that a higher-priority scene commanded this recently.
     priority_hold_s: float = Field(300.0, ge=0, le=86400)
+    #: How long a scene's command waits for the device to confirm.
     command_timeout_s: float = Field(5.0, gt=0, le=120)
-    # What a manual change suspends automatic control of: "lights" (dimmable or coloured lights, and
-    # devices tagged "light"), "switches" (anything else with on/off: plugs, relays).
+    #: What a manual change suspends automatic control of: "lights" (dimmable or coloured lights, and
+    #: devices tagged "light"), "switches" (anything else with on/off: plugs, relays).
     manual_override_covers: list[Literal["lights", "switches"]] = Field(default_factory=lambda: ["lights"])
-    # The entrance door (a contact tagged "entrance") closed, then no movement inside this long: away.
+    #: The entrance door (a contact tagged "entrance") closed, then no movement inside this long: away.
     away_after_min: float = Field(10.0, gt=0, le=24 * 60)
-    # Extra folders searched for `use = "name"` before the shipped profiles.
+    #: Extra folders searched for ``use = "name"`` before the shipped profiles.
     profile_dirs: list[Path] = Field(default_factory=list)
 
 
@@ -169,10 +205,15 @@ class SceneSettings(_Section):
 
 
 class ProfileUse(_Section):
+    """A scene profile to run, with its parameters; one ``[[profiles]]`` table each."""
+
+    #: A shipped profile's name, a name in ``[scenes] profile_dirs``, or a file path.
     use: str = Field(min_length=1)
+    #: false: the profile is not run.
     enabled: bool = True
+    #: The profile's parameters (``hearth profile show NAME`` lists them with their defaults).
     params: dict[str, Any] = Field(default_factory=dict)
-    # scene id -> its settings; checked against the profile when it is loaded (gateway.scenes.setup)
+    #: Scene id -> its settings; checked against the profile when it is loaded.
     scenes: dict[str, SceneSettings] = Field(default_factory=dict)
 
     def scene_settings(self) -> dict[str, dict[str, Any]]:
@@ -189,14 +230,14 @@ class Config(_Section):
     location: LocationSection = LocationSection()
     scenes: ScenesSection = ScenesSection()
     profiles: list[ProfileUse] = Field(default_factory=list)
-    # notification target name -> target ([notify.<name>] kind = "mqtt" | "webhook" | "apprise" | "log"), and
-    # the plain keys public_url and ack_link_ttl_h (acknowledge links: gateway.scenes.notify.notify_settings)
+    #: Notification targets by name (``[notify.<name>]``, each of a ``kind``: "mqtt", "webhook", "apprise",
+    #: "log"), and the plain keys of acknowledge links, ``public_url`` and ``ack_link_ttl_h``
     notify: dict[str, Any] = Field(default_factory=dict)
-    # device id or name -> area
+    #: Device id or name -> area
     areas: dict[str, str] = Field(default_factory=dict)
-    # device id or name -> tags (profiles select by tag: "always_on", "deferrable", "entrance", ...)
+    #: Device id or name -> tags (profiles select by tag: "always_on", "deferrable", "entrance", ...)
     tags: dict[str, list[str]] = Field(default_factory=dict)
-    # adapter name -> its own section (validated by the adapter); `enabled = false` turns one off
+    #: Adapter name -> its own section (validated by the adapter); ``enabled = false`` turns one off
     adapters: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     source: str = Field("<defaults>", exclude=True)

@@ -10,7 +10,8 @@ class HearthError(Exception):
 
 
 class ConfigError(HearthError):
-    """A config file or profile is wrong. Carries where (file, line, key) and what was expected."""
+    """A config file or profile is wrong. Carries where (file, line, key) and what was expected:
+    ``problems``, a list of :class:`ConfigProblem`, one line each in the message."""
 
     def __init__(self, problems: list[ConfigProblem]) -> None:
         self.problems = problems
@@ -18,6 +19,10 @@ class ConfigError(HearthError):
 
 
 class ConfigProblem:
+    """One problem of a config file or profile: the file, the line (None when not known), the dotted key
+    (``mqtt.port``; empty for the whole file) and what is wrong or was expected. Printed as
+    ``file:line: key: message``."""
+
     __slots__ = ("file", "key", "line", "message")
 
     def __init__(self, file: str, line: int | None, key: str, message: str) -> None:
@@ -31,6 +36,7 @@ class ConfigProblem:
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
     def as_dict(self) -> dict[str, object]:
+        """The problem as a JSON object: ``{"file", "line", "key", "message"}``."""
         return {"file": self.file, "line": self.line, "key": self.key, "message": self.message}
 
 

@@ -52,6 +52,7 @@ class LogLimiter:
         self.suppressed = 0
 
     def log(self, level: int, message: str, *args: object) -> None:
+        """Log ``message % args`` at ``level`` (``logging.INFO``...), unless this window's burst is spent."""
         now = self._monotonic()
         if now - self._window_start >= self._window_s:
             if self.suppressed:

@@ -109,15 +109,22 @@ class ServiceRecord:
     the TXT record as received (keys and values may be bytes, values ``None`` for a boolean attribute).
     """
 
+    #: The service type, fully qualified: ``_shelly._tcp.local.``.
     type: str
+    #: The instance label: ``shellyplus1pm-441793d69718``.
     instance: str
+    #: The instance's addresses as text, as resolved; empty when not resolved or when the instance went away.
     addresses: tuple[str, ...] = ()
+    #: The SRV record's port, or None when not resolved.
     port: int | None = None
+    #: The TXT record as received (keys and values may be bytes; ``None`` for a boolean attribute).
     properties: Mapping[str | bytes, TxtValue] = field(default_factory=dict)
+    #: The SRV record's host name (``shellyplus1pm-441793d69718.local.``), or None.
     server: str | None = None
 
     @property
     def full_name(self) -> str:
+        """``<instance>.<type>``, the DNS-SD name of the instance."""
         return f"{self.instance}.{self.type}"
 
 
@@ -313,16 +320,19 @@ class MdnsService:
 
     @property
     def zeroconf(self) -> AsyncZeroconf:
+        """The running AsyncZeroconf; MdnsError when the service is not running."""
         if self._zeroconf is None:
             raise MdnsError("the mDNS service is not running")
         return self._zeroconf
 
     @property
     def interfaces(self) -> Literal["all"] | list[str]:
+        """Where it listens, as it was given: ``"all"``, or interface names and IPv4 addresses."""
         return self._interfaces
 
     @property
     def running(self) -> bool:
+        """Whether it is open (between entering and leaving its ``async with``)."""
         return self._zeroconf is not None
 
     async def __aenter__(self) -> MdnsService:

@@ -87,7 +87,7 @@ __all__ = [
 #: version may change or remove something. A plugin says what it needs with a version specifier in its
 #: adapter class, ``requires_sdk = ">=1.1,<2"``; a gateway whose SDK it does not admit leaves it out and
 #: says why (the log, ``hearth config check``, ``hearth plugin check``), instead of failing on a missing name.
-#: 1.0: wave 1. 1.1: ``CommandResult.expected`` from the adapter is kept; plugin capabilities work in replay.
+#: 1.0: the first. 1.1: ``CommandResult.expected`` from the adapter is kept; plugin capabilities work in replay.
 #: 1.2: ``LogLimiter``, ``loads_toml``, ``did_you_mean``, ``UNIT_FACTORS`` and ``fahrenheit_to_celsius``,
 #: ``MdnsService`` and ``ServiceRecord``, ``TimerHandle``, ``CaptureReplayer``.
 SDK_VERSION = "1.2"
@@ -294,7 +294,12 @@ class Adapter(Protocol):
     Optional class attributes: ``requires_sdk``, a version specifier for :data:`SDK_VERSION`
     (``">=1.1,<2"``): a gateway it does not admit leaves the plugin out and says why; ``config_model``,
     a pydantic model of the adapter's ``[adapters.<name>]`` table, checked before ``start``. An optional
-    ``stats()`` method returns a small JSON-able dict shown under the adapter in ``/healthz``.
+    ``stats()`` method returns a small JSON-able dict shown under the adapter in ``/healthz``. An optional
+    classmethod ``check_config(section) -> list[ConfigProblem]`` (the validated table) says what starting
+    would find wrong beyond the table itself (the files it names): ``hearth config check`` and a
+    ``hearth run`` that refuses its config show those problems with the others, in the file's order.
+    A message callback that raises is counted against the adapter in ``/healthz`` (``message_failures``,
+    ``last_error``) and the message dropped; report bad input with ``ctx.report_bad_input`` instead.
     """
 
     #: Needs the shared MQTT session (the gateway will not start it without one).

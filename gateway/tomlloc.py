@@ -54,6 +54,9 @@ def _top_level_keys(inline: str) -> list[str]:
 
 
 class TomlLocator:
+    """The line of each key of a TOML text, so that an error can say ``file:line: key`` (for an adapter
+    that checks files of its own)."""
+
     def __init__(self, text: str) -> None:
         self.lines: dict[Path, int] = {}
         arrays: dict[Path, int] = {}  # array-of-tables path -> index of its last element

@@ -83,6 +83,7 @@ def _language(request: web.Request, engine: AckEngine, link: AckLink | None) -> 
 
 
 async def show_ack_page(request: web.Request) -> web.Response:
+    """The page an acknowledge link in a notification opens: the alert, and a button to acknowledge it."""
     engine, tokens = request.app[_ENGINE_KEY], request.app[_TOKENS_KEY]
     state, link = tokens.check(request.match_info["token"])
     lang = _language(request, engine, link)
@@ -102,6 +103,8 @@ async def show_ack_page(request: web.Request) -> web.Response:
 
 
 async def acknowledge_by_link(request: web.Request) -> web.Response:
+    """Acknowledge the alert of a link (once: a link is used up by it, and expires after ``[notify]
+    ack_link_ttl_h``)."""
     engine, tokens = request.app[_ENGINE_KEY], request.app[_TOKENS_KEY]
     # check and redeem with no await between: two posts of one token cannot both get through.
     state, link = tokens.redeem(request.match_info["token"])

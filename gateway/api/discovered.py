@@ -53,6 +53,8 @@ def _current(registry: Any) -> tuple[list[dict[str, Any]], bool]:
 
 
 async def _list_discovered(request: web.Request) -> web.Response:
+    """What mDNS discovery found on the network, "supported" or "seen only": ``?support=``, ``?family=``,
+    ``?available=`` filter."""
     query = request.query
     unknown = sorted(set(query) - set(_FILTERS))
     if unknown:

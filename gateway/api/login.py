@@ -232,6 +232,8 @@ async def _open_session(request: web.Request, principal: Principal, remember: bo
 
 
 async def login(request: web.Request) -> web.Response:
+    """Log in with ``{"username", "password", "remember"?}`` or ``{"token"}``: sets the session and CSRF cookies;
+    rate-limited per address (429)."""
     app = request.app
     limiter = app[LOGIN_LIMITER_KEY]
     clock = app[HUB_KEY].clock
@@ -274,6 +276,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
+    """End this browser session and clear its cookies."""
     principal: Principal = request[TOKEN_INFO_KEY]
     if principal.session is not None:
         await asyncio.to_thread(request.app[SESSIONS_KEY].end, principal.session)
@@ -307,6 +310,7 @@ async def _me_answer(request: web.Request, principal: Principal) -> dict[str, An
 
 
 async def me(request: web.Request) -> web.Response:
+    """Who is calling: name, role, expiry, language."""
     return _json(await _me_answer(request, request[TOKEN_INFO_KEY]))
 
 
@@ -332,6 +336,7 @@ async def patch_me(request: web.Request) -> web.Response:
 
 
 async def change_password(request: web.Request) -> web.Response:
+    """Change one's own password, ``{"current", "new"}``; ends every session of that person."""
     principal: Principal = request[TOKEN_INFO_KEY]
     if principal.kind != "user":
         return _error(400, "only a person logged in with a password has one to change", reason="not_a_user")
@@ -353,6 +358,7 @@ async def change_password(request: web.Request) -> web.Response:
 
 
 async def setup_status(request: web.Request) -> web.Response:
+    """Whether an owner account exists, and whether this caller (loopback only) may create it."""
     has_owner = await asyncio.to_thread(request.app[USERS_KEY].has_owner)
     return _json({"owner_exists": has_owner, "can_create_owner": not has_owner and is_local_request(request)})
 
@@ -379,11 +385,13 @@ async def create_owner(request: web.Request) -> web.Response:
 
 
 async def list_tokens(request: web.Request) -> web.Response:
+    """The API tokens: id, name, role, expiry, last use (never the token itself)."""
     tokens = await asyncio.to_thread(request.app[TOKENS_KEY].list)
     return _json({"tokens": [t.as_dict() for t in tokens]})
 
 
 async def create_token(request: web.Request) -> web.Response:
+    """Create an API token, ``{"name", "role"?, "expires_in_days"?}``: the answer holds the token, shown this once."""
     body = await _json_body(request, TokenBody)
     if isinstance(body, web.Response):
         return body
@@ -397,6 +405,7 @@ async def create_token(request: web.Request) -> web.Response:
 
 
 async def revoke_token(request: web.Request) -> web.Response:
+    """Revoke a token: it stops working at once, and sessions opened with it end."""
     token_id = request.match_info["id"]
     tokens = request.app[TOKENS_KEY]
     if await asyncio.to_thread(tokens.known, token_id) is None:
@@ -407,11 +416,13 @@ async def revoke_token(request: web.Request) -> web.Response:
 
 
 async def list_users(request: web.Request) -> web.Response:
+    """The people who may log in, with their roles and expiry."""
     users = await asyncio.to_thread(request.app[USERS_KEY].list)
     return _json({"users": [u.as_dict() for u in users]})
 
 
 async def add_user(request: web.Request) -> web.Response:
+    """Add a person, ``{"username", "password", "role", "expires_in_days"?}`` (an installer needs an expiry)."""
     body = await _json_body(request, UserBody)
     if isinstance(body, web.Response):
         return body
@@ -426,6 +437,7 @@ async def add_user(request: web.Request) -> web.Response:
 
 
 async def patch_user(request: web.Request) -> web.Response:
+    """Change a person's role, expiry, password or language; a change of role or password ends their sessions."""
     name = request.match_info["name"]
     body = await _json_body(request, UserPatch)
     if isinstance(body, web.Response):
@@ -462,6 +474,7 @@ async def patch_user(request: web.Request) -> web.Response:
 
 
 async def remove_user(request: web.Request) -> web.Response:
+    """Remove a person; their sessions end."""
     name = request.match_info["name"]
     try:
         removed = await asyncio.to_thread(request.app[USERS_KEY].remove, name)

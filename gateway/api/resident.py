@@ -118,6 +118,8 @@ def _open_help(engine: SceneEngine) -> dict[str, Any] | None:
 
 
 async def get_resident(request: web.Request) -> web.Response:
+    """What the resident's page shows: the time, the last check-in, whether help can be called, today's reminders and
+    who was told."""
     engine = _engine(request)
     if isinstance(engine, web.Response):
         return engine
@@ -137,6 +139,7 @@ async def get_resident(request: web.Request) -> web.Response:
 
 
 async def post_check_in(request: web.Request) -> web.Response:
+    """"I'm fine": answers an open morning or inactivity alert and tells the family (201; 200 when repeated)."""
     engine = _engine(request)
     if isinstance(engine, web.Response):
         return engine
@@ -150,6 +153,7 @@ async def post_check_in(request: web.Request) -> web.Response:
 
 
 async def post_help(request: web.Request) -> web.Response:
+    """"Call for help": raises the panic alert (201; 200 when already raised; 409 when no profile has one)."""
     engine = _engine(request)
     if isinstance(engine, web.Response):
         return engine
@@ -165,6 +169,7 @@ async def post_help(request: web.Request) -> web.Response:
 
 
 async def resident_page(request: web.Request) -> web.StreamResponse:
+    """The resident's page: large buttons, today's expected times, who was told what."""
     from gateway.api.ui import CSP, WEB_DIR, _file
 
     response = _file(WEB_DIR / "resident.html", request)

@@ -64,11 +64,13 @@ def _scene(request: web.Request) -> Any:
 
 
 async def list_scenes(request: web.Request) -> web.Response:
+    """Every scene of the running profiles: enabled or not, last run; and the house mode."""
     engine = _engine(request)
     return _json({"scenes": [rt.as_dict() for _, rt in sorted(engine.scenes.items())], "mode": engine.mode})
 
 
 async def get_scene(request: web.Request) -> web.Response:
+    """One scene, with its definition."""
     rt = _scene(request)
     if isinstance(rt, web.Response):
         return rt
@@ -76,6 +78,7 @@ async def get_scene(request: web.Request) -> web.Response:
 
 
 async def patch_scene(request: web.Request) -> web.Response:
+    """Switch a scene on or off: ``{"enabled": false}``."""
     rt = _scene(request)
     if isinstance(rt, web.Response):
         return rt
@@ -87,6 +90,8 @@ async def patch_scene(request: web.Request) -> web.Response:
 
 
 async def run_scene(request: web.Request) -> web.Response:
+    """Run a scene now (``{"skip_conditions": true}`` to skip its conditions); 202 with the trace's id, 409 while it
+    runs."""
     rt = _scene(request)
     if isinstance(rt, web.Response):
         return rt
@@ -100,6 +105,7 @@ async def run_scene(request: web.Request) -> web.Response:
 
 
 async def scene_traces(request: web.Request) -> web.Response:
+    """A scene's last traces, newest first: trigger, every condition with the values it saw, every action's result."""
     rt = _scene(request)
     if isinstance(rt, web.Response):
         return rt
@@ -124,6 +130,7 @@ def _who(request: web.Request) -> str:
 
 
 async def ack_alert(request: web.Request) -> web.Response:
+    """Acknowledge an alert: its escalation stops. Answered once it is stored."""
     engine = _engine(request)
     alert_id = request.match_info["id"]
     if alert_id not in engine.alerts:
@@ -136,6 +143,7 @@ async def ack_alert(request: web.Request) -> web.Response:
 
 
 async def resolve_alert(request: web.Request) -> web.Response:
+    """Resolve an alert by hand, ``{"note"?}``. Answered once it is stored."""
     engine = _engine(request)
     alert_id = request.match_info["id"]
     if alert_id not in engine.alerts:
@@ -154,10 +162,12 @@ async def get_house(request: web.Request) -> web.Response:
 
 
 async def get_mode(request: web.Request) -> web.Response:
+    """The house mode: ``home``, ``away``, ``night`` or ``vacation``."""
     return _json({"mode": _engine(request).mode})
 
 
 async def put_mode(request: web.Request) -> web.Response:
+    """Set the house mode, ``{"mode": "away"}``."""
     body = await _body(request, ModeBody)
     if isinstance(body, web.Response):
         return body

@@ -85,14 +85,20 @@ _M = TypeVar("_M", bound=BaseModel)
 
 
 async def index(request: web.Request) -> web.StreamResponse:
+    """The web UI's page."""
     return _file(WEB_DIR / "index.html", request)
 
 
 async def ui_file(request: web.Request) -> web.StreamResponse:
+    """The web UI's scripts, styles and images (gzipped for a browser that takes it)."""
     name = request.match_info["path"]
-    path = (WEB_DIR / name).resolve()
-    # Only regular files inside the web folder, of a known type: no traversal, no directory listing.
-    if not path.is_relative_to(WEB_DIR) or path.suffix not in _CONTENT_TYPES or not path.is_file():
+    try:
+        path = (WEB_DIR / name).resolve()
+        # Only regular files inside the web folder, of a known type: no traversal, no directory listing.
+        found = path.is_relative_to(WEB_DIR) and path.suffix in _CONTENT_TYPES and path.is_file()
+    except (ValueError, OSError):  # a NUL byte, a name too long: a 404 like any other, not a 500 and a traceback
+        found = False
+    if not found:
         raise web.HTTPNotFound()
     return _file(path, request)
 
@@ -242,6 +248,8 @@ async def read_history(store: Any, device_id: str | None, *, component: str | No
 
 
 async def history(request: web.Request) -> web.Response:
+    """State changes from the store: ``?device=``, ``?component=``, ``?capability=``, ``?attribute=``, ``?since=``,
+    ``?until=`` (ISO-8601 or epoch seconds; default the last 24 hours), ``?limit=``."""
     store = request.app.get(STORE_KEY)
     if store is None:
         return _error(503, "history is not available: the gateway runs without a store")
@@ -342,6 +350,8 @@ def _local_tz(engine: Any) -> tzinfo:
 
 
 async def energy(request: web.Request) -> web.Response:
+    """kWh per metering device and day, with totals and cost: ``?days=`` (7), ``?price=`` per kWh (default the
+    energy-saving profile's), ``?currency=``."""
     store = request.app.get(STORE_KEY)
     if store is None:
         return _error(503, "energy history is not available: the gateway runs without a store")
@@ -446,6 +456,7 @@ def _meta_answer(request: web.Request, device_id: str) -> dict[str, Any]:
 
 
 async def get_device_meta(request: web.Request) -> web.Response:
+    """A device with the owner's edits (``overrides``) and what the device and the config say (``base``)."""
     device_id = request.match_info["id"]
     if device_id not in request.app[HUB_KEY].devices:
         return _no_device(device_id)
@@ -455,6 +466,8 @@ async def get_device_meta(request: web.Request) -> web.Response:
 
 
 async def patch_device(request: web.Request) -> web.Response:
+    """The owner's edits of a device, ``{"name", "area", "tags"}``: each field given is set, ``null`` clears it; kept
+    across restarts."""
     device_id = request.match_info["id"]
     if device_id not in request.app[HUB_KEY].devices:
         return _no_device(device_id)
@@ -514,10 +527,12 @@ def _area_answer(request: web.Request) -> dict[str, Any]:
 
 
 async def list_areas(request: web.Request) -> web.Response:
+    """The areas with their names and how many devices each has."""
     return _json(_area_answer(request))
 
 
 async def put_area(request: web.Request) -> web.Response:
+    """Name an area, ``{"name": "Living room"}``; ``null`` goes back to the name made from its id."""
     area = request.match_info["area"]
     storage = _area_storage(request)
     if storage is None:

@@ -524,6 +524,7 @@ async def _watch_overflow(conn: _Connection) -> None:
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
+    """The WebSocket: live events and commands over one connection (see below)."""
     app = request.app
     settings = app.get(WS_SETTINGS_KEY) or WsSettings()
     # Before the upgrade: the cookie is checked once, and only for a page of this gateway (Origin).

@@ -53,15 +53,22 @@ def registry_generation() -> int:
 
 
 def capabilities() -> dict[str, CapabilitySpec]:
+    """Every capability known now, core and registered plugin ones: name -> spec (a copy)."""
     return dict(_REGISTRY)
 
 
 def capability(name: str) -> CapabilitySpec | None:
+    """The spec of capability ``name``, or None when no such capability is known (yet)."""
     return _REGISTRY.get(name)
 
 
 def register_capability(spec: CapabilitySpec) -> None:
-    """Add a plugin capability. Its name must be dotted (``acme.coffee_maker``): undotted names are core."""
+    """Add a plugin capability. Its name must be dotted (``acme.coffee_maker``): undotted names are core.
+
+    Registering the same spec again does nothing; a different spec under a registered name raises
+    :class:`HearthError`. Register in the adapter's ``start`` (or at import), before upserting a device
+    that uses it: the API, scenes and ``hearth replay`` then take it like a core capability.
+    """
     if not _PLUGIN_NAME.match(spec.name):
         raise HearthError(
             f"plugin capability {spec.name!r}: plugin capabilities need a dotted lowercase name "

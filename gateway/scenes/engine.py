@@ -1780,7 +1780,9 @@ class SceneEngine:
         cap = alert.get("max_notifications")
         return min(steps, cap) if cap else steps
 
-    def _notify_alert(self, alert: dict[str, Any]) -> None:
+    def _notify_alert(self, alert: dict[str, Any], why: str | None = None) -> None:
+        """Send the alert's next step (``alert["step"]``) and arm the one after; ``why`` it goes out now,
+        when that is not the escalation timer, is kept on the notification (the alert's history)."""
         step = alert.get("step", len(alert["notifications"]))
         steps = self._policy_steps(alert)
         now = self.clock.time()
@@ -1796,7 +1798,7 @@ class SceneEngine:
             else:
                 prefix = translate(language, "notify.not_acknowledged_by", name=alert["notify"][tier - 1])
             self._send_alert_notification(alert, target, f"{alert['id']}#{step}", alert["title"],
-                                          prefix + alert["message"], "reminder" if reminder else "alert")
+                                          prefix + alert["message"], "reminder" if reminder else "alert", why=why)
         elif step == steps and alert.get("final_notice", True) and steps:
             raised = self._local(alert["raised_at"]).strftime("%H:%M")
             told = len(alert["notifications"])
@@ -1828,12 +1830,12 @@ class SceneEngine:
         return self._language_of(target)
 
     def _send_alert_notification(self, alert: dict[str, Any], target: str, notification_id: str, title: str,
-                                 message: str, kind: str) -> None:
+                                 message: str, kind: str, *, why: str | None = None) -> None:
         from gateway.scenes.notify import Notification
 
         now = self.clock.time()
         alert["notifications"].append({"t": now, "target": target, "id": notification_id, "kind": kind,
-                                       "status": "pending"})
+                                       "status": "pending", **({"why": why} if why else {})})
         severity = "info" if kind == "resolved" else alert["severity"]
         self._tell(target, Notification(
             id=notification_id, t=now, title=title, message=message, severity=severity, scene=alert["scene"],
@@ -1868,6 +1870,41 @@ class SceneEngine:
                     entry["deliveries"] = [dict(d) for d in result.deliveries]
                 self._save()
                 self.hub.bus.publish(AlertChanged(self.clock.time(), public_alert(alert), "notified"))
+                if result.status in ("failed", "unknown_target"):
+                    self._contact_unreachable(alert, result.notification_id, result.status)
+
+    def _contact_unreachable(self, alert: dict[str, Any], notification_id: str, status: str) -> None:
+        """A step's notification ended ``failed`` (every channel of its contact, after the notifier's
+        retries) or found no such target: waiting ``escalate_after`` for an acknowledgement that contact
+        cannot give would only lose time, so the next contact is told now (the failed contact's reminders
+        are skipped). The last contact failing changes nothing: the final notice keeps its time.
+
+        The result may arrive while that very step is being sent (a notifier that fails at once): the
+        escalation runs from a timer due now, once the step is done."""
+        alert_id, _, step_text = notification_id.partition("#")
+        if not step_text.isdigit() or alert["state"] != "open" or not alert["escalate_after_s"]:
+            return  # a final, "resolved" or manual notice; or no escalation to speed up
+        per_contact = 1 + alert.get("reminders", 0)
+        tier = int(step_text) // per_contact
+        next_step = (tier + 1) * per_contact
+        if next_step >= self._policy_steps(alert) or alert.get("step", 0) > next_step:
+            return  # no next contact, or already told
+        contact = alert["notify"][tier]
+        why = (f"every channel of {contact} failed" if status == "failed"
+               else f"{contact} is not a notify target")  # fmt: skip
+
+        def escalate_now() -> None:
+            current = self.alerts.get(alert_id)
+            if current is None or current["state"] != "open" or current.get("step", 0) > next_step:
+                return
+            log.info("alert %s: %s; telling %s now", alert_id, why, current["notify"][tier + 1])
+            current["step"] = next_step
+            self._cancel(f"escalate:{alert_id}")
+            self._notify_alert(current, why=why)
+            self._save()
+            self.hub.bus.publish(AlertChanged(self.clock.time(), public_alert(current), "escalated"))
+
+        self._call_at(f"unreachable:{alert_id}", self.clock.time(), escalate_now)
 
     def acknowledge(self, alert_id: str, by: str) -> dict[str, Any]:
         """open -> acknowledged: the escalation stops. Acknowledging again (or a resolved alert) changes
@@ -1879,6 +1916,7 @@ class SceneEngine:
             alert["state"] = "acknowledged"
             alert["next_escalation_at"] = None
             self._cancel(f"escalate:{alert_id}")
+            self._cancel(f"unreachable:{alert_id}")
             self._save()
             self._urgent()
             self.hub.bus.publish(AlertChanged(self.clock.time(), public_alert(alert), "acknowledged"))
@@ -1894,6 +1932,7 @@ class SceneEngine:
         alert.update(state="resolved", resolved_at=now, resolved_by=by, resolution=resolution,
                      next_escalation_at=None)
         self._cancel(f"escalate:{alert_id}")
+        self._cancel(f"unreachable:{alert_id}")
         key = alert.get("resolve_key")
         if key and key in self._resolvers:
             self._resolvers[key].discard(alert_id)
@@ -2173,6 +2212,7 @@ def public_alert(alert: dict[str, Any]) -> dict[str, Any]:
             out[key] = iso_utc(out[key])
     out["notifications"] = [{"t": iso_utc(n["t"]), "target": n["target"], "status": n.get("status", "pending"),
                              "kind": n.get("kind", "alert"), **({"error": n["error"]} if n.get("error") else {}),
+                             **({"why": n["why"]} if n.get("why") else {}),
                              **({"deliveries": n["deliveries"]} if n.get("deliveries") else {})}
                             for n in alert["notifications"]]
     out["policy"] = {"contacts": list(alert.get("notify", ())), "escalate_after_s": alert.get("escalate_after_s"),

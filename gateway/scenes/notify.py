@@ -5,7 +5,8 @@ Owns the ``[notify.<name>]`` target models, the ``[notify]`` settings (``public_
 links' lifetime), the one-time acknowledge-link tokens (:class:`AckTokens`) and the :class:`Notifier`
 that delivers to targets with retries. A notification is never silently dropped: every one ends in exactly one
 :class:`DeliveryResult` (delivered, failed, unknown_target, cancelled or skipped) handed to ``on_result``
-(``on_progress`` hears of a notification held for quiet hours or a channel failing while it is retried),
+(``on_progress`` hears of a notification held for quiet hours or a channel failing while it is retried;
+a held one is kept in the store, so a restart in the night does not lose it),
 and every failed attempt is logged once at warning. Secrets stay out of logs and results: webhook
 header values are never logged, and URLs appear only as ``scheme://host:port`` (userinfo, query and
 path are dropped: webhook services such as Slack and Discord put their token in the path). An Apprise
@@ -26,7 +27,7 @@ import logging
 import re
 import secrets
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
@@ -100,9 +101,9 @@ CONNECT_WAIT_S = 30.0
 class _TargetModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # The language of what the gateway itself writes to this contact (the final notice, "resolved", the
-    # acknowledge page): a family reads in more than one. A catalogue's tag (gateway.i18n); None: English.
-    # What profiles write (their alert titles and messages) is sent as the installer wrote it.
+    #: The language of what the gateway itself writes to this contact (the final notice, "resolved", the
+    #: acknowledge page): a family reads in more than one. A catalogue's tag ("zh-Hans"); unset: English.
+    #: What profiles write (their alert titles and messages) is sent as the installer wrote it.
     language: str | None = None
 
     @field_validator("language")
@@ -118,11 +119,18 @@ class _TargetModel(BaseModel):
 
 
 class MqttTarget(_TargetModel):
-    """Publish the notification as JSON to a topic of the gateway's MQTT session."""
+    """Publish the notification as JSON to a topic of the gateway's MQTT session.
+
+    The JSON: ``id``, ``t``, ``title``, ``message``, ``severity``, ``scene``, ``alert_id``, ``data`` and
+    ``ack_url``, the alert's one-time acknowledge link for this target (null without ``public_url``).
+    """
 
     kind: Literal["mqtt"]
+    #: The topic to publish to (no wildcards).
     topic: str
+    #: The MQTT QoS of the message.
     qos: int = Field(1, ge=0, le=2)
+    #: Publish it retained.
     retain: bool = False
 
     @field_validator("topic")
@@ -140,17 +148,21 @@ class MqttTarget(_TargetModel):
 
 
 class WebhookTarget(_TargetModel):
-    """POST (or PUT) the notification as JSON to an HTTP(S) URL.
+    """POST (or PUT) the notification as JSON to an HTTP(S) URL: the JSON that ``kind = "mqtt"`` publishes,
+    ``ack_url`` included.
 
     ``headers`` usually carry credentials (``Authorization = "Bearer …"``): they are hidden from the
     repr and never logged. Redirects are not followed, so those headers only ever go to ``url``'s host.
     """
 
     kind: Literal["webhook"]
+    #: The http:// or https:// URL to send it to.
     url: str
+    #: The HTTP method.
     method: Literal["POST", "PUT"] = "POST"
+    #: Extra request headers (``{ Authorization = "Bearer ..." }``); never logged.
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
-    # A receiver that takes longer than this is treated like one that is down: retried.
+    #: A receiver that takes longer than this is treated like one that is down: retried.
     timeout_s: float = Field(10.0, gt=0, le=300)
 
     @field_validator("url")
@@ -222,15 +234,19 @@ class AppriseTarget(_TargetModel):
     e-mail both get it. Only when none of them got through (each retried) is ``fallback_urls`` tried, one
     at a time in order until one does (an SMS gateway that costs money per message, say). ``quiet_hours``
     (``"22:00-07:00"``, the house's local time) holds every notification that is not ``critical`` until
-    they end. The URLs carry credentials: they are hidden from the repr, from config errors and from logs.
+    they end; a held one is kept in the store, so a restart in the night does not lose it. The URLs carry
+    credentials: they are hidden from the repr, from config errors and from logs.
     """
 
     kind: Literal["apprise"]
+    #: Apprise URLs, all notified at once (``"ntfys://ntfy.sh/topic"``, ``"mailtos://..."``).
     urls: list[str] = Field(min_length=1, repr=False)
+    #: Tried one at a time, in order, only when none of ``urls`` got through.
     fallback_urls: list[str] = Field(default_factory=list, repr=False)
+    #: ``"22:00-07:00"`` (the house's local time): notifications that are not critical wait until it ends.
     quiet_hours: str | None = None
-    # One attempt on one channel that takes longer than this is a failed attempt (and is retried). Apprise
-    # is synchronous: it runs in a worker thread, which cannot be killed; past this we stop waiting for it.
+    #: One attempt on one channel that takes longer than this is a failed attempt (and is retried). Apprise
+    #: is synchronous: it runs in a worker thread, which cannot be killed; past this we stop waiting for it.
     timeout_s: float = Field(30.0, gt=0, le=300)
 
     @field_validator("urls", "fallback_urls")
@@ -335,7 +351,8 @@ class NotifySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: Where a phone reaches this gateway's API from outside ("https://hearth.example.org"): acknowledge
-    #: links are ``<public_url>/api/ack/<token>``. None: messages carry no link (the API listens on
+    #: links are ``<public_url>/api/ack/<token>``, one per contact, at the end of an Apprise message and as
+    #: ``ack_url`` in a webhook's or MQTT topic's JSON. None: messages carry no link (the API listens on
     #: loopback by default, and a link a phone cannot open is worse than none).
     public_url: str | None = None
     #: How long an acknowledge link works (a link in an old e-mail must not acknowledge next month's alert).
@@ -419,8 +436,12 @@ class Notification:
     alert_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> bytes:
-        """The body sent to webhooks and MQTT topics (``t`` in ISO-8601 UTC)."""
+    def to_json(self, ack_url: str | None = None) -> bytes:
+        """The body sent to webhooks and MQTT topics (``t`` in ISO-8601 UTC).
+
+        ``ack_url`` is the one-time acknowledge link of this message (a receiver can show it as a button);
+        null when there is none (no ``[notify] public_url``, or not an open alert's notification).
+        """
         return orjson.dumps(
             {
                 "id": self.id,
@@ -431,9 +452,22 @@ class Notification:
                 "scene": self.scene,
                 "alert_id": self.alert_id,
                 "data": self.data,
+                "ack_url": ack_url,
             },
             option=orjson.OPT_NON_STR_KEYS,
         )
+
+    def to_record(self) -> dict[str, Any]:
+        """As JSON data, for the store (a notification held for quiet hours outlives a restart)."""
+        return {"id": self.id, "t": self.t, "title": self.title, "message": self.message, "severity": self.severity,
+                "scene": self.scene, "alert_id": self.alert_id, "data": self.data}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Notification:
+        """The notification :meth:`to_record` stored."""
+        return cls(id=str(record["id"]), t=float(record["t"]), title=str(record["title"]),
+                   message=str(record["message"]), severity=record.get("severity", "info"),
+                   scene=record.get("scene"), alert_id=record.get("alert_id"), data=dict(record.get("data") or {}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,6 +508,8 @@ class _Delivery:
     attempts: int = 0
     reported: bool = False
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    # Held for quiet hours and kept in the notifier's storage until it ends (see Notifier._keep_held).
+    kept: bool = False
 
 
 # ------------------------------------------------------------------ acknowledge links
@@ -700,9 +736,18 @@ class Notifier:
     through, each ``fallback_urls`` in turn. Delivered when one channel got through; the result's
     ``deliveries`` says what each did. Inside quiet hours the notification waits (on the clock, in
     ``timezone``) for their end, then goes out marked as held, or is skipped if ``alert_state`` says its
-    alert was acknowledged or resolved meanwhile. With ``ack_tokens`` and ``settings.public_url``, an
-    alert's message ends with its acknowledge link; ``commit`` (the store's flush) is awaited before
-    such a message leaves, so the link outlives a power cut.
+    alert was acknowledged or resolved meanwhile. Several notifications of one alert held for one
+    contact go out as one, the latest. With ``storage`` (the store's key-value scope) a held notification
+    outlives a restart: it is kept there, committed through ``commit``, until it has gone out (or been
+    skipped), and a Notifier started on that storage holds it again until the end of its quiet hours (at
+    once if they are over), as if there had been no restart. Those restored deliveries start at the first
+    ``await`` after ``async with``: what ``alert_state`` reads (the scene engine's alerts) should be loaded
+    by then.
+
+    With ``ack_tokens`` and ``settings.public_url``, a notification of an open alert carries a one-time
+    acknowledge link, issued per target: an Apprise message ends with it, a webhook's or MQTT topic's
+    JSON has it as ``ack_url``. ``commit`` (the store's flush) is awaited before such a message leaves,
+    so the link outlives a power cut.
     """
 
     def __init__(
@@ -718,6 +763,7 @@ class Notifier:
         ack_tokens: AckTokens | None = None,
         alert_state: Callable[[str], str | None] | None = None,
         commit: Callable[[], Awaitable[None]] | None = None,
+        storage: Any = None,
         attempts: int = 4,
         # 2 s rides out a receiver restarting; 10 and 30 s a Wi-Fi or DSL reconnect. Four attempts
         # span ~42 s: long enough for a blip, short enough that an alert is not silently late.
@@ -738,8 +784,12 @@ class Notifier:
         # (target, alert id) -> when a notification of it last got through: whom a "resolved" notice is
         # news to, and who is awake waiting for it.
         self._told: dict[tuple[str, str], float] = {}
-        # (target, alert id) -> the latest of its notifications held for quiet hours.
-        self._latest_held: dict[tuple[str, str], str] = {}
+        # (target, alert id) -> the ids of its notifications held for quiet hours now; and the (target,
+        # notification id) of those a later one of the same alert superseded (skipped when they end).
+        self._holding: dict[tuple[str, str], set[str]] = {}
+        self._superseded: set[tuple[str, str]] = set()
+        # The store's key-value scope: held notifications, by target and notification id (see _keep_held).
+        self._storage = storage
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._attempts = attempts
         self._backoff_s = tuple(backoff_s)
@@ -785,12 +835,16 @@ class Notifier:
                 if isinstance(spec, AppriseTarget)
                 else self._deliver(delivery, spec)
             )
-            task = asyncio.get_running_loop().create_task(deliver, name=f"notify:{target}:{notification.id}")
-            self._tasks[task] = delivery
-            task.add_done_callback(self._on_task_done)
+            self._start(delivery, deliver)
         except Exception as err:  # a bug here must not take the caller (a scene run) down with it
             _log.exception("notification %s to %r could not be scheduled", getattr(notification, "id", "?"), target)
             self._finish(_Delivery(target, notification), "failed", f"not scheduled: {type(err).__name__}")
+
+    def _start(self, delivery: _Delivery, deliver: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(
+            deliver, name=f"notify:{delivery.target}:{delivery.notification.id}")  # fmt: skip
+        self._tasks[task] = delivery
+        task.add_done_callback(self._on_task_done)
 
     def stats(self) -> dict[str, int]:
         return {
@@ -809,6 +863,7 @@ class Notifier:
         if self._running or self._closed:
             raise RuntimeError("a Notifier can be started only once")
         self._running = True
+        self._restore_held()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -840,6 +895,11 @@ class Notifier:
         except TypeError as err:  # data that is not JSON: no attempt can succeed
             self._finish(delivery, "failed", f"notification is not JSON-serialisable: {err}")
             return
+        # A log line is no place for a credential: only webhooks and topics carry the link.
+        link = None if isinstance(spec, LogTarget) else self._ack_link(notification, delivery.target)
+        if link is not None:
+            body = notification.to_json(ack_url=link)  # one link per delivery: every retry carries the same
+            await self._commit_link(notification)
         if isinstance(spec, MqttTarget) and self._mqtt is not None and not self._mqtt.connected:
             # Steps found overdue at start (an escalation due while the gateway was down) come before the
             # broker connection: wait for it rather than spend the first attempt on it.
@@ -865,48 +925,25 @@ class Notifier:
             self._retries += 1
             await self._clock.sleep(self._backoff_before(delivery.attempts))
 
-    async def _deliver_apprise(self, delivery: _Delivery, spec: AppriseTarget) -> None:
-        """Quiet hours, then the ``urls`` all at once, then each fallback in turn until one gets through."""
+    async def _deliver_apprise(
+        self, delivery: _Delivery, spec: AppriseTarget, restored: tuple[float, float] | None = None
+    ) -> None:
+        """Quiet hours, then the ``urls`` all at once, then each fallback in turn until one gets through.
+
+        ``restored``: (held at, until) of a notification held before a restart (see :meth:`_restore_held`).
+        """
         notification = delivery.notification
-        quiet = spec.quiet_minutes
-        if quiet is not None and notification.severity != "critical":
-            held_at = self._clock.time()
-            until = quiet_until(held_at, quiet, self._tz)
-            quiet_began = None if until is None else until - ((quiet[1] - quiet[0]) % 1440) * 60
-            if until is not None and until > held_at and not self._awaited(delivery, quiet_began):
-                hold = {"channel": "quiet hours", "status": "held", "t": iso_utc(held_at), "until": iso_utc(until)}
-                delivery.deliveries.append(hold)
-                _log.info("notification %s to %r held for quiet hours until %s", notification.id, delivery.target,
-                          datetime.fromtimestamp(until, self._tz).strftime("%H:%M"))  # fmt: skip
-                self._progress(delivery, "held")
-                held_key = self._held_key(delivery)
-                if held_key is not None:
-                    self._latest_held[held_key] = notification.id
-                try:
-                    await self._clock.sleep(until - held_at)
-                    stale = self._stale(delivery)
-                finally:
-                    if held_key is not None and self._latest_held.get(held_key) == notification.id:
-                        del self._latest_held[held_key]
-                hold["status"] = "skipped" if stale else "released"
-                if stale:
-                    self._finish(delivery, "skipped", stale)
-                    return
-                since = datetime.fromtimestamp(held_at, self._tz).strftime("%H:%M")
-                held_note = translate(self.language_of(delivery.target), "notify.held_for_quiet_hours", time=since)
-                notification = replace(notification, message=held_note + notification.message)
+        hold = restored if restored is not None else self._quiet_hold(delivery, spec)
+        if hold is not None:
+            released = await self._wait_out_quiet_hours(delivery, *hold, restored=restored is not None)
+            if released is None:
+                return
+            notification = released
         body = notification.message
         link = self._ack_link(notification, delivery.target)
         if link is not None:
             body += "\n\n" + translate(self.language_of(delivery.target), "notify.acknowledge_link", link=link)
-            if self._commit is not None:
-                # As the engine does before it notifies: a link that answers "not recognised" after a
-                # power cut is worse than a message a few milliseconds later.
-                try:
-                    await self._commit()
-                except Exception as err:
-                    _log.error("could not commit the acknowledge link of %s (%s); sending anyway",
-                               notification.id, err)  # fmt: skip
+            await self._commit_link(notification)
         tiers: dict[int, list[tuple[str, str]]] = {}
         for tier, label, url in spec.channels():
             tiers.setdefault(tier, []).append((label, url))
@@ -922,6 +959,153 @@ class Notifier:
         failed = [f"{d['channel']}: {d.get('error') or 'failed'}"
                   for d in delivery.deliveries if d.get("tier") is not None]  # fmt: skip
         self._finish(delivery, "failed", "every channel failed (" + "; ".join(failed) + ")")
+
+    def _quiet_hold(self, delivery: _Delivery, spec: AppriseTarget) -> tuple[float, float] | None:
+        """(now, when the quiet hours end) if ``delivery`` is to wait for them, else None."""
+        quiet = spec.quiet_minutes
+        if quiet is None or delivery.notification.severity == "critical":
+            return None
+        held_at = self._clock.time()
+        until = quiet_until(held_at, quiet, self._tz)
+        quiet_began = None if until is None else until - ((quiet[1] - quiet[0]) % 1440) * 60
+        if until is None or until <= held_at or self._awaited(delivery, quiet_began):
+            return None
+        return held_at, until
+
+    async def _wait_out_quiet_hours(
+        self, delivery: _Delivery, held_at: float, until: float, *, restored: bool
+    ) -> Notification | None:
+        """Hold ``delivery`` until ``until``; then the notification to send (marked as held since
+        ``held_at``), or None when it was skipped (reported)."""
+        notification = delivery.notification
+        hold = {"channel": "quiet hours", "status": "held", "t": iso_utc(held_at), "until": iso_utc(until)}
+        delivery.deliveries.append(hold)
+        until_text = datetime.fromtimestamp(until, self._tz).strftime("%H:%M")
+        if restored:  # already among the held (_restore_held) and in the storage
+            _log.info("notification %s to %r held for quiet hours since before the restart, until %s",
+                      notification.id, delivery.target, until_text)  # fmt: skip
+        else:
+            _log.info("notification %s to %r held for quiet hours until %s", notification.id, delivery.target,
+                      until_text)  # fmt: skip
+            self._begin_hold(delivery)
+        try:
+            self._progress(delivery, "held")
+            if not restored:
+                await self._keep_held(delivery, held_at, until)
+            await self._clock.sleep(max(0.0, until - self._clock.time()))
+            stale = self._stale(delivery)
+        finally:
+            self._end_hold(delivery)
+        hold["status"] = "skipped" if stale else "released"
+        if stale:
+            self._finish(delivery, "skipped", stale)
+            return None
+        since = datetime.fromtimestamp(held_at, self._tz).strftime("%H:%M")
+        held_note = translate(self.language_of(delivery.target), "notify.held_for_quiet_hours", time=since)
+        return replace(notification, message=held_note + notification.message)
+
+    def _begin_hold(self, delivery: _Delivery) -> None:
+        """``delivery`` is held: the notifications of its alert held for its contact before it are superseded."""
+        held_key = self._held_key(delivery)
+        if held_key is None:
+            return
+        holding = self._holding.setdefault(held_key, set())
+        self._superseded.update((delivery.target, other) for other in holding)
+        holding.add(delivery.notification.id)
+
+    def _end_hold(self, delivery: _Delivery) -> None:
+        notification_id = delivery.notification.id
+        self._superseded.discard((delivery.target, notification_id))
+        held_key = self._held_key(delivery)
+        if held_key is None or held_key not in self._holding:
+            return
+        holding = self._holding[held_key]
+        holding.discard(notification_id)
+        if not holding:
+            del self._holding[held_key]
+
+    # ------------------------------------------------------------------ held notifications across restarts
+
+    _HELD_KEY = "held"
+
+    def _stored_held(self) -> dict[str, dict[str, Any]]:
+        """What the storage holds: target -> notification id -> record (a copy, to change and set back)."""
+        stored = self._storage.get(self._HELD_KEY, {}) if self._storage is not None else {}
+        if not isinstance(stored, dict):
+            return {}
+        return {target: dict(held) for target, held in stored.items() if isinstance(held, dict)}
+
+    async def _keep_held(self, delivery: _Delivery, held_at: float, until: float) -> None:
+        """Store a notification held for quiet hours (and commit it): a restart in the night must not lose it."""
+        if self._storage is None:
+            return
+        notification = delivery.notification
+        told_at = self._told.get((delivery.target, notification.alert_id)) if notification.alert_id else None
+        record = {"notification": notification.to_record(), "held_at": held_at, "until": until, "told_at": told_at}
+        held = self._stored_held()
+        held.setdefault(delivery.target, {})[notification.id] = record
+        try:
+            self._storage.set(self._HELD_KEY, held)
+        except (TypeError, ValueError) as err:  # data that is not JSON: it waits in memory only
+            _log.error("notification %s to %r is held for quiet hours but cannot be stored (%s): a restart "
+                       "before they end loses it", notification.id, delivery.target, err)  # fmt: skip
+            return
+        delivery.kept = True
+        if self._commit is not None:
+            try:
+                await self._commit()
+            except Exception as err:  # the store's own commit loop tries again within seconds
+                _log.error("could not commit the held notification %s (%s)", notification.id, err)
+
+    def _forget_held(self, delivery: _Delivery) -> None:
+        delivery.kept = False
+        held = self._stored_held()
+        mine = held.get(delivery.target)
+        if self._storage is None or mine is None or delivery.notification.id not in mine:
+            return
+        del mine[delivery.notification.id]
+        if not mine:
+            del held[delivery.target]
+        self._storage.set(self._HELD_KEY, held)
+
+    def _restore_held(self) -> None:
+        """Hold again what was held for quiet hours when the last notifier stopped: each goes out when its
+        quiet hours end (at once if they are over), unless stale by then, the latest of an alert only."""
+        stored = self._stored_held()
+        restored: list[tuple[float, float, _Delivery]] = []
+        readable: dict[str, dict[str, Any]] = {}
+        for target, held in stored.items():
+            for notification_id, record in held.items():
+                try:
+                    notification = Notification.from_record(record["notification"])
+                    held_at, until = float(record["held_at"]), float(record["until"])
+                    told_at = record.get("told_at")
+                    told_at = None if told_at is None else float(told_at)
+                except (KeyError, TypeError, ValueError) as err:
+                    _log.warning("a notification to %r held for quiet hours (%s) could not be restored: %s",
+                                 target, notification_id, _describe(err))  # fmt: skip
+                    continue
+                readable.setdefault(target, {})[notification_id] = record
+                if told_at is not None and notification.alert_id is not None:
+                    self._told.setdefault((target, notification.alert_id), told_at)
+                restored.append((held_at, until, _Delivery(target, notification, kept=True)))
+        if readable != stored and self._storage is not None:  # what cannot be read is not tried again
+            self._storage.set(self._HELD_KEY, readable)
+        restored.sort(key=lambda item: item[0])  # in the order they were held: the last one of an alert wins
+        for held_at, until, delivery in restored:
+            spec = self._targets.get(delivery.target)
+            if spec is None:
+                _log.warning("notification %s held for quiet hours: no notify target named %r any more",
+                             delivery.notification.id, delivery.target)  # fmt: skip
+                self._finish(delivery, "unknown_target", f"no notify target named {delivery.target!r}")
+                continue
+            if not isinstance(spec, AppriseTarget):  # its kind changed: no quiet hours to wait for
+                self._start(delivery, self._deliver(delivery, spec))
+                continue
+            if spec.quiet_minutes is None:  # its quiet hours were removed from the config
+                until = min(until, self._clock.time())
+            self._begin_hold(delivery)
+            self._start(delivery, self._deliver_apprise(delivery, spec, restored=(held_at, until)))
 
     async def _apprise_channel(
         self,
@@ -983,14 +1167,27 @@ class Notifier:
             raise _AttemptFailed(_describe(err), retry=False) from None
 
     def _ack_link(self, notification: Notification, target: str) -> str | None:
-        """The acknowledge link for an alert's notification (not for its "resolved" notice or a report)."""
+        """A new acknowledge link for an open alert's notification to ``target`` (none for its "resolved"
+        notice, a report, or an alert already acknowledged or resolved)."""
         public_url = self._settings.public_url
         if self._ack_tokens is None or public_url is None or notification.alert_id is None:
             return None
         if notification.data.get("kind", "alert") not in ("alert", "reminder", "unanswered"):
             return None
+        if self._alert_state is not None and self._alert_state(notification.alert_id) not in (None, "open"):
+            return None
         token = self._ack_tokens.issue(notification.alert_id, target)
         return f"{public_url}/api/ack/{token}"
+
+    async def _commit_link(self, notification: Notification) -> None:
+        """Before a message with an acknowledge link leaves, as the engine does before it notifies: a link
+        that answers "not recognised" after a power cut is worse than a message a few milliseconds later."""
+        if self._commit is None:
+            return
+        try:
+            await self._commit()
+        except Exception as err:
+            _log.error("could not commit the acknowledge link of %s (%s); sending anyway", notification.id, err)
 
     def _awaited(self, delivery: _Delivery, quiet_began: float | None) -> bool:
         """A "resolved" notice of an alert that reached this contact in these quiet hours (a critical one
@@ -1011,8 +1208,7 @@ class Notifier:
     def _stale(self, delivery: _Delivery) -> str | None:
         """Why a notification held through quiet hours is no longer worth sending, or None."""
         notification = delivery.notification
-        held_key = self._held_key(delivery)
-        if held_key is not None and self._latest_held.get(held_key, notification.id) != notification.id:
+        if (delivery.target, notification.id) in self._superseded:
             # Reminders of one alert piled up overnight: one message in the morning, the latest.
             return "a later notification of this alert, held for quiet hours too, went out instead"
         if self._alert_state is None or notification.alert_id is None:
@@ -1121,6 +1317,11 @@ class Notifier:
 
     def _finish(self, delivery: _Delivery, status: DeliveryStatus, error: str | None) -> None:
         delivery.reported = True
+        if delivery.kept and status != "cancelled":  # cancelled (the gateway stopping): held again at start
+            try:
+                self._forget_held(delivery)
+            except Exception:
+                _log.exception("could not remove the held notification %s from the store", delivery.notification.id)
         if status == "delivered":
             self._delivered += 1
         elif status == "failed":

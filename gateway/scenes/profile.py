@@ -757,7 +757,9 @@ class AlertAction(_Strict):
     many times), to the end of the list; then, with ``final_notice``, every contact gets a last
     "unanswered" notice and the escalation stops (the alert stays open, and shown, until someone
     acknowledges or it resolves). ``max_notifications`` caps the count before that final notice.
-    Without ``escalate_after`` only ``notify[0]`` is told.
+    Without ``escalate_after`` only ``notify[0]`` is told. A contact whose every channel failed (after the
+    notifier's retries) is passed over at once: the next contact is told without waiting for
+    ``escalate_after``, her remaining reminders are skipped, and the alert's history says why.
 
     ``resolve = "auto"``: the alert resolves itself when what raised it is over: activity again after an
     absence, the value back out of range after a held state trigger, or ``resolve_when`` holding; the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import subprocess
 import sys
 import uuid
@@ -20,11 +21,13 @@ from gateway.clock import SimulatedClock, SystemClock
 from gateway.config import MqttSection
 from gateway.mqtt import MqttSession
 from gateway.scenes.notify import (
+    AckTokens,
     DeliveryResult,
     LogTarget,
     MqttTarget,
     Notification,
     Notifier,
+    NotifySettings,
     NotifyTargets,
     RecordingNotifier,
     WebhookTarget,
@@ -36,6 +39,9 @@ SECRET_HEADER = "Bearer s3cret-header-value"
 SECRET_PASSWORD = "pw-s3cret"
 SECRET_QUERY = "q-s3cret"
 SECRETS = (SECRET_HEADER, "s3cret-header-value", SECRET_PASSWORD, SECRET_QUERY)
+
+PUBLIC_URL = "https://hearth.example.org"
+ACK_URL = re.compile(r"^https://hearth\.example\.org/api/ack/([A-Za-z0-9_-]{43})$")
 
 targets_adapter: TypeAdapter[dict[str, Any]] = TypeAdapter(NotifyTargets)
 
@@ -139,7 +145,7 @@ async def test_webhook_delivered_with_json_body_and_headers(receiver: Receiver, 
     assert orjson.loads(request["body"]) == {
         "id": "n1", "t": "2023-11-14T22:13:20.000Z", "title": "Front door", "message": "opened at night",
         "severity": "warning", "scene": "night-door", "alert_id": "a-7",
-        "data": {"device": "zigbee2mqtt:0x01", "open": True},
+        "data": {"device": "zigbee2mqtt:0x01", "open": True}, "ack_url": None,  # no [notify] public_url
     }  # fmt: skip
 
 
@@ -380,9 +386,11 @@ async def test_mqtt_target_through_a_real_broker(mosquitto_session: Mosquitto) -
     results: list[DeliveryResult] = []
     received: list[tuple[str, bytes, bool]] = []
     target = MqttTarget(kind="mqtt", topic=topic, qos=1, retain=True)
+    tokens = AckTokens(SystemClock())
     async with session("gateway") as gateway_mqtt, session("observer") as observer:
         assert await gateway_mqtt.wait_connected(5) and await observer.wait_connected(5)
-        async with Notifier({"m": target}, SystemClock(), mqtt=gateway_mqtt, on_result=results.append) as notifier:
+        async with Notifier({"m": target}, SystemClock(), mqtt=gateway_mqtt, on_result=results.append,
+                            ack_tokens=tokens, settings=NotifySettings(public_url=PUBLIC_URL)) as notifier:
             notifier.send("m", notification())
             await until(lambda: bool(results), what="the result")
         assert results[0].status == "delivered"
@@ -394,6 +402,71 @@ async def test_mqtt_target_through_a_real_broker(mosquitto_session: Mosquitto) -
     got_topic, payload, retained = received[0]
     assert got_topic == topic and retained
     assert orjson.loads(payload)["message"] == "opened at night"
+    # The alert's acknowledge link, as an Apprise message has it: a one-time token for this topic's reader.
+    (token,) = ACK_URL.findall(orjson.loads(payload)["ack_url"])
+    state, link = tokens.check(token)
+    assert state == "valid" and link is not None and (link.alert_id, link.target) == ("a-7", "m")
+
+
+# ------------------------------------------------------------------ acknowledge links
+
+
+async def test_webhook_and_mqtt_bodies_carry_an_acknowledge_link_of_their_own(
+    receiver: Receiver, clock: SimulatedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    receiver.statuses = [500, 200]  # the retry carries the same link: one token per message, not per attempt
+    mqtt = FakeMqtt()
+    tokens = AckTokens(clock)
+    commits: list[str] = []
+
+    async def commit() -> None:
+        commits.append(f"{len(tokens)} token(s), {len(receiver.requests)} request(s), {len(mqtt.published)} published")
+
+    results: list[DeliveryResult] = []
+    targets = {"phone": webhook(receiver.url()), "m": MqttTarget(kind="mqtt", topic="n/phone"),
+               "log": LogTarget(kind="log")}  # fmt: skip
+    async with Notifier(targets, clock, mqtt=mqtt, on_result=results.append, ack_tokens=tokens, commit=commit,
+                        settings=NotifySettings(public_url=PUBLIC_URL), alert_state=lambda _alert_id: "open",
+                        backoff_s=(2,)) as notifier:  # fmt: skip
+        for sent, target in enumerate(targets, 1):
+            notifier.send(target, notification())
+            await until(lambda: len(results) == sent, clock, what=f"{target}'s result")  # noqa: B023
+    assert [r.status for r in results] == ["delivered"] * 3
+    first, retried = (orjson.loads(r["body"]) for r in receiver.requests)
+    assert first["ack_url"] == retried["ack_url"]
+    (webhook_token,) = ACK_URL.findall(first["ack_url"])
+    ((_topic, payload, _qos, _retain),) = mqtt.published
+    (mqtt_token,) = ACK_URL.findall(orjson.loads(payload)["ack_url"])
+    # One link per target, each acknowledging the alert as that contact; none for the log.
+    assert webhook_token != mqtt_token and len(tokens) == 2
+    for token, target in ((webhook_token, "phone"), (mqtt_token, "m")):
+        state, link = tokens.check(token)
+        assert state == "valid" and link is not None and (link.alert_id, link.target) == ("a-7", target)
+    # Stored before the message leaves: a link must not answer "not recognised" after a power cut.
+    assert commits == ["1 token(s), 0 request(s), 0 published", "2 token(s), 2 request(s), 0 published"]
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "/api/ack/" not in logged and webhook_token not in logged and mqtt_token not in logged
+
+
+async def test_no_acknowledge_link_without_public_url_or_for_what_is_not_an_open_alert(
+    receiver: Receiver, clock: SimulatedClock
+) -> None:
+    tokens = AckTokens(clock)
+    states = {"a-7": "open", "a-8": "acknowledged"}
+    results: list[DeliveryResult] = []
+    async with Notifier({"phone": webhook(receiver.url())}, clock, mqtt=None, on_result=results.append,
+                        ack_tokens=tokens, settings=NotifySettings(public_url=PUBLIC_URL),
+                        alert_state=states.get) as notifier:  # fmt: skip
+        notifier.send("phone", notification("resolved", data={"kind": "resolved"}))  # its "resolved" notice
+        notifier.send("phone", notification("report", alert_id=None, data={}))  # a scene's notify action
+        notifier.send("phone", notification("late", alert_id="a-8"))  # acknowledged before it went out
+        await until(lambda: len(results) == 3, clock)
+    async with Notifier({"phone": webhook(receiver.url())}, clock, mqtt=None, on_result=results.append,
+                        ack_tokens=tokens, alert_state=states.get) as notifier:  # no [notify] public_url
+        notifier.send("phone", notification())
+        await until(lambda: len(results) == 4, clock)
+    assert [orjson.loads(r["body"])["ack_url"] for r in receiver.requests] == [None] * 4 and len(tokens) == 0
 
 
 # ------------------------------------------------------------------ outcomes without delivery

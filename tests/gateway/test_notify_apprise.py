@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -49,6 +50,7 @@ from gateway.scenes.notify import (
 )
 from gateway.scenes.profile import load_profile_text
 from gateway.scenes.setup import notify_targets
+from gateway.store import Store
 
 pytest.importorskip("apprise")
 aiosmtpd_smtp = pytest.importorskip("aiosmtpd.smtp")
@@ -534,6 +536,118 @@ async def test_reminders_held_overnight_go_out_as_one_message(http: HttpReceiver
         post["json"]["message"] == "(held for quiet hours since 23:43) [not acknowledged, reminder 1] opened at night"
     )
     assert post["t"] == MORNING
+
+
+async def test_a_notification_held_for_quiet_hours_outlives_a_restart(
+    http: HttpReceiver, clock: SimulatedClock, tmp_path: Path
+) -> None:
+    # 23:13: two warnings held for the daughter's quiet hours, kept in the store (SQLite, as `hearth run`).
+    states = {"a-1": "open", "b-1": "open"}
+    target = apprise_target([f"json://127.0.0.1:{http.port}/hook"], quiet_hours="22:00-07:00")
+    path = tmp_path / "hearth.db"
+    before: list[DeliveryResult] = []
+    progress: list[DeliveryResult] = []
+    async with (
+        Store(path, clock) as store,
+        Notifier({"daughter": target}, clock, mqtt=None, on_result=before.append, on_progress=progress.append,
+                 timezone=BERLIN, alert_state=states.get, storage=store.kv("held_notifications"),
+                 commit=store.flush) as notifier,
+    ):  # fmt: skip
+        notifier.send("daughter", notification("a-1#0"))
+        notifier.send("daughter", notification("b-1#0", alert_id="b-1", title="Back door"))
+        await until(lambda: sum(p.status == "held" for p in progress) == 2, what="both held")
+    # The gateway stopped in the night: the held ones are not lost, only not sent yet.
+    assert [r.status for r in before] == ["cancelled", "cancelled"] and http.posts == []
+
+    # It is down until 07:30: the quiet hours ended meanwhile, and the back door's alert was resolved.
+    clock.advance_to(MORNING + 1800)
+    states["b-1"] = "resolved"
+    after: list[DeliveryResult] = []
+    async with Store(path, clock) as store:
+        async with Notifier({"daughter": target}, clock, mqtt=None, on_result=after.append, timezone=BERLIN,
+                            alert_state=states.get, storage=store.kv("held_notifications"),
+                            commit=store.flush):  # fmt: skip
+            await until(lambda: len(after) == 2, clock, what="both outcomes after the restart")
+        assert store.kv("held_notifications").get("held") == {}  # done with: not sent again at the next start
+    outcome = {r.notification_id: r for r in after}
+    assert outcome["a-1#0"].status == "delivered"
+    assert outcome["a-1#0"].deliveries[0] == {"channel": "quiet hours", "status": "released",
+                                              "t": "2023-11-14T22:13:20.000Z", "until": "2023-11-15T06:00:00.000Z"}
+    assert outcome["b-1#0"].status == "skipped"
+    assert outcome["b-1#0"].error == "the alert was resolved while this notification was held for quiet hours"
+    (post,) = http.posts
+    assert post["json"]["title"] == "Front door" and post["t"] == MORNING + 1800  # at once: they were over
+    assert post["json"]["message"] == "(held for quiet hours since 23:13) opened at night"
+
+
+async def test_held_through_a_restart_in_the_night_they_still_wait_and_go_out_as_one(
+    http: HttpReceiver, clock: SimulatedClock, tmp_path: Path
+) -> None:
+    target = apprise_target([f"json://127.0.0.1:{http.port}/hook"], quiet_hours="22:00-07:00")
+    path = tmp_path / "hearth.db"
+    progress: list[DeliveryResult] = []
+    async with (
+        Store(path, clock) as store,
+        Notifier({"daughter": target}, clock, mqtt=None, on_progress=progress.append, timezone=BERLIN,
+                 alert_state=lambda _alert_id: "open", storage=store.kv("held_notifications"),
+                 commit=store.flush) as notifier,
+    ):  # fmt: skip
+        notifier.send("daughter", notification("a-1#0"))
+        clock.advance_to(T0 + 1800)  # 23:43: a reminder of the same alert, held too
+        notifier.send("daughter", notification("a-1#1", message="[not acknowledged, reminder 1] opened at night",
+                                               data={"kind": "reminder"}))  # fmt: skip
+        await until(lambda: sum(p.status == "held" for p in progress) == 2, what="both held")
+
+    clock.advance_to(T0 + 4 * 3600)  # back at 03:13, in the quiet hours
+    results: list[DeliveryResult] = []
+    async with (
+        Store(path, clock) as store,
+        Notifier({"daughter": target}, clock, mqtt=None, on_result=results.append, timezone=BERLIN,
+                 alert_state=lambda _alert_id: "open", storage=store.kv("held_notifications"), commit=store.flush),
+    ):  # fmt: skip
+        await until(lambda: clock.next_due() == MORNING, what="held again until 07:00")
+        assert http.posts == [] and results == []
+        await until(lambda: len(results) == 2, clock, what="both outcomes")
+    assert sorted((r.notification_id, r.status) for r in results) == [("a-1#0", "skipped"), ("a-1#1", "delivered")]
+    (post,) = http.posts
+    assert post["t"] == MORNING
+    assert (
+        post["json"]["message"] == "(held for quiet hours since 23:43) [not acknowledged, reminder 1] opened at night"
+    )
+
+
+async def test_an_all_clear_held_through_a_restart_still_reaches_her_who_was_told(
+    http: HttpReceiver, clock: SimulatedClock, tmp_path: Path
+) -> None:
+    target = apprise_target([f"json://127.0.0.1:{http.port}/hook"], quiet_hours="23:30-07:00")
+    path = tmp_path / "hearth.db"
+    progress: list[DeliveryResult] = []
+    before: list[DeliveryResult] = []
+    async with (
+        Store(path, clock) as store,
+        Notifier({"daughter": target}, clock, mqtt=None, on_result=before.append, on_progress=progress.append,
+                 timezone=BERLIN, alert_state=lambda _alert_id: "resolved", storage=store.kv("held_notifications"),
+                 commit=store.flush) as notifier,
+    ):  # fmt: skip
+        notifier.send("daughter", notification("a-1#0"))  # 23:13, before her quiet hours: she is told
+        await until(lambda: [r.status for r in before] == ["delivered"], what="the alert")
+        clock.advance_to(T0 + 1800)  # 23:43: resolved; its notice waits for the morning
+        notifier.send("daughter", notification("a-1#resolved:daughter", severity="info", title="Resolved: Front door",
+                                               message="the door was closed (23:43).", data={"kind": "resolved"}))
+        await until(lambda: [p.status for p in progress] == ["held"], what="the all clear held")
+
+    clock.advance_to(MORNING + 60)
+    results: list[DeliveryResult] = []
+    async with (
+        Store(path, clock) as store,
+        Notifier({"daughter": target}, clock, mqtt=None, on_result=results.append, timezone=BERLIN,
+                 alert_state=lambda _alert_id: "resolved", storage=store.kv("held_notifications"),
+                 commit=store.flush),
+    ):  # fmt: skip
+        await until(lambda: bool(results), clock, what="the all clear")
+    # She was told of the alert before the restart: its all clear is news to her, not skipped.
+    assert [(r.notification_id, r.status) for r in results] == [("a-1#resolved:daughter", "delivered")]
+    assert http.posts[1]["json"]["title"] == "Resolved: Front door"
 
 
 # ------------------------------------------------------------------ the acknowledge link, end to end
