@@ -491,9 +491,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_plugin_new)
     q = plugin_sub.add_parser("check", help="check an installed plugin against the adapter contract "
                                             "(a pass/fail table; exit 1 on a failure)")
-    q.add_argument("name", nargs="?", help="the plugin's entry-point name (default: every non-built-in one)")
+    q.add_argument("name", nargs="?", help="the plugin's entry-point name, or module:Class (not installed yet; "
+                                           "NAME=module:Class names it); default: every non-built-in one")
     q.add_argument("--capture", action="append", metavar="FILE",
-                   help="a capture of the device's traffic to replay (repeatable; default: the plugin's own)")
+                   help="a capture of the device's traffic to replay too (repeatable), after the plugin's own "
+                        "(the *.jsonl in the captures folder of its package)")
     q.add_argument("--config", "-c", help="config file with the plugin's [adapters.NAME] section")
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=cmd_plugin_check)
