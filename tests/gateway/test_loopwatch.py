@@ -171,12 +171,16 @@ def test_stack_of_reads_a_frame_outwards() -> None:
 
 
 def test_adapter_owners_give_a_plugin_its_package_and_a_built_in_its_module() -> None:
-    from adapters.mqtt.shelly import ShellyMqttAdapter
-    from adapters.mqtt.tasmota import TasmotaAdapter
+    from adapters.shelly.mdns_adapter import MdnsAdapter
+    from adapters.shelly.mqtt_adapter import ShellyMqttAdapter
+    from adapters.tasmota.adapter import TasmotaAdapter
 
     class AcmeAdapter:
         pass
 
     AcmeAdapter.__module__ = "acme_hearth.adapter"
     owners = adapter_owners({"tasmota": TasmotaAdapter, "shelly": ShellyMqttAdapter, "acme": AcmeAdapter})
-    assert owners == {"adapters.mqtt.tasmota": "tasmota", "adapters.mqtt.shelly": "shelly", "acme_hearth": "acme"}
+    assert owners == {"adapters.tasmota": "tasmota", "adapters.shelly": "shelly", "acme_hearth": "acme"}
+    # Two adapters in one package (Shelly over MQTT and over HTTP): each owns its own module.
+    owners = adapter_owners({"shelly": ShellyMqttAdapter, "mdns": MdnsAdapter})
+    assert owners == {"adapters.shelly.mqtt_adapter": "shelly", "adapters.shelly.mdns_adapter": "mdns"}
