@@ -121,15 +121,25 @@ def stack_of(frame: FrameType | None, limit: int = MAX_STACK_FRAMES) -> tuple[St
 def adapter_owners(classes: Mapping[str, Any]) -> dict[str, str]:
     """``owners`` for a LoopWatch over adapters (name -> class, as the supervisor has them): each adapter owns the
     top-level package of its class (a plugin's whole package, its codec included), unless other adapters share
-    that package (the built-in ones under ``adapters``): then its class's own module."""
+    that package (the built-in ones under ``adapters``): then the package its class's module is in (the
+    convention's own, ``adapters.zigbee2mqtt``), or, shared too, its class's own module."""
     tops: dict[str, list[str]] = {}
+    parents: dict[str, list[str]] = {}
     for name, cls in classes.items():
-        tops.setdefault(str(getattr(cls, "__module__", "")).split(".")[0], []).append(name)
+        module = str(getattr(cls, "__module__", ""))
+        tops.setdefault(module.split(".")[0], []).append(name)
+        parents.setdefault(module.rpartition(".")[0], []).append(name)
     owners: dict[str, str] = {}
     for name, cls in sorted(classes.items()):
         module = str(getattr(cls, "__module__", ""))
         top = module.split(".")[0]
-        owners[top if len(tops[top]) == 1 else module] = name
+        parent = module.rpartition(".")[0]
+        if len(tops[top]) == 1:
+            owners[top] = name
+        elif parent and parent != top and len(parents[parent]) == 1:
+            owners[parent] = name
+        else:
+            owners[module] = name
     return owners
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -180,3 +181,14 @@ def test_adapter_owners_give_a_plugin_its_package_and_a_built_in_its_module() ->
     AcmeAdapter.__module__ = "acme_hearth.adapter"
     owners = adapter_owners({"tasmota": TasmotaAdapter, "shelly": ShellyMqttAdapter, "acme": AcmeAdapter})
     assert owners == {"adapters.mqtt.tasmota": "tasmota", "adapters.mqtt.shelly": "shelly", "acme_hearth": "acme"}
+
+
+def test_a_built_in_in_a_package_of_its_own_owns_that_package() -> None:
+    # A convention's codec is in its package beside its adapter: a block in the codec is the adapter's.
+    classes: dict[str, Any] = {}
+    for name in ("tasmota", "zigbee2mqtt"):
+        cls = type(f"{name}Adapter", (), {})
+        cls.__module__ = f"adapters.{name}.adapter"
+        classes[name] = cls
+    owners = adapter_owners(classes)
+    assert owners == {"adapters.tasmota": "tasmota", "adapters.zigbee2mqtt": "zigbee2mqtt"}
