@@ -180,6 +180,20 @@ class Gateway:
                            mdns=self.mdns, http=http)
             )
 
+            if config.gateway.loop_watchdog_s > 0:
+                from gateway.loopwatch import LoopWatch, adapter_owners
+
+                supervisor = self.supervisor
+                strikes = config.gateway.loop_block_strikes
+
+                def blocked(block: Any) -> None:  # on the watcher's thread (or the loop's): hand it to the loop
+                    loop.call_soon_threadsafe(supervisor.loop_blocked, block, strikes)
+
+                # Found within loop_watchdog_s: held for half of it, seen within a quarter more, twice.
+                watchdog = config.gateway.loop_watchdog_s
+                await stack.enter_async_context(LoopWatch(threshold_s=watchdog / 2, poll_s=watchdog / 4,
+                                                          owners=adapter_owners(classes), on_block=blocked))
+
             # Acknowledge links: one-time tokens, kept hashed in the store (a link sent before a restart works).
             self.ack_tokens = AckTokens(self.clock, self.store.kv("ack_links"),
                                         ttl_s=notify_config.ack_link_ttl_h * 3600)

@@ -177,6 +177,30 @@ def cmd_definition_check(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_mqtt_secure(args: argparse.Namespace) -> int:
+    from gateway.brokersetup import write_broker_files
+
+    folder = Path(args.out)
+    clients = write_broker_files(folder, args.client or [], listen=args.listen, port=args.port, force=args.force)
+    hints = {
+        "hearth": "Hearth's config:  [mqtt] username = \"hearth\", password = \"{p}\"",
+        "zigbee2mqtt": "Zigbee2MQTT's configuration.yaml:  mqtt: {{ user: zigbee2mqtt, password: '{p}' }}",
+        "tasmota": "each Tasmota's console:  Backlog MqttUser tasmota; MqttPassword {p}",
+        "shelly": "each Shelly's web page (Settings, MQTT): user shelly, password {p}",
+    }
+    print(f"wrote {folder.resolve()}/mosquitto.conf, passwd (mode 0600) and acl; start the broker with")
+    print(f"  mosquitto -c {folder.resolve()}/mosquitto.conf")
+    print("(a Mosquitto run as its own user must be able to read passwd: chown it to that user).")
+    print("\nThe passwords, shown this once (the files keep only their hashes):")
+    for client in clients:
+        print(f"  {client.name:<14} {client.password}   topics: {', '.join(client.topics)}")
+        hint = hints.get(client.name)
+        if hint:
+            print("    " + hint.format(p=client.password))
+    print("\nAnonymous clients are refused; each bridge may read and write its own topics only.")
+    return 0
+
+
 def cmd_profile_list(args: argparse.Namespace) -> int:
     from gateway.scenes.profile import load_profile, shipped_profiles
 
@@ -505,6 +529,19 @@ def build_parser() -> argparse.ArgumentParser:
     q = definition_sub.add_parser("check", help="validate definition files; errors name file, line and key")
     q.add_argument("files", nargs="+", metavar="FILE", help="definition files or folders of them")
     q.set_defaults(func=cmd_definition_check)
+
+    p = sub.add_parser("mqtt", help="the MQTT broker: credentials and an ACL for one reachable beyond loopback")
+    mqtt_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = mqtt_sub.add_parser("secure", help="write mosquitto.conf, a password file and an ACL: a user per bridge, "
+                                           "each kept to its own topics, anonymous clients refused")
+    q.add_argument("--out", "-o", required=True, help="the folder to write them to")
+    q.add_argument("--client", action="append", metavar="NAME[=TOPIC,...]",
+                   help="a bridge: zigbee2mqtt, tasmota, shelly, homie, homeassistant (their usual topics), or "
+                        "NAME=prefix/# (repeatable; the gateway's own user, hearth, is always made)")
+    q.add_argument("--listen", default="0.0.0.0", help="the address Mosquitto listens on (default 0.0.0.0)")
+    q.add_argument("--port", type=int, default=1883, help="its port (default 1883)")
+    q.add_argument("--force", action="store_true", help="write new passwords over existing files")
+    q.set_defaults(func=cmd_mqtt_secure)
 
     p = sub.add_parser("capture", help="record live MQTT traffic into a capture file")
     p.add_argument("--out", "-o", required=True, help="file to append to")

@@ -45,6 +45,13 @@ class GatewaySection(_Section):
     #: The event loop ``hearth run`` runs on: "auto" is uvloop when it is installed (it is, with Hearth,
     #: where it has a wheel), else asyncio's own; "uvloop" insists on it; "asyncio" declines it.
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    #: The loop watchdog: a call that holds the event loop (every adapter, the API and the scenes share it)
+    #: for more than half of this many seconds is found within this many, logged with the adapter whose code it
+    #: was and its stack, and counted in /healthz. 0: off.
+    loop_watchdog_s: float = Field(1.0, ge=0, le=60)
+    #: An adapter whose code held the loop this many times is stopped and shown as disabled (a maker's bug
+    #: must not take the house down); the next start of the gateway tries it again. 0: never.
+    loop_block_strikes: int = Field(5, ge=0)
 
 
 def is_loopback_host(host: str) -> bool:

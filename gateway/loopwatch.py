@@ -120,24 +120,26 @@ def stack_of(frame: FrameType | None, limit: int = MAX_STACK_FRAMES) -> tuple[St
 
 def adapter_owners(classes: Mapping[str, Any]) -> dict[str, str]:
     """``owners`` for a LoopWatch over adapters (name -> class, as the supervisor has them): each adapter owns the
-    widest package of its class that no other adapter's class is in (a plugin's whole package, a built-in's
-    ``adapters.<name>`` package: its codec included); where two share even that (``adapters.shelly``'s MQTT and
-    mDNS adapters), each owns its class's own module."""
-    modules = {name: str(getattr(cls, "__module__", "")) for name, cls in classes.items()}
-
-    def inside(module: str, package: str) -> bool:
-        return module == package or module.startswith(package + ".")
-
+    top-level package of its class (a plugin's whole package, its codec included), unless other adapters share
+    that package (the built-in ones under ``adapters``): then the package its class's module is in (the
+    convention's own, ``adapters.zigbee2mqtt``), or, shared too, its class's own module."""
+    tops: dict[str, list[str]] = {}
+    parents: dict[str, list[str]] = {}
+    for name, cls in classes.items():
+        module = str(getattr(cls, "__module__", ""))
+        tops.setdefault(module.split(".")[0], []).append(name)
+        parents.setdefault(module.rpartition(".")[0], []).append(name)
     owners: dict[str, str] = {}
-    for name, module in sorted(modules.items()):
-        parts = module.split(".")
-        owned = module
-        for length in range(1, len(parts) + 1):
-            package = ".".join(parts[:length])
-            if not any(inside(other, package) for other_name, other in modules.items() if other_name != name):
-                owned = package
-                break
-        owners[owned] = name
+    for name, cls in sorted(classes.items()):
+        module = str(getattr(cls, "__module__", ""))
+        top = module.split(".")[0]
+        parent = module.rpartition(".")[0]
+        if len(tops[top]) == 1:
+            owners[top] = name
+        elif parent and parent != top and len(parents[parent]) == 1:
+            owners[parent] = name
+        else:
+            owners[module] = name
     return owners
 
 

@@ -311,6 +311,9 @@ class AdapterHealth:
     extra: dict[str, Any] = field(default_factory=dict)
     #: Messages whose callback raised (each is dropped; the adapter keeps running).
     message_failures: int = 0
+    #: Times its code held the event loop past the watchdog's threshold, and the last of them, described.
+    loop_blocks: int = 0
+    last_loop_block: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -318,6 +321,8 @@ class AdapterHealth:
             "restarts": self.restarts,
             "failures": self.failures,
             "message_failures": self.message_failures,
+            "loop_blocks": self.loop_blocks,
+            **({"last_loop_block": self.last_loop_block} if self.last_loop_block else {}),
             "last_error": self.last_error,
             **({"retry_in_s": round(self.retry_in_s, 1)} if self.retry_in_s is not None else {}),
         }
@@ -349,6 +354,7 @@ class Supervisor:
         if mqtt is not None and hasattr(mqtt, "on_callback_error"):
             mqtt.on_callback_error = self._callback_failed
         self._tasks: list[asyncio.Task[None]] = []
+        self._task_of: dict[str, asyncio.Task[None]] = {}
         self._instances: dict[str, Any] = {}
         # name -> (the instance, its last stats() result, clock.monotonic() when taken, when to call it again)
         # for adapters whose stats() was slow
@@ -357,8 +363,40 @@ class Supervisor:
     async def __aenter__(self) -> Supervisor:
         loop = asyncio.get_running_loop()
         for name in sorted(self._classes):
-            self._tasks.append(loop.create_task(self._keep_running(name), name=f"supervise:{name}"))
+            task = loop.create_task(self._keep_running(name), name=f"supervise:{name}")
+            self._tasks.append(task)
+            self._task_of[name] = task
         return self
+
+    def loop_blocked(self, block: Any, strikes: int = 0) -> None:
+        """The loop watchdog saw the event loop held (a :class:`gateway.loopwatch.LoopBlock`): logged with the
+        stack, counted against the adapter whose code it was, and with ``strikes`` (> 0) that adapter is
+        disabled once it has held the loop that many times. Call it on the loop's thread."""
+        log.warning("%s\n%s", block.describe(), block.format_stack())
+        health = self.health.get(block.owner) if block.owner else None
+        if health is None:
+            return
+        health.loop_blocks += 1
+        health.last_loop_block = block.describe()[:500]
+        if strikes and health.loop_blocks >= strikes and health.state != "disabled":
+            self.disable(block.owner, f"disabled: its code held the event loop {health.loop_blocks} times "
+                                      f"(the last: {health.last_loop_block}); it is tried again at the next start")
+
+    def disable(self, name: str, reason: str) -> None:
+        """Stop adapter ``name`` and keep it stopped (shown as disabled with ``reason``) until the next start."""
+        health = self.health[name]
+        log.error("adapter %s %s", name, reason)
+
+        def mark(_: object = None) -> None:
+            health.state = "disabled"
+            health.last_error = reason
+            health.retry_in_s = None
+
+        mark()
+        task = self._task_of.get(name)
+        if task is not None and not task.done():
+            task.cancel()
+            task.add_done_callback(mark)  # after its own "stopped"
 
     async def __aexit__(self, *exc: object) -> None:
         for task in self._tasks:

@@ -558,6 +558,7 @@ SCENE_RUNS_SHOWN = 10
 async def scene_runs(request: web.Request) -> web.Response:
     """A scene's last runs (newest first), each with ``sentences``: what set it off, the conditions, what
     was done. The same words as ``hearth replay --explain``."""
+    from gateway.api.login import request_language
     from gateway.scenes.explain import outcome, trace_sentences
 
     engine = _engine(request)
@@ -569,11 +570,13 @@ async def scene_runs(request: web.Request) -> web.Response:
     names = {d.id: d.name for d in hub.devices.values()}
     areas = area_names(request)
     tz = _local_tz(engine)
+    language = await request_language(request)  # told in the reader's language
     runs = []
     for trace in list(reversed(runtime.traces))[:SCENE_RUNS_SHOWN]:
         runs.append({"id": trace.get("id"), "t": trace.get("t"), "result": trace.get("result"),
                      "outcome": outcome(trace),
-                     "sentences": trace_sentences(trace, names, runtime.scene, area_names=areas, tz=tz)})
+                     "sentences": trace_sentences(trace, names, runtime.scene, area_names=areas, tz=tz,
+                                                  language=language)})
     return _json({"scene": scene_id, "now": hub.clock.time(), "runs": runs})
 
 

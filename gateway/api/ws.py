@@ -113,8 +113,9 @@ class WsSettings:
     # Commands of one client in flight at once (each may wait seconds for its device to confirm).
     max_commands_in_flight: int = 16
     subscriptions_max: int = 64
-    # A token revoked with `hearth token revoke` ends open connections within this time.
-    recheck_token_s: float = 30.0
+    # A token revoked (`hearth token revoke`, the UI) or a session ended ends open connections within this
+    # time: a stat of the token file a second per connection (it is read again only when it changed).
+    recheck_token_s: float = 1.0
     # Ping interval: a phone that left the Wi-Fi is noticed and its connection freed.
     heartbeat_s: float = 30.0
     # When dropping a slow client, how long its close frame may take before the socket is cut.

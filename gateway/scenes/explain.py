@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from gateway.clock import iso_utc
 from gateway.errors import HearthError
+from gateway.i18n import DEFAULT_LANGUAGE, catalogue, translate
 from gateway.suggest import close_matches, did_you_mean
 
 if TYPE_CHECKING:
@@ -116,15 +117,18 @@ def _pairs(entry: Mapping[str, Any], names: Mapping[str, str], skip: Iterable[st
     return ", ".join(f"{k}={_value(v, names, k)}" for k, v in entry.items() if k not in skipped)
 
 
-def _duration(seconds: float) -> str:
+def _duration(seconds: float, language: str | None = None) -> str:
+    """"45 s", "10 min", "1 h 30 min": in ``language``'s words (the catalogue's ``duration.*``)."""
     seconds = round(seconds)
     if seconds < 60:
-        return f"{seconds} s"
+        return _say(language, "duration.seconds", seconds=seconds)
     hours, rest = divmod(seconds, 3600)
     minutes = rest // 60
     if hours and minutes:
-        return f"{hours} h {minutes} min"
-    return f"{hours} h" if hours else f"{minutes} min"
+        return _say(language, "duration.hours_minutes", hours=hours, minutes=minutes)
+    if hours:
+        return _say(language, "duration.hours", hours=hours)
+    return _say(language, "duration.minutes", minutes=minutes)
 
 
 def _hhmm(minutes: int) -> str:
@@ -375,23 +379,35 @@ def traces_block(traces: Sequence[Mapping[str, Any]], names: Mapping[str, str], 
 
 # ------------------------------------------------------------------ traces as sentences
 
-# What an attribute is called in a sentence, and its unit: the same words as the web UI's label table
-# (gateway/web/app.js LABELS) for the attributes scenes compare.
-_ATTRIBUTE_WORDS: dict[str, tuple[str, str]] = {
-    "occupancy.occupied": ("motion", ""), "contact.open": ("contact", ""), "temperature.celsius": ("temperature", "°C"),
-    "humidity.percent": ("humidity", "%"), "power_meter.watts": ("power", "W"), "energy_meter.kwh": ("energy", "kWh"),
-    "illuminance.lux": ("light", "lx"), "battery.percent": ("battery", "%"), "water_leak.leak": ("water leak", ""),
-    "smoke_co_alarm.smoke": ("smoke", ""), "presence.present": ("presence", ""), "on_off.on": ("power", ""),
-    "level.percent": ("brightness", "%"), "air_quality.co2_ppm": ("CO₂", "ppm"),
+# The words of these sentences are the message catalogue's (gateway/i18n, keys ``trace.*``; durations
+# ``duration.*``), the same table the web UI reads: a sentence is said in the language asked for, English by
+# default (``hearth replay --explain``). What a person or a device wrote (names, an alert's id, an engine's
+# error) is put in as it is.
+
+# An attribute's unit in a sentence, for the attributes scenes compare. Its word is the catalogue's
+# ``trace.word.<capability.attribute>``; true and false are ``trace.reading.<capability.attribute>.true``.
+_ATTRIBUTE_UNITS: dict[str, str] = {
+    "temperature.celsius": "°C", "humidity.percent": "%", "power_meter.watts": "W", "energy_meter.kwh": "kWh",
+    "illuminance.lux": "lx", "battery.percent": "%", "level.percent": "%", "air_quality.co2_ppm": "ppm",
 }
-# true/false as words, per attribute: (true, false).
-_BOOLEAN_WORDS: dict[str, tuple[str, str]] = {
-    "occupancy.occupied": ("motion", "no motion"), "contact.open": ("open", "closed"),
-    "water_leak.leak": ("a leak", "dry"), "on_off.on": ("on", "off"), "presence.present": ("present", "away"),
-    "smoke_co_alarm.smoke": ("smoke", "no smoke"),
-}
-_WEEKDAYS = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday", "fri": "Friday",
-             "sat": "Saturday", "sun": "Sunday"}
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _say(language: str | None, key: str, **values: object) -> str:
+    """``key``'s text in ``language`` (English when None), its placeholders filled."""
+    return translate(language or DEFAULT_LANGUAGE, key, **values)
+
+
+def _say_or(language: str | None, key: str, fallback: str, **values: object) -> str:
+    """``key``'s text, or ``fallback`` when the catalogue has no such key (a value the engine adds later)."""
+    if key not in catalogue(DEFAULT_LANGUAGE):
+        return fallback
+    return _say(language, key, **values)
+
+
+def _joined(items: Iterable[str], language: str | None, key: str = "trace.or") -> str:
+    """``a or b`` / ``a或b`` (``trace.or``), ``a, b`` / ``a、b`` (``trace.comma``), … in ``language``."""
+    return _say(language, key).join(items)
 
 
 def area_title(area: str | None, area_names: Mapping[str, str] | None = None) -> str:
@@ -404,50 +420,57 @@ def area_title(area: str | None, area_names: Mapping[str, str] | None = None) ->
     return text[:1].upper() + text[1:] if text.islower() else text
 
 
-def _word(attribute: str) -> str:
-    found = _ATTRIBUTE_WORDS.get(attribute)
-    if found:
-        return found[0]
-    return attribute.partition(".")[2].replace("_", " ") or attribute
+def _word(attribute: str, language: str | None = None) -> str:
+    return _say_or(language, f"trace.word.{attribute}",
+                   attribute.partition(".")[2].replace("_", " ") or attribute)
 
 
-def _reading(attribute: str, value: Any) -> str:
+def _reading(attribute: str, value: Any, language: str | None = None) -> str:
     """A value as a sentence says it: "motion", "21.5 °C", "15 min"."""
     if isinstance(value, bool):
-        words = _BOOLEAN_WORDS.get(attribute)
-        return (words[0] if value else words[1]) if words else ("yes" if value else "no")
+        fallback = _say(language, "common.yes" if value else "common.no")
+        return _say_or(language, f"trace.reading.{attribute}.{'true' if value else 'false'}", fallback)
     if value is None:
-        return "not reported"
+        return _say(language, "trace.not_reported")
     if isinstance(value, (int, float)):
-        unit = _ATTRIBUTE_WORDS.get(attribute, ("", ""))[1]
+        unit = _ATTRIBUTE_UNITS.get(attribute, "")
         if not unit and attribute.endswith("_s"):
-            return _duration(float(value))
+            return _duration(float(value), language)
         number = f"{value:g}" if isinstance(value, float) else str(value)
         return f"{number} {unit}".rstrip()
-    return str(value)
+    # An enum's value in words where the catalogue has them (the UI's "attr.thermostat.mode.heat").
+    return _say_or(language, f"attr.{attribute}.{value}", str(value))
 
 
-def _limit(seconds: float) -> str:
+def _limit(seconds: float, language: str | None = None) -> str:
     """A limit beside a measured time: "45 min", written short the way a person compares."""
-    return _duration(seconds)
+    return _duration(seconds, language)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _subject(selector: Selector | None, attribute: str, names: Mapping[str, str],
-             area_names: Mapping[str, str] | None, device_id: str | None = None) -> str:
-    """Who a trigger watched, as a person says it: the device, "Bathroom motion", "Motion anywhere"."""
+             area_names: Mapping[str, str] | None, device_id: str | None = None,
+             language: str | None = None) -> tuple[str, bool]:
+    """Who a trigger watched, as a person says it: the device, "Bathroom motion", "Motion anywhere in the
+    house"; and whether it is the whole house."""
     if device_id:
-        return names.get(device_id, device_id)
-    word = _word(attribute)
+        return names.get(device_id, device_id), False
+    word = _word(attribute, language)
     if selector is not None:
         devices = [d for d in selector.device or () if not d.startswith("@")]
         if len(devices) == 1:
-            return names.get(devices[0], devices[0])
+            return names.get(devices[0], devices[0]), False
         areas = [a for a in selector.area or () if not a.startswith("@")]
         if areas:
-            return f"{' or '.join(area_title(a, area_names) for a in areas)} {word}"
+            where = _joined((area_title(a, area_names) for a in areas), language)
+            return _say(language, "trace.subject.area", areas=where, word=word), False
         if selector.tag:
-            return f"{word[:1].upper()}{word[1:]} tagged {' or '.join(selector.tag)}"
-    return f"{word[:1].upper()}{word[1:]} anywhere in the house"
+            return _capital(_say(language, "trace.subject.tagged", word=word,
+                                 tags=_joined(selector.tag, language))), False
+    return _capital(_say(language, "trace.subject.anywhere", word=word)), True
 
 
 def _clock(text: Any, tz: tzinfo | None) -> str:
@@ -478,68 +501,83 @@ def _scene_trigger(scene: Scene | None, trigger: Mapping[str, Any]) -> Any:
     return found[0] if found else None
 
 
+def _mode_word(mode: Any, language: str | None) -> str:
+    return _say_or(language, f"mode.{mode}", str(mode))
+
+
+def _occupancy_word(state: Any, language: str | None) -> str:
+    return _say_or(language, f"trace.occupancy.{state}", str(state))
+
+
 def _trigger_sentence(trigger: Mapping[str, Any], scene: Scene | None, names: Mapping[str, str],
-                      area_names: Mapping[str, str] | None, tz: tzinfo | None) -> str:
+                      area_names: Mapping[str, str] | None, tz: tzinfo | None, language: str | None = None) -> str:
+    say = lambda key, **values: _say(language, f"trace.trigger.{key}", **values)  # noqa: E731
     kind = str(trigger.get("kind", "?"))
     model = _scene_trigger(scene, trigger)
     attribute = str(trigger.get("attribute") or getattr(model, "attribute", "") or "")
     device = trigger.get("device_id")
     if kind == "absence":
-        who = _subject(getattr(model, "selector", None), attribute or "occupancy.occupied", names, area_names)
+        absent = attribute or "occupancy.occupied"
+        who, anywhere = _subject(getattr(model, "selector", None), absent, names, area_names, language=language)
         quiet = trigger.get("quiet_s")
-        anywhere = who.endswith(" anywhere in the house")
-        text = f"No {who[:1].lower()}{who[1:]}" if anywhere else f"{who} had been quiet"
+        text = say("nothing_anywhere", word=_word(absent, language)) if anywhere else say("quiet", who=who)
         if isinstance(quiet, (int, float)):
-            text += f" for {_duration(float(quiet))}"
+            text += say("for", duration=_duration(float(quiet), language))
         limit = getattr(model, "for_", None)
         window = getattr(model, "window", None)
         if limit:
-            text += f" (limit {_limit(limit)})"
+            text += say("limit", limit=_limit(limit, language))
         elif window is not None:
-            text += f" (between {_hhmm(window.after)} and {_hhmm(window.before)})"
+            text += say("between", after=_hhmm(window.after), before=_hhmm(window.before))
         if trigger.get("last_activity"):
-            text += f"; last activity at {_clock(trigger['last_activity'], tz)}"
+            text += say("last_activity", time=_clock(trigger["last_activity"], tz))
         return text
     if kind == "state":
-        who = _subject(getattr(model, "selector", None), attribute, names, area_names, device)
+        who, _ = _subject(getattr(model, "selector", None), attribute, names, area_names, device, language)
         if trigger.get("component") not in (None, "main"):
             who += f" [{trigger['component']}]"
-        value = _reading(attribute, trigger.get("value"))
+        value = _reading(attribute, trigger.get("value"), language)
         held = trigger.get("held_s")
-        wanted = _level_text(model, attribute)
+        wanted = _level_text(model, attribute, language)
         if isinstance(held, (int, float)) and held > 0:
-            text = f"{who} had shown {value} for {_duration(float(held))}"
-            return text + (f" (wanted {wanted} for {_limit(held)})" if wanted else f" (limit {_limit(held)})")
-        text = f"{who}: {_word(attribute)} became {value}"
+            text = say("held", who=who, value=value, duration=_duration(float(held), language))
+            return text + (say("held_wanted", wanted=wanted, limit=_limit(held, language)) if wanted
+                           else say("limit", limit=_limit(held, language)))
+        text = say("became", who=who, word=_word(attribute, language), value=value)
         if "old" in trigger:
-            text += f" (was {_reading(attribute, trigger['old'])})"
-        return text + (f"; wanted {wanted}" if wanted else "")
+            text += say("was", old=_reading(attribute, trigger["old"], language))
+        return text + (say("wanted", wanted=wanted) if wanted else "")
     if kind == "button":
-        who = names.get(str(device), str(device)) if device else "A button"
+        who = names.get(str(device), str(device)) if device else say("a_button")
         how = trigger.get("value")
-        return f"{who} was pressed" + (f" ({how})" if how not in (None, "pressed") else "")
+        text = say("pressed", who=who)
+        if how not in (None, "pressed"):
+            text += say("how", how=_say_or(language, f"attr.button.last_event.{how}", str(how)))
+        return text
     if kind == "time":
-        return f"It was {trigger.get('at') or _clock(trigger.get('t'), tz)}, the scene's time"
+        return say("time", time=trigger.get("at") or _clock(trigger.get("t"), tz))
     if kind == "sun":
-        return f"{_sentence(str(trigger.get('event', 'the sun event')))} at {trigger.get('at', '?')}"
+        event = str(trigger.get("event", ""))
+        return _sentence(say("sun", event=_say_or(language, f"trace.sun.{event}", event or say("sun_event")),
+                             at=trigger.get("at", "?")))
     if kind == "mode":
-        return f"The house mode changed to {trigger.get('value')}" + (
-            f" (was {trigger['old']})" if trigger.get("old") else "")
+        text = say("mode", mode=_mode_word(trigger.get("value"), language))
+        return text + (say("was", old=_mode_word(trigger["old"], language)) if trigger.get("old") else "")
     if kind == "occupancy":
-        text = f"The house became {trigger.get('value')}"
+        text = say("occupancy", state=_occupancy_word(trigger.get("value"), language))
         if trigger.get("old"):
-            text += f" (was {trigger['old']})"
+            text += say("was", old=_occupancy_word(trigger["old"], language))
         if isinstance(trigger.get("held_s"), (int, float)):
-            text += f" and stayed so for {_duration(float(trigger['held_s']))}"
+            text += say("stayed", duration=_duration(float(trigger["held_s"]), language))
         return text
     if kind == "manual":
-        return "Run by hand"
+        return say("manual")
     if kind == "start":
-        return "The gateway started"
-    return f"Triggered by {kind}"
+        return say("start")
+    return say("other", kind=kind)
 
 
-def _level_text(model: Any, attribute: str) -> str:
+def _level_text(model: Any, attribute: str, language: str | None = None) -> str:
     """A state trigger's or test's wanted level: "motion", "below 16 °C", "above 25 °C"."""
     if model is None:
         return ""
@@ -548,134 +586,151 @@ def _level_text(model: Any, attribute: str) -> str:
     if to is None:
         to = getattr(model, "equals", None)
     if to is not None:
-        parts.append(_reading(attribute, to))
-    if getattr(model, "not_equals", None) is not None:
-        parts.append(f"not {_reading(attribute, model.not_equals)}")
-    if getattr(model, "above", None) is not None:
-        parts.append(f"above {_reading(attribute, model.above)}")
-    if getattr(model, "below", None) is not None:
-        parts.append(f"below {_reading(attribute, model.below)}")
-    return " and ".join(parts)
+        parts.append(_reading(attribute, to, language))
+    for field, key in (("not_equals", "trace.level.not"), ("above", "trace.level.above"),
+                       ("below", "trace.level.below")):
+        if getattr(model, field, None) is not None:
+            parts.append(_say(language, key, value=_reading(attribute, getattr(model, field), language)))
+    return _joined(parts, language, "trace.and")
 
 
 def _condition_sentence(detail: Mapping[str, Any], model: Any, names: Mapping[str, str],
-                        area_names: Mapping[str, str] | None, tz: tzinfo | None) -> str:
+                        area_names: Mapping[str, str] | None, tz: tzinfo | None, language: str | None = None) -> str:
+    say = lambda key, **values: _say(language, f"trace.condition.{key}", **values)  # noqa: E731
     kind = str(detail.get("kind", "?"))
     ok = bool(detail.get("result"))
-    verdict = "met" if ok else "not met"
+    verdict = say("met" if ok else "not_met")
+
+    def judged(text: str) -> str:
+        return say("verdict", text=text, verdict=verdict)
+
+    def weekday(day: str) -> str:
+        return _say(language, f"trace.weekday.{day}") if day in _WEEKDAYS else day
+
     if kind == "time":
         window = getattr(model, "window", None)
-        wanted = f" (wanted {_hhmm(window.after)} to {_hhmm(window.before)})" if window is not None else ""
-        return f"The time was {detail.get('now')}{wanted}: {verdict}"
+        wanted = say("wanted_between", after=_hhmm(window.after), before=_hhmm(window.before)) \
+            if window is not None else ""
+        return judged(say("time", now=detail.get("now"), wanted=wanted))
     if kind == "weekday":
-        day = str(detail.get("today"))
         days = getattr(model, "days", None)
-        wanted = f" (wanted {', '.join(_WEEKDAYS.get(d, d) for d in days)})" if days else ""
-        return f"It was {_WEEKDAYS.get(day, day)}{wanted}: {verdict}"
+        wanted = say("wanted", wanted=_joined((weekday(d) for d in days), language, "trace.comma")) if days else ""
+        return judged(say("weekday", day=weekday(str(detail.get("today"))), wanted=wanted))
     if kind == "mode":
-        wanted = getattr(model, "is_", None)
-        return f"The house mode was {detail.get('mode')}" + (
-            f" (wanted {' or '.join(wanted)})" if wanted else "") + f": {verdict}"
+        modes = getattr(model, "is_", None)
+        wanted = say("wanted", wanted=_joined((_mode_word(m, language) for m in modes), language)) if modes else ""
+        return judged(say("mode", mode=_mode_word(detail.get("mode"), language), wanted=wanted))
     if kind == "occupancy":
-        wanted = detail.get("wanted") or []
-        return f"The house was {detail.get('occupancy')}" + (
-            f" (wanted {' or '.join(map(str, wanted))})" if wanted else "") + f": {verdict}"
+        states = detail.get("wanted") or []
+        wanted = say("wanted", wanted=_joined((_occupancy_word(s, language) for s in states), language)) \
+            if states else ""
+        return judged(say("occupancy", state=_occupancy_word(detail.get("occupancy"), language), wanted=wanted))
     if kind == "last_activity":
         last = detail.get("last_area")
-        wanted = getattr(model, "area", None) or []
-        where = area_title(last, area_names) if last else "nowhere yet"
-        return f"The last movement was in {where}" + (
-            f" (wanted {' or '.join(area_title(a, area_names) for a in wanted)})" if wanted else "") + f": {verdict}"
+        areas = getattr(model, "area", None) or []
+        where = area_title(last, area_names) if last else say("nowhere_yet")
+        wanted = say("wanted", wanted=_joined((area_title(a, area_names) for a in areas), language)) if areas else ""
+        return judged(say("last_activity", where=where, wanted=wanted))
     if kind == "state":
         attribute = str(detail.get("attribute", ""))
         values = detail.get("values") or {}
-        seen = ", ".join(f"{names.get(str(d), d)} {_reading(attribute, v)}" for d, v in values.items()) \
-            or "no device matched"
-        wanted = _level_text(model, attribute)
-        match = str(detail.get("match", "any"))
-        on = {"all": "every device", "none": "no device"}.get(match, "one device")
-        want = f" (wanted {wanted} on {on}"
-        want += f" for {_duration(model.for_)})" if getattr(model, "for_", 0) else ")"
-        return f"{_sentence(_word(attribute))}: {seen}{want if wanted else ''}: {verdict}"
+        seen = _joined((say("seen", name=names.get(str(d), d), value=_reading(attribute, v, language))
+                        for d, v in values.items()), language, "trace.comma") or say("no_device_matched")
+        wanted = _level_text(model, attribute, language)
+        on = say(f"on_{str(detail.get('match', 'any')) if detail.get('match') in ('all', 'none') else 'any'}")
+        want = ""
+        if wanted:
+            want = say("wanted_on_for", wanted=wanted, on=on, duration=_duration(model.for_, language)) \
+                if getattr(model, "for_", 0) else say("wanted_on", wanted=wanted, on=on)
+        return judged(say("state", word=_sentence(_word(attribute, language)), seen=seen, wanted=want))
     if kind == "happened":
         attribute = str(detail.get("attribute", ""))
         last = detail.get("last")
-        text = f"Last {_word(attribute)} at {_clock(last, tz)}" if last else f"No {_word(attribute)} seen yet"
+        word = _word(attribute, language)
+        text = say("happened_last", word=word, time=_clock(last, tz)) if last else say("happened_never", word=word)
         if detail.get("after"):
             after = detail.get("after_last")
-            text += f", after {_word(str(detail['after']))}"
-            text += f" at {_clock(after, tz)}" if after else " (never seen)"
+            after_word = _word(str(detail["after"]), language)
+            text += say("after_at", word=after_word, time=_clock(after, tz)) if after \
+                else say("after_never", word=after_word)
         if isinstance(detail.get("within_s"), (int, float)):
-            text += f" (within {_duration(float(detail['within_s']))})"
-        return f"{text}: {verdict}"
+            text += say("within", duration=_duration(float(detail["within_s"]), language))
+        return judged(_sentence(text))
     if kind == "any":
         subs = detail.get("conditions") or []
         models = getattr(model, "conditions", None) or []
-        parts = [_condition_sentence(sub, models[i] if i < len(models) else None, names, area_names, tz)
+        parts = [_condition_sentence(sub, models[i] if i < len(models) else None, names, area_names, tz, language)
                  for i, sub in enumerate(subs)]
-        return f"One of these ({verdict}): " + "; ".join(parts)
+        return say("any", verdict=verdict, conditions=_joined(parts, language, "trace.semicolon"))
     if kind == "not":
         inner = detail.get("condition") or {}
-        text = _condition_sentence(inner, getattr(model, "condition", None), names, area_names, tz)
-        return f"Not wanted: {text[:1].lower()}{text[1:]}, so {verdict}"
-    return f"{_sentence(kind)} condition: {verdict}"
+        text = _condition_sentence(inner, getattr(model, "condition", None), names, area_names, tz, language)
+        return say("not", condition=f"{text[:1].lower()}{text[1:]}", verdict=verdict)
+    return say("other", kind=_sentence(kind), verdict=verdict)
 
 
-def _action_sentences(entry: Mapping[str, Any], names: Mapping[str, str]) -> list[str]:
+def _action_sentences(entry: Mapping[str, Any], names: Mapping[str, str], language: str | None = None) -> list[str]:
+    say = lambda key, **values: _say(language, f"trace.action.{key}", **values)  # noqa: E731
     kind = str(entry.get("kind", "?"))
     if kind == "alert":
-        note = f" ({entry['note']})" if entry.get("note") else ""
-        return [f"Raised the alert {entry.get('alert', '')}{note}".rstrip()]
+        note = say("note", note=entry["note"]) if entry.get("note") else ""
+        return [say("alert", alert=entry.get("alert", ""), note=note).rstrip()]
     targets = entry.get("targets")
     if isinstance(targets, list) and "command" in entry:
         command = str(entry.get("command"))
         capability = str(entry.get("capability", ""))
         args = ", ".join(f"{k} {_value(v, names, k)}" for k, v in (entry.get("args") or {}).items())
-        if capability == "on_off" and command in ("on", "off"):
-            doing = f"turned {command}"
-        else:
-            doing = f"{command} {capability.replace('_', ' ')}".rstrip() + (f" ({args})" if args else "")
+        generic = f"{command} {capability.replace('_', ' ')}".rstrip()
+        doing = _say_or(language, f"trace.command.{capability}.{command}", generic)
+        if args:
+            doing += say("args", args=args)
         if not targets:
-            return [f"{_sentence(doing)}: {entry.get('note') or 'no device matched'}"]
+            why = entry.get("note") or say("no_device_matched")
+            return [say("no_target", doing=_sentence(doing), why=why)]
         out = []
         for target in targets:
             name = names.get(str(target.get("device")), str(target.get("device")))
             status = str(target.get("status", "sent"))
             if status.startswith("skipped: "):
-                out.append(f"Left {name} alone: {status.removeprefix('skipped: ')}")
+                out.append(say("left_alone", name=name, why=status.removeprefix("skipped: ")))
             elif status in ("ok", "sent", "done", "confirmed"):
-                out.append(f"{name}: {doing}")
+                out.append(say("done", name=name, doing=doing))
             else:
-                out.append(f"{name}: {doing}, {status}")
+                out.append(say("status", name=name, doing=doing,
+                               status=_say_or(language, f"trace.status.{status}", status)))
         return out
     extra = _pairs(entry, names, {*_ACTION_OWN, "for_s"})
-    return [f"{_sentence(kind)}" + (f": {extra}" if extra else "")]
+    what = _say_or(language, f"trace.action.kind.{kind}", _sentence(kind))
+    return [say("other", kind=what, extra=extra) if extra else what]
 
 
 def trace_sentences(trace: Mapping[str, Any], names: Mapping[str, str], scene: Scene | None = None, *,
-                    area_names: Mapping[str, str] | None = None, tz: tzinfo | None = None) -> list[str]:
+                    area_names: Mapping[str, str] | None = None, tz: tzinfo | None = None,
+                    language: str | None = None) -> list[str]:
     """One run told as a person tells it, one sentence a line: what set it off, with the device names and
     the limits compared ("Bathroom motion had been quiet for 47 min (limit 45 min)"), each condition and
-    whether it was met, what was done, and how it ended. Used by ``hearth replay --explain`` and by the
-    web UI (``GET /api/scenes/{id}/runs``)."""
-    lines = [_trigger_sentence(trace.get("trigger") or {}, scene, names, area_names, tz)]
+    whether it was met, what was done, and how it ended. In ``language`` (a catalogue's tag; English when
+    None). Used by ``hearth replay --explain`` and by the web UI (``GET /api/scenes/{id}/runs``)."""
+    say = lambda key, **values: _say(language, f"trace.end.{key}", **values)  # noqa: E731
+    lines = [_trigger_sentence(trace.get("trigger") or {}, scene, names, area_names, tz, language)]
     models = scene.conditions if scene is not None else []
     for index, detail in enumerate(trace.get("conditions", ()) or ()):
         lines.append(_condition_sentence(detail, models[index] if index < len(models) else None, names,
-                                         area_names, tz))
+                                         area_names, tz, language))
     for entry in trace.get("actions", ()) or ():
-        lines += _action_sentences(entry, names)
+        lines += _action_sentences(entry, names, language)
     result = str(trace.get("result", ""))
     kind = outcome(trace)
     if kind == "conditions not met":
-        lines.append("So it did nothing.")
+        lines.append(say("did_nothing"))
     elif kind == "skipped":
         why = _without_until(result.removeprefix("skipped: ").removeprefix("skipped"))
-        lines.append(f"Skipped: {why}" if why else "Skipped")
+        lines.append(say("skipped_why", why=_say_or(language, f"trace.skip.{why.replace(' ', '_')}", why))
+                     if why else say("skipped"))
     elif kind == "changed nothing":
-        lines.append("Nothing needed changing.")
+        lines.append(say("changed_nothing"))
     elif kind not in ("acted", "running"):
-        lines.append(f"It ended: {result}")
+        lines.append(say("ended", result=_say_or(language, f"scenes.result.{result.replace(' ', '_')}", result)))
     return lines
 
 

@@ -7,6 +7,8 @@
 
 window.HearthAccess = (() => {
   const $ = (id) => document.getElementById(id);
+  // The words are the catalogue's (i18n.js), in the owner's language.
+  const t = (key, values) => window.HearthI18n.t(key, values);
 
   function el(tag, props, ...children) {
     const node = document.createElement(tag);
@@ -14,6 +16,7 @@ window.HearthAccess = (() => {
       if (key === "text") node.textContent = value;
       else if (key === "className") node.className = value;
       else if (key.startsWith("data-")) node.setAttribute(key, value);
+      else if (key === "translate") node.setAttribute("translate", value ? "yes" : "no");
       else node[key] = value;
     }
     for (const child of children.flat()) if (child) node.append(child);
@@ -21,7 +24,7 @@ window.HearthAccess = (() => {
   }
 
   function when(epochS) {
-    if (epochS === null || epochS === undefined) return "never";
+    if (epochS === null || epochS === undefined) return t("access.never");
     const locale = window.HearthI18n ? window.HearthI18n.locale() : undefined;
     return new Date(epochS * 1000).toLocaleString(locale, { dateStyle: "medium", timeStyle: "short" });
   }
@@ -34,7 +37,12 @@ window.HearthAccess = (() => {
     }
     const response = await window.HearthSession.fetch(path, init);
     const data = response.status === 204 ? null : await response.json().catch(() => null);
-    if (!response.ok) throw new Error((data && data.error) || `HTTP ${response.status}`);
+    if (!response.ok) {
+      // A reason the catalogue words ("error.exists": the name is taken), else the gateway's message.
+      const key = `error.${data && data.reason}`;
+      const text = data && data.reason ? t(key) : key;
+      throw new Error(text !== key ? text : (data && data.error) || `HTTP ${response.status}`);
+    }
     return data;
   }
 
@@ -63,34 +71,44 @@ window.HearthAccess = (() => {
       say(err.message, true);
     }
     $("access-users").replaceChildren(...users.map((user) => el("li", { className: "access-row", "data-user": user.name },
-      el("span", { className: "access-name", text: user.name }),
-      el("span", { className: "access-role", text: user.role }),
-      el("span", { className: "muted", text: user.expires ? `until ${when(user.expires)}` : "" }),
+      el("span", { className: "access-name", text: user.name, translate: false }),
+      el("span", { className: "access-role", text: roleWord(user.role) }),
+      el("span", { className: "muted", text: user.expires ? t("access.until", { when: when(user.expires) }) : "" }),
       languagePicker(user),
-      el("button", { type: "button", className: "ghost", text: "Remove",
-                     onclick: () => remove(`/api/users/${encodeURIComponent(user.name)}`, `${user.name}'s account`) }))));
+      el("button", { type: "button", className: "ghost", text: t("access.remove"),
+                     "aria-label": t("access.remove_named", { name: user.name }),
+                     onclick: () => remove(`/api/users/${encodeURIComponent(user.name)}`,
+                                           t("access.removed_account", { name: user.name })) }))));
     $("access-tokens").replaceChildren(...tokens.map((token) => el("li", { className: "access-row", "data-token": token.id },
-      el("span", { className: "access-name", text: token.name }),
-      el("span", { className: "access-role", text: token.role }),
-      el("span", { className: "muted",
-                   text: `last used ${when(token.last_used)}${token.expires ? `, until ${when(token.expires)}` : ""}` }),
-      el("button", { type: "button", className: "ghost", text: "Revoke",
-                     onclick: () => remove(`/api/tokens/${encodeURIComponent(token.id)}`, `the token ${token.name}`) }))));
+      el("span", { className: "access-name", text: token.name, translate: false }),
+      el("span", { className: "access-role", text: roleWord(token.role) }),
+      el("span", { className: "muted", text: token.expires
+        ? t("access.last_used_until", { used: when(token.last_used), until: when(token.expires) })
+        : t("access.last_used", { used: when(token.last_used) }) }),
+      el("button", { type: "button", className: "ghost", text: t("access.revoke"),
+                     "aria-label": t("access.revoke_named", { name: token.name }),
+                     onclick: () => remove(`/api/tokens/${encodeURIComponent(token.id)}`,
+                                           t("access.removed_token", { name: token.name })) }))));
+  }
+
+  function roleWord(role) {
+    const text = t(`role.${role}`);
+    return text === `role.${role}` ? role : text;
   }
 
   // The language of a person's pages: the resident's page has no settings, so the family sets hers here.
   function languagePicker(user) {
     const languages = window.HearthI18n ? window.HearthI18n.languages() : [];
     const picker = el("select", { className: "access-language" },
-      el("option", { value: "", text: "browser's language" }),
+      el("option", { value: "", text: t("access.browser_language") }),
       languages.map((l) => el("option", { value: l.tag, text: l.name })));
-    picker.setAttribute("aria-label", `${user.name}'s language`);
+    picker.setAttribute("aria-label", t("access.language_of", { name: user.name }));
     picker.value = user.language || "";
     picker.addEventListener("change", async () => {
       try {
         await call("PATCH", `/api/users/${encodeURIComponent(user.name)}`, { language: picker.value || null });
-        const chosen = picker.value ? picker.selectedOptions[0].text : "their browser's language";
-        say(`${user.name}'s pages are now in ${chosen}.`);
+        say(picker.value ? t("access.language_set", { name: user.name, language: picker.selectedOptions[0].text })
+          : t("access.language_browser", { name: user.name }));
       } catch (err) {
         say(err.message, true);
         picker.value = user.language || "";
@@ -99,10 +117,11 @@ window.HearthAccess = (() => {
     return picker;
   }
 
-  async function remove(path, what) {
+  // `done`: what to say once it is removed ("Removed Carl's account.").
+  async function remove(path, done) {
     try {
       await call("DELETE", path);
-      say(`Removed ${what}.`);
+      say(done);
       await render();
     } catch (err) {
       say(err.message, true);

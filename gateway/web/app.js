@@ -164,6 +164,11 @@
     return i18n.list(names);
   }
 
+  // A catalogue text with elements in its placeholders: textWith("area.explain", {area: <code>}) -> [text, <code>, text].
+  function textWith(key, nodes) {
+    return t(key).split(/\{(\w+)\}/).map((part, i) => (i % 2 ? nodes[part] || `{${part}}` : part)).filter((p) => p !== "");
+  }
+
   function fmtNumber(value, digits) {
     if (typeof value !== "number") return String(value);
     return i18n.number(value, { maximumFractionDigits: digits === undefined ? 1 : digits });
@@ -171,9 +176,18 @@
 
   // ------------------------------------------------------------------ HTTP
 
+  // The gateway's answer to a refused request in words: the catalogue's for the reasons it knows
+  // ("error.<reason>": forbidden_role, csrf, exists, unavailable), else the gateway's own message.
+  function refusal(body, fallback) {
+    const reason = body && body.reason;
+    const key = `error.${reason}`;
+    const text = reason ? t(key) : key;
+    return text !== key ? text : (body && (body.error || body.message)) || fallback;
+  }
+
   class ApiError extends Error {
     constructor(status, body) {
-      super((body && body.error) || `HTTP ${status}`);
+      super(refusal(body, `HTTP ${status}`));
       this.status = status;
       this.body = body;
     }
@@ -193,7 +207,7 @@
     const type = response.headers.get("Content-Type") || "";
     if (type.startsWith("application/json")) data = await response.json();
     if (response.status === 401) {
-      logout("Your session has ended. Log in again.");
+      logout(t("top.session_ended"));
       throw new ApiError(401, data);
     }
     if (!response.ok) throw new ApiError(response.status, data);
@@ -234,6 +248,13 @@
     caregiver: ["house", "alerts", "scenes", "energy"],
     installer: ["house", "scenes", "energy", "discovered"],
   };
+  // What each role may change (gateway/api/accounts.py ROUTE_ROLES): devices, areas and scenes (commands,
+  // names, enabling, running) are for those who configure; a caregiver sees them and handles the alerts.
+  const CONFIGURERS = new Set(["owner", "installer"]);
+
+  function mayConfigure() {
+    return Boolean(state.me && CONFIGURERS.has(state.me.role));
+  }
 
   // The person's language (their choice, else the browser's), and the picker to change it.
   async function useLanguage(me) {
@@ -319,7 +340,7 @@
     ws.onclose = (event) => {
       if (state.ws !== ws) return;
       state.ws = null;
-      for (const pending of state.pending.values()) pending.resolve({ ok: false, error: "connection lost" });
+      for (const pending of state.pending.values()) pending.resolve({ ok: false, error: t("common.connection_lost") });
       state.pending.clear();
       if (event.code === 4401 || event.code === 4403) { logout(t("top.session_ended")); return; }
       // Back off: 1 s, 2 s, 4 s … at most 30 s. A slow-client drop (4008) reconnects the same way
@@ -339,7 +360,7 @@
 
   function send(message) {
     if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
-      return Promise.resolve({ ok: false, error: "not connected to the gateway" });
+      return Promise.resolve({ ok: false, error: t("common.not_connected") });
     }
     const id = state.nextId++;
     return new Promise((resolve) => {
@@ -460,9 +481,10 @@
     const result = await send({ type: "command", device: device.id, component, capability, command: name,
                                 args: args || {} });
     if (!result.ok) {
-      toast(`${device.name}: ${result.error || result.message || "command failed"}`, true);
+      toast(t("house.command_failed", { name: shownName(device),
+                                        error: refusal(result, t("house.command_failed_plain")) }), true);
     } else if (result.status === "timeout") {
-      toast(`${device.name}: sent, but the device did not confirm`, true);
+      toast(t("house.not_confirmed", { name: shownName(device) }), true);
     }
     return result;
   }
@@ -487,10 +509,52 @@
 
   // ------------------------------------------------------------------ who is home
 
-  const OCCUPANCY_WORDS = {
-    home: "Somebody is home", away: "Nobody is home", unknown: "Not sure if anybody is home",
-  };
-  const OCCUPANCY_SHORT = { home: "somebody home", away: "nobody home", unknown: "not sure" };
+  const OCCUPANCY_STATES = ["home", "away", "unknown"];
+
+  // The engine gives its reasons as English phrases ("movement in Hall motion (hall)"); the ones it is known
+  // to write are said again from the catalogue, with the names and times they carry. One it is not known to
+  // write is shown as it came.
+  const OCCUPANCY_REASONS = [
+    [/^nothing seen yet$/, "occupancy.reason.nothing_yet", []],
+    [/^movement in (.+) \(([^()]+)\)$/, "occupancy.reason.movement_in_area", ["name", "area"]],
+    [/^movement in (.+)$/, "occupancy.reason.movement", ["name"]],
+    [/^every presence tag is away \(last: (.+)\)$/, "occupancy.reason.tags_away", ["name"]],
+    [/^(.+) is present$/, "occupancy.reason.present", ["name"]],
+    [/^(.+) closed at (\d{1,2}:\d{2}) and no movement inside for (?:(\d+) h)? ?(?:(\d+) min)?$/,
+      "occupancy.reason.door_closed", ["door", "time", "hours", "minutes"]],
+    [/^house mode set to (\w+) \((.+)\)$/, "occupancy.reason.mode", ["mode", "source"]],
+  ];
+
+  function occupancyReason(reason) {
+    if (!reason) return "";
+    const text = String(reason);
+    for (const [pattern, key, names] of OCCUPANCY_REASONS) {
+      const found = text.match(pattern);
+      if (!found) continue;
+      const values = Object.fromEntries(names.map((name, i) => [name, found[i + 1] ?? ""]));
+      if ("area" in values) values.area = areaName(values.area);
+      if (key === "occupancy.reason.door_closed") {
+        if (values.door === "the entrance door") values.door = t("occupancy.entrance_door");
+        values.duration = durationText(Number(values.hours || 0) * 3600 + Number(values.minutes || 0) * 60);
+      }
+      if (key === "occupancy.reason.mode") {
+        values.mode = t(`mode.${values.mode}`);
+        values.source = values.source === "api" ? t("occupancy.by_hand") : values.source.startsWith("scene:")
+          ? who(values.source) : values.source;
+      }
+      return sentence(t(key, values));
+    }
+    return sentence(text);
+  }
+
+  // "1 h 30 min", "45 min": a duration as the catalogue writes it.
+  function durationText(seconds) {
+    const hours = Math.floor(seconds / 3600);
+    const minutes = Math.floor((seconds % 3600) / 60);
+    if (hours && minutes) return t("duration.hours_minutes", { hours, minutes });
+    if (hours) return t("duration.hours", { hours });
+    return t("duration.minutes", { minutes });
+  }
 
   function renderOccupancy() {
     const box = $("occupancy");
@@ -501,19 +565,20 @@
     }
     box.hidden = false;
     box.dataset.occupancy = house.occupancy;
-    $("occupancy-state").textContent = OCCUPANCY_WORDS[house.occupancy] ? t(`occupancy.${house.occupancy}`)
-      : house.occupancy;
+    $("occupancy-state").textContent = OCCUPANCY_STATES.includes(house.occupancy)
+      ? t(`occupancy.${house.occupancy}`) : house.occupancy;
     const since = $("occupancy-since");
     since.textContent = house.since ? t("occupancy.since", { when: fmtSince(house.since) }) : "";
     since.title = house.since ? fmtTime(house.since) : "";
-    $("occupancy-reason").textContent = sentence(house.reason);
+    $("occupancy-reason").textContent = occupancyReason(house.reason);
     // The history starts with the current state (when it changed since the gateway started).
     const earlier = (house.history || []).filter((h) => !(h.t === house.since && h.state === house.occupancy))
       .slice(0, 5);
     $("occupancy-history").replaceChildren(...(earlier.length
       ? earlier.map((h) => el("li", {}, el("span", { className: "when", text: fmtSince(h.t), title: fmtTime(h.t) }),
-        ` · ${OCCUPANCY_SHORT[h.state] || h.state} · ${sentence(h.reason)}`))
-      : [el("li", { className: "muted", text: "No earlier changes since the gateway started." })]));
+        ` · ${OCCUPANCY_STATES.includes(h.state) ? t(`occupancy.short.${h.state}`) : h.state}`
+        + ` · ${occupancyReason(h.reason)}`))
+      : [el("li", { className: "muted", text: t("occupancy.no_earlier") })]));
   }
 
   // ------------------------------------------------------------------ house
@@ -694,7 +759,7 @@
   }
 
   function componentTitle(device, component) {
-    return isPhase(device, component) ? `Phase ${component.toUpperCase()}` : component;
+    return isPhase(device, component) ? t("house.phase", { phase: component.toUpperCase() }) : component;
   }
 
   // "phases L1, L2 and L3" (main being the first phase when the others start at the second) or
@@ -703,7 +768,8 @@
     const phases = plan.components.filter((c) => isPhase(device, c));
     if (phases.length && plan.components.every((c) => isPhase(device, c) || c === "main")) {
       const first = phases.some((c) => c.startsWith("l")) ? "L1" : "A";
-      return `phases ${joinNames(plan.components.map((c) => (c === "main" ? first : c.toUpperCase())))}`;
+      return t("house.phases", { phases: joinNames(plan.components.map((c) => (c === "main" ? first
+        : c.toUpperCase()))) });
     }
     return joinNames(plan.components);
   }
@@ -746,7 +812,7 @@
 
   function openAreaEdit(area) {
     renamingArea = area;
-    $("area-id").textContent = area;
+    $("area-explain").replaceChildren(...textWith("area.explain", { area: el("code", { id: "area-id", text: area }) }));
     $("area-name").value = state.areaNames.get(area) || "";
     $("area-name").placeholder = areaName(area);
     $("area-error").hidden = true;
@@ -762,7 +828,7 @@
       state.areaNames = new Map(data.areas.filter((a) => a.edited).map((a) => [a.id, a.name]));
       $("area-dialog").close();
       renderHouse();
-      toast("Saved");
+      toast(t("common.saved"));
     } catch (err) {
       const error = $("area-error");
       error.textContent = err.message;
@@ -771,20 +837,23 @@
   }
 
   // What a device is, for one without a name of its own: from its capabilities, else its model.
-  const KINDS = [["temperature", "thermometer"], ["soil_moisture", "plant sensor"], ["occupancy", "motion sensor"],
-    ["contact", "door sensor"], ["presence", "presence tag"], ["button", "button"], ["water_leak", "leak sensor"],
-    ["illuminance", "light sensor"], ["air_quality", "air quality sensor"], ["power_meter", "power meter"]];
+  // Each kind's words are the catalogue's "house.kind.<kind>" ("thermometer"; "Thermometer" to start a name).
+  const KINDS = [["temperature", "thermometer"], ["soil_moisture", "plant_sensor"], ["occupancy", "motion_sensor"],
+    ["contact", "door_sensor"], ["presence", "presence_tag"], ["button", "button"], ["water_leak", "leak_sensor"],
+    ["illuminance", "light_sensor"], ["air_quality", "air_quality_sensor"], ["power_meter", "power_meter"]];
   // The names BLE firmware advertises by default (pvvx/ATC "ATC_A1B2C3", Xiaomi "LYWSD03MMC", "MJ_HT_V1",
   // BTHome's "BTHome …"), and the adapter's own fallback ("Thermometer A1:B2"): not a name a person gave.
   const DEFAULT_BLE_NAME = new RegExp("^(?:(?:LYWSD|MJ_HT|CGG|MHO)\\w*"
     + "|(?:ATC|LYWSD\\w*|MJ_HT\\w*|CGG\\w*|MHO\\w*|BTHome|Thermometer|[A-Za-z]+ sensor)[\\s_-]*(?:[0-9A-F]{2}[:_-]?){2,6}"
     + "|(?:[0-9A-F]{2}[:_-]?){3,6})$", "i");
 
+  // [the kind in a name's middle, the kind starting a name]: ["thermometer", "Thermometer"].
   function kindOf(device) {
     const caps = new Set(Object.values(device.components || {}).flatMap((c) => Object.keys(c)));
     const found = KINDS.find(([capability]) => caps.has(capability));
-    if (found) return found[1];
-    return device.model || "sensor";
+    if (found) return [t(`house.kind.${found[1]}`), t(`house.kind.${found[1]}.start`)];
+    const model = device.model || t("house.kind.sensor");
+    return [model, model.charAt(0).toUpperCase() + model.slice(1)];
   }
 
   // The name shown: the device's own, except a BLE sensor that only has its firmware's default name, which
@@ -795,10 +864,10 @@
     if (!String(device.id).startsWith("ble:") || (name && !DEFAULT_BLE_NAME.test(name) && name !== device.id)) {
       return name || device.id;
     }
-    const kind = kindOf(device);
-    if (device.area) return `${areaName(device.area)} ${kind.toLowerCase()}`;
+    const [kind, kindStarting] = kindOf(device);
+    if (device.area) return t("house.kind_in_area", { area: areaName(device.area), kind });
     const mac = String(device.id).slice(4).toUpperCase();
-    return `${kind.charAt(0).toUpperCase()}${kind.slice(1)} ${mac.slice(-5)}`;
+    return t("house.kind_with_address", { kind: kindStarting, address: mac.slice(-5) });
   }
 
   // ----- house
@@ -818,10 +887,12 @@
     state.tiles.clear();
     const sections = areas.map((area) => el("section", { className: "area", dataset: { area } },
       el("header", { className: "area-head" },
-        el("h2", { text: area ? areaName(area) : "No area", title: area || "" }),
-        area && state.areasEditable
-          ? el("button", { type: "button", className: "icon area-edit", title: "Rename this area",
-                           "aria-label": `Rename ${areaName(area)}`, onclick: () => openAreaEdit(area) }, "✎")
+        area ? el("h2", { text: areaName(area), title: area, translate: false })
+          : el("h2", { text: t("house.no_area") }),
+        area && state.areasEditable && mayConfigure()
+          ? el("button", { type: "button", className: "icon area-edit", title: t("house.rename_area"),
+                           "aria-label": t("house.rename_area_named", { area: areaName(area) }),
+                           onclick: () => openAreaEdit(area) }, "✎")
           : null),
       el("div", { className: "tiles" }, byArea.get(area).map((device) => {
         const tile = el("article", { className: "tile", dataset: { device: device.id } });
@@ -830,8 +901,8 @@
         return tile;
       }))));
     if (!sections.length) {
-      sections.push(el("p", { className: "muted", text: state.devices.size ? "No device matches." :
-        "No devices yet. They appear here as soon as an adapter finds them." }));
+      sections.push(el("p", { className: "muted", text: state.devices.size ? t("house.no_match")
+        : t("house.no_devices") }));
     }
     root.replaceChildren(...sections);
     const list = $("area-list");
@@ -850,14 +921,18 @@
     delete tile.dataset.stale;
     tile.classList.toggle("offline", device.available === false);
     const head = el("header", { className: "tile-head" },
-      el("h3", { className: "device-name", text: shownName(device), title: device.id }),
-      el("button", { type: "button", className: "icon edit", title: "Rename, area, tags",
-                     "aria-label": `Edit ${shownName(device)}`, onclick: () => openEdit(device.id) }, "✎"));
+      el("h3", { className: "device-name", text: shownName(device), title: device.id, translate: false }),
+      mayConfigure() ? el("button", { type: "button", className: "icon edit", title: t("house.edit_title"),
+                                      "aria-label": t("house.edit_named", { name: shownName(device) }),
+                                      onclick: () => openEdit(device.id) }, "✎") : null);
+    // The maker and model are the device's own words (translate="no": not the page's to translate).
     const meta = el("p", { className: "device-meta muted" },
-      [device.manufacturer, device.model].filter(Boolean).join(" · ") || device.source,
-      device.available === false ? el("span", { className: "pill bad", text: "offline" }) : null);
+      el("span", { translate: false, text: [device.manufacturer, device.model].filter(Boolean).join(" · ")
+        || device.source }),
+      device.available === false ? el("span", { className: "pill bad", text: t("house.offline") }) : null);
     const tags = (device.tags || []).length
-      ? el("p", { className: "tags" }, device.tags.map((tag) => el("span", { className: "pill tag", text: tag })))
+      ? el("p", { className: "tags" }, device.tags.map((tag) => el("span", { className: "pill tag", text: tag,
+                                                                           translate: false })))
       : null;
     const body = el("div", { className: "tile-body" });
     const components = Object.keys(device.components || {}).sort(byComponent);
@@ -868,15 +943,20 @@
       body.append(el("dl", { className: "readings total" },
         el("div", { className: "reading", dataset: { key: "power_meter.total_watts" } },
           el("dt", { text: label("power_meter", "total_watts") }),
-          el("dd", { text: `${fmtNumber(total)} W`, title: `the sum of ${partsText(device, plan)}` }))));
+          el("dd", { text: `${fmtNumber(total)} W`, title: t("house.sum_of", { parts: partsText(device, plan) }) }))));
     }
     for (const component of components) {
       const caps = device.components[component];
       const block = el("div", { className: "component", dataset: { component } });
-      if (components.length > 1) block.append(el("p", { className: "component-name", text: componentTitle(device, component) }));
+      if (components.length > 1) {
+        block.append(el("p", { className: "component-name", text: componentTitle(device, component),
+                               translate: isPhase(device, component) ? null : "no" }));
+      }
       const shown = new Set();
-      block.append(...controlsFor(device, component, caps, shown));
-      const readings = readingsFor(caps, shown);
+      // Who may not send commands sees what the controls would show as readings.
+      const controlled = mayConfigure();
+      if (controlled) block.append(...controlsFor(device, component, caps, shown));
+      const readings = readingsFor(caps, shown, controlled);
       if (readings.length) block.append(el("dl", { className: "readings" }, readings));
       body.append(block);
     }
@@ -886,7 +966,10 @@
   function switchButton(device, component, capability, on, words, onclick) {
     return el("button", {
       type: "button", className: `switch ${capability} ${on ? "on" : ""}`, role: "switch", "aria-checked": String(on),
-      "aria-label": `${device.name} ${component} ${capability === "on_off" ? "power" : capability}`,
+      // The component only when there are several (a two-gang switch's l1 and l2); "main" is just the device.
+      "aria-label": component === "main"
+        ? t("house.control_label", { name: shownName(device), what: label(capability, "on") })
+        : t("house.switch_label", { name: shownName(device), component, what: label(capability, "on") }),
       dataset: { capability, component }, onclick,
     }, el("span", { className: "knob" }), el("span", { className: "switch-label", text: on ? words[0] : words[1] }));
   }
@@ -910,7 +993,7 @@
     const steps = fanSteps(fan);
     if (!steps) return `${fmtNumber(percent, 0)} %`;
     const step = fanStep(percent, steps);
-    return step === 0 ? "off" : `${step} of ${steps}`;
+    return step === 0 ? t("house.fan_off_short") : t("house.fan_step_of", { step, steps });
   }
 
   // Fans with few speeds get a button per speed; others (or one that does not say) a slider.
@@ -921,19 +1004,20 @@
     const steps = fanSteps(fan);
     const set = (percent) => command(device, component, "fan", "set_speed", { percent });
     if (!steps || steps > MAX_STEP_BUTTONS) {
-      return slider(device, component, "Fan speed", fan.speed_percent, [0, 100], 1, "%", set);
+      return slider(device, component, label("fan", "speed_percent"), fan.speed_percent, [0, 100], 1, "%", set);
     }
     const current = typeof fan.speed_percent === "number" ? fanStep(fan.speed_percent, steps) : null;
     // Off is the power switch's, when the fan has one; set_speed 0 otherwise.
     const hasSwitch = "on_off" in caps && supports(device, component, "on_off", "off");
     const offered = [...(hasSwitch ? [] : [0]), ...Array.from({ length: steps }, (_, i) => i + 1)];
-    return el("div", { className: "fan", role: "group", "aria-label": `${device.name} fan speed` },
-      el("span", { className: "label", text: "Fan speed" }),
+    return el("div", { className: "fan", role: "group",
+                       "aria-label": t("house.control_label", { name: shownName(device), what: label("fan", "speed_percent") }) },
+      el("span", { className: "label", text: label("fan", "speed_percent") }),
       el("output", { className: "fan-speed", text: fanSpeedText(fan) }),
       el("div", { className: "buttons steps" }, offered.map((step) => el("button", {
-        type: "button", className: "step", text: step === 0 ? "Off" : String(step),
+        type: "button", className: "step", text: step === 0 ? t("house.off") : String(step),
         "aria-pressed": String(step === current),
-        "aria-label": step === 0 ? "Fan off" : `Fan speed ${step} of ${steps}`,
+        "aria-label": step === 0 ? t("house.fan_off") : t("house.fan_speed_of", { step, steps }),
         // The percentage at or just under the speed: a device goes to the nearest speed at or above it.
         onclick: () => set(Math.floor((step * 100) / steps)),
       }))));
@@ -943,18 +1027,18 @@
     const controls = [];
     if ("on_off" in caps && supports(device, component, "on_off", "on")) {
       const on = caps.on_off.on === true;
-      controls.push(switchButton(device, component, "on_off", on, ["On", "Off"],
+      controls.push(switchButton(device, component, "on_off", on, [t("house.on"), t("house.off")],
         () => command(device, component, "on_off", on ? "off" : "on")));
     }
     if ("siren" in caps && supports(device, component, "siren", "on") && supports(device, component, "siren", "off")) {
       const on = caps.siren.on === true;
       // On with the device's own tone, volume and duration; the tone it sounds shows as a reading.
-      controls.push(switchButton(device, component, "siren", on, ["Sounding", "Silent"],
+      controls.push(switchButton(device, component, "siren", on, [t("house.sounding"), t("house.silent")],
         () => command(device, component, "siren", on ? "off" : "on")));
       shown.add("siren.on");
     }
     if ("level" in caps && supports(device, component, "level", "set")) {
-      controls.push(slider(device, component, "Brightness", caps.level.percent, [0, 100], 1, "%",
+      controls.push(slider(device, component, label("level", "percent"), caps.level.percent, [0, 100], 1, "%",
         (value) => command(device, component, "level", "set", { percent: value })));
     }
     if ("fan" in caps && supports(device, component, "fan", "set_speed")) {
@@ -965,13 +1049,13 @@
     }
     if ("cover" in caps) {
       if (supports(device, component, "cover", "set_position")) {
-        controls.push(slider(device, component, "Position", caps.cover.position_percent, [0, 100], 1, "%",
+        controls.push(slider(device, component, label("cover", "position_percent"), caps.cover.position_percent, [0, 100], 1, "%",
           (value) => command(device, component, "cover", "set_position", { percent: value })));
       }
       const buttons = ["open", "stop", "close"].filter((c) => supports(device, component, "cover", c));
       if (buttons.length) {
         controls.push(el("div", { className: "buttons" }, buttons.map((c) => el("button", {
-          type: "button", text: c, onclick: () => command(device, component, "cover", c) }))));
+          type: "button", text: t(`house.cover.${c}`), onclick: () => command(device, component, "cover", c) }))));
       }
     }
     if ("thermostat" in caps && supports(device, component, "thermostat", "set_target")) {
@@ -983,18 +1067,18 @@
         command(device, component, "thermostat", "set_target", { celsius: value });
       };
       controls.push(el("div", { className: "thermostat" },
-        el("span", { className: "label", text: "Target" }),
-        el("button", { type: "button", className: "icon", "aria-label": "Lower target", onclick: () => step(-0.5) },
+        el("span", { className: "label", text: label("thermostat", "target_celsius") }),
+        el("button", { type: "button", className: "icon", "aria-label": t("house.lower_target"), onclick: () => step(-0.5) },
            "−"),
         el("output", { className: "target", text: typeof target === "number" ? `${fmtNumber(target)} °C` : "–" }),
-        el("button", { type: "button", className: "icon", "aria-label": "Raise target", onclick: () => step(0.5) },
+        el("button", { type: "button", className: "icon", "aria-label": t("house.raise_target"), onclick: () => step(0.5) },
            "+")));
     }
     if ("lock" in caps) {
       const buttons = ["lock", "unlock"].filter((c) => supports(device, component, "lock", c));
       if (buttons.length) {
         controls.push(el("div", { className: "buttons" }, buttons.map((c) => el("button", {
-          type: "button", text: c, onclick: () => command(device, component, "lock", c) }))));
+          type: "button", text: t(`house.lock.${c}`), onclick: () => command(device, component, "lock", c) }))));
       }
     }
     return controls;
@@ -1003,7 +1087,7 @@
   function slider(device, component, label, value, range, step, unit, onSet) {
     const input = el("input", { type: "range", min: range[0], max: range[1], step,
                                 value: typeof value === "number" ? value : range[0],
-                                "aria-label": `${device.name} ${label}` });
+                                "aria-label": t("house.control_label", { name: shownName(device), what: label }) });
     const out = el("output", { text: typeof value === "number" ? `${fmtNumber(value, 0)}${unit}` : "–" });
     const release = () => {
       state.busy.delete(device.id);
@@ -1022,27 +1106,36 @@
     if (key === "fan.speed_percent") return fanSpeedText(caps.fan);
     const info = attributeInfo(capability, attribute);
     if (typeof value === "boolean" && info.words) return info.words[value ? 0 : 1];
-    if (typeof value === "boolean") return value ? "yes" : "no";
-    if (value === null) return "unknown";
+    if (typeof value === "boolean") return value ? t("common.yes") : t("common.no");
+    if (value === null) return t("common.unknown");
     if (typeof value === "number") {
       const unit = unitOf(capability, attribute);
       return `${fmtNumber(value, unit === "kWh" ? 2 : 1)}${unit ? ` ${unit}` : ""}`;
     }
-    if (typeof value === "string" && info.enum && info.enum[value]) return info.enum[value];
+    // An enum's words: the catalogue's "attr.<capability.attribute>.<value>", else the table's, else the value.
+    if (typeof value === "string") {
+      const key = `attr.${capability}.${attribute}.${value}`;
+      const text = t(key);
+      if (text !== key) return text;
+      if (info.enum && info.enum[value]) return info.enum[value];
+    }
     if (typeof value === "object") return JSON.stringify(value);
     return String(value);
   }
 
-  function readingsFor(caps, shown) {
+  function readingsFor(caps, shown, controlled = true) {
     const items = [];
     for (const capability of Object.keys(caps).sort()) {
       for (const [attribute, value] of Object.entries(caps[capability])) {
         const key = `${capability}.${attribute}`;
-        if (CONTROLLED.has(key) || HIDDEN.has(key) || (shown && shown.has(key))) continue;
+        if ((controlled && CONTROLLED.has(key)) || HIDDEN.has(key) || (shown && shown.has(key))) continue;
         const level = severity(key, value);
+        const text = readingText(caps, capability, attribute, value);
+        // A word the device has for itself (a siren's tone "sound_light") is shown as it is, not translated.
+        const own = typeof value === "string" && text === value;
         items.push(el("div", { className: `reading ${level}`, dataset: { key } },
           el("dt", { text: label(capability, attribute) }),
-          el("dd", { text: readingText(caps, capability, attribute, value) })));
+          el("dd", { text, translate: own ? false : null })));
       }
     }
     return items;
@@ -1069,19 +1162,21 @@
     $("edit-name").value = overrides.name || "";
     $("edit-name").placeholder = (base && base.name) || device.name;
     $("edit-area").value = overrides.area || "";
-    $("edit-area").placeholder = (base && base.area) || "no area";
+    $("edit-area").placeholder = (base && base.area) || t("edit.no_area");
     $("edit-tags").value = (overrides.tags || []).join(", ");
-    $("edit-tags").placeholder = ((base && base.tags) || []).join(", ") || "no tags";
-    $("edit-name-hint").textContent = `From the device: ${(base && base.name) || device.name}`;
-    $("edit-area-hint").textContent = `From the device or config: ${(base && base.area) || "none"}`;
-    $("edit-tags-hint").textContent = `From the config: ${((base && base.tags) || []).join(", ") || "none"}`;
+    $("edit-tags").placeholder = ((base && base.tags) || []).join(", ") || t("edit.no_tags");
+    $("edit-name-hint").textContent = t("edit.name_from", { name: (base && base.name) || device.name });
+    $("edit-area-hint").textContent = t("edit.area_from", { area: (base && base.area) || t("edit.none") });
+    $("edit-tags-hint").textContent = t("edit.tags_from", { tags: ((base && base.tags) || []).join(", ")
+      || t("edit.none") });
     if (!dialog.open) dialog.showModal();
     $("edit-name").focus();
   }
 
   async function saveEdit(reset) {
     const value = (id) => $(id).value.trim();
-    const tags = value("edit-tags").split(",").map((t) => t.trim()).filter(Boolean);
+    // A comma as Chinese writes it (，、) separates tags too.
+    const tags = value("edit-tags").split(/[,，、]/).map((tag) => tag.trim()).filter(Boolean);
     const body = reset ? { name: null, area: null, tags: null } : {
       name: value("edit-name") || null,
       area: value("edit-area") || null,
@@ -1092,7 +1187,7 @@
       state.devices.set(answer.device.id, answer.device);
       renderHouse();
       $("edit-dialog").close();
-      toast("Saved");
+      toast(t("common.saved"));
     } catch (err) {
       const error = $("edit-error");
       error.textContent = err.message;
@@ -1141,7 +1236,8 @@
     const urgent = open[0];
     banner.hidden = !urgent;
     if (urgent) {
-      banner.replaceChildren(el("strong", { text: urgent.title }), " ", el("span", { text: urgent.message }), " ",
+      banner.replaceChildren(el("strong", { text: urgent.title, translate: false }), " ",
+        el("span", { text: urgent.message, translate: false }), " ",
         el("button", { type: "button", className: "primary", text: t("alerts.acknowledge"),
                        onclick: () => ack(urgent.id) }),
         " ", el("a", { href: "#/alerts", text: open.length > 1 ? t("alerts.all_n", { count: open.length })
@@ -1239,8 +1335,8 @@
       el("span", { className: `pill ${alert.severity}`,
                    text: SEVERITY_RANK[alert.severity] !== undefined ? t(`alerts.pill.${alert.severity}`)
                      : alert.severity }),
-      el("h3", { text: alert.title })),
-    el("p", { className: "message", text: alert.message }),
+      el("h3", { text: alert.title, translate: false })),
+    el("p", { className: "message", text: alert.message, translate: false }),
     el("p", { className: "muted raised", title: fmtTime(alert.raised_at) },
       t("alerts.raised", { at: fmtAt(alert.raised_at) }),
       alert.area ? ` · ${areaName(alert.area)}` : ""),
@@ -1267,11 +1363,12 @@
     const alert = state.alerts.get(alertId);
     if (!alert) return;
     state.resolving = alertId;
-    $("resolve-what").replaceChildren(el("strong", { text: alert.title }), " ", el("span", { text: alert.message }));
+    $("resolve-what").replaceChildren(el("strong", { text: alert.title, translate: false }), " ",
+      el("span", { text: alert.message, translate: false }));
     $("resolve-note").value = "";
     const told = toldTargets(alert);
     $("resolve-hint").textContent = told.length
-      ? t("alerts.will_be_told", { names: sentence(joinNames(told)) }) : t("alerts.nobody_else");
+      ? sentence(t("alerts.will_be_told", { names: joinNames(told) })) : t("alerts.nobody_else");
     $("resolve-error").hidden = true;
     const dialog = $("resolve-dialog");
     if (!dialog.open) dialog.showModal();
@@ -1342,32 +1439,52 @@
     for (const scene of scenes) {
       if (scene.profile !== profile) {
         profile = scene.profile;
-        nodes.push(el("h3", { className: "profile", text: profile }));
+        nodes.push(el("h3", { className: "profile", text: profile, translate: false }));
       }
       const traces = el("div", { className: "traces", id: `traces-${scene.id}` });
       const open = state.openTraces.has(scene.id);
       nodes.push(el("article", { className: "card scene", dataset: { scene: scene.id } },
         el("header", {},
-          el("h4", { text: scene.name }),
-          el("label", { className: "toggle" },
-            el("input", { type: "checkbox", checked: scene.enabled,
-                          "aria-label": t("scenes.enable", { name: scene.name }),
-                          onchange: (e) => setEnabled(scene.id, e.target.checked) }),
-            scene.enabled ? t("scenes.enabled") : t("scenes.disabled"))),
-        scene.description ? el("p", { className: "muted", text: scene.description }) : null,
-        el("p", { className: "muted" }, t("scenes.triggers", { triggers: scene.triggers.join(", ") }),
+          el("h4", { text: scene.name, translate: false }),
+          mayConfigure()
+            ? el("label", { className: "toggle" },
+              el("input", { type: "checkbox", checked: scene.enabled,
+                            "aria-label": t("scenes.enable", { name: scene.name }),
+                            onchange: (e) => setEnabled(scene.id, e.target.checked) }),
+              scene.enabled ? t("scenes.enabled") : t("scenes.disabled"))
+            : el("span", { className: "muted scene-state", text: scene.enabled ? t("scenes.enabled") : t("scenes.disabled") })),
+        scene.description ? el("p", { className: "muted", text: scene.description, translate: false }) : null,
+        el("p", { className: "muted" }, t("scenes.triggers", { triggers: i18n.list(scene.triggers.map(triggerWord)) }),
           scene.last_run
-            ? ` · ${t("scenes.last_run", { time: fmtTime(scene.last_run.t), result: scene.last_run.result })}`
+            ? ` · ${t("scenes.last_run", { time: fmtTime(scene.last_run.t), result: resultWord(scene.last_run.result) })}`
             : ` · ${t("scenes.not_run")}`,
           scene.running ? ` · ${t("scenes.running")}` : ""),
         el("div", { className: "buttons" },
-          el("button", { type: "button", text: t("scenes.run_now"), onclick: () => runScene(scene.id) }),
+          mayConfigure() ? el("button", { type: "button", className: "run", text: t("scenes.run_now"),
+                                          onclick: () => runScene(scene.id) }) : null,
           el("button", { type: "button", className: "ghost", text: open ? t("scenes.hide_runs") : t("scenes.show_runs"),
                          "aria-expanded": String(open), onclick: () => toggleTraces(scene.id) })),
         traces));
       if (open) loadTraces(scene.id, traces);
     }
     root.replaceChildren(...nodes);
+  }
+
+  // A trigger's kind ("absence") and a run's result or outcome ("done", "conditions not met") in words: the
+  // catalogue's, else as the engine says it (an error's text).
+  function triggerWord(kind) {
+    const key = `scenes.trigger.${kind}`;
+    const text = t(key);
+    return text === key ? kind : text;
+  }
+
+  function resultWord(result) {
+    const value = String(result ?? "");
+    const key = `scenes.result.${value.replaceAll(" ", "_")}`;
+    const text = t(key);
+    if (text !== key) return text;
+    if (value.startsWith("skipped")) return t("scenes.result.skipped");
+    return value;
   }
 
   async function setEnabled(sceneId, enabled) {
@@ -1384,7 +1501,7 @@
     try {
       // By hand means "do it now": the scene's conditions are for when it triggers by itself.
       await api("POST", `/api/scenes/${encodeURIComponent(sceneId)}/run`, { skip_conditions: true });
-      toast("Started");
+      toast(t("scenes.started"));
       state.openTraces.add(sceneId);
       renderScenes();
     } catch (err) {
@@ -1411,13 +1528,13 @@
       return;
     }
     if (!data.runs.length) {
-      target.replaceChildren(el("p", { className: "muted", text: "No runs yet." }));
+      target.replaceChildren(el("p", { className: "muted", text: t("scenes.no_runs") }));
       return;
     }
     target.replaceChildren(...data.runs.map((run) => el("details", { className: "trace",
                                                                        dataset: { outcome: run.outcome } },
       el("summary", {}, el("span", { className: "when", text: fmtTime(run.t) }), " · ", run.sentences[0] || "",
-        el("span", { className: `pill outcome ${run.outcome.replaceAll(" ", "-")}`, text: run.outcome })),
+        el("span", { className: `pill outcome ${run.outcome.replaceAll(" ", "-")}`, text: resultWord(run.outcome) })),
       el("ul", { className: "sentences" }, run.sentences.slice(1).map((line) => el("li", { text: line }))))));
   }
 
@@ -1442,7 +1559,7 @@
         script.addEventListener("load", () => resolve(window.uPlot));
         script.addEventListener("error", () => {
           loadUplot.promise = null;
-          reject(new Error("the chart library did not load"));
+          reject(new Error(t("energy.chart_failed")));
         });
         document.head.append(script);
       });
@@ -1510,11 +1627,11 @@
     const now = typeof energy.now === "number" ? energy.now : gatewayNow();
     const zone = zoneOr(energy.timezone);
     const bars = el("div", { className: "chart bars", role: "img",
-                             "aria-label": `kWh per day: ${energy.days.map((d, i) =>
-                               `${d.slice(5)} ${fmtNumber(energy.total_kwh_per_day[i], 2)} kWh`).join(", ")}` });
+                             "aria-label": t("energy.bars_label", { days: energy.days.map((d, i) =>
+                               `${d.slice(5)} ${fmtNumber(energy.total_kwh_per_day[i], 2)} kWh`).join(", ") }) });
     const parts = [];
     parts.push(el("section", { className: "card energy-days" },
-      el("h3", { text: t("energy.per_day_heading", { timezone: energy.timezone }) }),
+      el("h3", {}, textWith("energy.per_day_heading", { timezone: el("span", { text: energy.timezone, translate: false }) })),
       bars,
       el("p", {}, t("energy.total", { kwh: fmtNumber(energy.total_kwh, 2) }),
         energy.total_cost !== null
@@ -1535,8 +1652,9 @@
     mountChart(bars, (width, target) => barChart(uPlot, energy, width, target));
     const since = now - DAY_S;
     await Promise.all(meters.map(async ({ device, plan }) => {
-      const title = () => [el("h4", { text: shownName(device) }),
-        plan.summed ? el("p", { className: "muted sum", text: `Sum of ${partsText(device, plan)}` }) : null]
+      const title = () => [el("h4", { text: shownName(device), translate: false }),
+        plan.summed ? el("p", { className: "muted sum", text: t("energy.sum_of", { parts: partsText(device, plan) }) })
+          : null]
         .filter(Boolean);
       const card = el("article", { className: "card power", dataset: { device: device.id } },
         title(), el("p", { className: "muted", text: t("common.loading") }));
@@ -1561,8 +1679,8 @@
         const last = rows[rows.length - 1].value;
         const box = el("div", {
           className: "chart line", role: "img", dataset: { since: String(since), until: String(now) },
-          "aria-label": `Power over the last 24 hours, up to ${fmtPower(peak.value)} `
-            + `(at ${clockText(Math.max(peak.t, since), zone)}); now ${fmtPower(last)}`,
+          "aria-label": t("energy.power_label", { peak: fmtPower(peak.value),
+                                                  at: clockText(Math.max(peak.t, since), zone), now: fmtPower(last) }),
         });
         card.replaceChildren(...title(), box);
         mountChart(box, (width, target) => powerChart(uPlot, rows, since, now, zone, width, target));
@@ -1630,8 +1748,8 @@
                         values: (u, splits) => splits.map((v) => fmtNumber(v, 1)) }),
       ],
       series: [
-        { label: "Day", value: (u, v) => (v === null || v === undefined ? "–" : energy.days[v] || "–") },
-        { label: "Used (kWh)", fill: colours.accent, stroke: colours.accent, width: 0, points: { show: false },
+        { label: t("energy.legend_day"), value: (u, v) => (v === null || v === undefined ? "–" : energy.days[v] || "–") },
+        { label: t("energy.legend_used"), fill: colours.accent, stroke: colours.accent, width: 0, points: { show: false },
           paths: uPlot.paths.bars({ size: [0.6, 48] }),
           value: (u, v) => (v === null || v === undefined ? "–" : `${fmtNumber(v, 2)} kWh`) },
       ],
@@ -1665,8 +1783,8 @@
         axis(colours, { size: max >= 1000 ? 64 : 56, values: (u, splits) => splits.map((v) => fmtPower(v)) }),
       ],
       series: [
-        { label: "Time", value: (u, t) => (t === null || t === undefined ? "–" : clockText(t, zone)) },
-        { label: "Power", stroke: colours.accent, width: 1.5, fill: `${colours.accent}40`,
+        { label: t("energy.legend_time"), value: (u, t) => (t === null || t === undefined ? "–" : clockText(t, zone)) },
+        { label: label("power_meter", "watts"), stroke: colours.accent, width: 1.5, fill: `${colours.accent}40`,
           paths: uPlot.paths.stepped({ align: 1 }), points: { show: false },
           value: (u, v) => (v === null || v === undefined ? "–" : fmtPower(v)) },
       ],
@@ -1690,7 +1808,7 @@
       order.map((i) => dayHead(energy.days[i])));
     const rows = energy.devices.map((d) => {
       const device = state.devices.get(d.id);
-      return el("tr", {}, el("th", { scope: "row", text: device ? shownName(device) : d.name }),
+      return el("tr", {}, el("th", { scope: "row", text: device ? shownName(device) : d.name, translate: false }),
         el("td", { className: "total", text: fmtNumber(d.total_kwh, 2) }),
         d.cost !== null ? el("td", { text: fmtNumber(d.cost, 2) }) : null,
         order.map((i) => el("td", { text: fmtNumber(d.kwh[i], 2) })));
@@ -1711,29 +1829,49 @@
       data = await api("GET", "/api/discovered");
     } catch (err) {
       root.replaceChildren(el("p", { className: "muted", text: err.status === 404
-        ? "No discovery running. Enable the mdns adapter in config.toml to find devices on the network."
-        : err.message }));
+        ? t("discovered.not_running") : err.message }));
       return;
     }
     const list = Array.isArray(data) ? data : (data.discovered || data.devices || data.services || []);
     const off = data.mdns === "off"
       ? el("p", { className: "notice mdns-off", role: "status" },
-        el("strong", { text: "mDNS discovery is off. " }),
-        "Devices that announce themselves on the network (Shelly, ESPHome, printers, speakers…) are not looked "
-        + "for. To turn it on, enable the mdns adapter in config.toml ([adapters.mdns] enabled = true, and "
-        + "[mdns] enabled = true) and restart the gateway. hearth demo keeps it off: nothing of the demo "
-        + "leaves this machine.")
+        el("strong", { text: t("discovered.off") }), " ", t("discovered.off_explain"), " ",
+        el("code", { text: "[adapters.mdns] enabled = true" }), " ", el("code", { text: "[mdns] enabled = true" }), " ",
+        ...textWith("discovered.off_demo", { command: el("code", { text: "hearth demo" }) }))
       : null;
     if (!list.length) {
-      const empty = el("p", { className: "muted", text: off ? "Nothing to show." : "Nothing found yet." });
+      const empty = el("p", { className: "muted", text: off ? t("discovered.nothing_to_show") : t("discovered.nothing_yet") });
       root.replaceChildren(...[off, empty].filter(Boolean));
       return;
     }
     root.replaceChildren(...(off ? [off] : []), ...list.map((item) => el("article", { className: "card discovered" },
-      el("h3", { text: item.name || item.id || item.type || "device" }),
+      el("h3", { text: item.name || item.id || item.type || t("discovered.device"), translate: false }),
       el("dl", { className: "readings" }, Object.entries(item).filter(([k]) => k !== "name").map(([k, v]) =>
-        el("div", { className: "reading" }, el("dt", { text: k }),
-          el("dd", { text: typeof v === "object" && v !== null ? JSON.stringify(v) : String(v) })))))));
+        el("div", { className: "reading" }, el("dt", { text: discoveredField(k) }),
+          el("dd", discoveredValue(k, v))))))));
+  }
+
+  // A record's field in words ("last_seen" -> "Last seen"), from the catalogue; one it does not know keeps its name.
+  function discoveredField(name) {
+    const key = `discovered.field.${name}`;
+    const text = t(key);
+    return text === key ? name : text;
+  }
+
+  // Its value: the words the catalogue has for a known one (support "seen only", available true), times in the
+  // reader's way; addresses, names and the device's own records as they are (translate="no").
+  function discoveredValue(name, value) {
+    if (typeof value === "boolean") return { text: value ? t("common.yes") : t("common.no") };
+    if (value === null || value === undefined) return { text: "–" };
+    if ((name === "first_seen" || name === "last_seen") && typeof value === "string") {
+      return { text: fmtTime(value), title: value };
+    }
+    if (name === "support" || name === "family") {
+      const key = `discovered.${name}.${String(value).replaceAll(" ", "_")}`;
+      const text = t(key);
+      if (text !== key) return { text };
+    }
+    return { text: typeof value === "object" ? JSON.stringify(value) : String(value), translate: false };
   }
 
   // ------------------------------------------------------------------ start
@@ -1776,7 +1914,7 @@
       const password = $("setup-password").value;
       error.hidden = true;
       try {
-        if (password !== $("setup-password2").value) throw new Error("The two passwords differ.");
+        if (password !== $("setup-password2").value) throw new Error(t("setup.passwords_differ"));
         const me = await window.HearthSession.createOwner($("setup-username").value.trim(), password);
         $("setup-password").value = "";
         $("setup-password2").value = "";

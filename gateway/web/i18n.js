@@ -71,7 +71,7 @@ window.HearthI18n = (() => {
     return text.replace(/\{(\w+)\}/g, (whole, name) => (values && name in values ? String(values[name]) : whole));
   }
 
-  // The English in the HTML is kept (data-i18n-en) so that switching back needs no reload.
+  // Switching back to English needs no reload: English is always loaded, so every marked text has its key's.
   function apply(root) {
     const fill = (attribute, set) => {
       for (const el of root.querySelectorAll(`[${attribute}]`)) {

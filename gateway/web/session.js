@@ -73,7 +73,7 @@ window.HearthSession = (() => {
 
   async function createOwner(username, password) {
     const { response, data } = await postJson("/api/setup/owner", { username, password });
-    if (!response.ok || !data.ok) throw failure(response, data, "The owner account could not be made.");
+    if (!response.ok || !data.ok) throw failure(response, data, say("setup.failed", "The owner account could not be made."));
     return data;
   }
 

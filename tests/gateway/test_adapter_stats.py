@@ -94,6 +94,7 @@ async def test_stats_of_running_adapters_are_in_the_health_report_and_failures_a
             report = supervisor.health_report()
         gc.collect()
     assert report["quiet"] == {"state": "running", "restarts": 0, "failures": 0, "message_failures": 0,
+                               "loop_blocks": 0,
                                "last_error": None}
     assert report["counting"]["stats"]["dropped"]["by_reason"] == {"not_json": 2, 'we"ird': 1}
     assert report["counting"]["stats"]["queue"] == 3
@@ -184,7 +185,7 @@ async def test_healthz_and_metrics_show_the_ble_adapters_drops(tmp_path: Path) -
         assert stats["dropped"]["devices"] == 2 and "by_device" not in stats["dropped"]  # no addresses unasked
         assert stats["scanner"] == "off"
         assert health["adapters"]["zigbee2mqtt"] == {"state": "disabled", "restarts": 0, "failures": 0,
-                                                     "message_failures": 0,
+                                                     "message_failures": 0, "loop_blocks": 0,
                                                      "last_error": "needs MQTT, and [mqtt] is disabled"}
         assert 'hearth_adapter_dropped_total{adapter="ble",reason="no_key"} 1' in metrics.splitlines()
         assert 'hearth_adapter_dropped_total{adapter="ble",reason="too_short"} 1' in metrics.splitlines()

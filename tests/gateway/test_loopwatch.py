@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -184,3 +185,14 @@ def test_adapter_owners_give_a_plugin_its_package_and_a_built_in_its_module() ->
     # Two adapters in one package (Shelly over MQTT and over HTTP): each owns its own module.
     owners = adapter_owners({"shelly": ShellyMqttAdapter, "mdns": MdnsAdapter})
     assert owners == {"adapters.shelly.mqtt_adapter": "shelly", "adapters.shelly.mdns_adapter": "mdns"}
+
+
+def test_a_built_in_in_a_package_of_its_own_owns_that_package() -> None:
+    # A convention's codec is in its package beside its adapter: a block in the codec is the adapter's.
+    classes: dict[str, Any] = {}
+    for name in ("tasmota", "zigbee2mqtt"):
+        cls = type(f"{name}Adapter", (), {})
+        cls.__module__ = f"adapters.{name}.adapter"
+        classes[name] = cls
+    owners = adapter_owners(classes)
+    assert owners == {"adapters.tasmota": "tasmota", "adapters.zigbee2mqtt": "zigbee2mqtt"}

@@ -82,6 +82,7 @@ async def test_a_crashing_adapter_is_restarted_with_backoff_and_the_others_keep_
         assert report["crashy"]["restarts"] >= 3
         assert report["crashy"]["last_error"] is not None
         assert report["steady"] == {"state": "running", "restarts": 0, "failures": 0, "message_failures": 0,
+                               "loop_blocks": 0,
                                "last_error": None}
         before = hub.counters["updates"]
         await asyncio.sleep(0.1)

@@ -132,6 +132,11 @@ async def test_revoked_token_closes_an_open_connection(api: Server, tmp_path: Pa
     assert code == CLOSE_REVOKED and "revoked" in reason
 
 
+def test_a_revoked_token_loses_its_websockets_within_a_second_by_default() -> None:
+    # The README promises it (it used to take up to 30 s); the test above runs with a shorter recheck.
+    assert WsSettings().recheck_token_s <= 1.0
+
+
 # -------------------------------------------------------------------- subscriptions and events
 
 

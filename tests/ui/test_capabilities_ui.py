@@ -147,7 +147,7 @@ def test_a_siren_turned_on_from_its_tile(home: House, phone: Any, shoot: Any) ->
     page, _ = phone
     log_in_by_link(page, home)
     siren = tile(page, "hall/siren")
-    switch = siren.get_by_role("switch", name="hall/siren main siren")
+    switch = siren.get_by_role("switch", name="hall/siren Siren")
     expect(switch).to_have_attribute("aria-checked", "false")
     expect(switch).to_have_text("Silent")
     drain(home)
@@ -282,3 +282,32 @@ def test_tank_soil_and_an_open_window_are_labelled(home: House, desktop: Any, sh
     shoot(page, "26-new-capabilities-desktop")
     home.z2m.publish("bedroom/valve", {"window": "CLOSED"})
     home.z2m.publish("garden/tank", {"liquid_level_percent": 80, "liquid_state": "normal"})
+
+
+def test_the_new_capabilities_in_chinese(home: House, browser: Any, shoot: Any) -> None:
+    """The same tiles for a browser that prefers Chinese (an API token's session follows the browser): every
+    label, value word and control in Chinese, no English left but names, units and ids."""
+    from tests.ui.test_roles_in_languages import VISIBLE_TEXT_JS, data_strings, english_left
+
+    context = browser.new_context(viewport=PHONE, locale="zh-CN")
+    page = context.new_page()
+    try:
+        page.goto(f"{home.url}/#token={home.token}")
+        expect(page.locator("html")).to_have_attribute("lang", "zh-Hans")
+        expect(page.locator("#conn")).to_have_text("已连接")
+        expect(tile(page, "garden/tank")).to_be_visible()
+        expect(tile(page, "hall/siren").get_by_role("switch")).to_have_text(re.compile("静音|正在鸣响"))
+        expect(reading(tile(page, "bedroom/purifier"), "filter.replace").locator("dt")).to_have_text("滤芯")
+        expect(reading(tile(page, "garden/tank"), "water_level.state").locator("dd")).to_have_text(
+            re.compile("正常|偏高|偏低"))
+        left = english_left(page.evaluate(VISIBLE_TEXT_JS), data_strings(home))
+        assert not left, f"English left on the house page in Chinese: {left}"
+        shoot(page, "27-new-capabilities-chinese")
+        page.goto(f"{home.url}/#/energy")
+        expect(page.locator("#energy article.power .chart").first).to_be_visible()
+        expect(page.locator(f'article.power[data-device="{extra_id("utility/heat pump")}"] .sum')).to_have_text(
+            "L1、L2和L3 相之和")
+        left = english_left(page.evaluate(VISIBLE_TEXT_JS), data_strings(home))
+        assert not left, f"English left on the energy page in Chinese: {left}"
+    finally:
+        context.close()

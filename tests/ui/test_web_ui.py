@@ -276,19 +276,19 @@ def test_who_is_home_is_shown_and_follows_the_house(house: House, phone: Any, sh
     expect(occupancy).to_have_attribute("data-occupancy", "away")
     expect(page.locator("#occupancy-state")).to_have_text("Nobody is home")
     expect(page.locator("#occupancy-since")).to_have_text(re.compile(r"^since \d"))
-    expect(page.locator("#occupancy-reason")).to_have_text("House mode set to away (api)")
+    expect(page.locator("#occupancy-reason")).to_have_text("House mode set to away (by hand)")
     shoot(page, "12-nobody-home")
     # Somebody moves in the kitchen: home again, and that is the reason shown.
     try:
         house.z2m.publish("kitchen/motion", {"occupancy": True})
         expect(occupancy).to_have_attribute("data-occupancy", "home")
         expect(page.locator("#occupancy-state")).to_have_text("Somebody is home")
-        expect(page.locator("#occupancy-reason")).to_have_text(re.compile(r"^Movement in kitchen/motion \(kitchen\)"))
+        expect(page.locator("#occupancy-reason")).to_have_text(re.compile(r"^Movement in kitchen/motion \(Kitchen\)"))
         # Unfolded, it shows what came before.
         page.locator("#occupancy > summary").click()
         history = page.locator("#occupancy-history li")
         expect(history.first).to_contain_text("nobody home")
-        expect(history.first).to_contain_text("House mode set to away (api)")
+        expect(history.first).to_contain_text("House mode set to away (by hand)")
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         shoot(page, "13-somebody-home", full_page=False)
         # A fresh page gets the same from the WebSocket's snapshot.
