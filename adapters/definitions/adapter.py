@@ -1,6 +1,6 @@
-"""The device-definitions adapter: the thin I/O shell around :mod:`adapters.mqtt.definition_codec`.
+"""The device-definitions adapter: the thin I/O shell around :mod:`adapters.definitions.codec`.
 
-It loads the shipped definitions (``adapters/mqtt/definitions/*.toml``) and those of the configured folders
+It loads the shipped definitions (``adapters/definitions/definitions/*.toml``) and those of the configured folders
 (strictly: a broken file stops the adapter with ``file:line: key: message``, shown in ``/healthz``, and is
 read again at the next retry), subscribes to the topics they read on the gateway's shared MQTT session, hands
 every message to the codec and applies the result to its context. Commands are published as the definition

@@ -1,7 +1,7 @@
 """Declarative device definitions at run time, as a pure codec: MQTT messages in, typed updates out; commands
 in, ``(topic, payload)`` out.
 
-No I/O, no clock: :class:`DefinitionCodec` holds the loaded definitions (:mod:`adapters.mqtt.definition_format`),
+No I/O, no clock: :class:`DefinitionCodec` holds the loaded definitions (:mod:`adapters.definitions.format`),
 the devices it has seen (native id as written in their topics, which the lowercase device id cannot give back)
 and what their info topics said. ``hearth replay``, the unit tests and the fuzzers drive it exactly as the
 adapter does.

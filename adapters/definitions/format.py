@@ -6,7 +6,7 @@ pure data: nothing in it is ever executed. Loading is strict, like profiles: unk
 unknown capabilities/attributes/commands, bad JSON paths, units that do not fit the attribute and placeholders
 a command cannot fill are :class:`~gateway.errors.ConfigError` problems naming the file, the line and the key.
 
-The format (full guide with examples: ``adapters/mqtt/definitions/README.md``)::
+The format (full guide with examples: ``adapters/definitions/definitions/README.md``)::
 
     format = 1                        # optional; the only format so far
     name = "opendtu"                  # lowercase slug; device ids are def:<name>:<device>
@@ -583,7 +583,7 @@ def _describe(error: Mapping[str, Any]) -> str:
     kind = error.get("type", "")
     message = str(error.get("msg", "invalid"))
     if kind == "extra_forbidden":
-        return "unknown key (see adapters/mqtt/definitions/README.md for the keys a definition may have)"
+        return "unknown key (see docs/device-definitions.md for the keys a definition may have)"
     if kind == "missing":
         return "required key is missing"
     if message.startswith("Value error, "):
@@ -1030,7 +1030,7 @@ def load_definition(path: Path) -> Definition:
 
 
 def shipped_definitions_dir() -> Path:
-    """``adapters/mqtt/definitions/``: data beside this module, installed as package data."""
+    """``adapters/definitions/definitions/``: data beside this module, installed as package data."""
     return Path(__file__).resolve().parent / "definitions"
 
 
