@@ -16,7 +16,7 @@ from typing import Any, TextIO, TypeVar
 
 from gateway import __version__
 from gateway.clock import Clock, SystemClock
-from gateway.config import Config
+from gateway.config import Config, is_loopback_host
 from gateway.errors import HearthError
 from gateway.hub import Hub
 from gateway.supervisor import Supervisor, discover_adapters
@@ -33,6 +33,7 @@ class Gateway:
         self.clock: Clock = clock or SystemClock()
         self.out = out or sys.stdout
         self.hub = Hub(self.clock, areas=config.areas, tags=config.tags)
+        self.tls_fingerprint: str | None = None  # of the HTTPS certificate, when the API serves HTTPS
         self.store: Any = None
         self.mqtt: Any = None
         self.broker: Any = None  # the embedded broker ([mqtt] mode = "embedded"), else None
@@ -49,6 +50,15 @@ class Gateway:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    def _api_health(self) -> dict[str, Any] | None:
+        api = self.config.api
+        if not api.enabled:
+            return None
+        if self.tls_fingerprint is not None:
+            return {"tls": True, "fingerprint": self.tls_fingerprint}
+        insecure = not is_loopback_host(api.host)
+        return {"tls": False, **({"insecure_http": True} if insecure else {})}
 
     def health(self) -> dict[str, Any]:
         adapters = self.supervisor.health_report() if self.supervisor else {}
@@ -68,6 +78,7 @@ class Gateway:
                       "broker": ("embedded" if self.broker is not None else "external")}
             ),
             "adapters": adapters,
+            "api": self._api_health(),
             "store": self.store.stats() if self.store is not None else None,
             "scenes": None if self.engine is None else {
                 "scenes": len(self.engine.scenes), "mode": self.engine.mode,
@@ -231,7 +242,24 @@ class Gateway:
                 add_resident_routes(app)
                 supervisor = self.supervisor
                 add_discovered_routes(app, lambda: supervisor.instance("mdns"))
-                self.api = await stack.enter_async_context(ApiServer(app, config.api.host, config.api.port))
+                ssl_context = None
+                if config.api.serves_tls():
+                    from gateway.tlscert import ServerCert, ensure_self_signed, fingerprint_of, server_context
+
+                    if config.api.certfile is not None and config.api.keyfile is not None:
+                        cert = ServerCert(config.api.certfile, config.api.keyfile,
+                                          await asyncio.to_thread(fingerprint_of, config.api.certfile), made=False)
+                    else:
+                        cert = await asyncio.to_thread(ensure_self_signed, config.data_dir / "tls", config.api.host)
+                    ssl_context = await asyncio.to_thread(server_context, cert)
+                    self.tls_fingerprint = cert.fingerprint
+                    self._say(f"HTTPS certificate {cert.certfile}{' (made now)' if cert.made else ''}, SHA-256 "
+                              f"fingerprint {cert.fingerprint}: compare it with what the browser shows once")
+                elif not is_loopback_host(config.api.host):
+                    log.warning("the API serves plain HTTP beyond loopback (insecure_http = true): passwords and "
+                                "tokens cross the network readable")
+                self.api = await stack.enter_async_context(
+                    ApiServer(app, config.api.host, config.api.port, ssl_context=ssl_context))
                 if self.mdns is not None and config.mdns.announce:
                     from gateway.mdns import GatewayAnnouncement
 

@@ -152,6 +152,30 @@ class ApiSection(_Section):
     token_file: Path | None = None
     #: How long a command waits for the device to confirm before it answers "timeout" (202).
     command_timeout_s: float = Field(5.0, gt=0, le=120)
+    #: HTTPS: "auto" serves it whenever ``host`` is beyond loopback (with ``certfile``/``keyfile``, or a
+    #: self-signed certificate made at first start, whose SHA-256 fingerprint the start-up and /healthz say);
+    #: "on" also on loopback; "off" never (beyond loopback only with ``insecure_http = true``).
+    tls: Literal["auto", "on", "off"] = "auto"
+    #: Your own certificate for HTTPS (PEM, with its chain); unset: the self-signed one, kept in the data
+    #: directory.
+    certfile: Path | None = None
+    #: The key of ``certfile`` (PEM).
+    keyfile: Path | None = None
+    #: Plain HTTP beyond loopback (passwords and tokens readable by anyone on the LAN): only by this
+    #: explicit setting, which the log and /healthz repeat.
+    insecure_http: bool = False
+
+    @model_validator(mode="after")
+    def _tls_rules(self) -> ApiSection:
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValueError("certfile and keyfile: both, or neither (the self-signed certificate)")
+        if self.enabled and self.tls == "off" and not is_loopback_host(self.host) and not self.insecure_http:
+            raise ValueError(f"tls = \"off\" with host {self.host!r} (beyond loopback) would send passwords and "
+                             "tokens in clear text: use tls = \"auto\", or set insecure_http = true to insist")
+        return self
+
+    def serves_tls(self) -> bool:
+        return self.tls == "on" or (self.tls == "auto" and not is_loopback_host(self.host))
 
 
 class LocationSection(_Section):

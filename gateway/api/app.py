@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import re
+import ssl
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -139,6 +140,9 @@ async def _auth_middleware(
     if isinstance(found, web.Response):
         return found
     request[TOKEN_INFO_KEY] = found
+    guard = request.app.get(CONNECTION_GUARD_KEY)
+    if guard is not None and request.protocol is not None:
+        guard.proven.add(request.protocol)  # an authenticated connection is never closed to make room
     if roles is not None and found.role not in roles:
         return _json({"error": f"not allowed for the role {found.role!r}", "reason": "forbidden_role",
                       "role": found.role}, status=403)
@@ -171,9 +175,27 @@ async def authenticate(request: web.Request) -> Principal | web.Response:
     # Checking may re-read the token file (after a CLI revoke): file I/O stays off the event loop.
     info = await asyncio.to_thread(app[TOKENS_KEY].verify, token)
     if info is None:
-        app[_AUTH_FAILURES_KEY].record(app[HUB_KEY].clock.monotonic(), request.remote)
+        failures = app[_AUTH_FAILURES_KEY]
+        now = app[HUB_KEY].clock.monotonic()
+        failures.record(now, request.remote)
+        address = request.remote or "?"
+        wait_s = failures.limiter.retry_after_s(address, now)
+        failures.limiter.failed(address, now)
+        if wait_s > 0:
+            # Guessing: each wrong token from this address now waits a second for its answer (a valid one is
+            # still served at once: a limit must never lock out who holds a credential).
+            await asyncio.sleep(BEARER_TARPIT_S)
+            seconds = max(1, int(wait_s + 0.999))
+            return _json({"error": "too many wrong tokens from this address: try again later", "reason":
+                          "rate_limited", "retry_after_s": seconds}, status=429, headers={"Retry-After": str(seconds)})
         return _unauthorized("invalid, expired or revoked token", "invalid_token")
     return principal_for_token(info)
+
+
+# Wrong bearer tokens an address may send a minute before each further one waits BEARER_TARPIT_S for a 429 (it was
+# 1,900 guesses a second; with the connection cap that is now at most MAX_UNPROVEN_CONNECTIONS a second).
+BEARER_MAX_FAILURES = 20
+BEARER_TARPIT_S = 1.0
 
 
 class _AuthFailureLog:
@@ -182,6 +204,10 @@ class _AuthFailureLog:
     def __init__(self) -> None:
         self._window_start = float("-inf")
         self._suppressed = 0
+        from gateway.api.login import LoginRateLimiter
+
+        # Wrong bearer tokens per address, as wrong passwords are counted for /api/login.
+        self.limiter = LoginRateLimiter(max_failures=BEARER_MAX_FAILURES, window_s=60.0)
 
     def record(self, now: float, remote: str | None) -> None:
         if now - self._window_start < AUTH_FAILURE_LOG_WINDOW_S:
@@ -193,6 +219,8 @@ class _AuthFailureLog:
 
 
 _AUTH_FAILURES_KEY = web.AppKey("hearth.auth_failures", _AuthFailureLog)
+# Set by ApiServer: which connections have proven themselves (see _ConnectionGuard).
+CONNECTION_GUARD_KEY: web.AppKey[Any] = web.AppKey("hearth.connection_guard")
 
 
 def _unauthorized(message: str, error_code: str | None) -> web.Response:
@@ -406,29 +434,92 @@ def create_app(
     return app
 
 
-class ApiServer:
-    """Serves an app on ``host:port`` while the context is open. ``port=0`` picks a free port."""
+# A connection that sends nothing, or a request line or headers a byte at a time, is closed after this long
+# idle (aiohttp's default is an hour: 1,100 such sockets made the API unreachable under the default file limit).
+IDLE_TIMEOUT_S = 15.0
+# Connections that have not yet made an authenticated request (a browser fetching the login page, a client
+# that never sends a thing): past this many, the oldest idle one is closed for each new one. Authenticated
+# ones (the owner's UI, a WebSocket) are never closed for this.
+MAX_UNPROVEN_CONNECTIONS = 64
 
-    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 8470) -> None:
+
+class _ConnectionGuard:
+    """Keeps unauthenticated connections from taking every socket (see MAX_UNPROVEN_CONNECTIONS): hooked into
+    aiohttp's Server (the protocol factory) after the runner made it."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.proven: set[Any] = set()  # RequestHandlers that made an authenticated request (while connected)
+        self.closed = 0
+        self._server: Any = None
+
+    def attach(self, server: Any) -> None:
+        self._server = server
+        made = server.connection_made
+
+        def connection_made(handler: Any, transport: asyncio.Transport) -> None:
+            made(handler, transport)
+            self._trim(handler)
+
+        server.connection_made = connection_made
+        lost = server.connection_lost
+
+        def connection_lost(handler: Any, exc: BaseException | None = None) -> None:
+            self.proven.discard(handler)
+            lost(handler, exc)
+
+        server.connection_lost = connection_lost
+
+    def _trim(self, newest: Any) -> None:
+        connections = self._server._connections  # handler -> transport, oldest first
+        unproven = [h for h in connections if h not in self.proven]
+        excess = len(unproven) - self.limit
+        for handler in unproven:
+            if excess <= 0:
+                break
+            if handler is newest or getattr(handler, "_request_in_progress", False):
+                continue
+            handler.force_close()
+            transport = connections.get(handler)
+            if transport is not None:
+                transport.close()
+            self.closed += 1
+            excess -= 1
+
+
+class ApiServer:
+    """Serves an app on ``host:port`` while the context is open. ``port=0`` picks a free port. With
+    ``ssl_context``, over HTTPS."""
+
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 8470, *,
+                 ssl_context: ssl.SSLContext | None = None, idle_timeout_s: float = IDLE_TIMEOUT_S,
+                 max_unproven_connections: int = MAX_UNPROVEN_CONNECTIONS) -> None:
         self.app = app
         self.host = host
         self._requested_port = port
+        self._ssl = ssl_context
+        self._idle_timeout_s = idle_timeout_s
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+        self.guard = _ConnectionGuard(max_unproven_connections)
+        app[CONNECTION_GUARD_KEY] = self.guard  # before the app starts (it is frozen then)
 
     @property
     def url(self) -> str:
         if self.port is None:
             raise RuntimeError("the API server is not running")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self._ssl is not None else 'http'}://{host}:{self.port}"
 
     async def __aenter__(self) -> ApiServer:
         # access_log=None: one line per request is SD-card wear and noise; errors are logged anyway.
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+                               keepalive_timeout=self._idle_timeout_s)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.host, self._requested_port)
+            assert runner.server is not None
+            self.guard.attach(runner.server)
+            site = web.TCPSite(runner, self.host, self._requested_port, ssl_context=self._ssl)
             await site.start()
         except BaseException:
             await runner.cleanup()

@@ -7,6 +7,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,12 @@ from aiohttp import web
 
 import gateway.api
 from gateway.api.accounts import PUBLIC, allowed_roles
-from gateway.api.app import PUBLIC_API_ROUTES, ApiServer, create_app
+from gateway.api.app import _AUTH_FAILURES_KEY, PUBLIC_API_ROUTES, ApiServer, create_app
 from gateway.api.auth import TokenStore
 from gateway.api.discovered import add_discovered_routes
 from gateway.api.scenes import add_scene_routes
 from gateway.api.ws import CLOSE_AUTH, WsSettings
+from gateway.clock import SystemClock
 from gateway.devicemeta import DeviceMeta
 from gateway.hub import Hub
 from gateway.scenes.engine import SceneEngine
@@ -63,6 +65,9 @@ def full_app(hub: Hub, tokens: TokenStore) -> web.Application:
     from gateway.scenes.notify import AckTokens
 
     add_ack_routes(app, engine, AckTokens(hub.clock, _MemoryKv()))  # type: ignore[arg-type]
+    # These tests send hundreds of wrong tokens on purpose, each expecting its 401: no tarpit here
+    # (test_wrong_tokens_are_rate_limited_per_address covers it).
+    app[_AUTH_FAILURES_KEY].limiter.max_failures = 1_000_000
     return app
 
 
@@ -157,3 +162,24 @@ async def test_unknown_api_paths_need_a_token_too(served: Any) -> None:
     for path in ("/api/nope", "/api", "/api/devices/x/y/z"):
         async with session.get(url + path) as response:
             assert response.status == 401, path
+
+
+async def test_wrong_tokens_are_rate_limited_per_address_and_a_valid_one_still_gets_in(tmp_path: Path) -> None:
+    # 1,900 guesses a second used to be answered, each a log line's worth of work: now past 20 a minute every
+    # wrong token waits a second for a 429, while the owner's own token is served at once.
+    tokens = TokenStore(tmp_path / "tokens.json")
+    token, _ = tokens.create("owner")
+    app = create_app(Hub(SystemClock()), tokens, health=lambda: {"status": "ok"})
+    async with ApiServer(app, "127.0.0.1", 0) as server, aiohttp.ClientSession() as session:
+        wrong = {"Authorization": "Bearer hth_000000000000_" + "b" * 43}
+        statuses = []
+        for _ in range(20):
+            async with session.get(server.url + "/api/devices", headers=wrong) as response:
+                statuses.append(response.status)
+        assert statuses == [401] * 20
+        started = time.monotonic()
+        async with session.get(server.url + "/api/devices", headers=wrong) as response:
+            assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
+        assert time.monotonic() - started >= 0.9  # the tarpit
+        async with session.get(server.url + "/api/devices", headers={"Authorization": f"Bearer {token}"}) as response:
+            assert response.status == 200
