@@ -23,7 +23,7 @@ from gateway.clock import SimulatedClock, SystemClock
 from gateway.errors import CommandValidationError
 from gateway.hub import Hub
 from gateway.replay import ReplayMqtt, replay
-from gateway.sdk import CodecError, Command, capability
+from gateway.sdk import CodecError, Command, CommandResult, capability
 from gateway.supervisor import Supervisor
 from tests.broker import Mosquitto
 from tests.gateway.test_mqtt import eventually, make_session, open_observer
@@ -525,3 +525,29 @@ def test_overlapping_filters_decode_each_definition_once() -> None:
     second = codec.decode("x/dev/t", b"21", via="x/dev/t")
     assert [u.device_id for u in first.updates] == ["def:a:dev"]
     assert [u.device_id for u in second.updates] == ["def:b:dev"]
+
+
+async def test_a_definition_can_say_how_its_device_toggles() -> None:
+    # on_off.toggle was not expressible: a definition can now map it to the device's own TOGGLE, and the hub
+    # confirms it from the state the device reports (the opposite of what it was).
+    definition = load_definition_text(
+        'name = "acme"\nversion = 1\nmanufacturer = "Acme"\nmodel = "P"\n[match]\ntopic = "acme/{device}"\n'
+        'discover = "state"\n[[state]]\ntopic = "state"\npath = "power"\nattribute = "on_off.on"\n'
+        'values = { "ON" = true, "OFF" = false }\n[[command]]\ncommand = "on_off.toggle"\ntopic = "set"\n'
+        'payload = \'{"power": "TOGGLE"}\'\n', "acme.toml")
+    codec = DefinitionCodec([definition], [])
+    decoded = codec.decode("acme/p1/state", b'{"power": "ON"}')
+    assert [u.value for u in decoded.updates] == [True]
+    topic, payload, _, _ = codec.encode(Command("def:acme:p1", "main", "on_off", "toggle"))
+    assert (topic, orjson.loads(payload)) == ("acme/p1/set", {"power": "TOGGLE"})
+    hub = Hub(SimulatedClock(0))
+    hub.upsert_device(decoded.upserts[0], "definitions")
+    hub.apply(decoded.updates)
+
+    async def device(command: Command) -> CommandResult:
+        hub.apply(codec.decode("acme/p1/state", b'{"power": "OFF"}').updates)
+        return CommandResult("sent")
+
+    hub.set_command_handler("definitions", device)
+    result = await hub.execute(Command("def:acme:p1", "main", "on_off", "toggle"), timeout_s=5)
+    assert (result.status, result.expected) == ("confirmed", {"on": False})
