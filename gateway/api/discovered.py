@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
 
+from gateway.api.keys import HUB_KEY
 from gateway.api.responses import _error, _json
 
 __all__ = ["DISCOVERED_KEY", "DiscoveredSource", "add_discovered_routes"]
@@ -68,6 +69,10 @@ async def _list_discovered(request: web.Request) -> web.Response:
         return _error(400, "available: expected true or false", field="query.available")
     family = query.get("family")
     items, running = _current(request.app[DISCOVERED_KEY])
+    # One availability: a discovered entry that is a Hearth device is as available as the device's own
+    # connection says (zeroconf keeps a frozen device's record for up to its TTL, an hour).
+    devices = request.app[HUB_KEY].devices
+    items = [_with_device_availability(item, devices) for item in items]
     if support is not None:
         items = [i for i in items if i.get("support") == support]
     if family is not None:
@@ -75,6 +80,13 @@ async def _list_discovered(request: web.Request) -> web.Response:
     if available_text is not None:
         items = [i for i in items if i.get("available") is (available_text == "true")]
     return _json({"discovered": items, "mdns": "on" if running else "off"})
+
+
+def _with_device_availability(item: dict[str, Any], devices: dict[str, Any]) -> dict[str, Any]:
+    device = devices.get(item.get("device_id") or "")
+    if device is None or device.available is None or device.available == item.get("available"):
+        return item
+    return {**item, "available": device.available, "announced": item.get("available")}
 
 
 def add_discovered_routes(app: web.Application, registry: Registry) -> None:

@@ -581,6 +581,31 @@ async def test_discovered_says_when_mdns_is_off(tmp_path: Path) -> None:
             assert (await response.json())["mdns"] == "on"
 
 
+async def test_a_discovered_device_is_as_available_as_its_connection_says(tmp_path: Path) -> None:
+    # zeroconf keeps a frozen Shelly's record for up to an hour: the entry said "available" all that time
+    # while the device itself was offline. One availability: the device's own.
+    from gateway.api.discovered import add_discovered_routes
+
+    hub = _hub(SimulatedClock(START))
+    hub.upsert_device(DeviceInfo(id="shelly:plug1", name="Plug", source="shelly",
+                                 components={"main": {"on_off": _support({"on"}, {"on", "off"})}}), "shelly")
+    hub.set_available("shelly:plug1", False)
+    tokens = TokenStore(tmp_path / "tokens.json")
+    token, _ = tokens.create("t")
+    app = create_app(hub, tokens, health=lambda: {"status": "ok"})
+    entries = [{"id": "a", "device_id": "shelly:plug1", "support": "supported", "available": True},
+               {"id": "b", "device_id": None, "support": "seen only", "available": True}]
+    add_discovered_routes(app, lambda: entries)
+    async with ApiServer(app, "127.0.0.1", 0) as server, aiohttp.ClientSession() as session:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with session.get(server.url + "/api/discovered", headers=headers) as response:
+            found = {e["id"]: e for e in (await response.json())["discovered"]}
+        assert (found["a"]["available"], found["a"]["announced"]) == (False, True)
+        assert found["b"]["available"] is True
+        async with session.get(server.url + "/api/discovered?available=true", headers=headers) as response:
+            assert [e["id"] for e in (await response.json())["discovered"]] == ["b"]
+
+
 async def test_a_large_json_answer_goes_gzipped_to_a_client_that_takes_it(tmp_path: Path) -> None:
     # A Pi on Wi-Fi: the API's devices of a big house compressed; as they are to a client that takes no gzip.
     import gzip
