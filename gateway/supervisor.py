@@ -23,9 +23,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from gateway.clock import Clock
+from gateway.clock import Clock, SystemClock
 from gateway.errors import AdapterNotReadyError, ConfigError, ConfigProblem, HearthError
 from gateway.hub import Hub
+from gateway.isolation import process_adapter_class, split_isolation
 from gateway.model.types import Command, CommandResult, Device, DeviceEventUpdate, DeviceInfo, Update
 from gateway.sdk import Adapter, KeyValueStore, MessageCallback, MqttClient, Unsubscribe
 
@@ -109,7 +110,10 @@ def sdk_incompatibility(cls: Any) -> str | None:
 
 
 def validate_adapter_config(name: str, cls: type[Any], section: dict[str, Any]) -> dict[str, Any]:
-    """Check an adapter's config section against its ``config_model`` (if it declares one)."""
+    """Check an adapter's config section against its ``config_model`` (if it declares one). The keys that are
+    the supervisor's (``isolation``, ``memory_limit_mb``: :mod:`gateway.isolation`) are checked and taken out
+    first, so any adapter accepts them and none sees them."""
+    _isolation, section = split_isolation(section)
     model: type[BaseModel] | None = getattr(cls, "config_model", None)
     if model is None:
         return dict(section)
@@ -486,6 +490,9 @@ class Supervisor:
             return
         try:
             config = validate_adapter_config(name, cls, self._configs.get(name, {}))
+            # isolation = "process": a proxy that runs the plugin in a worker process takes its place.
+            cls = process_adapter_class(name, cls, self._configs.get(name, {}),
+                                        real_time=isinstance(self.clock, SystemClock))
         except ValidationError as err:
             health.state = "disabled"
             health.last_error = f"invalid [adapters.{name}] config: {err.errors()[0]['msg']}"
