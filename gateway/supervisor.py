@@ -27,6 +27,7 @@ from gateway.clock import Clock, SystemClock
 from gateway.errors import AdapterNotReadyError, ConfigError, ConfigProblem, HearthError
 from gateway.hub import Hub
 from gateway.isolation import process_adapter_class, split_isolation
+from gateway.logsafe import LogLimiter
 from gateway.model.types import Command, CommandResult, Device, DeviceEventUpdate, DeviceInfo, Update
 from gateway.sdk import Adapter, KeyValueStore, MessageCallback, MqttClient, Unsubscribe
 
@@ -359,6 +360,7 @@ class Supervisor:
             mqtt.on_callback_error = self._callback_failed
         self._tasks: list[asyncio.Task[None]] = []
         self._task_of: dict[str, asyncio.Task[None]] = {}
+        self._block_lines = LogLimiter(log, burst=5, window_s=900.0)
         self._instances: dict[str, Any] = {}
         # name -> (the instance, its last stats() result, clock.monotonic() when taken, when to call it again)
         # for adapters whose stats() was slow
@@ -376,7 +378,9 @@ class Supervisor:
         """The loop watchdog saw the event loop held (a :class:`gateway.loopwatch.LoopBlock`): logged with the
         stack, counted against the adapter whose code it was, and with ``strikes`` (> 0) that adapter is
         disabled once it has held the loop that many times. Call it on the loop's thread."""
-        log.warning("%s\n%s", block.describe(), block.format_stack())
+        # A few a quarter of an hour with their stacks (a flood of messages can hold the loop again and again;
+        # the count in /healthz says how often), the rest counted in the next line.
+        self._block_lines.log(logging.WARNING, "%s\n%s", block.describe(), block.format_stack())
         health = self.health.get(block.owner) if block.owner else None
         if health is None:
             return
