@@ -44,6 +44,7 @@ class Gateway:
         self.device_meta: Any = None
         self.mdns: Any = None
         self.engine: Any = None
+        self.ha_discovery: Any = None  # gateway.hapublish, when [ha_discovery] is enabled
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self.event_loop: str | None = None  # "uvloop" or "asyncio", once running
@@ -87,6 +88,7 @@ class Gateway:
             },
             "notifications": self.notifier.stats() if self.notifier is not None else None,
             "bad_input": dict(self.hub.bad_input_by_source),
+            "ha_discovery": self.ha_discovery.stats() if self.ha_discovery is not None else None,
         }
 
     def metrics(self) -> str:
@@ -141,7 +143,7 @@ class Gateway:
         async with contextlib.AsyncExitStack() as stack:
             self.store = await stack.enter_async_context(
                 Store(config.store_path, self.clock, commit_interval_s=config.store.commit_interval_s,
-                      retention_days=config.store.retention_days)
+                      retention=config.store.retention())
             )
             # Names, areas and tags set in the UI win over the adapters' and the config's; they apply to
             # restored devices too, and to scenes even when the API is off.
@@ -172,6 +174,10 @@ class Gateway:
                     self._say(f"MQTT broker (embedded) listening on {self.broker.host}:{self.broker.port} ({auth})")
                 client_id = config.mqtt.client_id or f"hearth-{socket.gethostname()}-{os.getpid()}"[:64]
                 self.mqtt = await stack.enter_async_context(MqttSession(mqtt_settings, self.clock, client_id=client_id))
+                from gateway.hapublish import enter_ha_discovery
+
+                self.ha_discovery = await enter_ha_discovery(stack, config, self.hub, self.mqtt,
+                                                             self.store.kv("ha_discovery"))
 
             # One mDNS service and one HTTP client session, shared by every adapter (STYLE 7).
             if config.mdns.enabled:
@@ -221,6 +227,12 @@ class Gateway:
                 commit=self.store.flush,
             )
             await stack.enter_async_context(self.engine)
+            # Resolved alerts, their deliveries and scene traces live in the engine's memory: pruned there, by the
+            # store's daily retention pass ([store] *_retention_days).
+            from gateway.personal import engine_retention_hook
+
+            stack.callback(self.store.add_retention_hook(
+                engine_retention_hook(self.store, self.engine, config.store.retention())))
 
             if config.api.enabled:
                 from gateway.api.accounts import UserStore
@@ -236,7 +248,7 @@ class Gateway:
                 has_owner = await asyncio.to_thread(users.has_owner)
                 app = create_app(self.hub, tokens, users=users, health=self.health, metrics=self.metrics,
                                  command_timeout_s=config.api.command_timeout_s,
-                                 store=self.store, device_meta=self.device_meta)
+                                 store=self.store, device_meta=self.device_meta, config=config)
                 add_scene_routes(app, self.engine)
                 add_ack_routes(app, self.engine, self.ack_tokens)
                 add_resident_routes(app)

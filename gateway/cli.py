@@ -424,6 +424,87 @@ def cmd_user(args: argparse.Namespace) -> int:
     return 2
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    """``hearth data export|delete|audit``: personal data (ETSI EN 303 645 5.11; see gateway.personal)."""
+    import sqlite3
+    import time
+    from datetime import UTC, datetime
+
+    from gateway.personal import DataError, append_audit_offline, cli_actor, delete_offline, write_export
+    from gateway.store import AuditEntry, StoreInUseError
+
+    config, source = _data_files(args)
+    db_path = config.store_path
+    print(f"Database: {db_path} {source}", file=sys.stderr)
+    if args.action == "export":
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        out = Path(args.out or f"hearth-data-{stamp}.zip")
+        try:
+            counts = write_export(out, db_path=db_path, token_file=config.token_file, config=config,
+                                  exported_by=f"cli {cli_actor()}")
+        except DataError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        append_audit_offline(db_path, AuditEntry(time.time(), "data.export", "cli", cli_actor(), None, str(out),
+                                                 {"records": counts}, "local"))
+        print(f"Wrote {out} (mode 0600): " + ", ".join(f"{name} {n}" for name, n in counts.items()))
+        return 0
+    if args.action == "delete":
+        everything = bool(args.all)
+        what = ("EVERYTHING: devices, their state and history, alerts, traces, the audit log, every user, session "
+                "and token (the config file stays)") if everything else (
+                "the history: state changes, resolved alerts, scene traces, the resident's check-ins, audit "
+                "entries older than now (devices, users and open alerts stay)")
+        if not args.yes:
+            if not sys.stdin.isatty():
+                print("hearth data delete: not a terminal to confirm on; add --yes", file=sys.stderr)
+                return 2
+            answer = input(f"Delete {what} from {db_path}? Type 'delete' to go on: ")
+            if answer.strip() != "delete":
+                print("Nothing deleted.")
+                return 1
+        try:
+            counts = asyncio.run(delete_offline(config, everything=everything))
+        except StoreInUseError:
+            print("hearth data delete: the gateway is running (it has the database open). Stop it first, or "
+                  "delete the history through it: POST /api/data/delete {\"scope\": \"history\", "
+                  "\"confirm\": \"delete personal data\"} (owner only). Nothing was deleted.", file=sys.stderr)
+            return 1
+        print("Deleted (one transaction, then VACUUM): " + (", ".join(
+            f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n and k != "alerts_kept_open") or "nothing"))
+        if counts.get("alerts_kept_open"):
+            print(f"Kept {counts['alerts_kept_open']} open or acknowledged alerts (an escalation in progress).")
+        return 0
+    # audit
+    from gateway.personal import _connect_read_only
+
+    conn = _connect_read_only(db_path)
+    if conn is None:
+        print("No database yet: nothing audited.")
+        return 0
+    try:
+        from gateway.store import read_audit_rows
+
+        try:
+            rows = read_audit_rows(conn, args.limit, action=args.action_filter)
+        except sqlite3.Error as err:
+            print(f"No audit log in {db_path} ({err}); it starts with the next start of the gateway.")
+            return 0
+    finally:
+        conn.close()
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
+        return 0
+    for row in reversed(rows):  # oldest first, the newest at the bottom where the eye lands
+        when = datetime.fromtimestamp(row["t"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        who = f"{row['actor_kind'] or '-'} {row['actor'] or '-'}" + (f" ({row['role']})" if row["role"] else "")
+        detail = orjson.dumps(row["detail"]).decode() if row["detail"] else ""
+        print(f"{when}  {row['action']:<18} {row['target'] or '-':<24} {who:<28} {row['address'] or '-':<15} {detail}")
+    if not rows:
+        print("The audit log is empty.")
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     if args.what == "profile":
         from gateway.scenes.reference import profile_json_schema
@@ -575,6 +656,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add, passwd: read the password from standard input instead of asking")
     p.add_argument("--config", "-c", help="config file (where the data directory is), as for hearth run")
     p.set_defaults(func=cmd_user)
+
+    p = sub.add_parser("data", help="personal data: export everything about the house and its people, delete it, "
+                                    "read the audit log")
+    data_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = data_sub.add_parser("export", help="one zip of JSON files with a manifest: devices, history, alerts and who "
+                                           "acknowledged them, users and tokens (never a hash), notification "
+                                           "contacts, the audit log; also while the gateway runs")
+    q.add_argument("--out", "-o", metavar="FILE", help="the zip to write (default hearth-data-<time>.zip, mode 0600)")
+    q.add_argument("--config", "-c", help="config file (where the database is), as for hearth run")
+    q.set_defaults(func=cmd_data)
+    q = data_sub.add_parser("delete", help="delete the history (default) or everything (--all: a factory reset "
+                                           "keeping the config file); the gateway must be stopped")
+    scope = q.add_mutually_exclusive_group()
+    scope.add_argument("--history-only", action="store_true",
+                       help="state history, resolved alerts, scene traces, check-ins, audit entries (the default)")
+    scope.add_argument("--all", action="store_true",
+                       help="also every device, user, session and token: a factory reset")
+    q.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    q.add_argument("--config", "-c", help="config file (where the database is), as for hearth run")
+    q.set_defaults(func=cmd_data)
+    q = data_sub.add_parser("audit", help="print the latest entries of the audit log (who did what, when, from where)")
+    q.add_argument("--limit", "-n", type=int, default=50, help="how many (default 50)")
+    q.add_argument("--action", dest="action_filter", metavar="ACTION",
+                   help="only this action (alert.acknowledge, device.change, data.export, login.failed, ...)")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.add_argument("--config", "-c", help="config file (where the database is), as for hearth run")
+    q.set_defaults(func=cmd_data)
 
     p = sub.add_parser("schema", help="print a JSON Schema: the capability model (default), or a profile file's "
                                       "(for editors: Taplo / Even Better TOML, VS Code)")

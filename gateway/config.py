@@ -126,6 +126,30 @@ class MqttSection(_Section):
         return self.enabled and self.mode == "embedded"
 
 
+class HaDiscoverySection(_Section):
+    """Home Assistant MQTT discovery, published: Hearth's devices as Home Assistant entities (gateway.hapublish)."""
+
+    #: Publish discovery configs, states and command topics for Home Assistant on the gateway's MQTT session.
+    #: Off: nothing is subscribed, and configs announced before are cleared from the broker once.
+    enabled: bool = False
+    #: Home Assistant's discovery prefix (its MQTT integration's ``discovery_prefix``).
+    prefix: str = "homeassistant"
+    #: "not_native": only devices Home Assistant cannot read on its own (BLE, Shelly over HTTP, plugins,
+    #: definitions); devices that came from Home Assistant discovery, Zigbee2MQTT, Tasmota or ESPHome are left
+    #: out, so none is doubled. "all": every device.
+    devices: Literal["not_native", "all"] = "not_native"
+    #: Where Hearth publishes the devices' states (``<base_topic>/<device>/<component>/<capability>``) and takes
+    #: Home Assistant's commands (``…/set``).
+    base_topic: str = "hearth"
+
+    @field_validator("prefix", "base_topic")
+    @classmethod
+    def _plain_topic(cls, value: str) -> str:
+        from gateway.sdk import plain_topic
+
+        return plain_topic(value)
+
+
 class StoreSection(_Section):
     """The SQLite store: the devices' last state, their history, and what scenes must remember."""
 
@@ -134,8 +158,31 @@ class StoreSection(_Section):
     #: Seconds between commits. One commit per few seconds, not one per message: SD cards wear out.
     #: A crash or power cut loses at most this much.
     commit_interval_s: float = Field(5.0, gt=0, le=3600)
-    #: History of state changes older than this is deleted.
+    #: History of state changes older than this is deleted (daily), except the kinds below that have their own.
     retention_days: float = Field(30.0, gt=0, le=3650)
+    #: History of presence, occupancy, contact and motion: when somebody moved, which door opened, whether anybody
+    #: was home. Health-adjacent data about the resident, kept shorter; two weeks cover the history page's views.
+    presence_retention_days: float = Field(14.0, gt=0, le=3650)
+    #: History of energy and power meters; the energy page shows up to 31 days (and looks a week before them).
+    energy_retention_days: float = Field(400.0, gt=0, le=3650)
+    #: Resolved alerts (who acknowledged and resolved them, when) older than this are deleted; open ones never.
+    alert_retention_days: float = Field(180.0, gt=0, le=3650)
+    #: Scene run traces (what set a scene off, what it saw and did) older than this are deleted.
+    trace_retention_days: float = Field(14.0, gt=0, le=3650)
+    #: The delivery records of a resolved alert's notifications (who was told, on which channel, whether it got
+    #: through) older than this are deleted; the alert itself stays for ``alert_retention_days``.
+    notification_retention_days: float = Field(90.0, gt=0, le=3650)
+    #: The audit log (who acknowledged, changed, exported or deleted what, and failed logins) is kept this long.
+    audit_retention_days: float = Field(365.0, gt=0, le=3650)
+
+    def retention(self) -> Any:
+        """These settings as the store takes them (a ``gateway.store.Retention``)."""
+        from gateway.store import Retention
+
+        return Retention(history_days=self.retention_days, presence_days=self.presence_retention_days,
+                         energy_days=self.energy_retention_days, alert_days=self.alert_retention_days,
+                         trace_days=self.trace_retention_days, notification_days=self.notification_retention_days,
+                         audit_days=self.audit_retention_days)
 
 
 class ApiSection(_Section):
@@ -255,6 +302,7 @@ class ProfileUse(_Section):
 class Config(_Section):
     gateway: GatewaySection = GatewaySection()
     mqtt: MqttSection = MqttSection()
+    ha_discovery: HaDiscoverySection = HaDiscoverySection()
     store: StoreSection = StoreSection()
     api: ApiSection = ApiSection()
     mdns: MdnsSection = MdnsSection()

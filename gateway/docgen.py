@@ -598,6 +598,11 @@ def render_config() -> str:
         "adapter's own: an adapter that declares a `config_model` (a pydantic model, see",
         "[plugins.md](plugins.md)) has it checked at start and by `hearth config check`, with the same",
         "file, line and key in its errors; the adapter receives the table as `ctx.config`.",
+        "Every adapter also takes two keys of the supervisor's, taken out before its own model sees the table:",
+        "`isolation` (`\"inline\"`, the default, or `\"process\"`: the adapter runs in a worker process of its own,",
+        "so that a call that blocks, memory that leaks or a crash in it cannot take the house down) and",
+        "`memory_limit_mb` (the worker's memory limit, default 256, at least 64; reaching it restarts the worker):",
+        "see [plugins.md](plugins.md#out-of-process-isolation-process).",
         "`config.example.toml` lists the keys of the built-in adapters.",
         "",
     ]
@@ -649,6 +654,9 @@ _ROUTE_GROUPS: tuple[tuple[str, str], ...] = (
     ("gateway.api.ack", "Acknowledge links"),
     ("gateway.api.discovered", "Discovery"),
     ("gateway.api.ws", "The WebSocket"),
+    ("gateway.api.things", "Thing Descriptions (W3C WoT)"),
+    ("gateway.api.openapi", "The OpenAPI document"),
+    ("gateway.api.data", "Your data: export, delete, audit"),
 )
 
 

@@ -24,6 +24,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -45,7 +46,7 @@ from gateway.model.types import CapabilitySupport, Device
 if TYPE_CHECKING:
     from gateway.hub import Hub
 
-__all__ = ["Store"]
+__all__ = ["AuditEntry", "Retention", "Store", "history_kind"]
 
 log = logging.getLogger("hearth.store")
 
@@ -84,6 +85,62 @@ HISTORY_BLOCK_SPAN_S = 3600.0
 # bridge's definitions of a large house are a megabyte of JSON (two, with the UTF-8 copy SQLite takes of
 # a text that is not ASCII), read once at start.
 KV_COMPRESS_CHARS = 16 * 1024
+
+# Kinds of history with a retention of their own ([store] *_retention_days). Presence is health-adjacent: when
+# somebody moved, which door opened, whether anybody is home says how a resident lives. Energy is kept longer:
+# the energy page compares days, and a year of it says little about a person.
+PRESENCE_CAPABILITIES = frozenset({"motion", "occupancy", "presence", "contact"})
+ENERGY_CAPABILITIES = frozenset({"energy_meter", "power_meter"})
+HISTORY_KINDS = ("presence", "energy", "other")
+
+
+def history_kind(capability: str) -> str:
+    """Which retention a state change of ``capability`` falls under: presence, energy or other."""
+    if capability in PRESENCE_CAPABILITIES:
+        return "presence"
+    if capability in ENERGY_CAPABILITIES:
+        return "energy"
+    return "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How many days each kind of personal data is kept ([store] *_retention_days)."""
+
+    history_days: float = 30.0
+    presence_days: float = 14.0
+    energy_days: float = 400.0
+    alert_days: float = 180.0
+    trace_days: float = 14.0
+    notification_days: float = 90.0
+    audit_days: float = 365.0
+
+    def history_days_of(self, kind: str) -> float:
+        return {"presence": self.presence_days, "energy": self.energy_days}.get(kind, self.history_days)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the audit log: who (a user or token, by name and role), when, what, from where."""
+
+    t: float
+    action: str
+    actor_kind: str | None = None
+    actor: str | None = None
+    role: str | None = None
+    target: str | None = None
+    detail: dict[str, Any] | None = None
+    address: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"t": self.t, "action": self.action, "actor_kind": self.actor_kind, "actor": self.actor,
+                "role": self.role, "target": self.target, "detail": self.detail, "address": self.address}
+
+
+# A retention hook: given the time now, deletes what it owns past its retention; says how much, by kind.
+RetentionHook = Callable[[float], dict[str, int]]
+# Rows of a kind's retention pass per transaction (as PURGE_CHUNK_BLOCKS, for blocks it rewrites).
+RETENTION_CHUNK_BLOCKS = 500
 
 # Stdlib json, not orjson: it round-trips NaN and infinities (orjson turns them into null), and a
 # restored value must be the value the hub had.
@@ -212,6 +269,23 @@ MIGRATIONS: tuple[tuple[MigrationStep, ...], ...] = (
         "CREATE INDEX history_block_t ON history_block (t_last)",
         _history_to_blocks,
         "DROP TABLE history",
+    ),
+    # Version 3 (personal data, ETSI EN 303 645 5.11/6): the audit log (who did what, when, from where), and
+    # how far each kind's retention pass has got through the history (each block is visited once per kind).
+    (
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            t REAL NOT NULL,
+            actor_kind TEXT,
+            actor TEXT,
+            role TEXT,
+            action TEXT NOT NULL,
+            target TEXT,
+            detail TEXT,
+            address TEXT
+        )""",
+        "CREATE INDEX audit_t ON audit (t)",
+        "CREATE TABLE retention_horizon (kind TEXT PRIMARY KEY, t REAL NOT NULL) WITHOUT ROWID",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -420,11 +494,20 @@ class Store:
     """
 
     def __init__(self, path: Path, clock: Clock, *, commit_interval_s: float = 5.0,
-                 retention_days: float = 30.0) -> None:
+                 retention_days: float = 30.0, retention: Retention | None = None, exclusive: bool = False) -> None:
         self.path = Path(path)
         self._clock = clock
         self.commit_interval_s = commit_interval_s
-        self.retention_days = retention_days
+        # Without ``retention`` every kind of history is kept ``retention_days`` (what the store always did).
+        self.retention = retention or Retention(history_days=retention_days, presence_days=retention_days,
+                                                energy_days=retention_days)
+        self.retention_days = self.retention.history_days
+        # The lock file beside the database: shared while a gateway has the store open, exclusive for
+        # `hearth data delete`, so that a delete never runs under a running gateway (see lock_path).
+        self.exclusive = exclusive
+        self._lock_fd: int | None = None
+        self._lock_created = False
+        self._retention_hooks: list[RetentionHook] = []
         self._pending = _Batch()
         self._hub: Hub | None = None
         self._unsubscribes: list[Unsubscribe] = []
@@ -566,14 +649,14 @@ class Store:
     # ------------------------------------------------------------------ commits
 
     async def run(self) -> None:
-        """Commit every ``commit_interval_s`` and purge old history daily, until cancelled."""
+        """Commit every ``commit_interval_s`` and purge what is past its retention daily, until cancelled."""
         next_purge_at = self._clock.time()
         while True:
             await self._clock.sleep(self.commit_interval_s)
             await self._commit()
             if self._clock.time() >= next_purge_at:
                 try:
-                    await self.purge_history()
+                    await self.purge()
                     next_purge_at = self._clock.time() + PURGE_INTERVAL_S
                 except StoreError as err:
                     log.error("%s; retrying in %g s", err, PURGE_RETRY_S)
@@ -704,22 +787,122 @@ class Store:
         return rows[-limit:]
 
     async def purge_history(self) -> int:
-        """Delete history older than ``retention_days`` (by the clock), in whole blocks (a block's newest
-        change older than that; see HISTORY_BLOCK_SPAN_S). Returns how many changes went."""
-        cutoff = self._clock.time() - self.retention_days * 86400.0
+        """Delete history past its kind's retention (presence, energy, other: see ``Retention``), by the
+        clock. Blocks wholly older than the longest retention go whole; then each kind with a shorter one
+        takes its changes out of the blocks that have since become older than its own (each block once per
+        kind: ``retention_horizon``). A block is only ever judged by its newest change, so a change is kept
+        up to HISTORY_BLOCK_SPAN_S longer than its retention. Returns how many changes went."""
+        now = self._clock.time()
+        cutoffs = {kind: now - self.retention.history_days_of(kind) * 86400.0 for kind in HISTORY_KINDS}
+        oldest = min(cutoffs.values())
         total = 0
-        while True:
-            try:
-                blocks, changes = await self._in_worker(self._purge_chunk, cutoff)
-            except sqlite3.Error as err:
-                raise StoreError(f"{self.path}: history purge failed: {err}") from err
-            total += changes
-            if blocks < PURGE_CHUNK_BLOCKS:
-                break
+        try:
+            while True:
+                blocks, changes = await self._in_worker(self._purge_chunk, oldest)
+                total += changes
+                if blocks < PURGE_CHUNK_BLOCKS:
+                    break
+            for kind, cutoff in cutoffs.items():
+                if cutoff <= oldest:
+                    continue
+                start = max(oldest, await self._in_worker(self._read_horizon, kind))
+                after_rowid = 0
+                while True:  # bounded: rowids only grow, and a chunk shorter than asked for is the last
+                    visited, removed, after_rowid = await self._in_worker(
+                        self._purge_kind_chunk, kind, start, cutoff, after_rowid)
+                    total += removed
+                    if visited < RETENTION_CHUNK_BLOCKS:
+                        break
+                await self._in_worker(self._write_horizon, kind, cutoff)
+        except sqlite3.Error as err:
+            raise StoreError(f"{self.path}: history purge failed: {err}") from err
         self._purged_rows += total
         if total:
-            log.info("purged %d history changes older than %g days", total, self.retention_days)
+            log.info("purged %d history changes past their retention (%s days)", total, ", ".join(
+                f"{kind} {self.retention.history_days_of(kind):g}" for kind in HISTORY_KINDS))
         return total
+
+    def add_retention_hook(self, hook: RetentionHook) -> Callable[[], None]:
+        """Run ``hook(now)`` in every retention pass (what others keep in the store's key-value scopes, such as
+        the scene engine's alerts and traces, which only their owner can prune). Returns its removal."""
+        self._retention_hooks.append(hook)
+        return lambda: self._retention_hooks.remove(hook) if hook in self._retention_hooks else None
+
+    async def purge(self) -> dict[str, int]:
+        """The daily retention pass: history by kind, the audit log, and the retention hooks. What went, by kind."""
+        counts = {"history": await self.purge_history()}
+        cutoff = self._clock.time() - self.retention.audit_days * 86400.0
+        try:
+            counts["audit"] = await self._in_worker(self._purge_audit, cutoff)
+        except sqlite3.Error as err:
+            raise StoreError(f"{self.path}: audit log purge failed: {err}") from err
+        for hook in list(self._retention_hooks):
+            try:
+                for kind, count in hook(self._clock.time()).items():
+                    counts[kind] = counts.get(kind, 0) + count
+            except Exception:  # one owner's bug must not stop the others' retention
+                log.exception("a retention hook failed")
+        return counts
+
+    # ------------------------------------------------------------------ the audit log
+
+    async def audit(self, entry: AuditEntry) -> int:
+        """Append ``entry`` to the audit log now (its own small transaction: audited actions are a person's,
+        a few a day, and an audit line must not wait for the next batch). Returns its id."""
+        try:
+            return await self._in_worker(self._insert_audit, entry)
+        except sqlite3.Error as err:
+            raise StoreError(f"{self.path}: could not write the audit log: {err}") from err
+
+    async def update_audit_detail(self, entry_id: int, detail: dict[str, Any]) -> None:
+        """Replace the detail of audit entry ``entry_id`` (a failed-login count that grew)."""
+        try:
+            await self._in_worker(self._update_audit_detail, entry_id, detail)
+        except sqlite3.Error as err:
+            raise StoreError(f"{self.path}: could not write the audit log: {err}") from err
+
+    async def read_audit(self, limit: int = 100, *, since: float | None = None,
+                         action: str | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` audit entries (newest first), optionally from ``since`` on, of one ``action``."""
+        return await self._in_worker(self._read_audit, limit, since, action)
+
+    # ------------------------------------------------------------------ erasing personal data
+
+    async def erase(self, *, everything: bool = False, before: float | None = None,
+                    prepare: Callable[[], None] | None = None) -> dict[str, int]:
+        """Delete personal data in ONE transaction, then VACUUM (and truncate the WAL) so that its bytes leave
+        the file: the history (written and pending), audit entries older than ``before`` (default: now);
+        with ``everything``, also every device, its state and all key-value data (a factory reset of the
+        database). ``prepare`` runs first, under the commit lock: what it sets through ``kv()`` views (an
+        engine's pruned alerts, emptied traces) is written in the same transaction. Returns counts."""
+        if self._executor is None:
+            raise StoreError(f"{self.path}: store is not open")
+        before = self._clock.time() if before is None else before
+        async with self._commit_lock:
+            await self._settle_inflight()
+            if prepare is not None:
+                prepare()
+            batch = self._take_batch()
+            dropped = batch.history_changes()
+            batch.history = {}
+            if everything:
+                batch = _Batch()
+                for values in self._kv.values():
+                    values.clear()
+                self._deferred.clear()
+            try:
+                counts = await self._in_worker(self._erase, batch, everything, before)
+            except sqlite3.Error as err:
+                self._merge_back(batch)
+                raise StoreError(f"{self.path}: nothing was deleted ({err})") from err
+        counts["history_changes"] += dropped
+        try:
+            await self._in_worker(self._vacuum)
+        except sqlite3.Error as err:  # deleted all the same; the bytes go at the next VACUUM
+            log.error("%s: VACUUM after the delete failed (%s); the data is deleted, its bytes may linger in "
+                      "free pages until the next one", self.path, err)
+            counts["vacuum_failed"] = 1
+        return counts
 
     def stats(self) -> dict[str, Any]:
         db_bytes = 0
@@ -750,9 +933,12 @@ class Store:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError as err:
             raise StoreError(f"{path}: cannot create the database file: {err.strerror or err}") from err
+        self._lock_created = not lock_path(path).exists()
+        self._lock_fd = take_store_lock(path, exclusive=self.exclusive)
         try:
             conn = sqlite3.connect(path, isolation_level=None)
         except sqlite3.Error as err:
+            self._release_lock(failed_open=True)
             raise StoreError(f"{path}: cannot open the database: {err}") from err
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -774,16 +960,21 @@ class Store:
                 log.warning("%s: SQLite refused WAL mode (journal_mode=%s); commits will be slower", path, mode)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            # What retention deletes is overwritten in the pages that are written anyway (no extra I/O: FAST);
+            # a delete of personal data goes further (see _erase).
+            conn.execute("PRAGMA secure_delete = FAST")
             self._migrate(conn, tables)
             kv: dict[str, dict[str, str | bytes | _Produced]] = {}
             for scope, key, value in conn.execute("SELECT scope, key, value FROM kv"):
                 kv.setdefault(scope, {})[key] = _compact(value)
         except sqlite3.Error as err:
             conn.close()
+            self._release_lock(failed_open=True)
             raise StoreError(f"{path}: not a usable database ({err}). It was left as it is: move it away to "
                              "start with an empty store, or restore a backup") from err
         except BaseException:
             conn.close()
+            self._release_lock(failed_open=True)
             raise
         self._conn = conn
         return kv
@@ -817,6 +1008,16 @@ class Store:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+        self._release_lock()
+
+    def _release_lock(self, *, failed_open: bool = False) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # closing releases the flock
+        if failed_open and self._lock_created:
+            # A file we were refused must be left as it was found: no lock file beside it either.
+            with contextlib.suppress(OSError):
+                lock_path(self.path).unlink()
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -827,43 +1028,48 @@ class Store:
         # Wall time, not the injected clock: this measures the disk, and a simulated clock stands still.
         started = time.perf_counter()
         conn = self._connection()
-        rows = 0
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for device_id in batch.removed:
-                conn.execute("DELETE FROM state WHERE device_id = ?", (device_id,))
-                conn.execute("DELETE FROM devices WHERE id = ?", (device_id,))
-                rows += 1
-            # Rows are produced one at a time as SQLite asks for them (generators, not lists): sqlite3 lets
-            # go of the GIL for every row it steps, so the event loop never waits for this thread for long.
-            # A list built first held the GIL for tens of ms per commit, which was the tail of scene latency.
-            if batch.state:
-                conn.executemany(_UPSERT_STATE, (
-                    (*key, _value_text(value), t) for key, (value, t) in batch.state.items()
-                ))
-                rows += len(batch.state)
-            if batch.history:
-                conn.executemany(_INSERT_HISTORY_BLOCK, _history_blocks(batch.history))
-                rows += batch.history_changes()
-            for device_id, (description, available) in batch.devices.items():
-                conn.execute(_UPSERT_DEVICE, (
-                    device_id, description["adapter"], _dumps_value(description),
-                    None if available is None else int(available), batch.taken_at,
-                ))
-                self._drop_unsupported_state(conn, device_id, description["support"])
-                rows += 1
-            for (scope, key), text in batch.kv.items():
-                if text is None:
-                    conn.execute("DELETE FROM kv WHERE scope = ? AND key = ?", (scope, key))
-                else:
-                    conn.execute("INSERT INTO kv (scope, key, value) VALUES (?, ?, ?) "
-                                 "ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value", (scope, key, text))
-                rows += 1
+            rows = self._apply_batch(conn, batch)
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
             raise
         return _CommitResult(rows, time.perf_counter() - started)
+
+    def _apply_batch(self, conn: sqlite3.Connection, batch: _Batch) -> int:
+        """Write ``batch`` inside the caller's transaction; returns the rows written."""
+        rows = 0
+        for device_id in batch.removed:
+            conn.execute("DELETE FROM state WHERE device_id = ?", (device_id,))
+            conn.execute("DELETE FROM devices WHERE id = ?", (device_id,))
+            rows += 1
+        # Rows are produced one at a time as SQLite asks for them (generators, not lists): sqlite3 lets
+        # go of the GIL for every row it steps, so the event loop never waits for this thread for long.
+        # A list built first held the GIL for tens of ms per commit, which was the tail of scene latency.
+        if batch.state:
+            conn.executemany(_UPSERT_STATE, (
+                (*key, _value_text(value), t) for key, (value, t) in batch.state.items()
+            ))
+            rows += len(batch.state)
+        if batch.history:
+            conn.executemany(_INSERT_HISTORY_BLOCK, _history_blocks(batch.history))
+            rows += batch.history_changes()
+        for device_id, (description, available) in batch.devices.items():
+            conn.execute(_UPSERT_DEVICE, (
+                device_id, description["adapter"], _dumps_value(description),
+                None if available is None else int(available), batch.taken_at,
+            ))
+            self._drop_unsupported_state(conn, device_id, description["support"])
+            rows += 1
+        for (scope, key), text in batch.kv.items():
+            if text is None:
+                conn.execute("DELETE FROM kv WHERE scope = ? AND key = ?", (scope, key))
+            else:
+                conn.execute("INSERT INTO kv (scope, key, value) VALUES (?, ?, ?) "
+                             "ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value", (scope, key, text))
+            rows += 1
+        return rows
 
     @staticmethod
     def _drop_unsupported_state(conn: sqlite3.Connection, device_id: str, support: dict[str, Any]) -> None:
@@ -966,6 +1172,108 @@ class Store:
             raise
         return len(doomed), sum(changes for _, changes in doomed)
 
+    def _read_horizon(self, kind: str) -> float:
+        row = self._connection().execute("SELECT t FROM retention_horizon WHERE kind = ?", (kind,)).fetchone()
+        return -math.inf if row is None else float(row[0])
+
+    def _write_horizon(self, kind: str, t: float) -> None:
+        self._connection().execute("INSERT INTO retention_horizon (kind, t) VALUES (?, ?) "
+                                   "ON CONFLICT (kind) DO UPDATE SET t = excluded.t", (kind, t))
+
+    def _purge_kind_chunk(self, kind: str, start: float, cutoff: float, after_rowid: int) -> tuple[int, int, int]:
+        """Take the changes of ``kind`` out of up to RETENTION_CHUNK_BLOCKS blocks whose newest change is in
+        [start, cutoff), rowid after ``after_rowid``: (blocks visited, changes removed, last rowid)."""
+        conn = self._connection()
+        sql = "SELECT rowid, rows FROM history_block WHERE t_last >= ? AND t_last < ? AND rowid > ?"
+        names = {"presence": PRESENCE_CAPABILITIES, "energy": ENERGY_CAPABILITIES}.get(kind)
+        if names:  # only blocks that name such a capability are read at all
+            sql += " AND (" + " OR ".join("instr(rows, ?) > 0" for _ in names) + ")"
+        sql += " ORDER BY rowid LIMIT ?"
+        params: list[Any] = [start, cutoff, after_rowid, *(f'"{name}"' for name in sorted(names or ())),
+                             RETENTION_CHUNK_BLOCKS]
+        removed = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            found = conn.execute(sql, params).fetchall()
+            for rowid, text in found:
+                try:
+                    changes = _load_block(text)
+                except (ValueError, TypeError):
+                    continue  # damaged: left for the whole-block purge
+                kept: list[Any] = []
+                for i in range(0, len(changes), HISTORY_WIDTH):
+                    if history_kind(changes[i + 2]) != kind:
+                        kept.extend(changes[i:i + HISTORY_WIDTH])
+                gone = (len(changes) - len(kept)) // HISTORY_WIDTH
+                if not gone:
+                    continue
+                removed += gone
+                if kept:
+                    # t_first/t_last stay: as bounds they are still right, and every kind's pass finds the block
+                    # where it expects it.
+                    conn.execute("UPDATE history_block SET rows = ?, changes = ? WHERE rowid = ?",
+                                 (_block_text(kept), len(kept) // HISTORY_WIDTH, rowid))
+                else:
+                    conn.execute("DELETE FROM history_block WHERE rowid = ?", (rowid,))
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        return len(found), removed, (found[-1][0] if found else after_rowid)
+
+    def _purge_audit(self, cutoff: float) -> int:
+        return self._connection().execute("DELETE FROM audit WHERE t < ?", (cutoff,)).rowcount
+
+    def _insert_audit(self, entry: AuditEntry) -> int:
+        cursor = self._connection().execute(
+            "INSERT INTO audit (t, actor_kind, actor, role, action, target, detail, address) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry.t, entry.actor_kind, entry.actor, entry.role, entry.action, entry.target,
+             None if entry.detail is None else _dumps_value(entry.detail), entry.address))
+        return int(cursor.lastrowid or 0)
+
+    def _update_audit_detail(self, entry_id: int, detail: dict[str, Any]) -> None:
+        self._connection().execute("UPDATE audit SET detail = ? WHERE id = ?", (_dumps_value(detail), entry_id))
+
+    def _read_audit(self, limit: int, since: float | None, action: str | None) -> list[dict[str, Any]]:
+        return read_audit_rows(self._connection(), limit, since, action)
+
+    def _erase(self, batch: _Batch, everything: bool, before: float) -> dict[str, int]:
+        conn = self._connection()
+        # Freed pages are overwritten with zeros as they are freed, not only at the VACUUM after this.
+        conn.execute("PRAGMA secure_delete = ON")
+        counts: dict[str, int] = {}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            counts["history_changes"] = int(conn.execute(
+                "SELECT coalesce(sum(changes), 0) FROM history_block").fetchone()[0])
+            conn.execute("DELETE FROM history_block")
+            conn.execute("DELETE FROM retention_horizon")
+            if everything:
+                counts["audit"] = conn.execute("DELETE FROM audit").rowcount
+                counts["devices"] = conn.execute("DELETE FROM devices").rowcount
+                counts["state"] = conn.execute("DELETE FROM state").rowcount
+                counts["kv"] = conn.execute("DELETE FROM kv").rowcount
+            else:
+                counts["audit"] = conn.execute("DELETE FROM audit WHERE t < ?", (before,)).rowcount
+                self._apply_batch(conn, batch)
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        return counts
+
+    def _vacuum(self) -> None:
+        conn = self._connection()
+        conn.execute("VACUUM")
+        # The WAL still holds the pages as they were before: checkpoint them into the file and cut it to
+        # nothing, so that the deleted bytes are in neither file.
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        conn.execute("PRAGMA secure_delete = FAST")
+        if busy:
+            log.warning("%s: a reader kept the WAL from being emptied after the delete; it is at the next "
+                        "checkpoint", self.path)
+
 
 class _HistoryQuery:
     """Which changes a history read wants; turns a device's flat list of changes into rows."""
@@ -1059,3 +1367,65 @@ def _rollback(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
         except sqlite3.Error:
             log.exception("rollback failed")
+
+
+def read_audit_rows(conn: sqlite3.Connection, limit: int, since: float | None = None,
+                    action: str | None = None) -> list[dict[str, Any]]:
+    """The newest ``limit`` rows of the audit table (newest first) as dicts; for the store and the CLI."""
+    sql = "SELECT id, t, actor_kind, actor, role, action, target, detail, address FROM audit"
+    where: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        where.append("t >= ?")
+        params.append(since)
+    if action is not None:
+        where.append("action = ?")
+        params.append(action)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY t DESC, id DESC LIMIT ?"
+    params.append(max(0, limit))
+    out = []
+    for row_id, t, kind, actor, role, act, target, detail, address in conn.execute(sql, params):
+        try:
+            parsed = None if detail is None else _loads(detail)
+        except ValueError:
+            parsed = {"unreadable": detail}
+        out.append({"id": row_id, "t": t, "action": act, "actor_kind": kind, "actor": actor, "role": role,
+                    "target": target, "detail": parsed, "address": address})
+    return out
+
+
+def lock_path(db_path: Path) -> Path:
+    """The lock file of a database: ``hearth.db.lock`` beside ``hearth.db``."""
+    return db_path.with_name(db_path.name + ".lock")
+
+
+def take_store_lock(db_path: Path, *, exclusive: bool) -> int | None:
+    """Lock the database's lock file (shared for a gateway, exclusive for a delete), without waiting.
+
+    A lock file, not the database: SQLite's own (POSIX) locks on the database would be dropped by closing
+    any other descriptor of it in this process. flock is released by the kernel when the process ends,
+    however it ends (kill -9 included). Raises StoreInUseError when the other side holds it."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not Linux
+        return None
+    path = lock_path(db_path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as err:
+        raise StoreError(f"{path}: cannot open the lock file: {err.strerror or err}") from err
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        if exclusive:
+            raise StoreInUseError(f"{db_path} is open in a running gateway") from None
+        raise StoreInUseError(f"{db_path} is being deleted (hearth data delete); start the gateway when it is "
+                              "done") from None
+    return fd
+
+
+class StoreInUseError(StoreError):
+    """The database is held by another process: a running gateway, or a delete in progress."""

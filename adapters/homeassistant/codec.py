@@ -360,6 +360,8 @@ def native_source(config: dict[str, Any]) -> str | None:
     device = config.get("device") if isinstance(config.get("device"), dict) else {}
     origin = config.get("origin") if isinstance(config.get("origin"), dict) else {}
     ids = _identifiers(device)
+    if any(i.startswith("hearth:") for i in ids):
+        return "hearth"  # a Hearth gateway's own announcement ([ha_discovery]): this one's, or another's
     origin_name = str(origin.get("name", "")).lower()
     manufacturer = str(device.get("manufacturer", "")).lower()
     sw_version = str(device.get("sw_version", "")).lower()
@@ -387,6 +389,11 @@ def native_device_id(config: dict[str, Any]) -> str | None:
     unique id starts with ``shelly<model>-<mac>`` -> ``shelly:<that id>``."""
     source = native_source(config)
     device = config.get("device") if isinstance(config.get("device"), dict) else {}
+    if source == "hearth":
+        for ident in _identifiers(device):
+            if ident.startswith("hearth:"):
+                return ident.removeprefix("hearth:")
+        return None
     if source == "zigbee2mqtt":
         for ident in _identifiers(device):
             match = _Z2M_ID.match(ident)
@@ -2238,6 +2245,9 @@ class HomeAssistantCodec:
         native_id = native_device_id(config)
         if native_id is not None and known(native_id):
             self._skip(key, f"the device is already known natively as {native_id}", out)
+            return True
+        if source == "hearth" and (native_id is None or native_id.startswith("gateway:")):
+            self._skip(key, "a Hearth gateway's own entry, not a device", out)
             return True
         if source in self.skip_native:
             self._skip(key, f"announced by {source}, which Hearth reads natively"

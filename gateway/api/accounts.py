@@ -126,6 +126,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str] | str] = {
     ("PATCH", "/api/devices/{id}"): _CONFIGURERS,
     ("POST", "/api/devices/{id}/commands"): _CONFIGURERS,
     ("GET", "/api/capabilities"): _READERS,
+    ("GET", "/api/things/{id}"): _READERS,  # a device's W3C WoT Thing Description
+    ("GET", "/api/openapi.json"): _READERS,  # the API's own description (the resident's view has no use for it)
     ("GET", "/api/history"): _READERS,
     ("GET", "/api/energy"): _READERS,
     ("GET", "/api/discovered"): _CONFIGURERS,
@@ -150,6 +152,10 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/users"): _OWNER,
     ("PATCH", "/api/users/{name}"): _OWNER,
     ("DELETE", "/api/users/{name}"): _OWNER,
+    # personal data (ETSI EN 303 645 5.11): everything about everyone in the house, and the audit log
+    ("GET", "/api/data/export"): _OWNER,
+    ("POST", "/api/data/delete"): _OWNER,
+    ("GET", "/api/audit"): _OWNER,
 }
 #: Whole subtrees decided at once: the resident's view, and the acknowledge links in notifications (a
 #: one-time token in the URL, checked by the route).

@@ -116,6 +116,9 @@ async def acknowledge_by_link(request: web.Request) -> web.Response:
     # Answered once it is on disk: a confirmation followed by a power cut must not page her again.
     await engine.durable()
     _log.info("alert %s acknowledged through the link sent to %r", link.alert_id, link.target)
+    from gateway.api.data import audit
+
+    await audit(request, "alert.acknowledge", link.alert_id, {"through": "link"}, actor=("link", link.target))
     current = engine.alerts[link.alert_id]
     if alert.get("acknowledged_by") != f"link:{link.target}":
         return _page(lang, 200, translate(lang, "ack.already"),

@@ -53,6 +53,7 @@ from gateway.model.types import Device
 
 if TYPE_CHECKING:
     from gateway.api.ws import WsSettings
+    from gateway.config import Config
     from gateway.devicemeta import DeviceMeta
     from gateway.store import Store
 
@@ -392,17 +393,22 @@ def create_app(
     ws_settings: WsSettings | None = None,
     users: UserStore | None = None,
     sessions: SessionStore | None = None,
+    config: Config | None = None,
 ) -> web.Application:
     """The aiohttp application: devices, commands, login, the WebSocket, history, energy and the web UI.
 
     ``store`` makes history and energy available, ``device_meta`` the owner's device edits. Scene routes
     are added by :func:`gateway.api.scenes.add_scene_routes`; the WebSocket then also carries scene,
     alert and mode events. Other route modules find the hub under ``HUB_KEY``. ``users`` and ``sessions``
-    default to ``users.json`` and ``sessions.json`` beside the token file.
+    default to ``users.json`` and ``sessions.json`` beside the token file. ``config`` is what the personal-data
+    export shows of the configuration (the notification contacts).
     """
     from dataclasses import replace
 
+    from gateway.api.data import CONFIG_KEY, add_data_routes
     from gateway.api.login import add_login_routes
+    from gateway.api.openapi import add_openapi_routes
+    from gateway.api.things import add_thing_routes
     from gateway.api.ui import add_ui_routes
     from gateway.api.ws import WsSettings, add_ws_routes
 
@@ -427,9 +433,14 @@ def create_app(
         app[STORE_KEY] = store
     if device_meta is not None:
         app[DEVICE_META_KEY] = device_meta
+    if config is not None:
+        app[CONFIG_KEY] = config
     add_login_routes(app)
+    add_data_routes(app)
     add_ws_routes(app, ws_settings or replace(WsSettings(), command_timeout_s=command_timeout_s))
     add_ui_routes(app)
+    add_thing_routes(app)
+    add_openapi_routes(app)  # last: it documents the routes of the app as served
     app.on_response_prepare.append(_security_headers)
     return app
 
@@ -487,6 +498,28 @@ class _ConnectionGuard:
             excess -= 1
 
 
+class _ClientErrorFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse (a NUL byte in a header, a broken request line) at ERROR with a
+    whole traceback: any client could write the SD card full that way. Such a request already got its 400;
+    the log keeps a count of them instead (``dropped``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            self.dropped += 1
+            return False
+        return True
+
+
+CLIENT_ERROR_LOG_FILTER = _ClientErrorFilter()
+
+
 class ApiServer:
     """Serves an app on ``host:port`` while the context is open. ``port=0`` picks a free port. With
     ``ssl_context``, over HTTPS."""
@@ -512,6 +545,7 @@ class ApiServer:
         return f"{'https' if self._ssl is not None else 'http'}://{host}:{self.port}"
 
     async def __aenter__(self) -> ApiServer:
+        logging.getLogger("aiohttp.server").addFilter(CLIENT_ERROR_LOG_FILTER)  # once: the same filter object
         # access_log=None: one line per request is SD-card wear and noise; errors are logged anyway.
         runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
                                keepalive_timeout=self._idle_timeout_s)

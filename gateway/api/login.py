@@ -38,6 +38,7 @@ from gateway.api.accounts import (
 )
 from gateway.api.auth import TokenError
 from gateway.api.cookies import clear_session_cookies, same_origin, set_session_cookies
+from gateway.api.data import audit, failed_login
 from gateway.api.keys import HUB_KEY, SESSIONS_KEY, TOKEN_INFO_KEY, TOKENS_KEY, USERS_KEY
 from gateway.api.responses import _error, _json, _pydantic_error
 from gateway.i18n import available_languages, best_match, normalise, translate
@@ -264,6 +265,7 @@ async def login(request: web.Request) -> web.Response:
         limiter.failed(address, clock.monotonic())
         app[HUB_KEY].counters["login_failed"] += 1
         log.info("failed login from %s", address)
+        await failed_login(request, "token" if body.token is not None else "password", address)
         if wait_s > 0:
             limiter.refused += 1
             app[HUB_KEY].counters["login_rate_limited"] += 1
@@ -381,6 +383,8 @@ async def create_owner(request: web.Request) -> web.Response:
         status = 409 if "exists" in str(err) else 400
         return _error(status, str(err), reason="exists" if status == 409 else "invalid")
     log.info("owner account %s created from the web UI", user.name)
+    await audit(request, "user.create", user.name, {"role": OWNER, "through": "first-start set-up"},
+                actor=("setup", user.name))
     return await _open_session(request, principal_for_user(user), False, {})
 
 
@@ -401,6 +405,7 @@ async def create_token(request: web.Request) -> web.Response:
         token, info = await asyncio.to_thread(request.app[TOKENS_KEY].create, body.name, body.role, expires)
     except TokenError as err:
         return _error(400, str(err), field="name" if "name" in str(err) else "expires_in_days", reason="invalid")
+    await audit(request, "token.create", info.name, {"id": info.id, "role": info.role, "expires": info.expires})
     return _json({"token": token, **info.as_dict()}, status=201)
 
 
@@ -410,8 +415,11 @@ async def revoke_token(request: web.Request) -> web.Response:
     tokens = request.app[TOKENS_KEY]
     if await asyncio.to_thread(tokens.known, token_id) is None:
         return _error(404, f"no token {token_id!r}", field="id")
+    known = await asyncio.to_thread(tokens.known, token_id)
     await asyncio.to_thread(tokens.revoke, token_id)
     await asyncio.to_thread(request.app[SESSIONS_KEY].end_all, "token", token_id)
+    await audit(request, "token.revoke", known.name if known is not None else token_id,
+                {"id": token_id, "role": known.role if known is not None else None})
     return web.Response(status=204)
 
 
@@ -433,6 +441,7 @@ async def add_user(request: web.Request) -> web.Response:
                                        expires=expires)
     except AccountError as err:
         return _error(409 if "exists" in str(err) else 400, str(err), reason="invalid")
+    await audit(request, "user.create", user.name, {"role": user.role, "expires": user.expires})
     return _json(user.as_dict(), status=201)
 
 
@@ -470,6 +479,8 @@ async def patch_user(request: web.Request) -> web.Response:
     await asyncio.to_thread(request.app[SESSIONS_KEY].end_all, "user", name)
     user = await asyncio.to_thread(users.get, name)
     assert user is not None
+    await audit(request, "user.change", name, {"role": user.role, "expires": user.expires,
+                                               "password_changed": body.password is not None})
     return _json(user.as_dict())
 
 
@@ -483,6 +494,7 @@ async def remove_user(request: web.Request) -> web.Response:
     if not removed:
         return _error(404, f"no user {name!r}", field="name")
     await asyncio.to_thread(request.app[SESSIONS_KEY].end_all, "user", name)
+    await audit(request, "user.remove", name)
     return web.Response(status=204)
 
 

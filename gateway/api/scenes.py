@@ -9,6 +9,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from gateway.api.data import audit
 from gateway.api.keys import ENGINE_KEY, TOKEN_INFO_KEY
 from gateway.api.responses import _error, _json
 from gateway.scenes.engine import SceneEngine
@@ -86,6 +87,7 @@ async def patch_scene(request: web.Request) -> web.Response:
     if isinstance(body, web.Response):
         return body
     _engine(request).set_enabled(rt.id, body.enabled)
+    await audit(request, "scene.enable" if body.enabled else "scene.disable", rt.id)
     return _json(rt.as_dict())
 
 
@@ -101,6 +103,7 @@ async def run_scene(request: web.Request) -> web.Response:
     trace_id = _engine(request).run_now(rt.id, skip_conditions=body.skip_conditions)
     if not trace_id:
         return _error(409, f"scene {rt.id} is already running", field="id")
+    await audit(request, "scene.run", rt.id, {"trace": trace_id, "skip_conditions": body.skip_conditions})
     return _json({"scene": rt.id, "trace": trace_id}, status=202)
 
 
@@ -139,6 +142,7 @@ async def ack_alert(request: web.Request) -> web.Response:
     # Answered once it is on disk: an acknowledgement confirmed and then lost in a power cut would page
     # the neighbour again.
     await engine.durable()
+    await audit(request, "alert.acknowledge", alert_id, {"state": alert.get("state")})
     return _json(alert)
 
 
@@ -153,6 +157,7 @@ async def resolve_alert(request: web.Request) -> web.Response:
         return body
     alert = engine.resolve(alert_id, _who(request), body.note or "resolved by hand")
     await engine.durable()
+    await audit(request, "alert.resolve", alert_id, {"note": body.note} if body.note else None)
     return _json(alert)
 
 
@@ -172,7 +177,9 @@ async def put_mode(request: web.Request) -> web.Response:
     if isinstance(body, web.Response):
         return body
     engine = _engine(request)
+    before = engine.mode
     engine.set_mode(body.mode, source="api")
+    await audit(request, "mode.set", engine.mode, {"from": before})
     return _json({"mode": engine.mode})
 
 

@@ -482,7 +482,11 @@ async def patch_device(request: web.Request) -> web.Response:
     changes = {field: getattr(body, field) for field in body.model_fields_set}
     if changes.get("tags") is not None:
         changes["tags"] = list(dict.fromkeys(changes["tags"]))  # duplicates dropped, order kept
+    before = meta.overrides(device_id)
     meta.update(device_id, changes)
+    from gateway.api.data import audit
+
+    await audit(request, "device.change", device_id, {"changes": changes, "before": before})
     return _json(_meta_answer(request, device_id))
 
 
@@ -542,10 +546,15 @@ async def put_area(request: web.Request) -> web.Response:
     body = await _body(request, AreaNameBody)
     if isinstance(body, web.Response):
         return body
+    before = storage.get(area)
     if body.name is None:
         storage.delete(area)
     else:
         storage.set(area, body.name.strip())
+    from gateway.api.data import audit
+
+    await audit(request, "area.rename", area, {"name": None if body.name is None else body.name.strip(),
+                                               "before": before})
     return _json(_area_answer(request))
 
 

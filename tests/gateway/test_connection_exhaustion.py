@@ -9,6 +9,7 @@ import contextlib
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -68,3 +69,22 @@ async def test_a_flood_of_idle_and_half_open_connections_does_not_lock_out_the_o
             for sock in flood:
                 with contextlib.suppress(OSError):
                     sock.close()
+
+
+async def test_a_request_aiohttp_cannot_parse_is_a_400_without_a_traceback_in_the_log(
+        tmp_path: Path, caplog: Any) -> None:
+    tokens = TokenStore(tmp_path / "tokens.json")
+    app = create_app(Hub(SystemClock()), tokens, health=lambda: {"status": "ok"})
+    async with ApiServer(app, "127.0.0.1", 0) as server:
+        assert server.port is not None
+        port = server.port
+
+        def send() -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Evil: a\x00b\r\n\r\n")
+                return sock.recv(100)
+
+        for _ in range(20):
+            answer = await asyncio.to_thread(send)
+            assert answer.split(b" ")[1] == b"400"
+    assert not [r for r in caplog.records if r.exc_info], "a traceback per bad request (an unauthenticated log flood)"

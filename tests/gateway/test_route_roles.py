@@ -40,6 +40,8 @@ WHO_MAY: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/devices/{id}"): READERS,
     ("GET", "/api/devices/{id}/meta"): READERS,
     ("GET", "/api/capabilities"): READERS,
+    ("GET", "/api/things/{id}"): READERS,
+    ("GET", "/api/openapi.json"): READERS,
     ("GET", "/api/history"): READERS,
     ("GET", "/api/energy"): READERS,
     ("GET", "/api/house"): READERS,
@@ -70,6 +72,10 @@ WHO_MAY: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/users"): {O},
     ("PATCH", "/api/users/{name}"): {O},
     ("DELETE", "/api/users/{name}"): {O},
+    # personal data: everything about everyone in the house, its deletion, and who did what (the owner's)
+    ("GET", "/api/data/export"): {O},
+    ("POST", "/api/data/delete"): {O},
+    ("GET", "/api/audit"): {O},
     # the resident's own view (another module's routes): resident, caregiver, owner
     ("GET", "/api/resident"): {O, C, R},
     ("POST", "/api/resident/check-in"): {O, C, R},
