@@ -234,6 +234,8 @@
     error.hidden = !message;
     error.textContent = message || "";
     $("login-username").focus();
+    // Over HTTPS (the API beyond loopback): how to check the gateway's own certificate before a password.
+    $("login-certificate").hidden = window.location.protocol !== "https:";
     // The owner account can be made here only while none exists, and only on the gateway's machine.
     window.HearthSession.setup().then((setup) => {
       $("setup-form").hidden = !setup.can_create_owner;
