@@ -1761,7 +1761,11 @@ def _availability(cfg: dict[str, Any]) -> tuple[tuple[AvailabilityTopic, ...], s
         entries.append({"topic": cfg["availability_topic"], "payload_available": cfg.get("payload_available"),
                         "payload_not_available": cfg.get("payload_not_available"),
                         "value_template": cfg.get("availability_template")})
-    for entry in cfg.get("availability") or []:
+    availability = cfg.get("availability")
+    if availability is not None and not isinstance(availability, list):
+        notes.append(f"'availability' must be a list of topics, not {type(availability).__name__}: left out")
+        availability = []
+    for entry in availability or []:
         if isinstance(entry, dict) and isinstance(entry.get("topic"), str):
             entries.append(entry)
     for entry in entries:

@@ -615,7 +615,8 @@ class ShellyDevice:
                 continue
             key = event.get("component")
             name = event.get("event")
-            if not isinstance(key, str) or not key.startswith("input:") or name not in BUTTON_EVENTS:
+            if (not isinstance(key, str) or not key.startswith("input:") or not isinstance(name, str)
+                    or name not in BUTTON_EVENTS):
                 continue  # emdata "data", config_changed, scripts, BTHome devices: not presses
             component = self.names.get(key)
             if component is None:

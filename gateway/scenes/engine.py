@@ -105,6 +105,10 @@ ENTRANCE_GRACE_S = 60.0
 URGENT_COMMIT_MIN_S = 0.5
 # A change of a light within this long after the engine commanded it is taken as the engine's own.
 OWN_CHANGE_WINDOW_S = 15.0
+# A timer that runs out more than this before its wall-clock due time is early because the wall clock was
+# set back since it was armed (timers run on monotonic time); it waits again. Above the early wake-ups of
+# an event loop's timers (a clock resolution, times the speed of hearth demo's scaled clock).
+WALL_CLOCK_SLACK_S = 1.0
 TRACES_KEPT = 50
 TRACES_STORED = 20
 ALERTS_KEPT = 200
@@ -655,6 +659,13 @@ class SceneEngine:
             old.cancel()
 
         def fire() -> None:
+            # The timer ran on monotonic time and ``due`` is wall time: if the wall clock was set back since
+            # (NTP, a fixed RTC), it is early. Wait for the wall clock to get there: a 07:00 trigger fired at
+            # 04:00 after a 3-hour step back, then again at 07:00 (tests/campaigns: clock-jumps).
+            early_s = due - self.clock.time()
+            if early_s > WALL_CLOCK_SLACK_S:
+                self._timers[key] = self.clock.call_later(early_s, fire)
+                return
             self._timers.pop(key, None)
             callback()
 
