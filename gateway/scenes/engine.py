@@ -387,6 +387,9 @@ class SceneEngine:
         # resolve key (see TriggerContext.resolve_key) -> the alerts that resolve when it ends
         self._resolvers: dict[str, set[str]] = {}
         self._pending: dict[str, dict[str, Any]] = {}  # "for" timers, persisted
+        # When each of those holds ends on the monotonic clock, for the holds begun in this process: a hold is a
+        # duration, so a wall clock set back during it must not make it longer (after a restart: the wall time).
+        self._hold_mono: dict[str, float] = {}
         self._timers: dict[str, TimerHandle] = {}
         # "for" of a state test (condition, selector ``where``, wait_for): since when the test has been true
         # and stayed true, by test and "<device>#<component>" (as Home Assistant's ``for:``: a plug reading
@@ -671,6 +674,18 @@ class SceneEngine:
 
         self._timers[key] = self.clock.call_later(max(0.0, due - self.clock.time()), fire)
 
+    def _call_after(self, key: str, delay_s: float, callback: Callable[[], None]) -> None:
+        """A timer for a duration (a hold): it runs out after ``delay_s`` whatever the wall clock does."""
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            callback()
+
+        self._timers[key] = self.clock.call_later(max(0.0, delay_s), fire)
+
     def _cancel(self, key: str) -> None:
         handle = self._timers.pop(key, None)
         if handle is not None:
@@ -920,6 +935,7 @@ class SceneEngine:
                 # Its timer is left to run out and then finds nothing to do (or a newer hold, which it
                 # waits for): a value flapping faster than the hold costs no timer per flap.
                 self._pending.pop(pkey)
+                self._hold_mono.pop(pkey, None)
                 self._save()
             return
         if pkey in self._pending or (was_ok and has_level) or not from_ok:
@@ -927,6 +943,7 @@ class SceneEngine:
         pending = {"due": event.t + trigger.for_, "scene": rt.id, "trigger": index, "device": device.id,
                    "component": event.component, "value": event.new, "old": event.old}
         self._pending[pkey] = pending
+        self._hold_mono[pkey] = self.clock.monotonic() + max(0.0, pending["due"] - self.clock.time())
         self._arm_pending(pkey, pending)
         self._save()
         if rt.id in self._alerting:
@@ -947,10 +964,12 @@ class SceneEngine:
             pending = self._pending.get(key)
             if pending is None:
                 return  # the value moved away before the hold ended
-            if pending["due"] > self.clock.time():
-                self._call_at(key, pending["due"], fire)  # it moved away and back: a newer, later hold
+            remaining = self._hold_remaining(key, pending)
+            if remaining > 0:
+                self._call_after(key, remaining, fire)  # it moved away and back: a newer, later hold
                 return
             self._pending.pop(key, None)
+            self._hold_mono.pop(key, None)
             self._save()
             device = self.hub.devices.get(pending["device"])
             if device is None:
@@ -968,7 +987,15 @@ class SceneEngine:
                                            "held_since": iso_utc(pending["due"] - trigger.for_)},
                                           resolve_key=f"state:{key}"))
 
-        self._call_at(key, pending["due"], fire)
+        self._call_after(key, max(0.0, self._hold_remaining(key, pending)), fire)
+
+    def _hold_remaining(self, key: str, pending: dict[str, Any]) -> float:
+        """Seconds left of a hold: on the monotonic clock when it began in this process, else (restored from
+        the store) until its wall-clock due time."""
+        mono = self._hold_mono.get(key)
+        if mono is not None:
+            return mono - self.clock.monotonic()
+        return float(pending["due"]) - self.clock.time()
 
     def _on_device_event(self, event: DeviceEvent) -> None:
         if event.capability != "button" or event.event != "pressed":

@@ -49,9 +49,6 @@ def test_time_scenes_fire_once_a_day_across_wall_clock_steps() -> None:
     assert wrong == [], figures
 
 
-@pytest.mark.xfail(strict=True, reason="a 'for' hold is measured on the wall clock (gateway/scenes/engine.py: "
-                                       "pending due = event.t + for_): set back 2 h during a 30 min hold, it "
-                                       "needs 2 h 30 min of real time; reported in issue 20")
 def test_a_hold_fires_once_when_the_wall_clock_is_set_back_during_it() -> None:
     figures = clock.clock_jumps(steps=4, seed=0)
     assert figures["cold_runs"] == figures["cold_episodes"], figures
