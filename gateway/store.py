@@ -651,9 +651,15 @@ class Store:
     async def run(self) -> None:
         """Commit every ``commit_interval_s`` and purge what is past its retention daily, until cancelled."""
         next_purge_at = self._clock.time()
+        next_commit_at = self._clock.monotonic() + self.commit_interval_s
         while True:
-            await self._clock.sleep(self.commit_interval_s)
+            # On a cadence from each commit's start, not its end: a slow write (an SD card) does not stretch
+            # what a power cut can lose to the interval plus the write time of the commit before.
+            await self._clock.sleep(max(0.0, next_commit_at - self._clock.monotonic()))
+            next_commit_at = max(next_commit_at + self.commit_interval_s, self._clock.monotonic())
             await self._commit()
+            # A write that took longer than the interval gets half an interval's rest, not a commit at once.
+            next_commit_at = max(next_commit_at, self._clock.monotonic() + self.commit_interval_s / 2)
             if self._clock.time() >= next_purge_at:
                 try:
                     await self.purge()
