@@ -13,18 +13,15 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
-import orjson
 import pytest
-from aiohttp import web
 
 from gateway.clock import SimulatedClock, iso_utc
 from gateway.hub import Hub
 from gateway.scenes.engine import SceneEngine, public_alert
 from gateway.scenes.notify import Notifier, RecordingNotifier, WebhookTarget
 from gateway.scenes.profile import load_profile_text
+from tests.gateway.test_notify_apprise import HttpReceiver, http  # noqa: F401 (http: the fixture)
 
 T0 = 1_773_136_800.0  # 2026-03-10T10:00:00Z
 ESCALATE_AFTER_S = 600.0
@@ -56,36 +53,16 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@dataclass
-class Receiver:
-    clock: SimulatedClock
-    port: int = 0
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.requests.append({"path": request.path, "json": orjson.loads(await request.read()),
-                              "t": self.clock.time()})  # fmt: skip
-        return web.Response(text="ok")
-
-
 @pytest.fixture
 def clock() -> SimulatedClock:
     return SimulatedClock(T0)
 
 
 @pytest.fixture
-async def receiver(clock: SimulatedClock) -> AsyncIterator[Receiver]:
-    receiver = Receiver(clock)
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", receiver.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    receiver.port = runner.addresses[0][1]
-    try:
-        yield receiver
-    finally:
-        await runner.cleanup()
+def receiver(request: pytest.FixtureRequest) -> HttpReceiver:
+    """The notification tests' own JSON receiver on 127.0.0.1 (on this module's clock)."""
+    found: HttpReceiver = request.getfixturevalue("http")
+    return found
 
 
 async def run_until(predicate: Callable[[], bool], clock: SimulatedClock, *, before: float, what: str) -> None:
@@ -128,7 +105,7 @@ def told(engine: SceneEngine, target: str, status: str) -> Callable[[], bool]:
 
 
 async def test_a_contact_whose_every_channel_failed_is_passed_over_at_once(
-    receiver: Receiver, clock: SimulatedClock
+    receiver: HttpReceiver, clock: SimulatedClock
 ) -> None:
     targets = {"daughter": webhook(f"http://127.0.0.1:{closed_port()}/daughter"),
                "son": webhook(f"http://127.0.0.1:{receiver.port}/son")}  # fmt: skip
@@ -138,7 +115,7 @@ async def test_a_contact_whose_every_channel_failed_is_passed_over_at_once(
         (alert,) = engine.list_alerts()
     # The daughter's phone: three attempts, all refused, the last at 10:00:10. The son is told then, not at
     # 10:10 (escalate_after), and not after her reminder.
-    (request,) = receiver.requests
+    (request,) = receiver.posts
     assert request["path"] == "/son" and request["t"] == T0 + 10
     assert request["json"]["message"] == "[not acknowledged by daughter] front door open"
     daughter, son = alert["notifications"]
@@ -151,20 +128,21 @@ async def test_a_contact_whose_every_channel_failed_is_passed_over_at_once(
     assert alert["state"] == "open" and alert["next_escalation_at"] == iso_utc(T0 + 10 + ESCALATE_AFTER_S)
 
 
-async def test_a_contact_that_is_no_notify_target_is_passed_over_too(receiver: Receiver, clock: SimulatedClock) -> None:
+async def test_a_contact_that_is_no_notify_target_is_passed_over_too(receiver: HttpReceiver,
+                                                                    clock: SimulatedClock) -> None:
     # The notifier answers "unknown target" while the engine is still sending that very step.
     async with house({"son": webhook(f"http://127.0.0.1:{receiver.port}/son")}, clock) as engine:
         engine.run_now("home.door")
         await run_until(told(engine, "son", "delivered"), clock, before=T0 + ESCALATE_AFTER_S, what="the son told")
         (alert,) = engine.list_alerts()
-    assert [r["t"] for r in receiver.requests] == [T0]
+    assert [r["t"] for r in receiver.posts] == [T0]
     assert [(n["target"], n["status"], n.get("why")) for n in alert["notifications"]] == [
         ("daughter", "unknown_target", None), ("son", "delivered", "daughter is not a notify target")]  # fmt: skip
     assert alert["next_escalation_at"] == iso_utc(T0 + ESCALATE_AFTER_S)
 
 
 async def test_the_last_contact_failing_changes_nothing_and_an_acknowledgement_still_stops_it(
-    receiver: Receiver, clock: SimulatedClock
+    receiver: HttpReceiver, clock: SimulatedClock
 ) -> None:
     targets = {"daughter": webhook(f"http://127.0.0.1:{receiver.port}/daughter"),
                "son": webhook(f"http://127.0.0.1:{closed_port()}/son")}  # fmt: skip
@@ -181,6 +159,6 @@ async def test_the_last_contact_failing_changes_nothing_and_an_acknowledgement_s
             ("daughter", "delivered"), ("daughter", "delivered"), ("son", "failed")]  # fmt: skip
         # No one after him: his reminder keeps its time.
         assert alert["next_escalation_at"] == iso_utc(T0 + 3 * ESCALATE_AFTER_S)
-        assert [r["t"] for r in receiver.requests] == [T0, T0 + ESCALATE_AFTER_S]
+        assert [r["t"] for r in receiver.posts] == [T0, T0 + ESCALATE_AFTER_S]
         engine.acknowledge(alert["id"], "token:daughter")
         assert public_alert(engine.alerts[alert["id"]])["next_escalation_at"] is None
