@@ -390,6 +390,11 @@ class SceneEngine:
         # When each of those holds ends on the monotonic clock, for the holds begun in this process: a hold is a
         # duration, so a wall clock set back during it must not make it longer (after a restart: the wall time).
         self._hold_mono: dict[str, float] = {}
+        # The same for the durations measured from a moment: an absence's last activity, the house's
+        # occupancy since, the entrance door's closing (monotonic seconds, for those seen in this process). A
+        # Raspberry Pi has no clock of its own: it boots on the time it shut down and NTP steps it hours on;
+        # "no activity for 2 h" must not fire at once then, nor 3 h late after a step back.
+        self._moment_mono: dict[str, float] = {}
         self._timers: dict[str, TimerHandle] = {}
         # "for" of a state test (condition, selector ``where``, wait_for): since when the test has been true
         # and stayed true, by test and "<device>#<component>" (as Home Assistant's ``for:``: a plug reading
@@ -893,6 +898,7 @@ class SceneEngine:
                 tkey = f"{rt.id}#{index}"
                 previous = self._absence.get(tkey)
                 self._absence[tkey] = {"last_activity": event.t}
+                self._moment_mono[f"absence:{tkey}"] = self._mono_of(event.t)
                 if previous is not None and "fired" in previous:
                     self._resolve_by_key(f"absence:{tkey}", f"activity again: {self._where(device)} at "
                                                             f"{self._local(event.t).strftime('%H:%M')}")
@@ -1149,15 +1155,46 @@ class SceneEngine:
             return max(due, now)
         return None
 
+    def _mono_of(self, t: float) -> float:
+        """The monotonic time of the wall time ``t`` (a moment just seen: an event's time)."""
+        return self.clock.monotonic() + (t - self.clock.time())
+
+    def _elapsed_since(self, key: str, t: float) -> float:
+        """Seconds since the moment ``t`` that ``key`` names: on the monotonic clock when it was seen in this
+        process (see ``_moment_mono``), else on the wall clock (restored from before a restart)."""
+        mono = self._moment_mono.get(key)
+        if mono is not None:
+            return self.clock.monotonic() - mono
+        return self.clock.time() - t
+
+    def _call_when_held(self, key: str, moment_key: str, t: float, hold_s: float,
+                        callback: Callable[[], None]) -> None:
+        """Call ``callback`` when ``hold_s`` seconds have passed since the moment ``t`` (see _elapsed_since)."""
+        if moment_key in self._moment_mono:
+            self._call_after(key, hold_s - self._elapsed_since(moment_key, t), callback)
+        else:
+            self._call_at(key, t + hold_s, callback)
+
     def _arm_absence(self, rt: SceneRuntime, index: int, trigger: AbsenceTrigger) -> None:
         tkey = f"{rt.id}#{index}"
-        record = self._absence.setdefault(tkey, {"last_activity": self._started_at})
-        now = self.clock.time()
-        due = self.next_absence_due(trigger, record["last_activity"], record.get("fired"), now)
         key = f"absence:{tkey}"
-        if due is None:
-            self._cancel(key)
-            return
+        if tkey not in self._absence:
+            self._absence[tkey] = {"last_activity": self._started_at}
+            self._moment_mono[key] = self._mono_of(self._started_at)
+        record = self._absence[tkey]
+        now = self.clock.time()
+        if trigger.window is None:
+            # A plain duration ("no activity for 2 h"): measured from the last activity, as a duration.
+            assert trigger.for_ is not None
+            if record.get("fired") is not None and record["fired"] >= record["last_activity"]:
+                self._cancel(key)
+                return
+            due = None
+        else:
+            due = self.next_absence_due(trigger, record["last_activity"], record.get("fired"), now)
+            if due is None:
+                self._cancel(key)
+                return
 
         armed_for = record
 
@@ -1167,24 +1204,36 @@ class SceneEngine:
             if record is not armed_for:
                 # Activity since this was armed (it replaces the record): when that activity would have
                 # made it due, computed as of the activity's own time.
-                due = self.next_absence_due(trigger, record["last_activity"], record.get("fired"),
-                                            record["last_activity"])
-                if due is None:
-                    return
-                if due > self.clock.time():
-                    armed_for = record
-                    self._call_at(key, due, fire)
-                    return
-            record["fired"] = self.clock.time()
+                if trigger.window is None:
+                    assert trigger.for_ is not None
+                    if self._elapsed_since(key, record["last_activity"]) < trigger.for_ - WALL_CLOCK_SLACK_S:
+                        armed_for = record
+                        self._call_when_held(key, key, record["last_activity"], trigger.for_, fire)
+                        return
+                else:
+                    due = self.next_absence_due(trigger, record["last_activity"], record.get("fired"),
+                                                record["last_activity"])
+                    if due is None:
+                        return
+                    if due > self.clock.time():
+                        armed_for = record
+                        self._call_at(key, due, fire)
+                        return
+            # Never before the activity it is for, whatever the wall clock did since: it fires once per absence.
+            record["fired"] = max(self.clock.time(), record["last_activity"])
             self._save()
             if rt.enabled:
-                quiet = self.clock.time() - record["last_activity"]
+                quiet = self._elapsed_since(key, record["last_activity"])
                 self._fire(rt, TriggerContext("absence", self.clock.time(), value=None, detail={
                     "attribute": trigger.attribute, "quiet_s": round(quiet),
                     "last_activity": iso_utc(record["last_activity"])}, resolve_key=f"absence:{tkey}"))
             self._arm_absence(rt, index, trigger)
 
-        self._call_at(key, due, fire)
+        if due is None:
+            assert trigger.for_ is not None
+            self._call_when_held(key, key, record["last_activity"], trigger.for_, fire)
+        else:
+            self._call_at(key, due, fire)
 
     # ------------------------------------------------------------------ who is home
 
@@ -1218,7 +1267,9 @@ class SceneEngine:
                 occupancy["door"] = device.name
                 if occupancy.get("opened_while") == "away":
                     return  # somebody came in: the movement inside that follows says home
-                self._call_at("occupancy:away-check", t + self.settings.away_after_s, self._check_away)
+                self._moment_mono["occupancy:door_closed"] = self._mono_of(t)
+                self._call_when_held("occupancy:away-check", "occupancy:door_closed", t,
+                                     self.settings.away_after_s, self._check_away)
         elif capability == "presence" and event.attribute == "present":
             if event.new is True:
                 if occupancy["state"] != "home":
@@ -1238,7 +1289,7 @@ class SceneEngine:
         last_inside = occupancy.get("last_inside")
         if last_inside is not None and last_inside >= closed + ENTRANCE_GRACE_S:
             return  # somebody moved inside after the door closed: still home
-        if self.clock.time() - closed < self.settings.away_after_s:
+        if self._elapsed_since("occupancy:door_closed", closed) < self.settings.away_after_s - WALL_CLOCK_SLACK_S:
             return  # the door closed again later: that check comes
         when = self._local(closed).strftime("%H:%M")
         self._set_occupancy("away", f"{occupancy.get('door', 'the entrance door')} closed at {when} and no "
@@ -1251,6 +1302,7 @@ class SceneEngine:
         now = self.clock.time() if t is None else t
         old_since = self.occupancy.get("since")
         self.occupancy.update(state=state, since=now, reason=reason)
+        self._moment_mono["occupancy:since"] = self._mono_of(now)
         self._resolve_by_key(f"occupancy:{old_since}", f"house {state}: {reason}")
         self.occupancy_log.append({"t": iso_utc(now), "state": state, "reason": reason})
         log.info("house is %s: %s", state, reason)
@@ -1294,7 +1346,7 @@ class SceneEngine:
                                                           "reason": self.occupancy.get("reason")},
                                                   resolve_key=f"occupancy:{since}"))
 
-            self._call_at(key, since + trigger.for_, fire)
+            self._call_when_held(key, "occupancy:since", since, trigger.for_, fire)
 
     # ------------------------------------------------------------------ mode
 
