@@ -821,10 +821,8 @@ class SceneEngine:
                 continue
             if not test.test(caps[cap][attr]):
                 continue
-            if test.for_ > 0:
-                since = self._hold_start(test, device.id, component)
-                if self.clock.time() - since < test.for_:
-                    continue
+            if test.for_ > 0 and self._held_for(test, device.id, component) < test.for_:
+                continue
             return True
         return False
 
@@ -835,6 +833,15 @@ class SceneEngine:
         # Passing with no start recorded: a value restored from the store and not reported since, or a
         # test outside the scenes (explain): counted from the engine's start, never from before it.
         return self._started_at if since is None else since
+
+    def _held_for(self, test: StateTest, device_id: str, component: str) -> float:
+        """How long ``test`` has held for the component: a duration, on the monotonic clock when its hold
+        began in this process (see ``_moment_mono``), else from its recorded start on the wall clock."""
+        key = self._test_keys.get(id(test))
+        mono = self._moment_mono.get(f"held:{key}:{device_id}#{component}") if key is not None else None
+        if mono is not None:
+            return self.clock.monotonic() - mono
+        return self.clock.time() - self._hold_start(test, device_id, component)
 
     def held_since(self, test: StateTest, device: Device) -> float | None:
         """Since when ``test`` (its comparison, ``for`` aside) has been true without a break for some
@@ -856,8 +863,10 @@ class SceneEngine:
                     held = self._held[key] = {}
                 if where not in held:
                     held[where] = event.t
+                    self._moment_mono[f"held:{key}:{where[0]}#{where[1]}"] = self._mono_of(event.t)
                     changed = True
             elif held is not None and held.pop(where, None) is not None:
+                self._moment_mono.pop(f"held:{key}:{where[0]}#{where[1]}", None)
                 changed = True
         if changed:
             self._save()

@@ -70,3 +70,24 @@ async def test_away_for_4h_and_the_away_check_are_durations(step_h: float) -> No
     assert house.sent() == []
     await _run(house, 60)
     assert [m for _, _, m in house.sent()] == ["out 4 h"]
+
+
+CLOSED_A_WHILE = scene(
+    "if-closed", '{ kind = "button", selector = { tag = "panic" } }', NOTE("closed a while"),
+    conditions='{ kind = "state", selector = { capability = "contact" }, attribute = "contact.open", '
+               'equals = false, for = "20m" }')
+
+
+@pytest.mark.parametrize("step_h", [3.0, -3.0])
+async def test_a_condition_held_for_20_min_is_20_real_minutes(step_h: float) -> None:
+    house = await _house(profile(CLOSED_A_WHILE))
+    await house.set(DOOR, "contact", "open", True)
+    await house.set(DOOR, "contact", "open", False)
+    await _run(house, 300)
+    house.clock.step(step_h * 3600)
+    await house.settle()
+    await house.press()
+    assert house.sent() == []  # closed for 5 real minutes (a step ahead made it 3 h 5 min)
+    await _run(house, 16 * 60)
+    await house.press()
+    assert [m for _, _, m in house.sent()] == ["closed a while"]  # 21 min (a step back made it -2 h 39 min)
