@@ -336,8 +336,24 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     config, source = _data_files(args)
     print(f"Token file: {config.token_file} {source}", file=sys.stderr)
-    return token_command(args.action, config.token_file, args.name, sys.stdout, role=args.role,
-                         expires=parse_expiry(args.expires))
+    expires = parse_expiry(args.expires)
+    status = token_command(args.action, config.token_file, args.name, sys.stdout, role=args.role, expires=expires)
+    if status == 0 and args.action in ("create", "revoke"):
+        detail = {"role": args.role, "expires": expires} if args.action == "create" else None
+        _audit_cli(config, f"token.{args.action}", args.name, detail)
+    return status
+
+
+def _audit_cli(config: Any, action: str, target: str | None, detail: dict[str, Any] | None = None) -> None:
+    """An account or token changed from the command line goes into the audit log, as one made in the UI does
+    (with the operating-system user who ran the command; written beside a running gateway too)."""
+    import time
+
+    from gateway.personal import append_audit_offline, cli_actor
+    from gateway.store import AuditEntry
+
+    append_audit_offline(config.store_path, AuditEntry(time.time(), action, "cli", cli_actor(), None, target,
+                                                       detail, "local"))
 
 
 def _read_password(args: argparse.Namespace, name: str) -> str:
@@ -396,12 +412,14 @@ def cmd_user(args: argparse.Namespace) -> int:
                              expires=parse_expiry(args.expires))
             until = f" until {when(user.expires)}" if user.expires is not None else ""
             print(f"Added {user.name} ({user.role}{until}). Log in at the web UI with this name and password.")
+            _audit_cli(config, "user.create", user.name, {"role": user.role, "expires": user.expires})
             return 0
         if args.action == "passwd":
             if users.get(args.name) is None:
                 raise AccountError(f"no user {args.name!r} (see: hearth user list)")
             users.set_password(args.name, _read_password(args, args.name))
             end_sessions(args.name)
+            _audit_cli(config, "user.password", args.name)
             print(f"Changed {args.name}'s password; their browser sessions have ended.")
             return 0
         if args.action == "set":
@@ -409,6 +427,7 @@ def cmd_user(args: argparse.Namespace) -> int:
             user = users.update(args.name, role=args.role,
                                 expires="keep" if args.expires is None else expires)
             end_sessions(args.name)
+            _audit_cli(config, "user.change", user.name, {"role": user.role, "expires": user.expires})
             print(f"{user.name}: {user.role}, access until {when(user.expires)}; their browser sessions have ended.")
             return 0
         if args.action == "remove":
@@ -416,6 +435,7 @@ def cmd_user(args: argparse.Namespace) -> int:
                 print(f"No user {args.name!r} (see: hearth user list).", file=sys.stderr)
                 return 1
             end_sessions(args.name)
+            _audit_cli(config, "user.remove", args.name)
             print(f"Removed {args.name}; their browser sessions have ended.")
             return 0
     except AccountError as err:
@@ -505,6 +525,21 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from gateway.backup import backup_command
+
+    config, source = _data_files(args)
+    print(f"Database: {config.store_path} {source}", file=sys.stderr)
+    return backup_command(config, Path(args.file) if args.file else None, print)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from gateway.backup import restore_command
+
+    return restore_command(Path(args.file), Path(args.config) if args.config else None,
+                           Path(args.data_dir) if args.data_dir else None, args.force, print)
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     if args.what == "profile":
         from gateway.scenes.reference import profile_json_schema
@@ -515,6 +550,69 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
         schema = json_schema()
     sys.stdout.buffer.write(orjson.dumps(schema, option=orjson.OPT_INDENT_2) + b"\n")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from gateway import doctor
+
+    context = doctor.discover(args.config, mosquitto_conf=args.mosquitto_conf)
+    checks = doctor.run_checks(context, only=set(args.only) if args.only else None)
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(doctor.report(context, checks), option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.write(doctor.render_text(context, checks))
+    return doctor.exit_code(checks)
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    import os
+
+    from gateway import service
+
+    root = Path(args.root).resolve() if args.root else None
+    if args.action == "install":
+        config = None if args.no_config else Path(args.config) if args.config else service.DEFAULT_CONFIG
+        groups = tuple(g for g in args.group if g) if args.group is not None else service.default_groups()
+        options = service.ServiceOptions(name=args.name, user=args.user, config=config, groups=groups,
+                                         python=Path(args.python) if args.python else Path(sys.executable),
+                                         watchdog_s=args.watchdog_s, root=root, start=not args.no_start)
+        found = service.problems(options)
+        if args.print:
+            for problem in found:
+                print(f"warning: {problem}", file=sys.stderr)
+            sys.stdout.write(service.unit_text(options))
+            return 0
+        steps = service.install_steps(options)
+    else:
+        options = service.ServiceOptions(name=args.name, root=root)
+        found = []
+        steps = service.uninstall_steps(options)
+        if not steps:
+            print(f"{options.unit_file} is not installed", file=sys.stderr)
+            return 0
+    if args.dry_run:
+        for problem in found:
+            print(f"warning: {problem}", file=sys.stderr)
+        for step in steps:
+            print(f"would {step.describe()}")
+        if args.action == "install":
+            print(f"--- {options.under_root(Path('/etc/systemd/system') / options.unit_file)}")
+            sys.stdout.write(service.unit_text(options))
+        return 0
+    if found:
+        raise service.ServiceError(found[0])
+    if root is None and os.geteuid() != 0:
+        raise service.ServiceError(f"hearth service {args.action} changes the system: run it as root "
+                                   f"(sudo {Path(sys.argv[0]).name} service {args.action}), or see it first "
+                                   "with --dry-run")
+    service.apply(steps, lambda line: print(line, file=sys.stderr))
+    if args.action == "install":
+        print(f"installed {options.unit_file}: systemctl status {options.name}; journalctl -u {options.name} -f",
+              file=sys.stderr)
+    else:
+        print(f"removed {options.unit_file}; the user, {service.DEFAULT_CONFIG} and /var/lib/hearth (the house) stay",
+              file=sys.stderr)
     return 0
 
 
@@ -684,11 +782,67 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--config", "-c", help="config file (where the database is), as for hearth run")
     q.set_defaults(func=cmd_data)
 
+    p = sub.add_parser("backup", help="back up the house into one archive: the database (copied online, also while "
+                                      "the gateway runs), tokens, accounts, config and definitions")
+    p.add_argument("file", nargs="?", metavar="FILE",
+                   help="the archive to write (default hearth-backup-<UTC time>.tar.gz here; a folder: in it)")
+    p.add_argument("--config", "-c", help="config file (where the data is, and itself backed up), as for hearth run")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="restore a backup (checked whole first) into an empty data directory; the "
+                                       "gateway must be stopped")
+    p.add_argument("file", metavar="FILE", help="a hearth backup archive (.tar.gz)")
+    p.add_argument("--config", "-c", help="where to restore the archive's config file (and the definitions and "
+                                          "profiles it names); without it the config is not restored")
+    p.add_argument("--data-dir", help="the data directory to restore into (default: the config's, as for hearth run)")
+    p.add_argument("--force", action="store_true",
+                   help="restore over a non-empty data directory: the present one is moved aside, never deleted")
+    p.set_defaults(func=cmd_restore)
+
     p = sub.add_parser("schema", help="print a JSON Schema: the capability model (default), or a profile file's "
                                       "(for editors: Taplo / Even Better TOML, VS Code)")
     p.add_argument("what", nargs="?", choices=["capabilities", "profile"], default="capabilities",
                    help="capabilities (default): the capability model; profile: a scene profile (TOML) file")
     p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("doctor", help="check what the gateway depends on (broker, BLE, mDNS, clock, disk, database, "
+                                      "exposed ports, versions) and say what to do; exit 0 all ok, 1 warnings, "
+                                      "2 failures")
+    p.add_argument("--config", "-c", help="config file, as for hearth run (default: the installed service's, else "
+                                          "the defaults)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--mosquitto-conf", metavar="FILE", help="the broker's mosquitto.conf (default: "
+                                                            "/etc/mosquitto/mosquitto.conf for a local broker)")
+    p.add_argument("--only", action="append", metavar="CHECK",
+                   choices=["broker", "nodelay", "ble", "mdns", "clock", "disk", "database", "exposure", "versions"],
+                   help="run only this check (repeatable; the config is always checked)")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("service", help="install Hearth as a systemd service (a dedicated user, hardened, "
+                                       "restarted on failure and by its watchdog), or remove it")
+    service_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = service_sub.add_parser("install", help="write the unit, make the user, enable and start it (as root)")
+    q.add_argument("--print", action="store_true", help="print the unit file only; change nothing")
+    q.add_argument("--dry-run", action="store_true", help="say every step and print the unit; change nothing")
+    q.add_argument("--user", default="hearth", help="the system user it runs as (made if missing; default hearth)")
+    q.add_argument("--config", "-c", help="the config file it runs with (default /etc/hearth/config.toml, made "
+                                          "with a comment if missing)")
+    q.add_argument("--no-config", action="store_true", help="run with the built-in defaults, no config file")
+    q.add_argument("--python", help="the interpreter with Hearth installed (default: this one)")
+    q.add_argument("--group", action="append", metavar="GROUP",
+                   help="an extra group for the user (repeatable; default: bluetooth, when it exists)")
+    q.add_argument("--watchdog-s", type=int, default=30,
+                   help="restart the gateway when its event loop was held this long (default 30)")
+    q.add_argument("--name", default="hearth", help="the unit's name (default hearth: hearth.service)")
+    q.add_argument("--root", help="write below this directory instead of / (image builders); no user is made, "
+                                  "systemctl --root enables without starting")
+    q.add_argument("--no-start", action="store_true", help="enable it for the next boot, do not start it now")
+    q.set_defaults(func=cmd_service)
+    q = service_sub.add_parser("uninstall", help="stop, disable and remove the unit (the data and the user stay)")
+    q.add_argument("--dry-run", action="store_true", help="say every step; change nothing")
+    q.add_argument("--name", default="hearth", help="the unit's name (default hearth)")
+    q.add_argument("--root", help="remove below this directory instead of /")
+    q.set_defaults(func=cmd_service, print=False)
 
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=cmd_version)

@@ -441,3 +441,37 @@ def test_cli_export_then_factory_reset(tmp_path: Path, capsys: pytest.CaptureFix
     assert config_file.exists()
     assert main(["data", "audit", "--config", str(config_file)]) == 0
     assert "data.delete" in capsys.readouterr().out
+
+
+def test_accounts_and_tokens_changed_from_the_command_line_are_audited(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[gateway]\ndata_dir = "{tmp_path}"\n' + CONFIG_TEXT)
+    config = parse_config(config_file.read_text())
+
+    async def make_database() -> None:
+        async with Store(config.store_path, SystemClock()):
+            pass
+
+    asyncio.run(make_database())
+    cfg = ["--config", str(config_file)]
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse battery staple 42\n"))
+    assert main(["user", "add", "nurse", "--role", "caregiver", "--password-stdin", *cfg]) == 0
+    assert main(["user", "set", "nurse", "--role", "installer", "--expires", "7d", *cfg]) == 0
+    assert main(["token", "create", "tablet", "--role", "resident", *cfg]) == 0
+    token = next(line.strip() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("hth_"))
+    assert main(["token", "revoke", "tablet", *cfg]) == 0
+    assert main(["user", "remove", "nurse", *cfg]) == 0
+    conn = sqlite3.connect(config.store_path)
+    try:
+        rows = conn.execute("SELECT action, target, actor_kind, address, detail FROM audit ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    assert [(a, t, k, addr) for a, t, k, addr, _ in rows] == [
+        ("user.create", "nurse", "cli", "local"), ("user.change", "nurse", "cli", "local"),
+        ("token.create", "tablet", "cli", "local"), ("token.revoke", "tablet", "cli", "local"),
+        ("user.remove", "nurse", "cli", "local")]
+    assert json.loads(rows[1][4])["role"] == "installer"
+    assert token not in str(rows) and "horse" not in str(rows)  # neither the token nor the password
