@@ -14,6 +14,7 @@ import orjson
 
 from gateway import __version__
 from gateway.errors import ConfigError, ConfigProblem, HearthError
+from gateway.i18n import available_languages
 
 if TYPE_CHECKING:
     from gateway.scenes.profile import Parameter
@@ -156,7 +157,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     # An adapter that fails is listed in the replay's errors (and makes it exit 1): not logged twice.
     logging.getLogger("hearth.supervisor").setLevel(logging.CRITICAL)
     return replay_command(path, config, args.profile, as_json=args.json, every_run=args.traces,
-                          explain=args.explain, at=args.at, strict=args.strict, out=sys.stdout, err=sys.stderr)
+                          explain=args.explain, at=args.at, strict=args.strict, language=args.language,
+                          out=sys.stdout, err=sys.stderr)
 
 
 def cmd_plugin_new(args: argparse.Namespace) -> int:
@@ -666,6 +668,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop the replay at TIME (local 'HH:MM', its first time in the capture, or "
                         "'2026-03-10T07:30'); with --explain: explain it as of then")
     p.add_argument("--strict", action="store_true", help="exit 1 when anything in the capture was rejected")
+    p.add_argument("--language", choices=available_languages(), default=None,
+                   help="--explain: say each run's sentences in this language (as the web UI's traces do)")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("profile", help="scene profiles: list, show, check")

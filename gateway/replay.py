@@ -553,7 +553,7 @@ async def replay_devices(path: Path, config: Config | None = None) -> list[Any]:
 
 def replay_command(path: Path, config: Config | None, profiles: list[str] | None, *, as_json: bool = False,
                    every_run: bool = False, explain: str | None = None, at: str | None = None,
-                   strict: bool = False, out: TextIO, err: TextIO) -> int:
+                   strict: bool = False, language: str | None = None, out: TextIO, err: TextIO) -> int:
     """``hearth replay``: the report (text or ``--json``), or with ``explain`` why that scene did or did
     not run (at ``at``); warnings on ``err``. 0, or 1 with ``strict`` when anything was rejected, 2 for
     a bad ``--explain``/``--at``."""
@@ -586,7 +586,7 @@ def replay_command(path: Path, config: Config | None, profiles: list[str] | None
     def inspect(state: ReplayState) -> Any:
         assert scene_id is not None
         return explain_scene(state.engine, scene_id, state.traces, start=state.start, end=state.end,
-                             now=state.now, asked=at_time is not None)
+                             now=state.now, asked=at_time is not None, language=language)
 
     result = asyncio.run(replay(path, config, profiles, loaded=loaded, until=until if at_time else None,
                                 inspect=inspect if scene_id else None))

@@ -1069,6 +1069,7 @@ class Explanation:
     local: dict[str, str]  # the times of the header, in the house's time zone
     asked: bool  # a time was asked for (--at)
     tz: tzinfo | None = None  # the house's time zone: the runs' sentences say its times
+    language: str | None = None  # the runs' sentences in this language (a catalogue's tag; English when None)
 
     def text(self) -> str:
         data, names = self.data, self.data["names"]
@@ -1089,7 +1090,8 @@ class Explanation:
             lines += ["", f"runs ({len(runs)}{more}):"]
             for trace in shown:
                 lines += trace_lines(trace, names, self.scene)
-                lines += [f"      {line}" for line in trace_sentences(trace, names, self.scene, tz=self.tz)]
+                lines += [f"      {line}" for line in trace.get("sentences") or trace_sentences(
+                    trace, names, self.scene, tz=self.tz, language=self.language)]
         lines += ["", f"triggers, at {self.local['at']} (any one starts a run):"]
         for trigger in data["triggers"]:
             lines.append(f"  {trigger['index']}. {trigger['kind']}: {trigger['definition']}")
@@ -1114,9 +1116,10 @@ class Explanation:
 
 
 def explain_scene(engine: SceneEngine, scene_id: str, traces: Sequence[Mapping[str, Any]], *, start: float,
-                  end: float, now: float, asked: bool = False) -> Explanation:
+                  end: float, now: float, asked: bool = False, language: str | None = None) -> Explanation:
     """Why ``scene_id`` did or did not run, from its runs in ``traces`` and from the engine and the hub
-    as they are at ``now`` (the end of the replay, or the time asked for: ``asked``)."""
+    as they are at ``now`` (the end of the replay, or the time asked for: ``asked``). Each run's sentences
+    (what a caregiver reads in the UI) are in ``language``; the installer's lines stay as the profile says."""
     runs = sorted((t for t in traces if t.get("scene") == scene_id), key=lambda t: str(t.get("t", "")))
     explainer = _Explainer(engine, scene_id, start, now, runs)
     runtime = explainer.runtime
@@ -1156,8 +1159,12 @@ def explain_scene(engine: SceneEngine, scene_id: str, traces: Sequence[Mapping[s
         "actions": explainer.actions(runs[-1].get("trigger") if runs else None),
         "names": explainer.names,
     }
+    # Each run said as sentences, as the UI's traces say it (in --json too: a tool shows them as they are).
+    data["runs"] = [dict(run, sentences=trace_sentences(run, explainer.names, scene, tz=explainer.tz,
+                                                        language=language)) for run in runs]
+    data["language"] = language or DEFAULT_LANGUAGE
     local = {"start": explainer.local(start), "end": explainer.local(end), "at": explainer.local(now)}
-    return Explanation(data, scene, local, asked, explainer.tz)
+    return Explanation(data, scene, local, asked, explainer.tz, language)
 
 
 # ------------------------------------------------------------------ area parameters

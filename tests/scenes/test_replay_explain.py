@@ -112,6 +112,24 @@ def test_explain_a_scene_that_ran(capsys: pytest.CaptureFixture[str], house: tup
     assert "     matches 1 device: hall/front door" in out
 
 
+def test_explain_says_each_run_in_the_language_asked_for(capsys: pytest.CaptureFixture[str],
+                                                         house: tuple[Path, Path]) -> None:
+    capture, config = house
+    code, english, _ = run(capsys, str(capture), "--config", str(config), "--explain", "night-door")
+    assert code == 0
+    code, chinese, _ = run(capsys, str(capture), "--config", str(config), "--explain", "night-door",
+                           "--language", "zh-Hans")
+    assert code == 0
+    assert "Why: it ran 2 times in the capture and acted 1" in chinese  # the installer's lines stay
+    code, out, _ = run(capsys, str(capture), "--config", str(config), "--explain", "night-door",
+                       "--language", "zh-Hans", "--json")
+    data = json.loads(out)
+    assert data["language"] == "zh-Hans"
+    said = [line for r in data["runs"] for line in r["sentences"]]
+    assert "所以什么也没做。" in said  # the day's run: "so nothing was done."
+    assert all(f"      {line}" in chinese and line not in english for line in said)
+
+
 def test_explain_a_scene_that_never_ran(capsys: pytest.CaptureFixture[str], house: tuple[Path, Path]) -> None:
     capture, config = house
     code, out, _ = run(capsys, str(capture), "--config", str(config), "--explain", "elderly-monitoring.too-hot")
