@@ -246,6 +246,9 @@ class Gateway:
                 stack.callback(tokens.flush)
                 users = UserStore(config.token_file.with_name("users.json"))
                 has_owner = await asyncio.to_thread(users.has_owner)
+                from gateway.api.me import apply_saved
+
+                apply_saved(users, self.notifier)  # the people's own notification settings, over the config's
                 app = create_app(self.hub, tokens, users=users, health=self.health, metrics=self.metrics,
                                  command_timeout_s=config.api.command_timeout_s,
                                  store=self.store, device_meta=self.device_meta, config=config)

@@ -374,6 +374,18 @@ def _read_password(args: argparse.Namespace, name: str) -> str:
     return first
 
 
+def _contact_arg(args: argparse.Namespace, config: Any) -> str | None:
+    """``--contact``: a notification contact of the config (``none``: unlink)."""
+    from gateway.api.accounts import AccountError
+
+    if args.contact is None or args.contact.lower() == "none":
+        return None
+    if args.contact not in config.notify:
+        known = ", ".join(sorted(config.notify)) or "none: add a [notify.NAME] table to the config"
+        raise AccountError(f"no notification contact {args.contact!r} in the config (contacts: {known})")
+    return str(args.contact)
+
+
 def cmd_user(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
@@ -410,8 +422,11 @@ def cmd_user(args: argparse.Namespace) -> int:
             if args.role not in ROLES:
                 print(f"Give a role: --role {{{','.join(ROLES)}}}", file=sys.stderr)
                 return 2
+            contact = _contact_arg(args, config)
             user = users.add(args.name, args.role, _read_password(args, args.name),
                              expires=parse_expiry(args.expires))
+            if contact is not None:
+                user = users.set_contact(user.name, contact)
             until = f" until {when(user.expires)}" if user.expires is not None else ""
             print(f"Added {user.name} ({user.role}{until}). Log in at the web UI with this name and password.")
             _audit_cli(config, "user.create", user.name, {"role": user.role, "expires": user.expires})
@@ -425,6 +440,14 @@ def cmd_user(args: argparse.Namespace) -> int:
             print(f"Changed {args.name}'s password; their browser sessions have ended.")
             return 0
         if args.action == "set":
+            if args.contact is not None:
+                contact = _contact_arg(args, config)
+                user = users.set_contact(args.name, contact)
+                _audit_cli(config, "user.contact", user.name, {"contact": contact})
+                print(f"{user.name} is the notification contact {contact!r}: they set its quiet hours and channels"
+                      if contact else f"{user.name} is no longer a notification contact")
+                if args.role is None and args.expires is None:
+                    return 0
             expires = parse_expiry(args.expires) if args.expires not in (None, "never") else None
             user = users.update(args.name, role=args.role,
                                 expires="keep" if args.expires is None else expires)
@@ -756,6 +779,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "installer); set: 'never' to lift it")
     p.add_argument("--password-stdin", action="store_true",
                    help="add, passwd: read the password from standard input instead of asking")
+    p.add_argument("--contact", help="add, set: the notification contact ([notify.NAME] of the config) this "
+                                     "person is: they set its quiet hours and channels themselves; set: 'none' "
+                                     "to unlink")
     p.add_argument("--config", "-c", help="config file (where the data directory is), as for hearth run")
     p.set_defaults(func=cmd_user)
 

@@ -120,6 +120,10 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/me"): _ALL,
     ("POST", "/api/me/password"): _ALL,
     ("PATCH", "/api/me"): _ALL,  # the person's own settings (their language)
+    # the person's own notification settings (quiet hours, channels) as the contact they are, and a test
+    ("GET", "/api/me/notifications"): _CARERS,
+    ("PUT", "/api/me/notifications"): _CARERS,
+    ("POST", "/api/me/notifications/test"): _CARERS,
     ("GET", "/api/devices"): _READERS,
     ("GET", "/api/devices/{id}"): _READERS,
     ("GET", "/api/devices/{id}/meta"): _READERS,
@@ -280,10 +284,14 @@ class User:
     generation: int = 0
     # A BCP 47 tag of an available catalogue (gateway.i18n), or None: the browser's preference decides.
     language: str | None = None
+    # The notification contact this person is (a ``[notify.<name>]`` of the config), linked by the owner:
+    # their own notification settings (``notify``: quiet hours, channels) apply to it.
+    contact: str | None = None
+    notify: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "role": self.role, "created": self.created, "expires": self.expires,
-                "language": self.language}
+                "language": self.language, "contact": self.contact}
 
     def expired(self, now: float) -> bool:
         return self.expires is not None and now >= self.expires
@@ -333,9 +341,12 @@ class UserStore(_JsonFile):
     @staticmethod
     def _user(name: str, item: dict[str, Any]) -> User:
         language = item.get("language")
+        contact = item.get("contact")
+        notify = item.get("notify")
         return User(name, item["role"], float(item.get("created", 0)),
                     None if item.get("expires") is None else float(item["expires"]),
-                    int(item.get("generation", 0)), language if isinstance(language, str) else None)
+                    int(item.get("generation", 0)), language if isinstance(language, str) else None,
+                    contact if isinstance(contact, str) else None, notify if isinstance(notify, dict) else None)
 
     def _hash(self, password: str) -> str:
         with self._hash_slots:
@@ -446,6 +457,38 @@ class UserStore(_JsonFile):
             items[name] = {**item, "language": language}
             self._write(items)
         log.info("user %s chose the language %s", name, language or "of their browser")
+        return self._user(name, items[name])
+
+    def set_contact(self, name: str, contact: str | None) -> User:
+        """Link a person to the notification contact they are (None: unlink). One person per contact; their
+        own notification settings are for the contact they were linked to, so a new link starts without."""
+        with self._lock, file_lock(self.path, AccountError):
+            items = dict(self._reload(strict=True))
+            item = items.get(name)
+            if item is None:
+                raise AccountError(f"no user {name!r}")
+            other = next((n for n, i in items.items() if n != name and contact is not None
+                          and i.get("contact") == contact), None)
+            if other is not None:
+                raise AccountError(f"the contact {contact!r} is {other}'s already")
+            changed = {"contact": contact}
+            if item.get("contact") != contact:
+                changed["notify"] = None
+            items[name] = {**item, **changed}
+            self._write(items)
+        log.info("user %s is the contact %s", name, contact)
+        return self._user(name, items[name])
+
+    def set_notify(self, name: str, notify: dict[str, Any] | None) -> User:
+        """A person's own notification settings (see gateway.api.me); None: the config's again."""
+        with self._lock, file_lock(self.path, AccountError):
+            items = dict(self._reload(strict=True))
+            item = items.get(name)
+            if item is None:
+                raise AccountError(f"no user {name!r}")
+            items[name] = {**item, "notify": notify}
+            self._write(items)
+        log.info("user %s changed their notification settings", name)
         return self._user(name, items[name])
 
     def _owners(self) -> int:

@@ -407,6 +407,7 @@ def create_app(
 
     from gateway.api.data import CONFIG_KEY, add_data_routes
     from gateway.api.login import add_login_routes
+    from gateway.api.me import add_my_notification_routes
     from gateway.api.openapi import add_openapi_routes
     from gateway.api.things import add_thing_routes
     from gateway.api.ui import add_ui_routes
@@ -436,6 +437,7 @@ def create_app(
     if config is not None:
         app[CONFIG_KEY] = config
     add_login_routes(app)
+    add_my_notification_routes(app)
     add_data_routes(app)
     add_ws_routes(app, ws_settings or replace(WsSettings(), command_timeout_s=command_timeout_s))
     add_ui_routes(app)

@@ -37,6 +37,7 @@ from gateway.api.accounts import (
     principal_for_user,
 )
 from gateway.api.auth import TokenError
+from gateway.api.contacts import contact_names, known_contact, refresh_contact
 from gateway.api.cookies import clear_session_cookies, same_origin, set_session_cookies
 from gateway.api.data import audit, failed_login
 from gateway.api.keys import HUB_KEY, SESSIONS_KEY, TOKEN_INFO_KEY, TOKENS_KEY, USERS_KEY
@@ -160,6 +161,9 @@ class UserPatch(BaseModel):
     # The language of their pages (the resident's page has no settings: the family sets it here); null:
     # their browser's. Changing only this keeps their sessions.
     language: str | None = Field(None, min_length=1, max_length=35)
+    # The notification contact (a [notify.<name>] of the config) this person is: they set its quiet hours
+    # and channels themselves (GET/PUT /api/me/notifications); null: none. Keeps their sessions.
+    contact: str | None = Field(None, min_length=1, max_length=64)
 
 
 def client_address(request: web.Request) -> str:
@@ -331,9 +335,10 @@ async def patch_me(request: web.Request) -> web.Response:
             return _error(400, f"no catalogue for the language {body.language!r} "
                           f"(languages: {', '.join(available_languages())})", field="language", reason="invalid")
         try:
-            await asyncio.to_thread(request.app[USERS_KEY].set_language, principal.id, language)
+            user = await asyncio.to_thread(request.app[USERS_KEY].set_language, principal.id, language)
         except AccountError as err:
             return _error(400, str(err), field="language", reason="invalid")
+        refresh_contact(request.app, user)  # notifications to the contact they are: in their language too
     return _json(await _me_answer(request, principal))
 
 
@@ -426,7 +431,8 @@ async def revoke_token(request: web.Request) -> web.Response:
 async def list_users(request: web.Request) -> web.Response:
     """The people who may log in, with their roles and expiry."""
     users = await asyncio.to_thread(request.app[USERS_KEY].list)
-    return _json({"users": [u.as_dict() for u in users]})
+    # The notification contacts a person can be linked to ([notify.<name>] of the config).
+    return _json({"users": [u.as_dict() for u in users], "contacts": contact_names(request.app)})
 
 
 async def add_user(request: web.Request) -> web.Response:
@@ -458,13 +464,23 @@ async def patch_user(request: web.Request) -> web.Response:
         return _error(400, f"no catalogue for the language {body.language!r} "
                       f"(languages: {', '.join(available_languages())})", field="language", reason="invalid")
     try:
-        if await asyncio.to_thread(users.get, name) is None:
+        before = await asyncio.to_thread(users.get, name)
+        if before is None:
             return _error(404, f"no user {name!r}", field="name")
+        if "contact" in body.model_fields_set:
+            if body.contact is not None and not known_contact(request.app, body.contact):
+                return _error(400, f"no notification contact {body.contact!r} in the config ([notify.<name>])",
+                              field="contact", reason="invalid")
+            await asyncio.to_thread(users.set_contact, name, body.contact)
         if "language" in body.model_fields_set:
             await asyncio.to_thread(users.set_language, name, language)
-            if body.model_fields_set == {"language"}:
-                user = await asyncio.to_thread(users.get, name)
-                assert user is not None
+        if body.model_fields_set & {"language", "contact"}:
+            user = await asyncio.to_thread(users.get, name)
+            assert user is not None
+            refresh_contact(request.app, user, before.contact)
+            if "contact" in body.model_fields_set:
+                await audit(request, "user.contact", name, {"contact": body.contact})
+            if body.model_fields_set <= {"language", "contact"}:
                 return _json(user.as_dict())
         if body.password is not None:
             await asyncio.to_thread(users.set_password, name, body.password)

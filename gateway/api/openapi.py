@@ -23,6 +23,7 @@ from gateway.api.commands import CommandBody
 from gateway.api.cookies import SESSION_COOKIE
 from gateway.api.data import DeleteBody
 from gateway.api.login import LoginBody, MePatch, OwnerBody, PasswordBody, TokenBody, UserBody, UserPatch
+from gateway.api.me import MyNotificationsBody
 from gateway.api.responses import _json
 from gateway.api.scenes import ModeBody, ResolveBody, RunBody, SceneUpdate
 from gateway.api.ui import AreaNameBody, DeviceMetaBody
@@ -173,6 +174,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/me"): Operation(responses={200: _object(["name", "role"])}),
     ("PATCH", "/api/me"): Operation(body=MePatch, responses={200: _object(["name", "role"])}),
     ("POST", "/api/me/password"): Operation(body=PasswordBody, responses={200: OK}),
+    ("GET", "/api/me/notifications"): Operation(responses={200: _object(["contact"])}),
+    ("PUT", "/api/me/notifications"): Operation(body=MyNotificationsBody, responses={200: _object(["contact"])}),
+    ("POST", "/api/me/notifications/test"): Operation(responses={202: _object(["id", "contact"])}),
     ("GET", "/api/setup"): Operation(responses={200: _object(
         ["owner_exists", "can_create_owner"], {"owner_exists": {"type": "boolean"},
                                                "can_create_owner": {"type": "boolean"}})}),

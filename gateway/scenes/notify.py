@@ -772,6 +772,7 @@ class Notifier:
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, not {attempts}")
         self._targets = dict(targets)
+        self._configured = dict(targets)  # as the config has them: a person's own settings apply over these
         self._clock = clock
         self._mqtt = mqtt
         self._on_result = on_result
@@ -806,6 +807,52 @@ class Notifier:
         _watch_apprise_logs(self._targets)
 
     # ------------------------------------------------------------------ public API
+
+    def has_target(self, target: str) -> bool:
+        return target in self._targets
+
+    def target_names(self) -> list[str]:
+        return list(self._targets)
+
+    def personalise(self, target: str, *, language: str | None = None,
+                    settings: dict[str, Any] | None = None) -> None:
+        """A contact's own settings over what the config says of it: the person's ``language`` (None: the
+        config's) and ``settings`` (None: none), ``quiet_hours`` (a string, or None for none) and ``urls``
+        of an Apprise contact. Checked as the config's are; a ValueError says what is wrong, and nothing
+        changes then. Notifications sent from now on (and those held, when their quiet hours end) use it."""
+        base = self._configured.get(target)
+        if base is None:
+            raise ValueError(f"no notify target named {target!r}")
+        settings = settings or {}
+        unknown = set(settings) - {"quiet_hours", "urls"}
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        data = base.model_dump()
+        if language is not None:
+            data["language"] = language
+        if settings and not isinstance(base, AppriseTarget):
+            raise ValueError(f"quiet hours and channels are settings of an Apprise contact; {target!r} is a "
+                             f"{base.kind} target")
+        data.update(settings)
+        try:
+            spec = type(base).model_validate(data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ValueError(f"{where}: {first['msg']}" if where else first["msg"]) from None
+        self._targets[target] = spec
+        _watch_apprise_logs({target: spec})
+
+    def describe(self, target: str) -> dict[str, Any]:
+        """What a contact's person may see of it: kind, language, quiet hours, its channels by kind and
+        number (``ntfy#1``), never their URLs (they carry credentials)."""
+        spec = self._targets[target]
+        out: dict[str, Any] = {"contact": target, "kind": spec.kind, "language": spec.language}
+        if isinstance(spec, AppriseTarget):
+            out["quiet_hours"] = spec.quiet_hours
+            out["channels"] = [label for tier, label, _ in spec.channels() if tier == 0]
+            out["fallbacks"] = [label for tier, label, _ in spec.channels() if tier > 0]
+        return out
 
     def language_of(self, target: str) -> str:
         """The language ``target``'s contact reads (``language =`` of its table), English by default."""

@@ -62,11 +62,15 @@ window.HearthAccess = (() => {
     say("");
     let tokens = [];
     let users = [];
+    let contacts = [];
     try {
-      [tokens, users] = await Promise.all([
+      let listed;
+      [tokens, listed] = await Promise.all([
         call("GET", "/api/tokens").then((d) => d.tokens),
-        call("GET", "/api/users").then((d) => d.users),
+        call("GET", "/api/users"),
       ]);
+      users = listed.users;
+      contacts = listed.contacts || [];
     } catch (err) {
       say(err.message, true);
     }
@@ -75,6 +79,7 @@ window.HearthAccess = (() => {
       el("span", { className: "access-role", text: roleWord(user.role) }),
       el("span", { className: "muted", text: user.expires ? t("access.until", { when: when(user.expires) }) : "" }),
       languagePicker(user),
+      contacts.length && user.role !== "resident" ? contactPicker(user, contacts) : null,
       el("button", { type: "button", className: "ghost", text: t("access.remove"),
                      "aria-label": t("access.remove_named", { name: user.name }),
                      onclick: () => remove(`/api/users/${encodeURIComponent(user.name)}`,
@@ -112,6 +117,27 @@ window.HearthAccess = (() => {
       } catch (err) {
         say(err.message, true);
         picker.value = user.language || "";
+      }
+    });
+    return picker;
+  }
+
+  // The notification contact ([notify.<name>] of the config) this person is: they then set its quiet hours
+  // and channels themselves ("My notifications").
+  function contactPicker(user, contacts) {
+    const picker = el("select", { className: "access-contact" },
+      el("option", { value: "", text: t("access.no_contact") }),
+      contacts.map((name) => el("option", { value: name, text: name, translate: false })));
+    picker.setAttribute("aria-label", t("access.contact_of", { name: user.name }));
+    picker.value = user.contact || "";
+    picker.addEventListener("change", async () => {
+      try {
+        await call("PATCH", `/api/users/${encodeURIComponent(user.name)}`, { contact: picker.value || null });
+        say(picker.value ? t("access.contact_set", { name: user.name, contact: picker.value })
+          : t("access.contact_none", { name: user.name }));
+      } catch (err) {
+        say(err.message, true);
+        picker.value = user.contact || "";
       }
     });
     return picker;

@@ -302,6 +302,8 @@
     }
     $("mode-select").disabled = me.role !== "owner";
     $("access-open").hidden = me.role !== "owner";
+    // A person told of alerts sets their own quiet hours and channels (not a machine's token).
+    $("mynotify-open").hidden = me.kind !== "user" || !["owner", "caregiver"].includes(me.role);
     return true;
   }
 

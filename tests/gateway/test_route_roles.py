@@ -35,6 +35,10 @@ WHO_MAY: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/me"): EVERYONE,
     ("POST", "/api/me/password"): EVERYONE,
     ("PATCH", "/api/me"): EVERYONE,
+    # their own notification settings, as the contact they are: the people who are told of alerts
+    ("GET", "/api/me/notifications"): {O, C},
+    ("PUT", "/api/me/notifications"): {O, C},
+    ("POST", "/api/me/notifications/test"): {O, C},
     # the house: everyone but the resident (whose view has its own routes) reads it
     ("GET", "/api/devices"): READERS,
     ("GET", "/api/devices/{id}"): READERS,

@@ -35,8 +35,9 @@ PUBLIC_OTHER = {("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/"), ("GET", 
 # The functions that add routes to the app, each called by full_app() below.
 KNOWN_ROUTE_ADDERS = {"add_scene_routes", "add_login_routes", "add_ws_routes", "add_ui_routes",
                       "add_discovered_routes", "add_resident_routes", "add_ack_routes",
-                      "add_data_routes", "add_thing_routes", "add_openapi_routes"}
-# (create_app calls add_data_routes, add_login_routes, add_thing_routes and add_openapi_routes itself)
+                      "add_data_routes", "add_thing_routes", "add_openapi_routes", "add_my_notification_routes"}
+# (create_app calls add_data_routes, add_login_routes, add_my_notification_routes, add_thing_routes and
+# add_openapi_routes itself)
 BAD_TOKENS = [None, "Basic dXNlcjpwYXNz", "Bearer", "Bearer hth_000000000000_" + "a" * 43]
 
 

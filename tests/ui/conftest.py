@@ -139,6 +139,8 @@ def house(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[Ho
             f"[mqtt]\nport = {broker.port}\nreconnect_min_s = 0.1\nreconnect_max_s = 1.0\n\n"
             f'[store]\npath = "{workdir / "hearth.db"}"\ncommit_interval_s = 0.5\n\n'
             f"[api]\nport = {api_port}\ncommand_timeout_s = 3\n\n{house_config(profiles=PROFILES)}"
+            # A caregiver's own channel (nothing listens there: the UI sets its quiet hours, no test is sent).
+            '\n[notify.carer]\nkind = "apprise"\nurls = ["json://127.0.0.1:9/hearth-ui-test"]\n'
         )
         gateway = GatewayProcess(config, workdir / "data")
         gateway.start()
