@@ -310,6 +310,12 @@ class Gateway:
                 trimmer = loop.create_task(_trim_malloc_periodically(), name="gateway:malloc-trim")
                 stack.push_async_callback(_cancel, trimmer)
             self.ready.set()
+            # Under systemd (Type=notify): READY=1 now, watchdog pings from this loop while it is served,
+            # STOPPING=1 first thing on the way down (entered last, left first). Outside systemd: nothing.
+            from gateway.sdnotify import SystemdNotifier
+
+            await stack.enter_async_context(SystemdNotifier(
+                status=f"Hearth {__version__} ready: {len(self.hub.devices)} devices"))
             await self._stop.wait()
             log.info("stopping")
         self._say("Hearth stopped")

@@ -59,3 +59,13 @@ ensure_z2mdb_deps() {
       || echo "npm ci --prefix tests/z2mdb failed: the Zigbee2MQTT database test will skip" >&2
   fi
 }
+
+# tests/test_service.py checks the unit of `hearth service install` with systemd-analyze verify (it skips without
+# it, and fails with HEARTH_REQUIRE_SYSTEMD=1, as in CI). Only the tool is needed: no systemd has to be running.
+ensure_systemd_analyze() {
+  if ! command -v systemd-analyze >/dev/null 2>&1 && [ ! -x /usr/bin/systemd-analyze ]; then
+    echo "installing systemd (for systemd-analyze, the service unit test) (apt)…" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
+  fi
+}
