@@ -119,7 +119,8 @@ _DEVICE_QUERY = {"area": "only devices in this area", "capability": "only device
                  "source": "only devices of this source"}
 _HISTORY_QUERY = {"device": "a device id", "component": "a component", "capability": "a capability",
                   "attribute": "an attribute", "since": "epoch seconds or ISO-8601",
-                  "until": "epoch seconds or ISO-8601", "limit": "at most this many rows"}
+                  "until": "epoch seconds or ISO-8601", "limit": "at most this many rows",
+                  "initial": "1: also the last change before since (needs device and attribute)"}
 
 #: Every route: (method, canonical path) -> its :class:`Operation`. Kept beside the routes' modules rather
 #: than in each (one place to review); tests/gateway/test_openapi.py fails for a route missing here.

@@ -63,7 +63,10 @@ HISTORY_MAX_SCANNED_ROWS = 400_000
 HISTORY_DEFAULT_LIMIT = 1000
 HISTORY_MAX_LIMIT = 20_000
 HISTORY_DEFAULT_SPAN_S = 86400.0
-_HISTORY_PARAMS = ("device", "component", "capability", "attribute", "since", "until", "limit")
+_HISTORY_PARAMS = ("device", "component", "capability", "attribute", "since", "until", "limit", "initial")
+# ``?initial=1``: the value a chart of [since, until) starts with is the last change before ``since``, looked
+# for this far back (a meter that reported nothing for a week has no value to start with).
+HISTORY_INITIAL_LOOKBACK_S = 7 * 86400.0
 
 ENERGY_MAX_DAYS = 31
 # A monotonic total that drops below this fraction of its last value was reset (device replaced,
@@ -249,7 +252,9 @@ async def read_history(store: Any, device_id: str | None, *, component: str | No
 
 async def history(request: web.Request) -> web.Response:
     """State changes from the store: ``?device=``, ``?component=``, ``?capability=``, ``?attribute=``, ``?since=``,
-    ``?until=`` (ISO-8601 or epoch seconds; default the last 24 hours), ``?limit=``."""
+    ``?until=`` (ISO-8601 or epoch seconds; default the last 24 hours), ``?limit=``. ``?initial=1`` (with a
+    device and an attribute) adds ``"initial"``: the last change before ``since`` (within a week), the value a
+    chart of the span starts with, so that one request draws it."""
     store = request.app.get(STORE_KEY)
     if store is None:
         return _error(503, "history is not available: the gateway runs without a store")
@@ -267,11 +272,23 @@ async def history(request: web.Request) -> web.Response:
     if since is None:
         since = (until if until is not None else hub.clock.time()) - HISTORY_DEFAULT_SPAN_S
     device_id = request.query.get("device") or None
-    rows, truncated = await read_history(
-        store, device_id, component=request.query.get("component") or None,
-        capability=request.query.get("capability") or None, attribute=request.query.get("attribute") or None,
-        since=since, until=until, limit=limit)
-    return _json({"since": since, "until": until, "now": hub.clock.time(), "rows": rows, "truncated": truncated})
+    filters: dict[str, Any] = {"component": request.query.get("component") or None,
+                               "capability": request.query.get("capability") or None,
+                               "attribute": request.query.get("attribute") or None}
+    initial_flag = request.query.get("initial", "")
+    if initial_flag not in ("", "0", "1", "true", "false"):
+        return _error(400, "query.initial: expected 1 or 0", field="query.initial")
+    want_initial = initial_flag in ("1", "true")
+    if want_initial and (device_id is None or filters["attribute"] is None):
+        return _error(400, "query.initial: needs a device and an attribute (the value one chart starts with)",
+                      field="query.initial")
+    rows, truncated = await read_history(store, device_id, since=since, until=until, limit=limit, **filters)
+    answer = {"since": since, "until": until, "now": hub.clock.time(), "rows": rows, "truncated": truncated}
+    if want_initial:
+        before, _ = await read_history(store, device_id, since=since - HISTORY_INITIAL_LOOKBACK_S, until=since,
+                                       limit=1, **filters)
+        answer["initial"] = before[-1] if before else None
+    return _json(answer)
 
 
 # -------------------------------------------------------------------- energy

@@ -1667,12 +1667,10 @@
         const series = await Promise.all(plan.components.map(async (component) => {
           const query = (extra) => new URLSearchParams({ device: device.id, component, capability: "power_meter",
                                                          attribute: "watts", ...extra });
-          // The changes of the last 24 h, and the last one before them: the value the chart starts with.
-          const [before, data] = await Promise.all([
-            api("GET", `/api/history?${query({ since: String(since - 7 * DAY_S), until: String(since), limit: "1" })}`),
-            api("GET", `/api/history?${query({ since: String(since), until: String(now), limit: "20000" })}`),
-          ]);
-          return before.rows.map((r) => ({ ...r, t: since })).concat(data.rows);
+          // The changes of the last 24 h, and the last one before them (the value the chart starts with).
+          const data = await api("GET", `/api/history?${query({ since: String(since), until: String(now),
+                                                                  limit: "20000", initial: "1" })}`);
+          return (data.initial ? [{ ...data.initial, t: since }] : []).concat(data.rows);
         }));
         const rows = (series.length === 1 ? series[0] : sumSeries(series)).filter((r) => typeof r.value === "number");
         if (!rows.length) {

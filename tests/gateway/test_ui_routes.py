@@ -236,6 +236,14 @@ async def test_history_filters_by_capability_and_attribute(api: Api) -> None:
     status, body, _ = await api.call("GET", f"/api/history?device={PLUG.id}&capability=on_off&until={until}"
                                             f"&since={START}")
     assert [r["value"] for r in body["rows"]] == [True, False] + [True, False] * 4
+    # A chart's starting value in the same answer: the last change before `since`.
+    since = START + 60 * 20 + 30
+    status, body, _ = await api.call(
+        "GET", f"/api/history?device={PLUG.id}&capability=power_meter&attribute=watts&since={since}&initial=1")
+    assert status == 200 and body["initial"]["value"] == 119.0 and body["initial"]["t"] == START + 60 * 20
+    assert [r["value"] for r in body["rows"]] == [120.0 + i for i in range(10)]
+    status, body, _ = await api.call("GET", f"/api/history?device={PLUG.id}&since={since}&initial=1")
+    assert status == 400 and body["field"] == "query.initial"  # which attribute's value?
     for query, field in (("limit=0", "query.limit"), ("since=yesterday", "query.since"), ("room=1", "query.room"),
                          ("until=nan", "query.until")):
         status, body, _ = await api.call("GET", f"/api/history?{query}")

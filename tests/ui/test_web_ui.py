@@ -172,6 +172,8 @@ def test_energy_page_shows_power_and_kwh(house: House, phone: Any, shoot: Any) -
         house.z2m.publish("living/tv", {"power": watts, "energy": kwh})
         time.sleep(0.3)
     log_in_by_link(page, house)
+    history_requests: list[str] = []
+    page.on("request", lambda r: history_requests.append(r.url) if "/api/history" in r.url else None)
     page.click('nav a[data-page="energy"]')
     bars = page.locator(".energy-days .chart.bars")
     expect(bars.locator("canvas")).to_have_count(1)
@@ -185,6 +187,9 @@ def test_energy_page_shows_power_and_kwh(house: House, phone: Any, shoot: Any) -
     expect(table).to_contain_text("living/tv")
     expect(page.locator(".energy-days")).to_contain_text("EUR")  # the price from the energy-saving profile
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    # One request per meter's chart (its day and the value it starts with), not two.
+    expect(page.locator("article.power .chart.line canvas")).to_have_count(page.locator("article.power").count())
+    assert len(history_requests) == page.locator("article.power").count(), history_requests
     shoot(page, "09-energy")
 
 
