@@ -654,9 +654,12 @@ class Store:
         next_commit_at = self._clock.monotonic() + self.commit_interval_s
         while True:
             # On a cadence from each commit's start, not its end: a slow write (an SD card) does not stretch
-            # what a power cut can lose to the interval plus the write time of the commit before.
+            # what a power cut can lose to the interval plus the write time of the commit before. And started
+            # that much earlier than the interval: a change made just after a commit took its batch is on disk
+            # when the next commit's write ends, one interval later while writes take as long as the last.
             await self._clock.sleep(max(0.0, next_commit_at - self._clock.monotonic()))
-            next_commit_at = max(next_commit_at + self.commit_interval_s, self._clock.monotonic())
+            lead_s = min(self._last_commit_duration_s, self.commit_interval_s / 2)
+            next_commit_at = max(next_commit_at + self.commit_interval_s - lead_s, self._clock.monotonic())
             await self._commit()
             # A write that took longer than the interval gets half an interval's rest, not a commit at once.
             next_commit_at = max(next_commit_at, self._clock.monotonic() + self.commit_interval_s / 2)
