@@ -10,6 +10,10 @@
   const TOKEN_KEY = "hearth.token";
   const EVENT_KINDS = ["state", "availability", "devices", "alerts", "scenes", "mode", "occupancy"];
   const SVG_NS = "http://www.w3.org/2000/svg";
+  // The house page builds this many tiles at once (a screenful and more), the others in slices of at most
+  // FILL_SLICE_MS between frames: no long task of the main thread for a house of 1,000 devices.
+  const TILES_AT_ONCE = 48;
+  const FILL_SLICE_MS = 30;
 
   const state = {
     token: null,
@@ -30,6 +34,7 @@
     pending: new Map(), // WS message id -> {resolve}
     page: "house",
     tiles: new Map(), // device id -> tile element
+    fill: { ids: [], next: 0, run: 0 }, // the tiles renderHouse left to fill, a slice at a time
     busy: new Set(), // device ids whose slider is being dragged: not redrawn under the finger
     openTraces: new Set(),
     showResolved: false, // the resolved alerts' list is unfolded
@@ -889,6 +894,10 @@
     }
     const areas = [...byArea.keys()].sort((a, b) => (a === "") - (b === "") || areaName(a).localeCompare(areaName(b)));
     state.tiles.clear();
+    // The first screenful of tiles now, the rest in slices between frames: 1,000 tiles built at once held a
+    // Pi's main thread for seconds. A tile not filled yet is an empty card of a tile's size.
+    const later = [];
+    let filled = 0;
     const sections = areas.map((area) => el("section", { className: "area", dataset: { area } },
       el("header", { className: "area-head" },
         area ? el("h2", { text: areaName(area), title: area, translate: false })
@@ -901,9 +910,16 @@
       el("div", { className: "tiles" }, byArea.get(area).map((device) => {
         const tile = el("article", { className: "tile", dataset: { device: device.id } });
         state.tiles.set(device.id, tile);
-        fillTile(tile, device);
+        if (filled < TILES_AT_ONCE) {
+          fillTile(tile, device);
+          filled += 1;
+        } else {
+          tile.dataset.pending = "1";
+          later.push(device.id);
+        }
         return tile;
       }))));
+    fillLater(later);
     if (!sections.length) {
       sections.push(el("p", { className: "muted", text: state.devices.size ? t("house.no_match")
         : t("house.no_devices") }));
@@ -912,6 +928,26 @@
     const list = $("area-list");
     list.replaceChildren(...[...new Set([...state.devices.values()].map((d) => d.area).filter(Boolean))].sort()
       .map((area) => el("option", { value: area, label: areaName(area) })));
+  }
+
+  // Fill the tiles of `ids` a slice (at most FILL_SLICE_MS) at a time; a newer render drops an older queue.
+  function fillLater(ids) {
+    const run = ++state.fill.run;
+    state.fill.ids = ids;
+    state.fill.next = 0;
+    const slice = () => {
+      if (run !== state.fill.run) return;
+      const until = performance.now() + FILL_SLICE_MS;
+      const queue = state.fill;
+      while (queue.next < queue.ids.length && performance.now() < until) {
+        const id = queue.ids[queue.next++];
+        const tile = state.tiles.get(id);
+        const device = state.devices.get(id);
+        if (tile && device && tile.dataset.pending) fillTile(tile, device);
+      }
+      if (queue.next < queue.ids.length) setTimeout(slice, 0);
+    };
+    if (ids.length) setTimeout(slice, 0);
   }
 
   function updateTile(device) {
@@ -923,6 +959,7 @@
 
   function fillTile(tile, device) {
     delete tile.dataset.stale;
+    delete tile.dataset.pending;
     tile.classList.toggle("offline", device.available === false);
     const head = el("header", { className: "tile-head" },
       el("h3", { className: "device-name", text: shownName(device), title: device.id, translate: false }),
