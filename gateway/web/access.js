@@ -186,10 +186,66 @@ window.HearthAccess = (() => {
     }
   }
 
+  // ----- personal data (ETSI EN 303 645 5.11): a copy of everything, the history deleted, who did what
+
+  async function exportData() {
+    say("");
+    try {
+      const response = await window.HearthSession.fetch("/api/data/export", { method: "GET", headers: {} });
+      if (!response.ok) {
+        const data = await response.json().catch(() => null);
+        throw new Error((data && data.error) || `HTTP ${response.status}`);
+      }
+      const disposition = response.headers.get("Content-Disposition") || "";
+      const file = (disposition.match(/filename="([^"]+)"/) || [])[1] || "hearth-data.zip";
+      const url = URL.createObjectURL(await response.blob());
+      const link = el("a", { href: url, download: file });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      say(t("data.exported", { file }));
+      await renderAudit();
+    } catch (err) {
+      say(err.message, true);
+    }
+  }
+
+  async function deleteHistory(event) {
+    event.preventDefault();
+    try {
+      const answer = await call("POST", "/api/data/delete",
+                                { scope: "history", confirm: $("data-delete-confirm").value.trim() });
+      $("data-delete-confirm").value = "";
+      const counts = Object.entries(answer.deleted || {}).filter(([, n]) => n).map(([k, n]) => `${k.replaceAll("_", " ")} ${n}`);
+      say(counts.length ? t("data.deleted", { counts: counts.join(", ") }) : t("data.nothing_deleted"));
+      await renderAudit();
+    } catch (err) {
+      say(err.message, true);
+    }
+  }
+
+  async function renderAudit() {
+    const list = $("data-audit-list");
+    try {
+      const { entries } = await call("GET", "/api/audit?limit=20");
+      list.replaceChildren(...(entries.length ? entries.map((e) => el("li", { className: "access-row" },
+        el("span", { className: "muted", text: when(e.t) }),
+        el("span", { className: "access-name", text: e.action, translate: false }),
+        el("span", { text: e.target || "", translate: false }),
+        el("span", { className: "muted", text: e.actor ? `${e.actor}${e.role ? ` (${roleWord(e.role)})` : ""}` : "",
+                     translate: false })))
+        : [el("li", { className: "muted", text: t("data.audit_empty") })]));
+    } catch (err) {
+      list.replaceChildren(el("li", { className: "error", text: err.message }));
+    }
+  }
+
   function open() {
     $("access-new-token").hidden = true;
     $("access-dialog").showModal();
     render();
+    if ($("data-audit").open) renderAudit();
   }
 
   function init() {
@@ -197,6 +253,9 @@ window.HearthAccess = (() => {
     $("access-close").addEventListener("click", () => $("access-dialog").close());
     $("token-form").addEventListener("submit", addToken);
     $("user-form").addEventListener("submit", addUser);
+    $("data-export").addEventListener("click", exportData);
+    $("data-delete-form").addEventListener("submit", deleteHistory);
+    $("data-audit").addEventListener("toggle", () => { if ($("data-audit").open) renderAudit(); });
   }
 
   document.addEventListener("DOMContentLoaded", init);
