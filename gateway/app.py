@@ -45,6 +45,7 @@ class Gateway:
         self.mdns: Any = None
         self.engine: Any = None
         self.ha_discovery: Any = None  # gateway.hapublish, when [ha_discovery] is enabled
+        self.backups: Any = None  # gateway.backup.BackupSchedule, when [backup] is enabled
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self.event_loop: str | None = None  # "uvloop" or "asyncio", once running
@@ -89,6 +90,7 @@ class Gateway:
             "notifications": self.notifier.stats() if self.notifier is not None else None,
             "bad_input": dict(self.hub.bad_input_by_source),
             "ha_discovery": self.ha_discovery.stats() if self.ha_discovery is not None else None,
+            "backups": self.backups.stats() if self.backups is not None else None,
         }
 
     def metrics(self) -> str:
@@ -159,6 +161,12 @@ class Gateway:
             store_task = loop.create_task(self.store.run(), name="store:commit-loop")
             stack.push_async_callback(_cancel, store_task)
             log.info("restored %d devices from %s (event loop: %s)", restored, config.store_path, self.event_loop)
+            if config.backup.enabled:  # [backup]: the copy runs in a thread, the schedule on the injected clock
+                from gateway.backup import schedule_for
+
+                self.backups = schedule_for(config, self.clock)
+                backup_task = loop.create_task(self.backups.run(), name="backup:schedule")
+                stack.push_async_callback(_cancel, backup_task)
 
             if config.mqtt.enabled:
                 from gateway.mqtt import MqttSession

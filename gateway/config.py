@@ -185,6 +185,24 @@ class StoreSection(_Section):
                          audit_days=self.audit_retention_days)
 
 
+class BackupSection(_Section):
+    """Scheduled backups (``hearth backup`` by the gateway itself; see backup.md): the database copied online with
+    SQLite's backup API, with the tokens, accounts, config file and definitions, in one archive."""
+
+    #: Make backups on a schedule while the gateway runs. Off by default: the folder they go to should be on
+    #: another disk than the database (a USB stick, a network share), which only the owner can choose.
+    enabled: bool = False
+    #: The local time of day of the daily backup ("HH:MM", in ``[location] timezone``).
+    at: str = Field("03:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    #: Instead of daily at ``at``: every this many hours from the gateway's start.
+    interval_h: float | None = Field(None, gt=0, le=24 * 366)
+    #: Where the archives go (``hearth-backup-<UTC time>.tar.gz``, mode 0600); unset: ``backups`` in the data
+    #: directory (then left out of the backups themselves).
+    directory: Path | None = None
+    #: How many scheduled archives to keep in ``directory``; older ones are deleted (other files are never).
+    keep: int = Field(7, ge=1, le=1000)
+
+
 class ApiSection(_Section):
     """The HTTP API and the web UI (see http-api.md)."""
 
@@ -304,6 +322,7 @@ class Config(_Section):
     mqtt: MqttSection = MqttSection()
     ha_discovery: HaDiscoverySection = HaDiscoverySection()
     store: StoreSection = StoreSection()
+    backup: BackupSection = BackupSection()
     api: ApiSection = ApiSection()
     mdns: MdnsSection = MdnsSection()
     location: LocationSection = LocationSection()

@@ -460,9 +460,16 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.execute("INSERT INTO schema_version VALUES (99, 0)")
     conn.commit()
     conn.close()
-    with pytest.raises(StoreError, match="schema version 99"):
+    before = folder_bytes(tmp_path)
+    with pytest.raises(StoreError, match=r"schema version 99, newer than this gateway knows .* Upgrade Hearth"):
         async with Store(path, SimulatedClock(START)):
             pass
+    # never damaged: not a byte of the file changed, nothing (-wal, -shm) was left beside it
+    assert folder_bytes(tmp_path) == before
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
 async def test_failed_commit_keeps_its_batch(tmp_path: Path) -> None:
