@@ -103,7 +103,8 @@ class Simulation:
     retention: Retention = field(default_factory=Retention)
     scenes: bool = True  # the scene engine with both shipped profiles, as a gateway runs it
     period_s: float = DAY_S  # figures are taken at the end of each period (a day; an hour for the large house)
-    page_size: int | None = None  # an experiment: the database made with this page size (SQLite's default 4096)
+    page_size: int | None = None  # the database made with this page size (None: the store's default)
+    history_interval_s: float | None = None  # [store] history_interval_s (None: the history with every commit)
     days: list[DayFigure] = field(default_factory=list)
     breakdown: dict[str, float] = field(default_factory=dict)  # WAL pages a commit, by table (see WalMeter)
     wal_appended: int = 0  # bytes of WAL frames appended (the rest of what was written: checkpoints, headers)
@@ -114,12 +115,9 @@ class Simulation:
         codec = Zigbee2MqttCodec(BASE_TOPIC)
         config = house_config(house)
         wal = Path(f"{self.path}-wal")
-        if self.page_size is not None:
-            conn = sqlite3.connect(self.path)
-            conn.execute(f"PRAGMA page_size = {int(self.page_size)}")
-            conn.execute("VACUUM")  # an empty database of that page size, which the store then opens
-            conn.close()
-        async with Store(self.path, clock, commit_interval_s=self.commit_interval_s, retention=self.retention) as store:
+        sizes = {} if self.page_size is None else {"page_size": self.page_size}
+        async with Store(self.path, clock, commit_interval_s=self.commit_interval_s, retention=self.retention,
+                         history_interval_s=self.history_interval_s, **sizes) as store:
             hub.restore(await store.load_devices())
             store.attach(hub)
             self._apply(hub, codec.decode(f"{BASE_TOPIC}/bridge/devices", orjson.dumps(house.bridge_devices())))
@@ -132,7 +130,7 @@ class Simulation:
                 # changed; its commands are obeyed at once (the codec's devices cannot answer).
                 engine = SceneEngine(hub, load_profiles(config), notifier=RecordingNotifier(),
                                      storage=store.kv("scenes"), trace_storage=store.kv("scene_traces"),
-                                     settings=engine_settings(config), commit=store.flush)
+                                     settings=engine_settings(config), commit=store.flush_urgent)
                 async def send(command: Command) -> CommandResult:
                     return CommandResult("sent", "published")
 
@@ -158,6 +156,7 @@ class Simulation:
                 for _ in range(3 if engine is None or not engine.has_runs else 20):
                     await asyncio.sleep(0)
             next_commit = START + self.commit_interval_s
+            next_history = START + (self.history_interval_s or 0.0)
             day_end = START + self.period_s
             day = 1
             io_at = proc_io()["wchar"]
@@ -188,7 +187,10 @@ class Simulation:
                     # What came in since the last commit is written now; the commits between this one and the
                     # next message would find nothing to write (Store.run skips an empty batch too).
                     await advance(next_commit)
-                    await store.flush()
+                    with_history = clock.time() >= next_history
+                    await store.flush(with_history=with_history)
+                    if with_history and self.history_interval_s:
+                        next_history = clock.time() + self.history_interval_s
                     meter.update()
                     next_commit += self.commit_interval_s * (math.floor((t - next_commit) / self.commit_interval_s)
                                                              + 1)
@@ -444,10 +446,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  commit_interval_s = {interval:g}: day 1 {mb(one.wchar)} ({one.commits:,} commits), "
               f"{first.wchar / max(one.wchar, 1):.1f}x less than at 5 s")
 
-    (small_pages,), small = simulate(house, demo_messages(1), 1, page_size=1024)
-    print(f"  an experiment, not a setting: the database made with 1 KiB pages (SQLite's default 4 KiB): day 1 "
-          f"{mb(small_pages.wchar)}, {first.wchar / max(small_pages.wchar, 1):.1f}x less "
-          f"({breakdown_text(small, [small_pages])})")
+    (big_pages,), big = simulate(house, demo_messages(1), 1, page_size=4096)
+    print(f"  a database made with SQLite's default 4 KiB pages (the store makes 1 KiB ones): day 1 "
+          f"{mb(big_pages.wchar)}, {big_pages.wchar / max(first.wchar, 1):.1f}x more "
+          f"({breakdown_text(big, [big_pages])})")
+    for history_s in (60.0, 300.0):
+        (deferred,), later = simulate(house, demo_messages(1), 1, history_interval_s=history_s)
+        print(f"  history_interval_s = {history_s:g} (the state still every 5 s): day 1 {mb(deferred.wchar)}, "
+              f"{first.wchar / max(deferred.wchar, 1):.1f}x less ({breakdown_text(later, [deferred])})")
 
     # Two simulated hours: the first has the 1,000 devices' descriptions and first states (start-up, written
     # once), the second is the figure.

@@ -145,7 +145,7 @@ class Gateway:
         async with contextlib.AsyncExitStack() as stack:
             self.store = await stack.enter_async_context(
                 Store(config.store_path, self.clock, commit_interval_s=config.store.commit_interval_s,
-                      retention=config.store.retention())
+                      retention=config.store.retention(), history_interval_s=config.store.history_interval_s)
             )
             # Names, areas and tags set in the UI win over the adapters' and the config's; they apply to
             # restored devices too, and to scenes even when the API is off.
@@ -226,13 +226,13 @@ class Gateway:
                 Notifier(targets, self.clock, mqtt=self.mqtt, on_result=self._notification_result,
                          on_progress=self._notification_progress, settings=notify_config,
                          timezone=scene_settings.timezone, ack_tokens=self.ack_tokens,
-                         alert_state=self._alert_state, commit=self.store.flush,
+                         alert_state=self._alert_state, commit=self.store.flush_urgent,
                          storage=self.store.kv("held_notifications"))  # quiet hours outlive a restart
             )
             self.engine = SceneEngine(
                 self.hub, profiles, notifier=self.notifier, storage=self.store.kv("scenes"),
                 trace_storage=self.store.kv("scene_traces"), settings=scene_settings,
-                commit=self.store.flush,
+                commit=self.store.flush_urgent,
             )
             await stack.enter_async_context(self.engine)
             # Resolved alerts, their deliveries and scene traces live in the engine's memory: pruned there, by the

@@ -158,6 +158,10 @@ class StoreSection(_Section):
     #: Seconds between commits. One commit per few seconds, not one per message: SD cards wear out.
     #: A crash or power cut loses at most this much.
     commit_interval_s: float = Field(5.0, gt=0, le=3600)
+    #: Seconds between writes of the history (the state, alerts and timers are still written every commit); unset:
+    #: with every commit. Writes to an SD card: 300 s cuts a small house's bytes a day several times (see
+    #: storage.md), and a power cut then loses up to this much history, never more than a commit of state.
+    history_interval_s: float | None = Field(None, gt=0, le=3600)
     #: History of state changes older than this is deleted (daily), except the kinds below that have their own.
     retention_days: float = Field(30.0, gt=0, le=3650)
     #: History of presence, occupancy, contact and motion: when somebody moved, which door opened, whether anybody

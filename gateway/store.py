@@ -66,6 +66,10 @@ BUSY_TIMEOUT_MS = 5000
 # bench.store (1,000 devices, 2,000 msg/s), 512 KiB instead of 2 MB: steady RSS -1.5 MB (70.6 -> 68.9),
 # a commit of 6,300 changes/s 37-38 -> 40-50 ms in the worker (SQLite lets go of the GIL meanwhile).
 CACHE_KIB = 512
+# The page size of a new database: 1 KiB, not SQLite's 4 KiB. A commit writes every page it touches whole; a small
+# house's commit touches five or six pages for a few dozen bytes of changes, so small pages are what the SD card
+# sees written (docs/storage.md: 2.8x fewer bytes a day for the demo's house).
+DEFAULT_PAGE_SIZE = 1024
 # History older than retention_days is purged once a day; a failed purge is retried an hour later.
 PURGE_INTERVAL_S = 86400.0
 PURGE_RETRY_S = 3600.0
@@ -494,10 +498,20 @@ class Store:
     """
 
     def __init__(self, path: Path, clock: Clock, *, commit_interval_s: float = 5.0,
-                 retention_days: float = 30.0, retention: Retention | None = None, exclusive: bool = False) -> None:
+                 retention_days: float = 30.0, retention: Retention | None = None, exclusive: bool = False,
+                 history_interval_s: float | None = None, page_size: int = DEFAULT_PAGE_SIZE) -> None:
         self.path = Path(path)
         self._clock = clock
         self.commit_interval_s = commit_interval_s
+        # The history goes to disk every this many seconds (None: with every commit); the state, alerts and
+        # timers every commit. Three quarters of what a small house's commit writes is its history's pages:
+        # written less often, an SD card sees a fraction of the writes, and a power cut loses the history of
+        # this long (the state it leaves is still at most a commit interval old).
+        self.history_interval_s = history_interval_s
+        self._history_due_at = 0.0  # monotonic; set when the commit loop starts
+        # The page size of a database made now (SQLite fixes it then; an existing one keeps its own). Small pages
+        # are fewer bytes per commit: a commit writes whole pages, each for a few dozen bytes of changes.
+        self.page_size = page_size
         # Without ``retention`` every kind of history is kept ``retention_days`` (what the store always did).
         self.retention = retention or Retention(history_days=retention_days, presence_days=retention_days,
                                                 energy_days=retention_days)
@@ -652,6 +666,8 @@ class Store:
         """Commit every ``commit_interval_s`` and purge what is past its retention daily, until cancelled."""
         next_purge_at = self._clock.time()
         next_commit_at = self._clock.monotonic() + self.commit_interval_s
+        if self.history_interval_s is not None:
+            self._history_due_at = self._clock.monotonic() + self.history_interval_s
         while True:
             # On a cadence from each commit's start, not its end: a slow write (an SD card) does not stretch
             # what a power cut can lose to the interval plus the write time of the commit before. And started
@@ -660,7 +676,8 @@ class Store:
             await self._clock.sleep(max(0.0, next_commit_at - self._clock.monotonic()))
             lead_s = min(self._last_commit_duration_s, self.commit_interval_s / 2)
             next_commit_at = max(next_commit_at + self.commit_interval_s - lead_s, self._clock.monotonic())
-            await self._commit()
+            with_history = self.history_interval_s is None or self._clock.monotonic() >= self._history_due_at
+            await self._commit(with_history=with_history)
             # A write that took longer than the interval gets half an interval's rest, not a commit at once.
             next_commit_at = max(next_commit_at, self._clock.monotonic() + self.commit_interval_s / 2)
             if self._clock.time() >= next_purge_at:
@@ -671,18 +688,28 @@ class Store:
                     log.error("%s; retrying in %g s", err, PURGE_RETRY_S)
                     next_purge_at = self._clock.time() + PURGE_RETRY_S
 
-    async def flush(self) -> None:
-        """Write everything pending now. Raises StoreError if that failed (the work stays pending)."""
-        if not await self._commit():
+    async def flush(self, *, with_history: bool = True) -> None:
+        """Write everything pending now (without the history: all but it, as a commit between two writes of
+        the history does). Raises StoreError if that failed (the work stays pending)."""
+        if not await self._commit(with_history=with_history):
             raise StoreError(f"{self.path}: commit failed; {len(self._pending)} changes kept for the next try")
 
-    async def _commit(self) -> bool:
-        """Write what is pending in one transaction. False if that failed: the work is kept for the next."""
+    async def flush_urgent(self) -> None:
+        """Write what is pending now, its history only when due (``history_interval_s``): what an urgent change
+        asks for (an alert raised, the house's occupancy, a notification's acknowledge link), not the history."""
+        due = self.history_interval_s is None or self._clock.monotonic() >= self._history_due_at
+        await self.flush(with_history=due)
+
+    async def _commit(self, *, with_history: bool = True) -> bool:
+        """Write what is pending in one transaction (without the history: it stays pending). False if that
+        failed: the work is kept for the next."""
         if self._executor is None:
             raise StoreError(f"{self.path}: store is not open")
         async with self._commit_lock:
             ok = await self._settle_inflight()
-            batch = self._take_batch()
+            batch = self._take_batch(with_history=with_history)
+            if with_history and self.history_interval_s is not None:
+                self._history_due_at = self._clock.monotonic() + self.history_interval_s
             if not len(batch):
                 return ok
             future = asyncio.get_running_loop().run_in_executor(self._executor, self._write_batch, batch)
@@ -692,11 +719,13 @@ class Store:
             await asyncio.wait([future])
             return await self._settle_inflight()
 
-    def _take_batch(self) -> _Batch:
+    def _take_batch(self, *, with_history: bool = True) -> _Batch:
         # Swapped out, not copied: the callbacks run on this same loop thread, so from here on they fill
         # a fresh batch and the worker owns this one alone. No lock on the hot path.
         self._resolve_deferred()
         batch, self._pending = self._pending, _Batch()
+        if not with_history:  # the history waits in the new batch (readers see it there, as pending rows)
+            self._pending.history, batch.history = batch.history, {}
         batch.taken_at = self._clock.time()
         hub = self._hub
         if hub is not None:
@@ -964,6 +993,8 @@ class Store:
             # the writer, and a crash mid-commit leaves the last committed state. With WAL, NORMAL keeps
             # the database consistent across a power cut; only the last transaction(s) can be lost (FULL
             # would add an fsync per commit for nothing we need: we lose up to an interval anyway).
+            if not tables:  # a new database: its page size, before WAL mode fixes it
+                conn.execute(f"PRAGMA page_size = {int(self.page_size)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 log.warning("%s: SQLite refused WAL mode (journal_mode=%s); commits will be slower", path, mode)

@@ -271,6 +271,59 @@ async def test_history_merges_stored_and_pending_rows(tmp_path: Path) -> None:
         assert [row["value"] for row in await store.history(limit=1)] == [2.0]
 
 
+async def test_the_history_can_be_written_less_often_than_the_state(tmp_path: Path) -> None:
+    """``history_interval_s`` (SD-card wear, docs/storage.md): the commits between two writes of the history
+    write the state; the history waits, readable as pending rows, and goes with the next due commit or a flush."""
+    clock = SimulatedClock(START)
+    hub = make_hub(clock)
+    path = tmp_path / "hearth.db"
+
+    def stored(table: str) -> int:
+        conn = sqlite3.connect(path)
+        try:
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        finally:
+            conn.close()
+
+    async with Store(path, clock, commit_interval_s=5.0, history_interval_s=60.0) as store:
+        store.attach(hub)
+        loop = asyncio.create_task(store.run())
+        await asyncio.sleep(0)
+        for i in range(6):  # half a minute of readings, a commit every 5 s
+            clock.advance_to(START + 5 * i + 1)
+            hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", 20.0 + i)])
+            clock.advance_to(START + 5 * (i + 1))
+            await asyncio.sleep(0.05)
+        assert stored("state") > 0 and stored("history_block") == 0  # the state on disk, the history waiting
+        assert [row["value"] for row in await store.history()] == [20.0 + i for i in range(6)]  # yet readable
+        for i in range(7):  # past the minute: the history goes with the next commit
+            clock.advance_to(START + 35 + 5 * i)
+            await asyncio.sleep(0.05)
+        assert stored("history_block") >= 1
+        hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", 30.0)])
+        await store.flush()  # a flush writes everything (an export, a backup, the way down)
+        loop.cancel()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT sum(changes) FROM history_block").fetchone()[0] == 7
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == store_module.DEFAULT_PAGE_SIZE == 1024
+    finally:
+        conn.close()
+
+
+async def test_a_database_keeps_the_page_size_it_was_made_with(tmp_path: Path) -> None:
+    path = tmp_path / "hearth.db"
+    async with Store(path, SimulatedClock(START), page_size=4096):
+        pass
+    async with Store(path, SimulatedClock(START)):  # the default is 1 KiB now: an old database stays as it is
+        pass
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 4096
+    finally:
+        conn.close()
+
+
 async def test_retention_purges_old_history(tmp_path: Path) -> None:
     clock = SimulatedClock(START)
     path = tmp_path / "hearth.db"
