@@ -152,3 +152,48 @@ def test_the_wheel_runs_from_a_fresh_venv(fresh_venv: Path, tmp_path: Path) -> N
     assert checks["versions"]["details"]["executable"].startswith(site)
     assert {"zigbee2mqtt", "ble", "definitions"} <= {p["name"] for p in checks["versions"]["details"]["plugins"]}
     assert all(p.get("problem") is None for p in checks["versions"]["details"]["plugins"])
+
+
+def test_the_wheel_backs_up_the_demos_house_while_it_runs_and_restores_it(fresh_venv: Path, tmp_path: Path) -> None:
+    """Issue 22's acceptance, from the wheel: ``hearth demo`` runs, ``hearth backup`` copies it while it runs,
+    ``hearth restore`` brings it back into an empty data directory, and its devices and login are there."""
+    import sqlite3
+    import time
+
+    from gateway.sim import demo_house
+    from tests.broker import free_port
+
+    env = _fresh_env(fresh_venv, tmp_path)
+    hearth = str(fresh_venv / "bin" / "hearth")
+    data = tmp_path / "demo"
+    demo = subprocess.Popen([hearth, "demo", "--speed", "600", "--port", str(free_port()), "--data-dir", str(data)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL)
+    try:
+        assert demo.stdout is not None
+        line = ""
+        for _ in range(200):  # its banner: bounded in lines, and by the test run's timeout
+            line = demo.stdout.readline()
+            if not line or "web UI:" in line:
+                break
+        assert "web UI:" in line, line
+        time.sleep(4.0)  # 40 simulated minutes of the house, a commit every 5 real seconds
+        config = tmp_path / "demo.toml"
+        config.write_text(f'[gateway]\ndata_dir = "{data}"\n\n[store]\npath = "{data / "demo.db"}"\n')
+        archive = tmp_path / "demo.tar.gz"
+        done = _run([hearth, "backup", str(archive), "--config", str(config)], cwd=tmp_path, env=env)
+        assert archive.is_file(), done.stdout
+    finally:
+        demo.terminate()
+        demo.wait(timeout=30)
+    restored = tmp_path / "restored"
+    _run([hearth, "restore", str(archive), "--config", str(tmp_path / "new.toml"), "--data-dir", str(restored)],
+         cwd=tmp_path, env=env)
+    conn = sqlite3.connect(restored / "demo.db")
+    try:
+        devices = conn.execute("SELECT count(*) FROM devices").fetchone()[0]
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+    assert devices == len(demo_house().devices)
+    assert (restored / "demo-token").read_text().strip().startswith("hth_")
