@@ -883,8 +883,8 @@ def _trim_entry(entry: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class _Compiled:
-    """What a device definition (and its power source) compiles to: the same for every device of the
-    model, so devices of one model share it (a house has many of a few models)."""
+    """What a device definition's exposes (and its power source) compile to: the same for every device of the
+    model, and of every model exposing the same, so those devices share it (a house has many of a few models)."""
 
     bindings: dict[str, Binding]
     setters: dict[tuple[str, str, str], Binding]
@@ -895,8 +895,8 @@ class _Compiled:
     notes: list[str] = field(default_factory=list)  # what the definition has that is not used, and why
 
 
-# Compiled definitions kept per codec (keyed by the definition's JSON): past this many, start again.
-MAX_COMPILED_DEFINITIONS = 1000
+# Compiled definitions kept per codec (keyed by the exposes' JSON): past this many, start again.
+MAX_COMPILED_DEFINITIONS = 10_000  # the devices hold what they share anyway: this bounds the rest
 # Models whose unused properties were said once: past this many, no more is said (a bound, not a case).
 MAX_NOTED_MODELS = 20_000
 
@@ -918,7 +918,9 @@ def compile_device(entry: Any, cache: dict[bytes, _Compiled] | None = None) -> Z
     compiled: _Compiled | None = None
     cache_key = b""
     if cache is not None:
-        cache_key = orjson.dumps([definition, battery], option=orjson.OPT_SORT_KEYS)
+        # By what the compiled bindings depend on: the exposes and the power source. Models of different makers
+        # that expose the same (a white-label plug under five names: half of Zigbee2MQTT's database) share it.
+        cache_key = orjson.dumps([definition.get("exposes"), battery], option=orjson.OPT_SORT_KEYS)
         compiled = cache.get(cache_key)
     if compiled is None:
         compiled = _compile_definition(definition, battery)
