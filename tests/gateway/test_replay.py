@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.cli import main
 
@@ -188,3 +191,12 @@ def test_a_capture_as_hearth_capture_writes_it_plays_as_any_other(tmp_path: Path
     assert [e["message"].split(":", 2)[1] for e in first["errors"]] == ["3"]
     assert [e["message"].split(": ", 1)[1] for e in first["errors"]] == \
         [e["message"].split(": ", 1)[1] for e in second["errors"]]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)))
+def test_a_captures_iso_time_reads_as_datetime_reads_it(moment: datetime) -> None:
+    from gateway.replay import _parse_iso, parse_time
+
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"  # as hearth capture writes
+    assert parse_time(text) == _parse_iso(text)
