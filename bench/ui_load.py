@@ -94,8 +94,9 @@ _READY["energy-link"] = _READY["energy"]
 PATHS = {"house": "/#/house", "resident": "/resident", "energy": "/#/house", "energy-link": "/#/energy"}
 # What the page shows once interactive, counted: 1,000 tiles, or none, tell different stories.
 _SHOWN = {
-    # Tiles filled (a tile left for a later slice is an empty card until then: not counted).
-    "house": """() => ({ tiles: document.querySelectorAll("article.tile:not([data-pending])").length })""",
+    # Every tile, and those filled yet (a tile left for a later slice is an empty card of its size until then).
+    "house": """() => ({ tiles: document.querySelectorAll("article.tile").length,
+                        filled: document.querySelectorAll("article.tile:not([data-pending])").length })""",
     "resident": """() => ({ reminders: document.querySelectorAll("#reminders li").length })""",
     "energy": """() => ({ power_charts: document.querySelectorAll("#energy article.card.power").length,
                          no_meter: +document.getElementById("energy").textContent.includes("No device measures") })""",

@@ -96,7 +96,10 @@ def _dependency_links(target: Path) -> Path:
     ours |= {"gateway", "adapters"}  # an editable install's RECORD does not list the source folders
     target.mkdir()
     for entry in site.iterdir():
-        if entry.name in ours or entry.name.endswith(".pth") or entry.name == "__pycache__":
+        # (and its metadata whatever the RECORD found says: from a checkout, importlib may find the source tree's
+        # egg-info first, and the installed dist-info left in would make pip skip the wheel as installed)
+        if entry.name in ours or entry.name.endswith(".pth") or entry.name == "__pycache__" \
+                or entry.name.startswith(("hearth_gateway", "__editable__.hearth_gateway")):
             continue
         (target / entry.name).symlink_to(entry)
     return target
