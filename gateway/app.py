@@ -46,6 +46,7 @@ class Gateway:
         self.engine: Any = None
         self.ha_discovery: Any = None  # gateway.hapublish, when [ha_discovery] is enabled
         self.backups: Any = None  # gateway.backup.BackupSchedule, when [backup] is enabled
+        self.matter: Any = None  # gateway.matter.sidecar.MatterBridge, when [matter] is enabled
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self.event_loop: str | None = None  # "uvloop" or "asyncio", once running
@@ -91,6 +92,7 @@ class Gateway:
             "bad_input": dict(self.hub.bad_input_by_source),
             "ha_discovery": self.ha_discovery.stats() if self.ha_discovery is not None else None,
             "backups": self.backups.stats() if self.backups is not None else None,
+            "matter": self.matter.health() if self.matter is not None else None,
         }
 
     def metrics(self) -> str:
@@ -265,6 +267,9 @@ class Gateway:
                 add_resident_routes(app)
                 supervisor = self.supervisor
                 add_discovered_routes(app, lambda: supervisor.instance("mdns"))
+                from gateway.api.matter import add_matter_routes
+
+                add_matter_routes(app, lambda: self.matter)
                 ssl_context = None
                 if config.api.serves_tls():
                     from gateway.tlscert import ServerCert, ensure_self_signed, fingerprint_of, server_context
@@ -289,6 +294,14 @@ class Gateway:
                     await stack.enter_async_context(GatewayAnnouncement(
                         self.mdns, name=config.gateway.name, port=self.api.port, version=__version__,
                         host=config.api.host, auth_required=True))
+                if config.matter.enabled:
+                    from gateway.matter.sidecar import MatterBridge
+
+                    # After the API listens: the sidecar is a client of it (its own token, the WebSocket).
+                    self.matter = await stack.enter_async_context(MatterBridge(
+                        config.matter, data_dir=config.data_dir, hub=self.hub, tokens=tokens,
+                        api_url=_loopback_url(self.api.url), name=config.gateway.name,
+                        ca_file=None if ssl_context is None else cert.certfile))
                 if initial:
                     self._say(f"API token (shown once, stored hashed in {config.token_file}): {initial}")
                 if not has_owner:
@@ -301,6 +314,9 @@ class Gateway:
                 self._say(f"Hearth {__version__} ready: API at {self.api.url}, {restored} devices restored, "
                           f"{len(self.engine.scenes)} scenes")
             else:
+                if config.matter.enabled:
+                    log.warning("[matter] enabled, but the Matter bridge reads Hearth through its API, which is "
+                                "disabled ([api] enabled = false): no bridge")
                 self._say(f"Hearth {__version__} ready (API disabled), {restored} devices restored")
             # Everything built so far (modules, config and profile models, restored devices) lives as long as
             # the process: out of the cyclic collector's sight, a full collection does not walk it again.
@@ -327,6 +343,18 @@ class Gateway:
             await self._stop.wait()
             log.info("stopping")
         self._say("Hearth stopped")
+
+
+def _loopback_url(url: str) -> str:
+    """The API's URL as a process on this machine reaches it (a server on 0.0.0.0 or :: listens on loopback too)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    netloc = f"[{host}]" if ":" in host else host
+    return urlunsplit((parts.scheme, f"{netloc}:{parts.port}", "", "", ""))
 
 
 def adapter_metrics(stats: dict[str, dict[str, Any]]) -> str:

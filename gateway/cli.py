@@ -358,6 +358,16 @@ def _audit_cli(config: Any, action: str, target: str | None, detail: dict[str, A
                                                        detail, "local"))
 
 
+def cmd_matter(args: argparse.Namespace) -> int:
+    from gateway.matter.cli import pair_command, reset_command
+
+    config, source = _data_files(args)
+    print(f"Data directory: {config.data_dir} {source}", file=sys.stderr)
+    if args.action == "pair":
+        return pair_command(config.matter, config.data_dir, sys.stdout, as_json=args.json)
+    return reset_command(config.data_dir, sys.stdout, yes=args.yes)
+
+
 def _read_password(args: argparse.Namespace, name: str) -> str:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -784,6 +794,18 @@ def build_parser() -> argparse.ArgumentParser:
                                      "to unlink")
     p.add_argument("--config", "-c", help="config file (where the data directory is), as for hearth run")
     p.set_defaults(func=cmd_user)
+
+    p = sub.add_parser("matter", help="the Matter bridge: the pairing code for Apple Home, Google Home, Alexa, ..., "
+                                      "and forgetting paired controllers")
+    matter_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = matter_sub.add_parser("pair", help="print the manual pairing code and the QR code's payload")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.add_argument("--config", "-c", help="config file (where the data directory is), as for hearth run")
+    q.set_defaults(func=cmd_matter)
+    q = matter_sub.add_parser("reset", help="forget every paired controller (fabric); the gateway must be stopped")
+    q.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    q.add_argument("--config", "-c", help="config file (where the data directory is), as for hearth run")
+    q.set_defaults(func=cmd_matter)
 
     p = sub.add_parser("data", help="personal data: export everything about the house and its people, delete it, "
                                     "read the audit log")

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.errors import ConfigError, ConfigProblem
+from gateway.matter.settings import MatterSection
 from gateway.mdns import MdnsSection
 from gateway.tomlloc import loads_toml
 
@@ -329,6 +330,7 @@ class Config(_Section):
     backup: BackupSection = BackupSection()
     api: ApiSection = ApiSection()
     mdns: MdnsSection = MdnsSection()
+    matter: MatterSection = MatterSection()
     location: LocationSection = LocationSection()
     scenes: ScenesSection = ScenesSection()
     profiles: list[ProfileUse] = Field(default_factory=list)

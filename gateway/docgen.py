@@ -630,6 +630,9 @@ def _full_app() -> Any:
     add_ack_routes(app, typing.cast(Any, None), typing.cast(Any, None))
     add_resident_routes(app)
     add_discovered_routes(app, lambda: None)
+    from gateway.api.matter import add_matter_routes
+
+    add_matter_routes(app, lambda: None)
     return app
 
 
@@ -653,6 +656,7 @@ _ROUTE_GROUPS: tuple[tuple[str, str], ...] = (
     ("gateway.api.resident", "The resident's view"),
     ("gateway.api.ack", "Acknowledge links"),
     ("gateway.api.discovered", "Discovery"),
+    ("gateway.api.matter", "The Matter bridge"),
     ("gateway.api.ws", "The WebSocket"),
     ("gateway.api.things", "Thing Descriptions (W3C WoT)"),
     ("gateway.api.openapi", "The OpenAPI document"),
@@ -744,7 +748,15 @@ def generated(docs: Path) -> dict[Path, str]:
         docs / "sdk.md": render_sdk(),
         docs / "config.md": render_config(),
         docs / "http-api.md": render_http_api(),
+        docs / "matter.md": render_matter(docs / "matter.md"),
     }
+
+
+def render_matter(page: Path) -> str:
+    """``docs/matter.md``: its generated section (the mapping table of gateway/matter/mapping.py) in the page."""
+    from gateway.matter.mapping import render_docs_page
+
+    return render_docs_page(page.read_text(encoding="utf-8") if page.is_file() else None)
 
 
 def _default_docs() -> Path:

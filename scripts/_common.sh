@@ -60,6 +60,27 @@ ensure_z2mdb_deps() {
   fi
 }
 
+# The Matter bridge's sidecar (matter/, docs/matter.md): Node.js 20.19+ (matter.js 0.17's engines) and the npm
+# packages pinned in matter/package-lock.json. Without them the bridge is off and its tests skip (they fail with
+# HEARTH_REQUIRE_MATTER=1, as in CI). npm ci runs only when the lock is newer than node_modules.
+ensure_matter_deps() {
+  local dir="$ROOT/matter"
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "installing Node.js and npm for the Matter bridge (apt)…" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+    echo "Node.js $(node --version) is older than 20.19, which matter.js needs: the Matter bridge and its tests" \
+         "cannot run (install Node.js 20.19 or later, e.g. from nodejs.org)" >&2
+    return 0
+  fi
+  if [ ! "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+    npm ci --prefix "$dir" --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null \
+      || echo "npm ci --prefix matter failed: the Matter bridge cannot run and its tests will skip" >&2
+  fi
+}
+
 # tests/test_service.py checks the unit of `hearth service install` with systemd-analyze verify (it skips without
 # it, and fails with HEARTH_REQUIRE_SYSTEMD=1, as in CI). Only the tool is needed: no systemd has to be running.
 ensure_systemd_analyze() {

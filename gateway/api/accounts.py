@@ -135,6 +135,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/history"): _READERS,
     ("GET", "/api/energy"): _READERS,
     ("GET", "/api/discovered"): _CONFIGURERS,
+    # the pairing code adds the house to a Matter controller, which then commands every bridged device
+    ("GET", "/api/matter"): _CONFIGURERS,
     ("GET", "/api/scenes"): _READERS,
     ("GET", "/api/scenes/{id}"): _READERS,
     ("GET", "/api/scenes/{id}/traces"): _READERS,

@@ -201,6 +201,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/discovered"): Operation(query={"support": "supported or seen only", "family": "a device family",
                                                  "available": "true or false"},
                                           responses={200: _object(["discovered", "mdns"])}),
+    # the Matter bridge
+    ("GET", "/api/matter"): Operation(responses={200: _object(["enabled"], {
+        "enabled": {"type": "boolean"}, "state": _STR, "pairing": _object(["manual_code", "qr_payload"]),
+        "unmapped": {"type": "array"}})}),
     # the resident's view
     ("GET", "/api/resident"): Operation(responses={200: _object(["now", "help"])}),
     ("POST", "/api/resident/check-in"): Operation(responses={200: _object(["check_in"]),

@@ -13,7 +13,8 @@ Protocol (JSON text frames; every client message has a ``type``):
    that may send them over HTTP too (accounts.WS_COMMAND_ROLES); alert events go only to roles that may
    list alerts.
 2. ``{"type": "subscribe", "id": 1, "events": ["state", "availability", "devices", "alerts", "scenes",
-   "mode", "occupancy"], "filter": {"device": ..., "area": ..., "capability": ...}, "snapshot": true}``:
+   "mode", "occupancy", "device_events"], "filter": {"device": ..., "area": ..., "capability": ...},
+   "snapshot": true}``:
    answered by ``{"type": "result", "id": 1, "ok": true, "subscription": 1}`` (plus, with ``snapshot``,
    ``devices``, the matching devices as ``GET /api/devices`` shows them, and, when the subscription wants
    mode or occupancy and scenes run, ``house``, as ``GET /api/house`` shows it: taken in the same step as
@@ -27,7 +28,8 @@ Protocol (JSON text frames; every client message has a ``type``):
    "attribute", "value", "old", "t"}``; ``"availability"`` (device, available); ``"devices"`` (change:
    added/updated/removed, device, data); ``"alerts"`` (change, alert); ``"scenes"`` (scene, trace, state);
    ``"mode"`` (mode, old, source); ``"occupancy"`` (occupancy: home/away/unknown, old, since, reason: what
-   showed it). ``t`` is epoch seconds; ``since`` is ISO-8601, as in ``GET /api/house``.
+   showed it); ``"device_event"`` (device, component, capability, name, data: a momentary event such as a button's
+   ``pressed``, which changes no state). ``t`` is epoch seconds; ``since`` is ISO-8601, as in ``GET /api/house``.
 
 A client that does not read fast enough is dropped rather than buffered without end: events wait in a
 bounded per-connection queue, and when it is full the connection is closed with **4008** (counted as
@@ -56,6 +58,7 @@ from gateway.bus import (
     AlertChanged,
     AvailabilityChanged,
     DeviceAdded,
+    DeviceEvent,
     DeviceRemoved,
     DeviceUpdated,
     Event,
@@ -94,8 +97,9 @@ EVENT_KINDS: dict[str, tuple[type[Event], ...]] = {
     "scenes": (SceneRan,),
     "mode": (ModeChanged,),
     "occupancy": (OccupancyChanged,),
+    "device_events": (DeviceEvent,),
 }
-_DEVICE_KINDS = frozenset({"state", "availability", "devices"})
+_DEVICE_KINDS = frozenset({"state", "availability", "devices", "device_events"})
 _FILTER_KEYS = ("device", "area", "capability")
 _DEVICE_CHANGE = {DeviceAdded: "added", DeviceUpdated: "updated", DeviceRemoved: "removed"}
 
@@ -247,6 +251,13 @@ class _Connection:
             return {"type": "event", "subscription": sub.id, "event": "state", "device": event.device_id,
                     "component": event.component, "capability": event.capability, "attribute": event.attribute,
                     "value": event.new, "old": event.old, "t": event.t}
+        if isinstance(event, DeviceEvent):
+            if "device_events" not in sub.kinds or (sub.filtered and not sub.wants_device(hub, event.device_id,
+                                                                                         event.capability)):
+                return None
+            return {"type": "event", "subscription": sub.id, "event": "device_event", "device": event.device_id,
+                    "component": event.component, "capability": event.capability, "name": event.event,
+                    "data": event.data, "t": event.t}
         if isinstance(event, AvailabilityChanged):
             if "availability" not in sub.kinds or (sub.filtered and not sub.wants_device(hub, event.device_id)):
                 return None

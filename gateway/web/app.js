@@ -513,7 +513,7 @@
     if (state.page === "alerts") refreshAlerts();
     if (state.page === "scenes") refreshScenes();
     if (state.page === "energy") renderEnergy();
-    if (state.page === "discovered") renderDiscovered();
+    if (state.page === "discovered") { renderDiscovered(); renderMatter(); }
   }
 
   // ------------------------------------------------------------------ who is home
@@ -1856,6 +1856,42 @@
     return el("div", { className: "table-scroll", tabIndex: 0, role: "region", "aria-label": t("energy.table_label") },
       el("table", { className: "energy-table" }, el("caption", { className: "muted", text: t("energy.table_caption") }),
         el("thead", {}, head), el("tbody", {}, rows)));
+  }
+
+  // ------------------------------------------------------------------ the Matter bridge
+
+  function matterStateText(value) {
+    const texts = { starting: t("matter.state.starting"), running: t("matter.state.running"),
+      restarting: t("matter.state.restarting"), failed: t("matter.state.failed"), stopped: t("matter.state.stopped") };
+    return texts[value] || String(value);
+  }
+
+  async function renderMatter() {
+    const root = $("matter-panel");
+    let data;
+    try {
+      data = await api("GET", "/api/matter");
+    } catch (err) {
+      root.replaceChildren(el("p", { className: "muted", text: err.message }));
+      return;
+    }
+    if (!data.enabled) {
+      root.replaceChildren(el("p", { className: "muted" }, t("matter.off"), " ",
+        el("code", { text: "[matter] enabled = true" })));
+      return;
+    }
+    const row = (label, props) => el("div", { className: "reading" }, el("dt", { text: label }), el("dd", props));
+    const unmapped = (data.unmapped || []).filter((d) => !d.bridged);
+    root.replaceChildren(el("article", { className: "card matter" },
+      el("dl", {},
+        row(t("matter.state"), { text: matterStateText(data.state) }),
+        row(t("matter.code"), { text: data.pairing.manual_code_formatted, translate: false, className: "code" }),
+        row(t("matter.qr"), { text: data.pairing.qr_payload, translate: false, className: "code" }),
+        row(t("matter.controllers"), { text: String(data.fabrics) }),
+        row(t("matter.endpoints"), { text: String(data.endpoints) })),
+      el("p", { className: "muted", text: t("matter.help") }),
+      ...(unmapped.length ? [el("p", { className: "muted" }, t("matter.not_bridged"), " ",
+        ...unmapped.map((d, i) => el("span", { translate: false, text: (i ? ", " : "") + d.name })))] : [])));
   }
 
   // ------------------------------------------------------------------ discovered

@@ -35,7 +35,8 @@ PUBLIC_OTHER = {("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/"), ("GET", 
 # The functions that add routes to the app, each called by full_app() below.
 KNOWN_ROUTE_ADDERS = {"add_scene_routes", "add_login_routes", "add_ws_routes", "add_ui_routes",
                       "add_discovered_routes", "add_resident_routes", "add_ack_routes",
-                      "add_data_routes", "add_thing_routes", "add_openapi_routes", "add_my_notification_routes"}
+                      "add_data_routes", "add_thing_routes", "add_openapi_routes", "add_matter_routes",
+                      "add_my_notification_routes"}
 # (create_app calls add_data_routes, add_login_routes, add_my_notification_routes, add_thing_routes and
 # add_openapi_routes itself)
 BAD_TOKENS = [None, "Basic dXNlcjpwYXNz", "Bearer", "Bearer hth_000000000000_" + "a" * 43]
@@ -68,6 +69,9 @@ def full_app(hub: Hub, tokens: TokenStore) -> web.Application:
     from gateway.scenes.notify import AckTokens
 
     add_ack_routes(app, engine, AckTokens(hub.clock, _MemoryKv()))  # type: ignore[arg-type]
+    from gateway.api.matter import add_matter_routes
+
+    add_matter_routes(app, lambda: None)
     # These tests send hundreds of wrong tokens on purpose, each expecting its 401: no tarpit here
     # (test_wrong_tokens_are_rate_limited_per_address covers it).
     app[_AUTH_FAILURES_KEY].limiter.max_failures = 1_000_000
