@@ -3,6 +3,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${HEARTH_VENV:-$ROOT/.venv}"
+# The Matter bridge's sidecar is not part of the installed package: the gateway finds it here ([matter]).
+export HEARTH_MATTER_DIR="${HEARTH_MATTER_DIR:-$ROOT/matter}"
 PYTHON="${PYTHON:-python3}"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

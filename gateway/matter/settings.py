@@ -25,8 +25,8 @@ class MatterSection(BaseModel):
     port: int = Field(5540, ge=1, le=65535)
     #: The Node.js executable: a name looked up in PATH, or a path.
     node: str = "node"
-    #: The folder with ``bridge.mjs`` and its ``node_modules``; unset: the ``matter`` folder of this Hearth's
-    #: source tree.
+    #: The folder with ``bridge.mjs`` and its ``node_modules``; unset: ``$HEARTH_MATTER_DIR`` (``scripts/run`` sets
+    #: it to the checkout's ``matter``), else the ``matter`` folder of this Hearth's source tree.
     sidecar_dir: Path | None = None
     #: Announce the bridge (mDNS) on this network interface only (e.g. "eth0"); unset: all of them.
     mdns_interface: str | None = Field(None, min_length=1, max_length=64)

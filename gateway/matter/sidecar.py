@@ -61,6 +61,11 @@ class MatterUnavailableError(HearthError):
 
 
 def default_sidecar_dir() -> Path:
+    """``$HEARTH_MATTER_DIR`` (``scripts/run`` and ``scripts/test`` set it to the checkout's ``matter``: a regular
+    install of the package does not carry the sidecar), else the ``matter`` folder beside the package's source."""
+    given = os.environ.get("HEARTH_MATTER_DIR")
+    if given:
+        return Path(given)
     return Path(__file__).resolve().parents[2] / "matter"
 
 

@@ -145,7 +145,8 @@ def house(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[tuple[GatewayProcess
         f'[store]\npath = "{tmp_path / "hearth.db"}"\n\n'
         f'[api]\nport = {api_port}\ncommand_timeout_s = 3\n\n'
         # The namespace has only loopback, which matter.js leaves out of "all interfaces": named, it is used.
-        f'[matter]\nenabled = true\nport = {free_port()}\nmdns_interface = "lo"\nlog_level = "{MATTER_LOG_LEVEL}"\n\n'
+        f'[matter]\nenabled = true\nsidecar_dir = "{SIDECAR}"\nport = {free_port()}\nmdns_interface = "lo"\n'
+        f'log_level = "{MATTER_LOG_LEVEL}"\n\n'
         f'[gateway]\nlog_level = "{"debug" if MATTER_LOG_LEVEL != "notice" else "info"}"\n\n'
         '[areas]\n"Plug" = "Kitchen"\n\n'
         '[tags]\n"plug_zigbee23" = ["light"]\n'
@@ -483,7 +484,7 @@ def test_the_bridge_reads_hearth_over_https(tmp_path: Path) -> None:
     config.write_text(
         '[mqtt]\nenabled = false\n\n'
         f'[api]\nport = {free_port()}\ntls = "on"\n\n'
-        f'[matter]\nenabled = true\nport = {free_port()}\nmdns_interface = "lo"\n'
+        f'[matter]\nenabled = true\nsidecar_dir = "{SIDECAR}"\nport = {free_port()}\nmdns_interface = "lo"\n'
     )
     gateway = GatewayProcess(config, tmp_path / "data")
     gateway.start()
