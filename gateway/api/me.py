@@ -85,7 +85,9 @@ def apply_saved(users: UserStore, notifier: Any) -> int:
     return applied
 
 
-async def _linked(request: web.Request) -> tuple[Principal, Any, Any] | web.Response:
+async def _linked(request: web.Request, *, need_contact: bool = True) -> tuple[Any, Any] | web.Response:
+    """(the calling person's account, the notifier), or the answer saying why not: a token, notifications not
+    running, or (with ``need_contact``) an account the owner has not linked to a contact of the config."""
     principal: Principal = request[TOKEN_INFO_KEY]
     if principal.kind != "user":
         return _error(400, "an API token is no contact; log in as the person", reason="not_a_user")
@@ -93,15 +95,18 @@ async def _linked(request: web.Request) -> tuple[Principal, Any, Any] | web.Resp
     notifier = _notifier(request)
     if user is None or notifier is None:
         return _error(503, "notifications are not running", reason="unavailable")
-    return principal, user, notifier
+    if need_contact and (user.contact is None or not notifier.has_target(user.contact)):
+        return _error(409, "your account is not linked to a notification contact: the owner links it "
+                           "(hearth user set NAME --contact CONTACT)", reason="not_linked")
+    return user, notifier
 
 
 async def get_my_notifications(request: web.Request) -> web.Response:
     """The contact this person is, as notifications reach it, and which of it is their own setting."""
-    found = await _linked(request)
+    found = await _linked(request, need_contact=False)
     if isinstance(found, web.Response):
         return found
-    _, user, notifier = found
+    user, notifier = found
     if user.contact is None or not notifier.has_target(user.contact):
         language = await request_language(request)
         return _json({"contact": None, "linked": user.contact,
@@ -114,10 +119,7 @@ async def put_my_notifications(request: web.Request) -> web.Response:
     found = await _linked(request)
     if isinstance(found, web.Response):
         return found
-    _, user, notifier = found
-    if user.contact is None or not notifier.has_target(user.contact):
-        return _error(409, "your account is not linked to a notification contact: the owner links it "
-                           "(hearth user set NAME --contact CONTACT)", reason="not_linked")
+    user, notifier = found
     body = await _json_body(request, MyNotificationsBody)
     if isinstance(body, web.Response):
         return body
@@ -145,9 +147,7 @@ async def test_my_notifications(request: web.Request) -> web.Response:
     found = await _linked(request)
     if isinstance(found, web.Response):
         return found
-    _, user, notifier = found
-    if user.contact is None or not notifier.has_target(user.contact):
-        return _error(409, "your account is not linked to a notification contact", reason="not_linked")
+    user, notifier = found
     language = notifier.language_of(user.contact)
     notification = Notification(f"test-{secrets.token_hex(4)}", request.app[ENGINE_KEY].clock.time(),
                                 translate(language, "me.notify.test_title"),

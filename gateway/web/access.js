@@ -29,22 +29,7 @@ window.HearthAccess = (() => {
     return new Date(epochS * 1000).toLocaleString(locale, { dateStyle: "medium", timeStyle: "short" });
   }
 
-  async function call(method, path, body) {
-    const init = { method, headers: {} };
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    const response = await window.HearthSession.fetch(path, init);
-    const data = response.status === 204 ? null : await response.json().catch(() => null);
-    if (!response.ok) {
-      // A reason the catalogue words ("error.exists": the name is taken), else the gateway's message.
-      const key = `error.${data && data.reason}`;
-      const text = data && data.reason ? t(key) : key;
-      throw new Error(text !== key ? text : (data && data.error) || `HTTP ${response.status}`);
-    }
-    return data;
-  }
+  const call = (method, path, body) => window.HearthSession.call(method, path, body);
 
   function say(message, isError) {
     const out = $("access-error");

@@ -9,21 +9,7 @@ window.HearthMyNotifications = (() => {
   const $ = (id) => document.getElementById(id);
   const t = (key, values) => window.HearthI18n.t(key, values);
 
-  async function call(method, path, body) {
-    const init = { method, headers: {} };
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    const response = await window.HearthSession.fetch(path, init);
-    const data = await response.json().catch(() => null);
-    if (!response.ok) {
-      const key = `error.${data && data.reason}`;
-      const text = data && data.reason ? t(key) : key;
-      throw new Error(text !== key ? text : (data && data.error) || `HTTP ${response.status}`);
-    }
-    return data;
-  }
+  const call = (method, path, body) => window.HearthSession.call(method, path, body);
 
   function say(message, isError) {
     const out = $("mynotify-status");

@@ -31,6 +31,24 @@ window.HearthSession = (() => {
     return fetch(path, { cache: "no-store", ...init, method, headers, credentials: "same-origin" });
   }
 
+  // A JSON call of the API: its answer, or an Error saying why in the reader's words (the catalogue's
+  // "error.<reason>": "error.exists", the name is taken), else the gateway's own message.
+  async function call(method, path, body) {
+    const init = { method, headers: {} };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await request(path, init);
+    const data = response.status === 204 ? null : await response.json().catch(() => null);
+    if (!response.ok) {
+      const key = `error.${data && data.reason}`;
+      const text = data && data.reason && window.HearthI18n ? window.HearthI18n.t(key) : key;
+      throw new Error(text !== key ? text : (data && data.error) || `HTTP ${response.status}`);
+    }
+    return data;
+  }
+
   async function postJson(path, body) {
     const response = await request(path, {
       method: "POST",
@@ -99,5 +117,5 @@ window.HearthSession = (() => {
     }
   }
 
-  return { fetch: request, csrfToken, login, loginWithToken, createOwner, logout, me, setup };
+  return { fetch: request, call, csrfToken, login, loginWithToken, createOwner, logout, me, setup };
 })();
