@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import gc
+import itertools
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -31,6 +33,20 @@ log = logging.getLogger("hearth.replay")
 MAX_MATCH_CACHE = 100_000
 # Allocations between young-generation collections while a capture plays (Python's default: 700).
 REPLAY_GC_THRESHOLD = 50_000
+
+
+@functools.lru_cache(maxsize=1024)
+def _matcher(topic_filter: str) -> Callable[[str], bool]:
+    """``topic_matches(topic_filter, topic)`` as a function of the topic, the filter read once: a device
+    database's capture has thousands of topics, each matched against every adapter's filters."""
+    if "+" not in topic_filter and "#" not in topic_filter:
+        return topic_filter.__eq__
+    if "+" not in topic_filter and topic_filter.endswith("/#") and "#" not in topic_filter[:-2]:
+        # `a/b/#`: `a/b` itself and everything below it (the filter starts with no wildcard: $-topics too).
+        parent = topic_filter[:-2]
+        below = topic_filter[:-1]
+        return lambda topic: topic.startswith(below) or topic == parent
+    return functools.partial(topic_matches, topic_filter)
 
 
 class ReplayMqtt:
@@ -88,7 +104,7 @@ class ReplayMqtt:
                 self._retained.pop(topic, None)  # an empty retained message clears the topic
         matching = self._matching.get(topic)
         if matching is None:
-            matching = tuple(entry for entry in self._subscriptions if topic_matches(entry[0], topic))
+            matching = tuple(entry for entry in self._subscriptions if _matcher(entry[0])(topic))
             if len(self._matching) >= MAX_MATCH_CACHE:
                 self._matching.clear()
             self._matching[topic] = matching
@@ -240,10 +256,7 @@ def parse_time(value: Any) -> float:
         minute = value[:16]
         base = _MINUTES.get(minute)
         if base is None:
-            base = round(_parse_iso(minute + ":00Z") * 1000)
-            if len(_MINUTES) >= _MINUTES_MAX:
-                _MINUTES.clear()
-            _MINUTES[minute] = base
+            base = _minute_ms(minute)
         return (base + int(value[17:19]) * 1000 + int(value[20:23])) / 1000
     if isinstance(value, bool):
         raise ValueError("t must be a number or an ISO-8601 string")
@@ -253,6 +266,15 @@ def parse_time(value: Any) -> float:
     if isinstance(value, str):
         return _parse_iso(value)
     raise ValueError("t must be a number or an ISO-8601 string")
+
+
+def _minute_ms(minute: str) -> int:
+    """The epoch milliseconds of a minute "YYYY-MM-DDTHH:MM" (UTC), remembered in _MINUTES."""
+    base = round(_parse_iso(minute + ":00Z") * 1000)
+    if len(_MINUTES) >= _MINUTES_MAX:
+        _MINUTES.clear()
+    _MINUTES[minute] = base
+    return base
 
 
 def _parse_iso(value: str) -> float:
@@ -278,6 +300,14 @@ async def _rare_cycle_collection() -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if gc.get_freeze_count() == 0:
+            # What the replay made and still holds (devices, definitions, the hub) goes to the oldest
+            # generation as it is, as if it had survived there: with the thresholds back, the next allocation
+            # scanned all of it young, then again a generation up (a sixth of a device database's replay).
+            # Cycles among it are the next full collection's, as any long-lived object's. (Not where
+            # something else froze objects for good: unfreezing would give those back too.)
+            gc.freeze()
+            gc.unfreeze()
         gc.set_threshold(*before)
 
 
@@ -315,26 +345,37 @@ def capture_span(path: Path) -> tuple[float, float] | None:
 # taken as it is, not parsed and written again (most of reading a large capture). The last `,"retain":`
 # ends the payload (the match is greedy), so a payload that says "retain" itself is still whole.
 _CANONICAL_MQTT = re.compile(
-    rb'^\{"t":"([^"\\]*)","source":"mqtt","topic":"([^"\\]+)","payload":([\[{].*),"retain":(true|false)\}$')
+    rb'^\{"t":"(?:(\d{4}-\d\d-\d\dT\d\d:\d\d):([0-5]\d)\.(\d{3})Z|([^"\\]*))","source":"mqtt",'
+    rb'"topic":"([^"\\]+)","payload":([\[{].*),"retain":(true|false)\}\s*$')
 
 
 def read_capture(path: Path, errors: list[dict[str, Any]]) -> Iterator[CaptureRecord]:
     """Capture lines in file order; a bad line becomes an error entry, never an exception."""
     with path.open("rb") as file:
         for number, raw in enumerate(file, start=1):
-            raw = raw.strip()
-            if not raw or raw.startswith(b"#"):
-                continue
+            # Matched before it is stripped (the pattern takes the line's end): a bridge/devices line is 11 MB,
+            # and its copies, held while it plays, were most of a device database's peak memory.
             canonical = _CANONICAL_MQTT.match(raw)
             if canonical is not None:
                 try:
-                    t = parse_time(canonical[1].decode())
-                    topic = canonical[2].decode()
+                    if canonical[1] is not None:  # hearth capture's time: its minute, seconds, milliseconds
+                        base = _MINUTES.get(minute := canonical[1].decode())
+                        t = (_minute_ms(minute) if base is None else base) + int(canonical[2]) * 1000
+                        t = (t + int(canonical[3])) / 1000
+                    else:
+                        t = parse_time(canonical[4].decode())
+                    topic = canonical[5].decode()
                 except (ValueError, UnicodeDecodeError, OverflowError):
                     pass  # the general path below says what is wrong
                 else:
-                    yield CaptureRecord(number, t, "mqtt", _NO_DATA, (topic, canonical[3], canonical[4] == b"true"))
+                    record = CaptureRecord(number, t, "mqtt", _NO_DATA,
+                                           (topic, canonical[6], canonical[7] == b"true"))
+                    del canonical, raw  # only the payload is kept while the line plays
+                    yield record
                     continue
+            raw = raw.strip()
+            if not raw or raw.startswith(b"#"):
+                continue
             try:
                 data = orjson.loads(raw)
                 if not isinstance(data, dict):
@@ -423,10 +464,18 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
     no_house = no_house_warning(given, loaded)
     warnings = [no_house] if no_house else []
     errors: list[dict[str, Any]] = []
-    # The capture is read twice: once for its first and last times, then line by line as it plays, so
-    # that a large capture is never held whole (a device database's 70,000 lines held at once were 50 MB).
-    span = capture_span(path)
-    start, last = span if span is not None else (0.0, 0.0)
+    # A large capture is never held whole (a device database's 70,000 lines held at once were 50 MB): it is
+    # read line by line as it plays. Only where the replay stops at a time of its own (``until``) or is
+    # inspected there is it read once before, for its first and last times; otherwise time starts at its
+    # first line's (a second pass over a device database's capture was a tenth of its replay).
+    records = read_capture(path, errors)
+    first: CaptureRecord | None = None
+    if until is not None or inspect is not None:
+        span = capture_span(path)
+        start, last = span if span is not None else (0.0, 0.0)
+    else:
+        first = next(records, None)
+        start = last = first.t if first is not None else 0.0
     stop_at = until(start, last) if until is not None else None
     clock = SimulatedClock(start)
     hub = Hub(clock, areas=config.areas, tags=config.tags)
@@ -509,11 +558,17 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
                 break
         async with engine:
             await settle()
-            for record in read_capture(path, errors):
+            ready = getattr(asyncio.get_running_loop(), "_ready", True)
+            next_due = clock.next_due
+            for record in records if first is None else itertools.chain((first,), records):
                 playing[0] = None
                 if stop_at is not None and record.t > stop_at:
                     break
-                await advance(record.t)
+                due = next_due()
+                if due is not None and due <= record.t:
+                    await advance(record.t)
+                else:
+                    clock.advance_to(record.t)
                 playing[0] = record.line
                 if record.source == "mqtt":
                     if not isinstance(record.mqtt, tuple):
@@ -540,7 +595,8 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
                     errors.append({"t": iso_utc(record.t), "source": "capture",
                                    "message": f"no adapter in this gateway handles source {record.source!r} "
                                               f"(first at line {record.line}); those lines were skipped"})
-                await settle()
+                if ready or engine.busy:
+                    await settle()
             playing[0] = None
             if stop_at is not None and stop_at > clock.time():
                 await advance(stop_at)

@@ -25,13 +25,14 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from adapters.shelly.hosts import POLL_INTERVAL_S, REQUEST_TIMEOUT_S, parse_host
 from gateway.sdk import AdapterContext, Command, CommandResult, HearthError, LogLimiter
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from adapters.shelly.codec import Decoded
     from adapters.shelly.discovery import DiscoveryRegistry, ServiceRecord
     from adapters.shelly.http import ShellyHttpDevice
@@ -152,6 +153,8 @@ class MdnsAdapter:
     async def _open(self, ctx: AdapterContext, config: MdnsAdapterConfig) -> None:
         http = getattr(ctx, "http", _MISSING)
         if http is _MISSING:
+            import aiohttp  # here, not at import: a replay, which has no HTTP, never loads it
+
             self._own_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=config.request_timeout_s))
             self._session = self._own_session
         else:

@@ -13,6 +13,7 @@ Z2M property is adding a row there.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -920,7 +921,9 @@ def compile_device(entry: Any, cache: dict[bytes, _Compiled] | None = None) -> Z
     if cache is not None:
         # By what the compiled bindings depend on: the exposes and the power source. Models of different makers
         # that expose the same (a white-label plug under five names: half of Zigbee2MQTT's database) share it.
-        cache_key = orjson.dumps([definition.get("exposes"), battery], option=orjson.OPT_SORT_KEYS)
+        # Their digest, not their text: a database's distinct exposes are 15 MB of JSON.
+        cache_key = hashlib.blake2b(orjson.dumps([definition.get("exposes"), battery], option=orjson.OPT_SORT_KEYS),
+                                    digest_size=20).digest()
         compiled = cache.get(cache_key)
     if compiled is None:
         compiled = _compile_definition(definition, battery)
@@ -942,8 +945,13 @@ def compile_device(entry: Any, cache: dict[bytes, _Compiled] | None = None) -> Z
     initial = [Update(dev_id, component, capability, attribute, value)
                for component, capability, attribute, value in compiled.initial]
     kept = _trim_entry(entry)
-    if compiled.definition is not None and kept["definition"] == compiled.definition:
-        kept["definition"] = compiled.definition  # one copy for all devices of the model
+    if compiled.definition is not None:
+        # One copy for all devices of the model, and one of the exposes for every device exposing the same
+        # (equal: they compiled to the same key): a whole database's entries were 40 MB kept for storage.
+        if kept["definition"] == compiled.definition:
+            kept["definition"] = compiled.definition
+        elif "exposes" in kept["definition"] and "exposes" in compiled.definition:
+            kept["definition"]["exposes"] = compiled.definition["exposes"]
     return Z2MDevice(dev_id, ieee.lower(), name, info, battery, compiled.bindings, compiled.setters, initial, kept,
                      compiled.fallbacks, notes=compiled.notes)
 
