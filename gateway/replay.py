@@ -32,7 +32,7 @@ log = logging.getLogger("hearth.replay")
 # Topics whose matching subscriptions replay remembers (see ReplayMqtt); past this, it starts again.
 MAX_MATCH_CACHE = 100_000
 # Allocations between young-generation collections while a capture plays (Python's default: 700).
-REPLAY_GC_THRESHOLD = 50_000
+REPLAY_GC_THRESHOLD = 1_000_000
 
 
 @functools.lru_cache(maxsize=1024)
@@ -46,7 +46,17 @@ def _matcher(topic_filter: str) -> Callable[[str], bool]:
         parent = topic_filter[:-2]
         below = topic_filter[:-1]
         return lambda topic: topic.startswith(below) or topic == parent
-    return functools.partial(topic_matches, topic_filter)
+    # `+` is one level, possibly empty; `#` (last) the parent level and all below; a filter that starts with a
+    # wildcard does not match a $-topic (broker internals).
+    names = topic_filter.split("/")
+    below = names[-1] == "#"
+    levels = ["[^/]*" if level == "+" else re.escape(level) for level in (names[:-1] if below else names)]
+    pattern = "/".join(levels)
+    if below:
+        pattern += "(?:/.*)?" if levels else ".*"
+    if topic_filter[:1] in ("+", "#"):
+        pattern = "(?!\\$)" + pattern
+    return re.compile(pattern, re.DOTALL).fullmatch  # type: ignore[return-value]
 
 
 class ReplayMqtt:
@@ -243,6 +253,7 @@ class ReplayState:
 
 # The epoch milliseconds of "YYYY-MM-DDTHH:MM" (UTC), for parse_time's fast path; bounded.
 _MINUTES: dict[str, int] = {}
+_MINUTES_BYTES: dict[bytes, int] = {}
 _MINUTES_MAX = 4096
 
 
@@ -268,12 +279,15 @@ def parse_time(value: Any) -> float:
     raise ValueError("t must be a number or an ISO-8601 string")
 
 
-def _minute_ms(minute: str) -> int:
-    """The epoch milliseconds of a minute "YYYY-MM-DDTHH:MM" (UTC), remembered in _MINUTES."""
-    base = round(_parse_iso(minute + ":00Z") * 1000)
-    if len(_MINUTES) >= _MINUTES_MAX:
-        _MINUTES.clear()
-    _MINUTES[minute] = base
+def _minute_ms(minute: str | bytes) -> int:
+    """The epoch milliseconds of a minute "YYYY-MM-DDTHH:MM" (UTC), remembered in _MINUTES (as bytes, in
+    _MINUTES_BYTES: read_capture's)."""
+    text = minute.decode() if isinstance(minute, bytes) else minute
+    base = round(_parse_iso(text + ":00Z") * 1000)
+    cache: dict[Any, int] = _MINUTES_BYTES if isinstance(minute, bytes) else _MINUTES
+    if len(cache) >= _MINUTES_MAX:
+        cache.clear()
+    cache[minute] = base
     return base
 
 
@@ -351,26 +365,26 @@ _CANONICAL_MQTT = re.compile(
 
 def read_capture(path: Path, errors: list[dict[str, Any]]) -> Iterator[CaptureRecord]:
     """Capture lines in file order; a bad line becomes an error entry, never an exception."""
+    match = _CANONICAL_MQTT.match
+    minutes = _MINUTES_BYTES
     with path.open("rb") as file:
         for number, raw in enumerate(file, start=1):
             # Matched before it is stripped (the pattern takes the line's end): a bridge/devices line is 11 MB,
             # and its copies, held while it plays, were most of a device database's peak memory.
-            canonical = _CANONICAL_MQTT.match(raw)
+            canonical = match(raw)
             if canonical is not None:
+                minute, seconds, millis, other, topic, payload, retain = canonical.groups()
                 try:
-                    if canonical[1] is not None:  # hearth capture's time: its minute, seconds, milliseconds
-                        base = _MINUTES.get(minute := canonical[1].decode())
-                        t = (_minute_ms(minute) if base is None else base) + int(canonical[2]) * 1000
-                        t = (t + int(canonical[3])) / 1000
+                    if minute is not None:  # hearth capture's time: its minute, seconds, milliseconds
+                        base = minutes.get(minute)
+                        t = ((_minute_ms(minute) if base is None else base) + int(seconds) * 1000 + int(millis)) / 1000
                     else:
-                        t = parse_time(canonical[4].decode())
-                    topic = canonical[5].decode()
+                        t = parse_time(other.decode())
+                    record = CaptureRecord(number, t, "mqtt", _NO_DATA, (topic.decode(), payload, retain == b"true"))
                 except (ValueError, UnicodeDecodeError, OverflowError):
                     pass  # the general path below says what is wrong
                 else:
-                    record = CaptureRecord(number, t, "mqtt", _NO_DATA,
-                                           (topic, canonical[6], canonical[7] == b"true"))
-                    del canonical, raw  # only the payload is kept while the line plays
+                    del canonical, raw, payload  # only the record's payload is kept while the line plays
                     yield record
                     continue
             raw = raw.strip()
