@@ -140,6 +140,7 @@ class MqttSession:
         self._rbuf = b""
         self._handoff = b""
         self._in_paho = False  # paho is handling a packet we handed it (and may be in a callback)
+        self._writing_now = False  # _publish_now is writing itself: paho's "register the writer" waits
         self._read_failure: OSError | None = None
         self._topic_cache: dict[bytes, str | None] = {}
         self._messages_published = 0
@@ -566,7 +567,7 @@ class MqttSession:
     def _on_socket_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         # From the connect thread the socket is not ours yet (_sock is None): _open_connection
         # registers the writer itself once the thread is done.
-        if sock is self._sock and self._loop is not None:
+        if sock is self._sock and self._loop is not None and not self._writing_now:
             self._loop.add_writer(sock, self._on_writable)
 
     def _on_socket_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
@@ -655,17 +656,27 @@ class MqttSession:
     def _publish_now(self, topic: str, payload: bytes | str, qos: int, retain: bool) -> None:
         client = self._client
         assert client is not None
-        rc = client.publish(topic, payload, qos, retain).rc
+        # Sent now, not on the loop's next turn (the writer callback, which stays for what the socket
+        # cannot take at once): a scene's command leaves in the step that ran the scene. paho's own
+        # callbacks (CONNACK: the birth message) are left to the writer, as paho does itself.
+        now = not self._in_paho and self._sock is not None
+        # Written at once, the socket is not handed to the loop's writer first and taken back after (two
+        # epoll_ctl calls for every command): only what the socket could not take is.
+        self._writing_now = now
+        try:
+            rc = client.publish(topic, payload, qos, retain).rc
+            if now and client.want_write():
+                client.loop_write()
+        finally:
+            self._writing_now = False
+        if now and self._sock is not None and client.want_write():
+            assert self._loop is not None
+            self._loop.add_writer(self._sock, self._on_writable)
         # NO_CONN at QoS >= 1 means paho keeps it and sends it after the next CONNACK.
         if rc == _SUCCESS or (qos and rc == _NO_CONN):
             self._messages_published += 1
         else:
             self._publish_dropped += 1
-        # Sent now, not on the loop's next turn (the writer callback, which stays for what the socket
-        # cannot take at once): a scene's command leaves in the step that ran the scene. paho's own
-        # callbacks (CONNACK: the birth message) are left to the writer, as paho does itself.
-        if not self._in_paho and self._sock is not None and client.want_write():
-            client.loop_write()
 
     def _callback_failed(self, callback: MessageCallback, topic: str) -> None:
         self._callback_errors += 1

@@ -462,3 +462,33 @@ async def test_a_quiet_connection_stays_up_past_its_keepalive(mosquitto_session:
         session.publish("quiet/x", b"1")
         await eventually(lambda: len(received) == 1)
         assert session.stats()["reconnects"] == 0 and session.connected
+
+
+async def test_what_the_socket_cannot_take_at_once_is_written_when_it_can(mosquitto: Mosquitto) -> None:
+    # A publish is written in the step that made it, without handing the socket to the loop's writer first;
+    # what the socket cannot take (a broker that stopped reading) must still go out, whole and in order, once
+    # it reads again.
+    import os
+    import signal
+
+    root = f"full-{uuid.uuid4().hex[:6]}"
+    chunk = b"x" * 100_000
+    async with make_session(mosquitto.port, keepalive_s=60) as session:
+        assert await session.wait_connected(5)
+        observer = await open_observer(mosquitto, f"{root}/#")
+        assert mosquitto.pid is not None
+        os.kill(mosquitto.pid, signal.SIGSTOP)
+        try:
+            for n in range(300):  # 30 MB: far more than the socket buffers hold
+                session.publish(f"{root}/{n}", b"%d:" % n + chunk)
+            await asyncio.sleep(0.3)
+            busy = session.stats()
+        finally:
+            os.kill(mosquitto.pid, signal.SIGCONT)
+        try:
+            await eventually(lambda: len(observer.snapshot()) >= 300, timeout_s=30, what="300 large messages")
+        finally:
+            await asyncio.to_thread(observer.close)
+        assert [t for t, _, _ in observer.snapshot()] == [f"{root}/{n}" for n in range(300)]
+        assert all(p == b"%d:" % n + chunk for n, (_, p, _) in enumerate(observer.snapshot()))
+        assert busy["publish_dropped"] == 0
