@@ -23,7 +23,7 @@ from gateway.bus import InputRejected, SceneRan
 from gateway.clock import SimulatedClock, iso_utc
 from gateway.config import Config
 from gateway.hub import Hub
-from gateway.model.types import Command, Update
+from gateway.model.types import Command, Device, Update
 from gateway.mqtt import topic_matches
 from gateway.sdk import NOTES_LOGGER, CaptureReplayer, MessageCallback, Unsubscribe
 from gateway.supervisor import Supervisor, discover_adapters
@@ -57,6 +57,20 @@ def _matcher(topic_filter: str) -> Callable[[str], bool]:
     if topic_filter[:1] in ("+", "#"):
         pattern = "(?!\\$)" + pattern
     return re.compile(pattern, re.DOTALL).fullmatch  # type: ignore[return-value]
+
+
+class _NoScenes:
+    """The scene engine of a replay without profiles: nothing runs, nothing to wait for."""
+
+    has_runs = False
+    busy = False
+    scenes: dict[str, Any] = {}
+
+    async def __aenter__(self) -> _NoScenes:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
 
 
 class ReplayMqtt:
@@ -420,14 +434,20 @@ def _mqtt_payload(data: dict[str, Any]) -> bytes:
     return orjson.dumps(payload)
 
 
-def _device_json(device: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "name", "source", "manufacturer", "model", "area", "available", "components")
-    return {k: device.get(k) for k in keys}
+def _device_json(device: Device) -> dict[str, Any]:
+    """A device as replay reports it: Device.as_dict's identity, area, availability and components."""
+    state = device.state
+    return {"id": device.id, "name": device.name, "source": device.source, "manufacturer": device.manufacturer,
+            "model": device.model, "area": device.area, "available": device.available,
+            "components": {comp: {cap: dict(state.get(comp, {}).get(cap, {})) for cap in caps}
+                           for comp, caps in device.support.items()}}
 
 
 def _profiles_for(config: Config, names: list[str] | None) -> list[Any]:
     """The profiles to dry-run: those named (parameters from a matching ``[[profiles]]`` entry of the
     config, if any), else every profile the config enables."""
+    if names == [] or (names is None and not any(use.enabled for use in config.profiles)):
+        return []  # nothing to load (the profile language is not even imported)
     from gateway.config import ProfileUse
     from gateway.scenes.setup import load_profiles
 
@@ -466,11 +486,6 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
     ``until(first, last)``, of the capture's first and last times, says when to stop (the capture's
     later lines are not played; past its end, the engine's timers run on until then). ``inspect`` is
     called there, before the engine stops, with the engine and the hub; its answer is ``inspected``."""
-    from gateway.scenes.engine import SceneEngine
-    from gateway.scenes.explain import area_parameter_warnings
-    from gateway.scenes.notify import RecordingNotifier
-    from gateway.scenes.setup import engine_settings
-
     given = config
     config = config or Config()
     if loaded is None:
@@ -509,10 +524,22 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
     unhandled: set[str] = set()
     actions: list[dict[str, Any]] = []
     alerts: list[dict[str, Any]] = []
-    notifier = RecordingNotifier()
-    engine = SceneEngine(hub, loaded, notifier=notifier, settings=engine_settings(config),
-                         on_action=actions.append,
-                         on_alert=lambda a: alerts.append({k: a[k] for k in ("t", "scene", "severity", "message")}))
+    sent: list[tuple[str, Any]] = []
+    engine: Any
+    if loaded or inspect is not None:
+        from gateway.scenes.engine import SceneEngine
+        from gateway.scenes.notify import RecordingNotifier
+        from gateway.scenes.setup import engine_settings
+
+        notifier = RecordingNotifier()
+        sent = notifier.sent
+        engine = SceneEngine(hub, loaded, notifier=notifier, settings=engine_settings(config),
+                             on_action=actions.append,
+                             on_alert=lambda a: alerts.append({k: a[k] for k in ("t", "scene", "severity", "message")}))
+    else:
+        # No scene to run and nobody to show the engine's state to: what the gateway makes of the devices'
+        # traffic is all a replay says then (`hearth replay capture.jsonl`), and no engine is started.
+        engine = _NoScenes()
     traces: list[dict[str, Any]] = []
     # The trace itself, not a copy: it is finished when published, and replay only reads it (cheap on
     # a busy capture; rendering happens only for what is shown).
@@ -622,11 +649,13 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
             if health.last_error:
                 failed_adapters.append(name)
                 errors.append({"t": None, "source": name, "message": f"adapter {name}: {health.last_error}"})
-    devices = [_device_json(hub.devices[i].as_dict(with_support=False)) for i in sorted(hub.devices)]
+    devices = [_device_json(hub.devices[i]) for i in sorted(hub.devices)]
     notifications = [{"t": iso_utc(n.t), "to": target, "title": n.title, "message": n.message,
                       "severity": n.severity, "scene": n.scene, "alert": n.alert_id}
-                     for target, n in notifier.sent]
+                     for target, n in sent]
     if loaded:
+        from gateway.scenes.explain import area_parameter_warnings
+
         # The house's areas: the config's and those of the devices seen (an adapter's own, the UI's).
         house = {*config.areas.values(), *(d.area for d in hub.devices.values())}
         warnings += area_parameter_warnings(loaded, house, "areas of the config and of the devices seen")

@@ -255,3 +255,41 @@ def test_a_replay_gives_the_cyclic_collector_back_as_it_was(tmp_path: Path) -> N
     asyncio.run(replay(path, profiles=[]))
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_a_replay_without_profiles_starts_no_scene_engine_and_says_the_same() -> None:
+    """`hearth replay capture.jsonl` (what the gateway makes of the devices' traffic) runs no scene engine
+    (not even imported): its devices, notes and errors are those of a replay that has one."""
+    code = """
+import asyncio, json, sys
+from pathlib import Path
+from gateway.replay import replay
+paths = [Path("tests/fixtures/z2m/capture.jsonl"), Path("tests/fixtures/scenes/outings.jsonl")]
+plain = [asyncio.run(replay(p, profiles=[])) for p in paths]
+print(json.dumps({"engine_imported": "gateway.scenes.engine" in sys.modules}))
+engined = [asyncio.run(replay(p, profiles=[], inspect=lambda state: type(state.engine).__name__)) for p in paths]
+print(json.dumps({"engine": [e.inspected for e in engined],
+                  "same": [(a.devices, a.notes, a.errors, a.scenes, a.actions) ==
+                           (b.devices, b.notes, b.errors, b.scenes, b.actions) for a, b in zip(plain, engined)],
+                  "devices": [len(a.devices) for a in plain]}))
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2], check=True)
+    first, second = (json.loads(line) for line in run.stdout.splitlines())
+    assert first == {"engine_imported": False}
+    assert second["engine"] == ["SceneEngine", "SceneEngine"]
+    assert second["same"] == [True, True] and all(second["devices"])
+
+
+def test_replays_device_report_is_the_devices_public_shape() -> None:
+    """Replay's devices are Device.as_dict's identity, area, availability and components (built directly)."""
+    import asyncio
+
+    from gateway.replay import replay
+
+    capture = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "z2m" / "capture.jsonl"
+    result = asyncio.run(replay(capture, profiles=[], keep_devices=True))
+    keys = ("id", "name", "source", "manufacturer", "model", "area", "available", "components")
+    assert result.devices == [{k: d.as_dict(with_support=False)[k] for k in keys}
+                              for d in sorted(result.hub_devices, key=lambda d: d.id)]
+    assert any(d["components"] for d in result.devices)
