@@ -196,21 +196,25 @@ def apply_decoded(ctx: AdapterContext, decoded: Any) -> None:
     ``availability`` (``(device_id, available)`` pairs), ``problems`` and ``notes``: every codec's result
     type has these, and adding a field to one codec does not need a change here.
     """
-    for info in getattr(decoded, "upserts", ()):
-        ctx.upsert_device(info)
-    for device_id in getattr(decoded, "removals", ()):
-        ctx.remove_device(device_id)
-    updates = getattr(decoded, "updates", None)
-    if updates:
+    # Each list tested before it is walked: most messages carry updates and nothing else.
+    if upserts := getattr(decoded, "upserts", None):
+        for info in upserts:
+            ctx.upsert_device(info)
+    if removals := getattr(decoded, "removals", None):
+        for device_id in removals:
+            ctx.remove_device(device_id)
+    if updates := getattr(decoded, "updates", None):
         ctx.push(updates)
-    for event in getattr(decoded, "events", ()):
-        ctx.push_event(event)
-    for device_id, available in getattr(decoded, "availability", ()):
-        ctx.set_available(device_id, available)
-    for problem in getattr(decoded, "problems", ()):
-        ctx.report_bad_input(problem)
-    notes = getattr(decoded, "notes", ())
-    if notes:
+    if events := getattr(decoded, "events", None):
+        for event in events:
+            ctx.push_event(event)
+    if availability := getattr(decoded, "availability", None):
+        for device_id, available in availability:
+            ctx.set_available(device_id, available)
+    if problems := getattr(decoded, "problems", None):
+        for problem in problems:
+            ctx.report_bad_input(problem)
+    if notes := getattr(decoded, "notes", None):
         # What a codec understood and deliberately left unused (a platform with no capability, a device read
         # natively): debug in the gateway's log, listed by `hearth replay` (NOTES_LOGGER).
         log = logging.getLogger(f"{NOTES_LOGGER}.{ctx.name}")

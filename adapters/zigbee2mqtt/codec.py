@@ -922,8 +922,9 @@ def compile_device(entry: Any, cache: dict[bytes, _Compiled] | None = None) -> Z
         # By what the compiled bindings depend on: the exposes and the power source. Models of different makers
         # that expose the same (a white-label plug under five names: half of Zigbee2MQTT's database) share it.
         # Their digest, not their text: a database's distinct exposes are 15 MB of JSON.
-        cache_key = hashlib.blake2b(orjson.dumps([definition.get("exposes"), battery], option=orjson.OPT_SORT_KEYS),
-                                    digest_size=20).digest()
+        # As Zigbee2MQTT writes them (a converter writes its exposes in one order): equal keys are equal
+        # exposes; the same exposes written in another order would only be compiled once more.
+        cache_key = hashlib.blake2b(orjson.dumps([definition.get("exposes"), battery]), digest_size=20).digest()
         compiled = cache.get(cache_key)
     if compiled is None:
         compiled = _compile_definition(definition, battery)
