@@ -154,6 +154,10 @@ class EventBus:
 
         return unsubscribe
 
+    def wants(self, event_type: type[Event]) -> bool:
+        """Whether anyone hears events of ``event_type`` (a publisher with none may skip making them)."""
+        return bool(self._all) or bool(self._subscribers.get(event_type))
+
     def publish(self, event: Event) -> None:
         subscribers = self._subscribers.get(type(event))
         if subscribers:

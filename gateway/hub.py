@@ -201,6 +201,7 @@ class Hub:
         devices = self.devices
         checks = self._checks
         publish = self.bus.publish
+        announce = self.bus.wants(StateChanged)  # none (a replay without scenes): no event made per change
         waiters = self._waiters
         device: Device | None = None
         device_id: str | None = None
@@ -250,8 +251,9 @@ class Hub:
                 continue
             cap_state[attribute] = value
             changed += 1
-            publish(StateChanged(now, device_id, component, capability, attribute,
-                                 None if old is _ABSENT else old, value))
+            if announce:
+                publish(StateChanged(now, device_id, component, capability, attribute,
+                                     None if old is _ABSENT else old, value))
             if waiters:
                 self._check_waiters(device, update)
         counters = self.counters

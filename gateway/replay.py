@@ -381,7 +381,7 @@ def read_capture(path: Path, errors: list[dict[str, Any]]) -> Iterator[CaptureRe
     """Capture lines in file order; a bad line becomes an error entry, never an exception."""
     match = _CANONICAL_MQTT.match
     minutes = _MINUTES_BYTES
-    with path.open("rb") as file:
+    with path.open("rb", buffering=1 << 16) as file:
         for number, raw in enumerate(file, start=1):
             # Matched before it is stripped (the pattern takes the line's end): a bridge/devices line is 11 MB,
             # and its copies, held while it plays, were most of a device database's peak memory.

@@ -13,7 +13,6 @@ Z2M property is adding a row there.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -902,7 +901,7 @@ MAX_COMPILED_DEFINITIONS = 10_000  # the devices hold what they share anyway: th
 MAX_NOTED_MODELS = 20_000
 
 
-def compile_device(entry: Any, cache: dict[bytes, _Compiled] | None = None) -> Z2MDevice | None:
+def compile_device(entry: Any, cache: dict[tuple[int, int], _Compiled] | None = None) -> Z2MDevice | None:
     """Turn one bridge/devices entry into a device. None for the coordinator and disabled devices.
     Raises CodecError for an entry without a usable ieee_address/friendly_name. With ``cache``, devices
     with the same definition share what it compiles to (bindings, support; all treated as read-only)."""
@@ -917,14 +916,17 @@ def compile_device(entry: Any, cache: dict[bytes, _Compiled] | None = None) -> Z
     battery = entry.get("power_source") == "Battery"
     definition = entry.get("definition") if isinstance(entry.get("definition"), dict) else {}
     compiled: _Compiled | None = None
-    cache_key = b""
+    cache_key = (0, 0)
     if cache is not None:
         # By what the compiled bindings depend on: the exposes and the power source. Models of different makers
         # that expose the same (a white-label plug under five names: half of Zigbee2MQTT's database) share it.
-        # Their digest, not their text: a database's distinct exposes are 15 MB of JSON.
-        # As Zigbee2MQTT writes them (a converter writes its exposes in one order): equal keys are equal
-        # exposes; the same exposes written in another order would only be compiled once more.
-        cache_key = hashlib.blake2b(orjson.dumps([definition.get("exposes"), battery]), digest_size=20).digest()
+        # Their JSON as Zigbee2MQTT writes it (a converter writes its exposes in one order: the same exposes
+        # written in another order would only be compiled once more), kept as its length and hash, not its
+        # text (a database's distinct exposes are 15 MB of JSON). The hash is Python's SipHash, keyed at random
+        # in each process: no sender can make two definitions collide; by chance, 1 in 10^11 for 10,000 of them.
+        text = orjson.dumps([definition.get("exposes"), battery])
+        cache_key = (len(text), hash(text))
+        del text
         compiled = cache.get(cache_key)
     if compiled is None:
         compiled = _compile_definition(definition, battery)
@@ -1527,6 +1529,7 @@ class Zigbee2MqttCodec:
         self.base_topic = base_topic
         self._prefix = base_topic + "/"
         self.by_name: dict[str, Z2MDevice] = {}
+        self._by_topic: dict[str, Z2MDevice] = {}  # <base>/<friendly_name> -> its device (the hot path)
         self.by_id: dict[str, Z2MDevice] = {}
         self.group_names: set[str] = set()
         self.devices_seen = False  # a live bridge/devices arrived (not just restored definitions)
@@ -1534,7 +1537,7 @@ class Zigbee2MqttCodec:
         self._availability: dict[str, bool] = {}  # device id -> last availability the bridge reported
         self._known_ids: set[str] = set()  # devices the hub has for us (restored), to prune on bridge/devices
         self._pending: dict[str, bytes] = {}
-        self._compiled: dict[bytes, _Compiled] = {}  # see compile_device
+        self._compiled: dict[tuple[int, int], _Compiled] = {}  # see compile_device
         self._noted: set[str] = set()  # models whose unused properties were said (once per model)
 
     # -- setup
@@ -1557,14 +1560,14 @@ class Zigbee2MqttCodec:
 
     def decode(self, topic: str, payload: bytes) -> Decoded:
         out = Decoded()
+        device = self._by_topic.get(topic)
+        if device is not None:  # the hot path: <base>/<friendly_name>
+            self._decode_device_state(device, payload, out)
+            return out
         if not topic.startswith(self._prefix):
             out.problems.append(f"{SOURCE}: topic {topic!r} is not under {self._prefix!r}")
             return out
         rest = topic[len(self._prefix):]
-        device = self.by_name.get(rest)
-        if device is not None:  # the hot path: <base>/<friendly_name>
-            self._decode_device_state(device, payload, out)
-            return out
         if rest.startswith("bridge/"):
             self._decode_bridge(rest[7:], payload, out)
             return out
@@ -1696,6 +1699,7 @@ class Zigbee2MqttCodec:
         changed = [d for d in devices.values() if self._changed(d)]
         self.by_id = devices if prune else {**self.by_id, **devices}
         self.by_name = {d.friendly_name: d for d in self.by_id.values()}
+        self._by_topic = {self._prefix + name: d for name, d in self.by_name.items()}
         for device in changed:
             out.upserts.append(device.info)
             out.updates.extend(device.initial)

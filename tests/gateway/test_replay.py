@@ -242,7 +242,7 @@ def test_replays_topic_filters_match_as_mqtt_says(filter_levels: list[str], topi
 
 def test_a_replay_gives_the_cyclic_collector_back_as_it_was(tmp_path: Path) -> None:
     """Replay collects cycles rarely while a capture plays; afterwards the thresholds are the caller's again,
-    and what it made is collectable (nothing stays frozen)."""
+    and what it made is collectable (nothing of it stays frozen)."""
     import asyncio
     import gc
 
@@ -251,10 +251,10 @@ def test_a_replay_gives_the_cyclic_collector_back_as_it_was(tmp_path: Path) -> N
     path = tmp_path / "capture.jsonl"
     path.write_text('{"t":"2024-01-01T00:00:00.000Z","source":"mqtt","topic":"zigbee2mqtt/x","payload":{},'
                     '"retain":false}\n')
-    before = gc.get_threshold()
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()  # a gateway started earlier in this process froze some
     asyncio.run(replay(path, profiles=[]))
     assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == frozen
 
 
 def test_a_replay_without_profiles_starts_no_scene_engine_and_says_the_same() -> None:
