@@ -16,7 +16,7 @@ probe publishes ``occupancy: true`` and times the arrival of ``zigbee2mqtt/<ligh
 the light on, as the bulb would, so the hub confirms the command at once. The baseline is a responder
 process (``bench._baseline responder``) that answers a message on one topic with one on another, and
 also takes the background traffic as the gateway does. Both are measured idle and with ``--rate`` msg/s
-of background traffic from the other 998 devices (a publisher process), alternating in blocks. The
+of background traffic from the other 998 devices (a publisher process), alternating in blocks of ten. The
 gateway also times its own share of each probe (the socket read that brought the motion report to the
 ``/set`` written; ``ProbePath`` in bench/_gateway.py), reported per series. Last line:
 ``latency: <p99> ms p99 under load, ratio <R> vs baseline``.
@@ -55,7 +55,10 @@ from gateway.sim.house import BASE_TOPIC
 DEVICES = 1000
 _PROBE_TIMEOUT_S = 2.0  # a probe without an answer by then is lost
 _GAP_S = 0.004  # between one probe's answer and the next probe, plus up to as much again at random
-_BLOCK = 100  # probes per block; baseline and gateway alternate by blocks
+# Probes per block; baseline and gateway alternate by blocks, in a random order for each pair. Short blocks:
+# the machine's neighbours change its speed over seconds, and both series must see the same machine (with 100,
+# the same code's p99 ratio ranged 0.9-2.3 from run to run).
+_BLOCK = 10
 _BACKGROUND_MAX_S = 3600.0
 
 
@@ -162,7 +165,9 @@ def run_series(prober: Prober, probes: int, gateway: Series, baseline: Series, r
     done = 0
     while done < probes:
         block = min(_BLOCK, probes - done)
-        for series, probe in ((baseline, prober.probe_baseline), (gateway, prober.probe_gateway)):
+        pair = [(baseline, prober.probe_baseline), (gateway, prober.probe_gateway)]
+        rng.shuffle(pair)
+        for series, probe in pair:
             for _ in range(block):
                 latency = probe()
                 if latency is None:
@@ -271,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = load_gw.pct(99) / load_base.pct(99) if load_base.latencies_ms else float("nan")
     lost = sum(s.lost for s in results.values())
     nodelay = f"broker set_tcp_nodelay {args.broker_nodelay}"
-    print(f"{nodelay}; p99 target: <= 2x the baseline's under load; lost {lost} (target: 0)")
+    print(f"{nodelay}; p99 target: <= 1.3x the baseline's under load; lost {lost} (target: 0)")
     print(f"latency: {load_gw.pct(99):.2f} ms p99 under load, ratio {ratio:.2f} vs baseline")
     return 0
 
