@@ -41,11 +41,6 @@ def _matcher(topic_filter: str) -> Callable[[str], bool]:
     database's capture has thousands of topics, each matched against every adapter's filters."""
     if "+" not in topic_filter and "#" not in topic_filter:
         return topic_filter.__eq__
-    if "+" not in topic_filter and topic_filter.endswith("/#") and "#" not in topic_filter[:-2]:
-        # `a/b/#`: `a/b` itself and everything below it (the filter starts with no wildcard: $-topics too).
-        parent = topic_filter[:-2]
-        below = topic_filter[:-1]
-        return lambda topic: topic.startswith(below) or topic == parent
     # `+` is one level, possibly empty; `#` (last) the parent level and all below; a filter that starts with a
     # wildcard does not match a $-topic (broker internals).
     names = topic_filter.split("/")
@@ -267,7 +262,6 @@ class ReplayState:
 
 # The epoch milliseconds of "YYYY-MM-DDTHH:MM" (UTC), for parse_time's fast path; bounded.
 _MINUTES: dict[str, int] = {}
-_MINUTES_BYTES: dict[bytes, int] = {}
 _MINUTES_MAX = 4096
 
 
@@ -293,15 +287,12 @@ def parse_time(value: Any) -> float:
     raise ValueError("t must be a number or an ISO-8601 string")
 
 
-def _minute_ms(minute: str | bytes) -> int:
-    """The epoch milliseconds of a minute "YYYY-MM-DDTHH:MM" (UTC), remembered in _MINUTES (as bytes, in
-    _MINUTES_BYTES: read_capture's)."""
-    text = minute.decode() if isinstance(minute, bytes) else minute
-    base = round(_parse_iso(text + ":00Z") * 1000)
-    cache: dict[Any, int] = _MINUTES_BYTES if isinstance(minute, bytes) else _MINUTES
-    if len(cache) >= _MINUTES_MAX:
-        cache.clear()
-    cache[minute] = base
+def _minute_ms(minute: str) -> int:
+    """The epoch milliseconds of a minute "YYYY-MM-DDTHH:MM" (UTC), remembered in _MINUTES."""
+    base = round(_parse_iso(minute + ":00Z") * 1000)
+    if len(_MINUTES) >= _MINUTES_MAX:
+        _MINUTES.clear()
+    _MINUTES[minute] = base
     return base
 
 
@@ -380,7 +371,7 @@ _CANONICAL_MQTT = re.compile(
 def read_capture(path: Path, errors: list[dict[str, Any]]) -> Iterator[CaptureRecord]:
     """Capture lines in file order; a bad line becomes an error entry, never an exception."""
     match = _CANONICAL_MQTT.match
-    minutes = _MINUTES_BYTES
+    minutes = _MINUTES
     with path.open("rb", buffering=1 << 16) as file:
         for number, raw in enumerate(file, start=1):
             # Matched before it is stripped (the pattern takes the line's end): a bridge/devices line is 11 MB,
@@ -390,7 +381,7 @@ def read_capture(path: Path, errors: list[dict[str, Any]]) -> Iterator[CaptureRe
                 minute, seconds, millis, other, topic, payload, retain = canonical.groups()
                 try:
                     if minute is not None:  # hearth capture's time: its minute, seconds, milliseconds
-                        base = minutes.get(minute)
+                        base = minutes.get(minute := minute.decode())
                         t = ((_minute_ms(minute) if base is None else base) + int(seconds) * 1000 + int(millis)) / 1000
                     else:
                         t = parse_time(other.decode())
@@ -436,11 +427,9 @@ def _mqtt_payload(data: dict[str, Any]) -> bytes:
 
 def _device_json(device: Device) -> dict[str, Any]:
     """A device as replay reports it: Device.as_dict's identity, area, availability and components."""
-    state = device.state
     return {"id": device.id, "name": device.name, "source": device.source, "manufacturer": device.manufacturer,
             "model": device.model, "area": device.area, "available": device.available,
-            "components": {comp: {cap: dict(state.get(comp, {}).get(cap, {})) for cap in caps}
-                           for comp, caps in device.support.items()}}
+            "components": device.component_values()}
 
 
 def _profiles_for(config: Config, names: list[str] | None) -> list[Any]:

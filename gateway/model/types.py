@@ -157,6 +157,12 @@ class Device:
         """The last value of one attribute, or ``default`` when the device has not reported it."""
         return self.state.get(component, {}).get(capability, {}).get(attribute, default)
 
+    def component_values(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Component -> capability -> attribute -> last value, for every capability it supports (a copy)."""
+        state = self.state
+        return {comp: {cap: dict(state.get(comp, {}).get(cap, {})) for cap in caps}
+                for comp, caps in self.support.items()}
+
     def as_dict(self, *, with_support: bool = True) -> dict[str, Any]:
         """The public JSON shape, as ``GET /api/devices/{id}`` serves it (what each capability supports under
         ``capabilities``, unless ``with_support`` is false)."""
@@ -171,10 +177,7 @@ class Device:
             "tags": list(self.tags),
             "via": self.via,
             "available": self.available,
-            "components": {
-                comp: {cap: dict(self.state.get(comp, {}).get(cap, {})) for cap in caps}
-                for comp, caps in self.support.items()
-            },
+            "components": self.component_values(),
         }
         if with_support:
             out["capabilities"] = {

@@ -242,19 +242,26 @@ def test_replays_topic_filters_match_as_mqtt_says(filter_levels: list[str], topi
 
 def test_a_replay_gives_the_cyclic_collector_back_as_it_was(tmp_path: Path) -> None:
     """Replay collects cycles rarely while a capture plays; afterwards the thresholds are the caller's again,
-    and what it made is collectable (nothing of it stays frozen)."""
-    import asyncio
-    import gc
-
-    from gateway.replay import replay
-
+    nothing it made stays frozen, and what became garbage in cycles meanwhile is collected by a full collection.
+    In a process of its own (as `hearth replay`): a gateway left running by another test may freeze objects."""
     path = tmp_path / "capture.jsonl"
     path.write_text('{"t":"2024-01-01T00:00:00.000Z","source":"mqtt","topic":"zigbee2mqtt/x","payload":{},'
                     '"retain":false}\n')
-    before, frozen = gc.get_threshold(), gc.get_freeze_count()  # a gateway started earlier in this process froze some
-    asyncio.run(replay(path, profiles=[]))
-    assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == frozen
+    code = f"""
+import asyncio, gc, json, weakref
+from pathlib import Path
+from gateway.replay import replay
+class Node: pass
+gc.set_threshold(700, 10, 10)
+result = asyncio.run(replay(Path({str(path)!r}), profiles=[]))
+a, b = Node(), Node(); a.other, b.other = b, a; ref = weakref.ref(a); del a, b
+print(json.dumps({{"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count(), "errors": len(result.errors),
+                  "cycle_alive_before": ref() is not None, "collected": (gc.collect(), ref() is None)[1]}}))
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert json.loads(run.stdout) == {"threshold": [700, 10, 10], "frozen": 0, "errors": 0,
+                                      "cycle_alive_before": True, "collected": True}
 
 
 def test_a_replay_without_profiles_starts_no_scene_engine_and_says_the_same() -> None:
