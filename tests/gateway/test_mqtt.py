@@ -58,7 +58,7 @@ async def eventually(predicate: Callable[[], bool], timeout_s: float = 5.0, what
 class Observer:
     """A plain paho client on its own thread: how the rest of the house sees the session."""
 
-    def __init__(self, broker: Mosquitto, topic_filter: str) -> None:
+    def __init__(self, broker: Mosquitto, topic_filter: str, qos: int = 1) -> None:
         self.messages: list[Message] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -66,7 +66,7 @@ class Observer:
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *args: self._subscribed.set()
         self.client.connect(broker.host, broker.port, keepalive=10)
-        self.client.subscribe(topic_filter, qos=1)
+        self.client.subscribe(topic_filter, qos=qos)
         self.client.loop_start()
         if not self._subscribed.wait(5):
             raise TimeoutError("observer not subscribed")
@@ -84,9 +84,9 @@ class Observer:
         self.client.loop_stop()
 
 
-async def open_observer(broker: Mosquitto, topic_filter: str) -> Observer:
+async def open_observer(broker: Mosquitto, topic_filter: str, qos: int = 1) -> Observer:
     # paho's connect blocks (briefly, on loopback): not on the loop the session runs on.
-    return await asyncio.to_thread(Observer, broker, topic_filter)
+    return await asyncio.to_thread(Observer, broker, topic_filter, qos)
 
 
 # ------------------------------------------------------------------ pure: topic filters
@@ -492,3 +492,28 @@ async def test_what_the_socket_cannot_take_at_once_is_written_when_it_can(mosqui
         assert [t for t, _, _ in observer.snapshot()] == [f"{root}/{n}" for n in range(300)]
         assert all(p == b"%d:" % n + chunk for n, (_, p, _) in enumerate(observer.snapshot()))
         assert busy["publish_dropped"] == 0
+
+
+async def test_commands_the_session_writes_itself_keep_their_order_among_paho_s(mosquitto: Mosquitto) -> None:
+    # A QoS 0 message (a command) is written by the session, a QoS 1 one by paho: one stream, in the order
+    # they were published (an observer at QoS 0 gets them as the broker read them), a retained one kept.
+    root = f"order-{uuid.uuid4().hex[:6]}"
+    async with make_session(mosquitto.port) as session:
+        assert await session.wait_connected(5)
+        observer = await open_observer(mosquitto, f"{root}/#", qos=0)
+        try:
+            for n in range(300):  # a QoS 1 message in every 20: fewer than paho keeps in flight
+                session.publish(f"{root}/{n}", b'{"state":"ON","n":%d}' % n, qos=1 if n % 20 == 0 else 0)
+            session.publish(f"{root}/kept", "on", retain=True)
+            await eventually(lambda: len(observer.snapshot()) >= 301, what="301 messages")
+        finally:
+            await asyncio.to_thread(observer.close)
+        assert [t for t, _, _ in observer.snapshot()] == [f"{root}/{n}" for n in range(300)] + [f"{root}/kept"]
+        assert observer.snapshot()[7][1] == b'{"state":"ON","n":7}'
+        late = await open_observer(mosquitto, f"{root}/kept")
+        try:
+            await eventually(lambda: bool(late.snapshot()), what="the retained message")
+        finally:
+            await asyncio.to_thread(late.close)
+        assert late.snapshot() == [(f"{root}/kept", b"on", True)]
+        assert session.stats()["messages_published"] >= 301 and session.stats()["publish_dropped"] == 0

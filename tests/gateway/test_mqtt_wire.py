@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.mqtt_wire import MqttProtocolError, split_packets
+from gateway.mqtt_wire import MqttProtocolError, publish_packet, split_packets
 
 
 def remaining_length(n: int) -> bytes:
@@ -130,3 +130,31 @@ def test_garbage_never_raises_anything_but_a_protocol_error(data: bytes) -> None
     except MqttProtocolError:
         return
     assert 0 <= used <= len(data)
+
+
+# ------------------------------------------------------------------ the write side: publish_packet
+
+
+def test_a_command_packet_is_the_spec_s_bytes() -> None:
+    # MQTT 3.1.1 section 3.3: type 3, flags DUP 0, QoS 0, RETAIN; remaining length; topic; payload.
+    assert publish_packet("a/b", b"x") == b"\x30\x06\x00\x03a/bx"
+    assert publish_packet("a/b", "x", retain=True) == b"\x31\x06\x00\x03a/bx"
+    assert publish_packet("t", b"y" * 200)[:5] == b"\x30\xcb\x01\x00\x01"  # 203 = 0xcb 0x01 as a varint
+    assert publish_packet("ü", "é") == b"\x30\x06\x00\x02\xc3\xbc\xc3\xa9"  # text as UTF-8
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=1, max_size=80).filter(lambda t: "\0" not in t), st.binary(max_size=20_000),
+       st.booleans())
+def test_what_the_session_writes_is_what_a_reader_takes(topic: str, payload: bytes, retain: bool) -> None:
+    sink = Sink()
+    packet = publish_packet(topic, payload, retain)
+    assert split_packets(packet, sink.publish, sink.other, sink.topics, lambda raw: None) == len(packet)
+    assert sink.items == [("publish", (topic, payload, retain))]
+    assert packet == publish(topic.encode(), payload, retain=retain)
+
+
+def test_a_topic_or_message_over_the_protocol_s_limits_is_refused() -> None:
+    with pytest.raises(ValueError, match="65535"):
+        publish_packet("t" * 65_536, b"")
+    publish_packet("t" * 65_535, b"")  # the longest topic there is
