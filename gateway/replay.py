@@ -150,10 +150,13 @@ class _NoteCollector(logging.Handler):
         self._saved: tuple[int, bool] = (logging.NOTSET, True)
 
     def emit(self, record: logging.LogRecord) -> None:
+        self.note(record.name.rsplit(".", 1)[-1], record.getMessage())
+
+    def note(self, source: str, text: str) -> None:
+        """One note of adapter ``source`` (the supervisor's ``on_note``: no log record made for it)."""
         line = self._playing[0]
         where = f"{self._capture}:{line}: " if line is not None else ""
-        self._notes.append({"t": iso_utc(self._clock.time()), "source": record.name.rsplit(".", 1)[-1],
-                            "message": where + record.getMessage()})
+        self._notes.append({"t": iso_utc(self._clock.time()), "source": source, "message": where + text})
 
     async def __aenter__(self) -> _NoteCollector:
         self._saved = (self._logger.level, self._logger.propagate)
@@ -580,7 +583,8 @@ async def replay(path: Path, config: Config | None = None, profiles: list[str] |
         return instance if isinstance(instance, CaptureReplayer) else None
 
     async with noted, _rare_cycle_collection(), \
-            Supervisor(hub, classes, config.adapters, mqtt=mqtt, mdns=recorded_mdns, http=None) as supervisor:
+            Supervisor(hub, classes, config.adapters, mqtt=mqtt, mdns=recorded_mdns, http=None,
+                       on_note=noted.note) as supervisor:
         # Let every adapter start (subscribe) before the first captured message.
         for _ in range(50):
             await asyncio.sleep(0)

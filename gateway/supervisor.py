@@ -29,7 +29,7 @@ from gateway.hub import Hub
 from gateway.isolation import process_adapter_class, split_isolation
 from gateway.logsafe import LogLimiter
 from gateway.model.types import Command, CommandResult, Device, DeviceEventUpdate, DeviceInfo, Update
-from gateway.sdk import Adapter, KeyValueStore, MessageCallback, MqttClient, Unsubscribe
+from gateway.sdk import NOTES_LOGGER, Adapter, KeyValueStore, MessageCallback, MqttClient, Unsubscribe
 
 log = logging.getLogger("hearth.supervisor")
 
@@ -91,13 +91,14 @@ LOAD_PROBLEMS: dict[str, str] = {}
 def sdk_incompatibility(cls: Any) -> str | None:
     """Why ``cls`` cannot run on this gateway's SDK (its ``requires_sdk`` specifier does not admit
     :data:`gateway.sdk.SDK_VERSION`), or None when it can (or says nothing)."""
+    wanted = getattr(cls, "requires_sdk", None)
+    if wanted is None:
+        return None
+    # Only for a plugin that says what it needs (packaging's import is a hundredth of a replay's start).
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     from gateway.sdk import SDK_VERSION
 
-    wanted = getattr(cls, "requires_sdk", None)
-    if wanted is None:
-        return None
     if not isinstance(wanted, str):
         return f"requires_sdk must be a version specifier string such as '>=1.0,<2', not {wanted!r}"
     try:
@@ -237,10 +238,13 @@ class AdapterContextImpl:
         *,
         mdns: Any = None,
         http: Any = _NO_HTTP,
+        on_note: Callable[[str, str], None] | None = None,
     ) -> None:
         self.name = name
         self.config = config
         self.log = logging.getLogger(f"hearth.adapter.{name}")
+        self._notes_log = logging.getLogger(f"{NOTES_LOGGER}.{name}")
+        self._on_note = on_note
         self.clock = hub.clock
         # The shared session, seen through a view that marks the callbacks as this adapter's (a callback that
         # raises is then counted against it in /healthz).
@@ -265,6 +269,14 @@ class AdapterContextImpl:
 
     def push(self, updates: Iterable[Update]) -> None:
         self._hub.apply(updates)
+
+    def note(self, text: str) -> None:
+        """What the adapter understood and deliberately left unused (see :func:`gateway.sdk.apply_decoded`):
+        to ``on_note`` (replay's list) or, without one, debug in the gateway's log under NOTES_LOGGER."""
+        if self._on_note is not None:
+            self._on_note(self.name, text)
+        else:
+            self._notes_log.debug("%s", text)
 
     def push_event(self, event: DeviceEventUpdate) -> None:
         self._hub.emit_event(event)
@@ -345,8 +357,10 @@ class Supervisor:
         rng: random.Random | None = None,
         mdns: Any = None,
         http: Any = _NO_HTTP,
+        on_note: Callable[[str, str], None] | None = None,
     ) -> None:
         self.hub = hub
+        self._on_note = on_note  # (adapter, text) of each codec note (replay lists them); None: the log
         self.clock: Clock = hub.clock
         self._classes = adapters
         self._configs = configs
@@ -511,7 +525,7 @@ class Supervisor:
                     failed.set_result(err)
 
             ctx = AdapterContextImpl(name, self.hub, config, self._mqtt, storage, on_task_failed,
-                                     mdns=self._mdns, http=self._http)
+                                     mdns=self._mdns, http=self._http, on_note=self._on_note)
             adapter: Adapter = cls()
             health.state = "starting"
             health.retry_in_s = None
