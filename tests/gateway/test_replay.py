@@ -240,6 +240,35 @@ def test_replays_topic_filters_match_as_mqtt_says(filter_levels: list[str], topi
     assert bool(_matcher(topic_filter)(topic)) == topic_matches(topic_filter, topic)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_LEVELS, min_size=1, max_size=3), min_size=1, max_size=8),
+       st.lists(st.lists(_LEVELS.filter(lambda x: x not in "+#"), min_size=1, max_size=4), min_size=1, max_size=8))
+def test_replay_delivers_a_topic_to_every_subscription_it_matches_in_order(
+        filters: list[list[str]], topics: list[list[str]]) -> None:
+    """Replay matches a new topic only against the filters that can match it (same first level, or a wildcard
+    first): each message still reaches exactly the subscriptions MQTT's rules say, in the order they were made."""
+    from gateway.clock import SimulatedClock
+    from gateway.replay import ReplayMqtt
+    from gateway.sdk import topic_matches, validate_topic_filter
+
+    valid = []
+    for levels in filters:
+        try:
+            validate_topic_filter("/".join(levels))
+        except ValueError:
+            continue
+        valid.append("/".join(levels))
+    mqtt = ReplayMqtt(SimulatedClock(0.0))
+    heard: list[tuple[int, str]] = []
+    for index, topic_filter in enumerate(valid):
+        mqtt.subscribe(topic_filter, lambda topic, payload, retain, index=index: heard.append((index, topic)))
+    for levels in topics * 2:  # the second time from what was matched the first
+        topic = "/".join(levels)
+        heard.clear()
+        mqtt.deliver(topic, b"{}", False)
+        assert heard == [(i, topic) for i, topic_filter in enumerate(valid) if topic_matches(topic_filter, topic)]
+
+
 def test_a_replay_gives_the_cyclic_collector_back_as_it_was(tmp_path: Path) -> None:
     """Replay collects cycles rarely while a capture plays; afterwards the thresholds are the caller's again,
     nothing it made stays frozen, and what became garbage in cycles meanwhile is collected by a full collection.
