@@ -197,6 +197,35 @@ def apply_decoded(ctx: AdapterContext, decoded: Any) -> None:
     type has these, and adding a field to one codec does not need a change here.
     """
     # Each list tested before it is walked: most messages carry updates and nothing else.
+    kind = type(decoded)
+    full = _FULL_RESULTS.get(kind)
+    if full is None:
+        if len(_FULL_RESULTS) >= 64:
+            _FULL_RESULTS.clear()
+        full = _FULL_RESULTS[kind] = all(hasattr(decoded, name) for name in _RESULT_LISTS)
+    if full:
+        # All seven there (a codec's own result type): read as attributes, not seven getattr calls, and all
+        # of them before any is used.
+        try:
+            rest = (decoded.upserts, decoded.removals, decoded.events, decoded.availability, decoded.problems,
+                    decoded.notes)
+            updates = decoded.updates
+        except AttributeError:  # not this one after all: the general way from now on for its type
+            _FULL_RESULTS[kind] = False
+        else:
+            if not any(rest):
+                if updates:
+                    ctx.push(updates)
+                return
+    _apply_parts(ctx, decoded)
+
+
+# Per result type: whether it has all seven lists (then read the quick way). A codec's own types: a handful.
+_FULL_RESULTS: dict[type, bool] = {}
+_RESULT_LISTS = ("upserts", "removals", "updates", "events", "availability", "problems", "notes")
+
+
+def _apply_parts(ctx: AdapterContext, decoded: Any) -> None:
     if upserts := getattr(decoded, "upserts", None):
         for info in upserts:
             ctx.upsert_device(info)

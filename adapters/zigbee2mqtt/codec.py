@@ -98,6 +98,8 @@ def _bad(why: str) -> CodecError:
 
 
 def _finite(raw: Any) -> float:
+    if type(raw) is int:  # most readings, and always finite (a bool's type is bool: not taken here)
+        return raw
     # bool is an int in Python; a Z2M number is never true/false.
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raw = _numeric_text(raw)
@@ -153,6 +155,8 @@ def decode_setpoint_celsius(raw: Any, b: Binding) -> float:
 
 
 def decode_lqi(raw: Any, b: Binding) -> float:
+    if type(raw) is int and 0 <= raw <= 255:  # in every message Zigbee2MQTT sends
+        return raw
     return _in_range(_finite(raw), 0, 255)
 
 
