@@ -296,14 +296,16 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 # Only rewrite a row whose value changed: a restored device's state is re-sent at attach and must not
 # cost a page write per attribute.
-_UPSERT_STATE = """
-INSERT INTO state (device_id, component, capability, attribute, value, t) VALUES (?, ?, ?, ?, ?, ?)
+# A device's last value of each attribute, and its history in blocks, several rows a statement (see
+# _write_rows): {values} is the VALUES list. An unchanged value is no page write (the WHERE of the update).
+_UPSERT_STATE_ROWS = """
+INSERT INTO state (device_id, component, capability, attribute, value, t) VALUES {values}
 ON CONFLICT (device_id, component, capability, attribute)
 DO UPDATE SET value = excluded.value, t = excluded.t WHERE value IS NOT excluded.value
 """
-_INSERT_HISTORY_BLOCK = """
-INSERT INTO history_block (device_id, t_first, t_last, changes, rows) VALUES (?, ?, ?, ?, ?)
-"""
+_INSERT_HISTORY_ROWS = "INSERT INTO history_block (device_id, t_first, t_last, changes, rows) VALUES {values}"
+# Rows a statement: 64 x 6 parameters, well under SQLite's oldest limit of 999 a statement.
+_ROWS_PER_STATEMENT = 64
 _UPSERT_DEVICE = """
 INSERT INTO devices (id, adapter, description, available, updated_at) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET adapter = excluded.adapter, description = excluded.description,
@@ -608,7 +610,7 @@ class Store:
             bus.subscribe(DeviceRemoved, self._on_device_removed),
         ]
         # What the hub holds already (restored from us, or added before we attached) is written once:
-        # unchanged rows cost no page writes (see _UPSERT_STATE). No history: these are not changes.
+        # unchanged rows cost no page writes (see _UPSERT_STATE_ROWS). No history: these are not changes.
         now = self._clock.time()
         pending = self._pending
         for device in hub.devices.values():
@@ -1084,16 +1086,18 @@ class Store:
             conn.execute("DELETE FROM state WHERE device_id = ?", (device_id,))
             conn.execute("DELETE FROM devices WHERE id = ?", (device_id,))
             rows += 1
-        # Rows are produced one at a time as SQLite asks for them (generators, not lists): sqlite3 lets
-        # go of the GIL for every row it steps, so the event loop never waits for this thread for long.
-        # A list built first held the GIL for tens of ms per commit, which was the tail of scene latency.
+        # Rows are produced a few at a time, as SQLite takes them (generators, not lists; a list built first
+        # held the GIL for tens of ms per commit, which was the tail of scene latency), and written
+        # _ROWS_PER_STATEMENT to a statement: sqlite3 lets go of the GIL for each statement it steps, and
+        # takes it back after, and each time it wants it back while the event loop runs, the loop is made to
+        # stop and wait for this thread (a row a statement: thousands of times a commit).
         if batch.state:
-            conn.executemany(_UPSERT_STATE, (
+            _write_rows(conn, _UPSERT_STATE_ROWS, 6, (
                 (*key, _value_text(value), t) for key, (value, t) in batch.state.items()
             ))
             rows += len(batch.state)
         if batch.history:
-            conn.executemany(_INSERT_HISTORY_BLOCK, _history_blocks(batch.history))
+            _write_rows(conn, _INSERT_HISTORY_ROWS, 5, _history_blocks(batch.history))
             rows += batch.history_changes()
         for device_id, (description, available) in batch.devices.items():
             conn.execute(_UPSERT_DEVICE, (
@@ -1350,6 +1354,30 @@ def _load_block(text: str) -> list[Any]:
 
 # Blocks are handed to SQLite one at a time; after this many, the loop gets a chance at the GIL.
 _BLOCKS_BETWEEN_YIELDS = 200
+
+
+def _write_rows(conn: sqlite3.Connection, template: str, width: int, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Write ``rows`` (each ``width`` values) with ``template``, up to _ROWS_PER_STATEMENT rows a statement."""
+    statements: dict[int, str] = {}
+    chunk: list[Any] = []
+    count = 0
+    for row in rows:
+        chunk.extend(row)
+        count += 1
+        if count == _ROWS_PER_STATEMENT:
+            _write_chunk(conn, template, width, statements, chunk, count)
+            chunk, count = [], 0
+    if count:
+        _write_chunk(conn, template, width, statements, chunk, count)
+
+
+def _write_chunk(conn: sqlite3.Connection, template: str, width: int, statements: dict[int, str],
+                 values: list[Any], count: int) -> None:
+    sql = statements.get(count)
+    if sql is None:
+        row = "(" + ", ".join("?" * width) + ")"
+        sql = statements[count] = template.format(values=", ".join([row] * count))
+    conn.execute(sql, values)
 
 
 def _history_blocks(history: dict[str, list[Any]]) -> Iterator[tuple[str, float, float, int, str]]:

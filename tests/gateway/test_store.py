@@ -256,6 +256,38 @@ async def test_state_is_coalesced_history_is_not(tmp_path: Path) -> None:
         assert store.stats()["commits"] == 1
 
 
+async def test_a_commit_of_many_devices_writes_each_value_once_and_all_their_history(tmp_path: Path) -> None:
+    # Rows go to SQLite several to a statement (the worker lets go of the GIL per statement): a commit of more
+    # than fill one, and a last one partly full, lose nothing, and a value that did not change is not rewritten.
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = Hub(clock)
+    sensors = [DeviceInfo(id=f"ble:a4:c1:38:00:{n // 256:02x}:{n % 256:02x}", name=f"Sensor {n}", source="ble",
+                          components={"main": {"temperature": support({"celsius"}), "humidity": support({"percent"})}})
+               for n in range(150)]
+    for info in sensors:
+        hub.upsert_device(info, "ble")
+    async with Store(path, clock) as store:
+        store.attach(hub)
+        for step in range(3):
+            clock.advance_to(START + step)
+            hub.apply([Update(info.id, "main", "temperature", "celsius", 20.0 + step + n / 1000)
+                       for n, info in enumerate(sensors)])
+            hub.apply([Update(info.id, "main", "humidity", "percent", 50) for info in sensors])
+        await store.flush()
+        stored = dict(db_rows(path, "SELECT device_id, value FROM state WHERE attribute = 'celsius'"))
+        assert stored == {info.id: repr(22.0 + n / 1000) for n, info in enumerate(sensors)}
+        assert db_rows(path, "SELECT count(*) FROM state WHERE attribute = 'percent' AND value = '50'") == [(150,)]
+        assert db_rows(path, "SELECT count(*) FROM history WHERE attribute = 'celsius'") == [(450,)]
+        assert db_rows(path, "SELECT count(*) FROM history WHERE attribute = 'percent'") == [(150,)]
+        unchanged = db_rows(path, "SELECT device_id, t FROM state WHERE attribute = 'percent' ORDER BY device_id")
+        clock.advance_to(START + 10)
+        hub.apply([Update(info.id, "main", "humidity", "percent", 50) for info in sensors])  # no change
+        await store.flush()
+        assert db_rows(path, "SELECT device_id, t FROM state WHERE attribute = 'percent' ORDER BY device_id") \
+            == unchanged
+
+
 async def test_history_merges_stored_and_pending_rows(tmp_path: Path) -> None:
     clock = SimulatedClock(START)
     hub = make_hub(clock)
