@@ -196,7 +196,6 @@ def apply_decoded(ctx: AdapterContext, decoded: Any) -> None:
     ``availability`` (``(device_id, available)`` pairs), ``problems`` and ``notes``: every codec's result
     type has these, and adding a field to one codec does not need a change here.
     """
-    # Each list tested before it is walked: most messages carry updates and nothing else.
     kind = type(decoded)
     full = _FULL_RESULTS.get(kind)
     if full is None:
@@ -226,6 +225,7 @@ _RESULT_LISTS = ("upserts", "removals", "updates", "events", "availability", "pr
 
 
 def _apply_parts(ctx: AdapterContext, decoded: Any) -> None:
+    # Each list tested before it is walked: most messages carry updates and nothing else.
     if upserts := getattr(decoded, "upserts", None):
         for info in upserts:
             ctx.upsert_device(info)

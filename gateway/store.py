@@ -294,10 +294,9 @@ MIGRATIONS: tuple[tuple[MigrationStep, ...], ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# Only rewrite a row whose value changed: a restored device's state is re-sent at attach and must not
-# cost a page write per attribute.
 # A device's last value of each attribute, and its history in blocks, several rows a statement (see
-# _write_rows): {values} is the VALUES list. An unchanged value is no page write (the WHERE of the update).
+# _write_rows; {values} is the VALUES list). Only a row whose value changed is rewritten: a restored device's
+# state is re-sent at attach and must not cost a page write per attribute.
 _UPSERT_STATE_ROWS = """
 INSERT INTO state (device_id, component, capability, attribute, value, t) VALUES {values}
 ON CONFLICT (device_id, component, capability, attribute)
