@@ -310,13 +310,18 @@ class GcPauses:
 
     def __init__(self) -> None:
         self.pauses: list[tuple[int, float]] = []
+        self.spans: list[tuple[float, float]] = []  # (wall time it began, seconds): which probes it delayed
         self._started = 0.0
+        self._started_wall = 0.0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
+            self._started_wall = time.time()
         else:
-            self.pauses.append((info["generation"], time.perf_counter() - self._started))
+            took = time.perf_counter() - self._started
+            self.pauses.append((info["generation"], took))
+            self.spans.append((self._started_wall, took))
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -325,6 +330,28 @@ class GcPauses:
             out[f"gen{gen}"] = {"count": len(times), "max_ms": round(max(times, default=0) * 1000, 3),
                                 "total_ms": round(sum(times) * 1000, 3)}
         return out
+
+
+class Spans:
+    """Wall-clock spans of what may delay a probe, for the tail's attribution (bench/latency.py): the
+    collector's pauses and the store's commits (its worker thread competes with the loop for the GIL)."""
+
+    def __init__(self) -> None:
+        self.commits: list[tuple[float, float]] = []
+
+    def install(self) -> None:
+        from gateway.store import Store
+
+        spans, write_batch = self, Store._write_batch
+
+        def timed_write_batch(store: Any, batch: Any) -> Any:
+            began, started = time.time(), time.perf_counter()
+            try:
+                return write_batch(store, batch)
+            finally:
+                spans.commits.append((began, time.perf_counter() - started))
+
+        Store._write_batch = timed_write_batch  # type: ignore[method-assign,assignment]
 
 
 class ProbePath:
@@ -393,12 +420,18 @@ def _wrapper_main(argv: list[str] | None = None) -> int:
     parser.add_argument("config")
     parser.add_argument("--no-gc-freeze", action="store_true")
     parser.add_argument("--switch-interval-ms", type=float, help="sys.setswitchinterval (experiments)")
+    parser.add_argument("--gc-auto", action="store_true",
+                        help="CPython's own collection schedule, not the gateway's pacer (to compare)")
     parser.add_argument("--probe-topic", action="append", default=[],
                         help="time the gateway's own path from this topic's messages to --probe-answer")
     parser.add_argument("--probe-answer", default="", help="the command topic that answers a probe")
     args = parser.parse_args(argv)
     if args.switch_interval_ms:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
+    if args.gc_auto:
+        from gateway.gcpace import CollectorPacer
+
+        CollectorPacer.start = lambda self, loop: None  # type: ignore[method-assign]
 
     from gateway.app import GC_SETTLE_S, Gateway, run_on_event_loop, tune_malloc
     from gateway.cli import _setup_logging
@@ -409,6 +442,8 @@ def _wrapper_main(argv: list[str] | None = None) -> int:
     if not os.environ.get("HEARTH_BENCH_NO_MALLOC_TUNING"):
         tune_malloc()  # as `hearth run` does
     pauses = GcPauses()
+    spans = Spans()
+    spans.install()
     probe_path = ProbePath(set(args.probe_topic), args.probe_answer)
     if args.probe_topic:
         probe_path.install()
@@ -434,6 +469,9 @@ def _wrapper_main(argv: list[str] | None = None) -> int:
     print("gc-pauses: " + json.dumps(pauses.summary()), flush=True)
     if args.probe_topic:
         print("probe-path: " + json.dumps(probe_path.summary()), flush=True)
+        print("spans: " + json.dumps({"gc": [[round(t, 4), round(d * 1000, 3)] for t, d in pauses.spans],
+                                      "commit": [[round(t, 4), round(d * 1000, 3)] for t, d in spans.commits]}),
+              flush=True)
         if probe_path.profiler is not None:
             probe_path.profiler.dump_stats(probe_path.profile_to)
     return 0
@@ -442,6 +480,12 @@ def _wrapper_main(argv: list[str] | None = None) -> int:
 def parse_gc_pauses(output: str) -> dict[str, Any] | None:
     match = re.search(r"^gc-pauses: (\{.*\})$", output, re.MULTILINE)
     return json.loads(match.group(1)) if match else None
+
+
+def parse_spans(output: str) -> dict[str, list[list[float]]]:
+    """{"gc": [[wall time, ms], ...], "commit": [...]} (see Spans); empty without them."""
+    match = re.search(r"^spans: (\{.*\})$", output, re.MULTILINE)
+    return json.loads(match.group(1)) if match else {}
 
 
 def parse_probe_path(output: str) -> list[list[float]] | None:

@@ -18,6 +18,7 @@ from gateway import __version__
 from gateway.clock import Clock, SystemClock
 from gateway.config import Config, is_loopback_host
 from gateway.errors import HearthError
+from gateway.gcpace import CollectorPacer
 from gateway.hub import Hub
 from gateway.supervisor import Supervisor, discover_adapters
 
@@ -328,6 +329,11 @@ class Gateway:
             # the loop would wait up to the switch interval (5 ms by default) for it. 0.5 ms: measured by
             # bench/latency.py under 2,000 msg/s, p99 3.8-4.0 -> 2.0-2.5 ms (1,000 probes each).
             sys.setswitchinterval(SWITCH_INTERVAL_S)
+            # The cyclic collector runs between messages, from a timer of this loop, not inside whichever
+            # allocation crosses its threshold (most often a scene's answer to a motion report): gcpace.py.
+            pacer = CollectorPacer()
+            pacer.start(loop)
+            stack.callback(pacer.stop)
             settle = loop.create_task(_freeze_when_settled(), name="gateway:gc-freeze")
             stack.push_async_callback(_cancel, settle)
             if _malloc_trim is not None:
