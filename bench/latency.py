@@ -18,7 +18,10 @@ process (``bench._baseline responder``) that answers a message on one topic with
 also takes the background traffic as the gateway does. Both are measured idle and with ``--rate`` msg/s
 of background traffic from the other 998 devices (a publisher process), alternating in blocks of ten. The
 gateway also times its own share of each probe (the socket read that brought the motion report to the
-``/set`` written; ``ProbePath`` in bench/_gateway.py), reported per series. Last line:
+``/set`` written; ``ProbePath`` in bench/_gateway.py), reported per series, and says what the probes over the
+target under load overlapped: a pause of the cyclic collector, a store commit (``Spans``), and their own path's
+share; ``--dump FILE`` writes every probe, pause, commit and own path as JSON. ``--gc-auto`` measures the
+gateway with CPython's own collection schedule instead of its pacer (gateway/gcpace.py). Last line:
 ``latency: <p99> ms p99 under load, ratio <R> vs baseline``.
 """
 
@@ -222,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="[gateway] event_loop of the measured gateway (to compare)")
     parser.add_argument("--switch-interval-ms", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--commit-interval-s", type=float, help=argparse.SUPPRESS)
-    parser.add_argument("--dump", type=Path, help=argparse.SUPPRESS)  # every probe, span and own path, as JSON
+    parser.add_argument("--dump", type=Path, help="write every probe, GC pause, commit and own path here (JSON)")
     args = parser.parse_args(argv)
     probes = max(1, min(args.probes, 100_000))
     house = scaled_house(DEVICES)

@@ -52,6 +52,9 @@ def test_latency() -> None:
     assert re.search(r"gateway, loaded: .*\(5 probes, lost 0\)", out), out
     # the gateway's own share of each probe, timed inside it: every answered probe of each series
     assert re.search(r"gateway's own path, loaded .*p99 \d+\.\d+ ms \(5 probes\)", out), out
+    # what the probes over the target overlapped (none, or how many of them in a collection, in a commit)
+    assert re.search(r"gateway probes under load over the target \(\d+\.\d+ ms\): (none|\d+ of 5 .*during a GC "
+                     r"pause \d+, during a store commit \d+)", out), out
 
 
 def test_memory() -> None:
@@ -71,6 +74,14 @@ def test_startup() -> None:
 def test_store() -> None:
     out = run_bench("store", "--seconds", "2", "--rate", "200", "--messages", "2000")
     assert "commits/min" in out
+
+
+def test_commitlag() -> None:
+    # Long enough for the store's first commit (every 5 s): the lateness inside commits against outside them.
+    out = run_bench("commitlag", "--seconds", "8", "--rate", "200")
+    assert re.search(r"^[1-9]\d* commits in 8 s", out, re.MULTILINE), out
+    assert re.search(r"during commits: p50 \d+\.\d+ ms.*\(\d+ messages\)", out), out
+    assert re.search(r"outside them: p50 \d+\.\d+ ms.*\(\d+ messages\)", out), out
 
 
 def test_wakeup() -> None:

@@ -6,6 +6,7 @@ import math
 import os
 import sqlite3
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -948,3 +949,14 @@ def test_the_oldest_pending_changes_go_first_whichever_device_they_are_of() -> N
     assert history == {"a": changes(4, 5), "b": changes(3, 6)}
     store_module._drop_oldest(history, 2)  # 3 and 4
     assert history == {"a": changes(5), "b": changes(6)}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value is Linux's")
+async def test_the_store_thread_gives_way_to_the_event_loop(tmp_path: Path) -> None:
+    """Commits run below the loop's priority (the loop's lateness during commits: store.py)."""
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    async with Store(tmp_path / "hearth.db", SimulatedClock(START)) as store:
+        worker_nice = await store._in_worker(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    assert worker_nice == min(19, loop_nice + store_module.STORE_THREAD_NICE) > loop_nice
+    # The loop's own thread (and with it the process's other threads) is left as it was.
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == loop_nice
