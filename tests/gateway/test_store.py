@@ -957,6 +957,7 @@ async def test_the_store_thread_gives_way_to_the_event_loop(tmp_path: Path) -> N
     loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     async with Store(tmp_path / "hearth.db", SimulatedClock(START)) as store:
         worker_nice = await store._in_worker(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-    assert worker_nice == min(19, loop_nice + store_module.STORE_THREAD_NICE) > loop_nice
+    assert worker_nice == min(19, loop_nice + store_module.STORE_THREAD_NICE)
+    assert worker_nice > loop_nice or loop_nice == 19  # (a test run at the lowest priority has none lower)
     # The loop's own thread (and with it the process's other threads) is left as it was.
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == loop_nice
