@@ -334,7 +334,8 @@ class GcPauses:
 
 class Spans:
     """Wall-clock spans of what may delay a probe, for the tail's attribution (bench/latency.py): the
-    collector's pauses and the store's commits (its worker thread competes with the loop for the GIL)."""
+    collector's pauses and the store's commits (its worker thread competes with the loop for a core and the
+    GIL: bench/commitlag.py)."""
 
     def __init__(self) -> None:
         self.commits: list[tuple[float, float]] = []
