@@ -215,7 +215,7 @@ def tail_attribution(series: Series, above_ms: float, spans: dict[str, list[list
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # 5,000: the p99 is the 50th slowest probe, not the 20th; with 2,000 the same code's ratio ranged 1.04-1.51
-    # from run to run here, with 5,000 1.23-1.30 (docs/benchmarks.md). About three minutes.
+    # from run to run here, with 5,000 1.23-1.32 (docs/benchmarks.md). About three minutes.
     parser.add_argument("--probes", type=int, default=5000, help="per series (idle, loaded) and per side")
     parser.add_argument("--rate", type=float, default=2000.0, help="background traffic under load (msg/s)")
     parser.add_argument("--broker-nodelay", choices=("true", "false"), default="true",
