@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -333,26 +334,33 @@ class GcPauses:
 
 
 class Spans:
-    """Wall-clock spans of what may delay a probe, for the tail's attribution (bench/latency.py): the
-    collector's pauses and the store's commits (its worker thread competes with the loop for a core and the
-    GIL: bench/commitlag.py)."""
+    """Spans of what may delay a probe or a message, for the tail's attribution: the store's commits (its
+    worker thread competes with the loop for a core and the GIL), each as (start on ``clock``, seconds).
+    bench/latency.py records them in the gateway's process on the wall clock (to match the prober's), with
+    the collector's pauses (GcPauses); bench/commitlag.py on perf_counter, in its own process."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
         self.commits: list[tuple[float, float]] = []
 
-    def install(self) -> None:
+    def install(self) -> Callable[[], None]:
+        """Wrap ``Store._write_batch`` (bench only); returns what puts it back."""
         from gateway.store import Store
 
         spans, write_batch = self, Store._write_batch
 
         def timed_write_batch(store: Any, batch: Any) -> Any:
-            began, started = time.time(), time.perf_counter()
+            began, started = spans.clock(), time.perf_counter()
             try:
                 return write_batch(store, batch)
             finally:
                 spans.commits.append((began, time.perf_counter() - started))
 
+        def uninstall() -> None:
+            Store._write_batch = write_batch  # type: ignore[method-assign]
+
         Store._write_batch = timed_write_batch  # type: ignore[method-assign,assignment]
+        return uninstall
 
 
 class ProbePath:

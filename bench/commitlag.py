@@ -23,10 +23,9 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from bench._broker import BenchBroker
-from bench._gateway import InProcessGateway, announce, free_port, wait_for_devices, write_config
+from bench._gateway import InProcessGateway, Spans, announce, free_port, wait_for_devices, write_config
 from gateway.app import run_on_event_loop
 from gateway.sim import message_stream, scaled_house
 
@@ -50,21 +49,11 @@ def _line(name: str, lateness_ms: list[float]) -> str:
 
 async def _measure(workdir: Path, port: int, rate: float, seconds: float) -> tuple[list[tuple[float, float]],
                                                                                    list[tuple[float, float]]]:
-    from gateway.store import Store
-
+    """(when each message was handed over, seconds late) and the commits as (start, seconds), perf_counter."""
     house = scaled_house(DEVICES)
     stream = list(message_stream(house, _POOL, seed=1))
-    commits: list[tuple[float, float]] = []  # (start, end), perf_counter
-    write_batch = Store._write_batch
-
-    def timed_write_batch(store: Any, batch: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return write_batch(store, batch)
-        finally:
-            commits.append((started, time.perf_counter()))
-
-    Store._write_batch = timed_write_batch  # type: ignore[method-assign,assignment]
+    spans = Spans(clock=time.perf_counter)
+    uninstall = spans.install()
     try:
         config = write_config(workdir / "config.toml", broker_port=port, data_dir=workdir, house=house,
                               api_port=free_port(), profiles=("energy-saving", "elderly-monitoring"))
@@ -72,9 +61,9 @@ async def _measure(workdir: Path, port: int, rate: float, seconds: float) -> tup
         async with InProcessGateway(config) as gateway:
             await wait_for_devices(gateway, DEVICES)
             await asyncio.sleep(1.0)
-            commits.clear()
+            spans.commits.clear()
             dispatch = gateway.mqtt._dispatch
-            lateness: list[tuple[float, float]] = []  # (when, seconds late)
+            lateness: list[tuple[float, float]] = []
             interval = 1.0 / rate
             started = due = time.perf_counter()
             index = 0
@@ -86,9 +75,9 @@ async def _measure(workdir: Path, port: int, rate: float, seconds: float) -> tup
                 index += 1
                 due += interval
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            return lateness, list(commits)
+            return lateness, list(spans.commits)
     finally:
-        Store._write_batch = write_batch  # type: ignore[method-assign]
+        uninstall()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,12 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     outside: list[float] = []
     for when, late in lateness:
         began = when - late  # when it was due: was a commit running between then and now?
-        (inside if any(start <= when and end >= began for start, end in commits) else outside).append(late * 1000)
+        (inside if any(start <= when and start + took >= began for start, took in commits) else outside).append(
+            late * 1000)
     late_threshold = _pct(outside, 99)
     late_inside = sum(1 for v in inside if v > late_threshold)
     late_all = late_inside + sum(1 for v in outside if v > late_threshold)
     print(f"{len(commits)} commits in {seconds:g} s at {rate:,.0f} msg/s, "
-          f"{sum(end - start for start, end in commits) / max(1, len(commits)) * 1000:.1f} ms each")
+          f"{sum(took for _, took in commits) / max(1, len(commits)) * 1000:.1f} ms each")
     print(_line("during commits", inside))
     print(_line("outside them", outside))
     print(f"later than the outside's p99: {late_inside} of {late_all} during commits "

@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
-
-log = logging.getLogger(__name__)
 
 TICK_S = 0.1
 SAFETY_FACTOR = 100
