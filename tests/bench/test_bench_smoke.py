@@ -84,6 +84,17 @@ def test_commitlag() -> None:
     assert re.search(r"outside them: p50 \d+\.\d+ ms.*\(\d+ messages\)", out), out
 
 
+def test_storeage() -> None:
+    # The per-device index's pages are named among a commit's WAL pages; the baseline has none of them.
+    out = run_bench("storeage", "--commits", "10", "--devices", "50", "--changes", "3")
+    assert re.search(r"with the per-device index, last tenth : [\d.]+ ms of the worker's CPU a commit, [\d.]+ ms wall, "
+                     r"\d+ WAL pages a commit \(.*history_block_device_t \d+", out), out
+    baseline = re.search(r"without it \(baseline\), last tenth +: .*", out)
+    assert baseline and "history_block_device_t" not in baseline.group(0), out
+    assert re.search(r"^storeage: [\d.]+ ms a commit after 10 commits .* ratio [\d.]+ vs baseline$", out,
+                     re.MULTILINE), out
+
+
 def test_wakeup() -> None:
     out = run_bench("wakeup", "--seconds", "1", "--rounds", "1", "--rate", "200")
     assert re.search(r"baseline: [\d,]+ reads/s, \d+\.\d % CPU, \d+\.\d us per read", out), out

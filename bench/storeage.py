@@ -1,0 +1,139 @@
+"""The store's commits as its history grows: time and pages a commit, the first commits against the last,
+with and without the per-device history index, in the same run.
+
+    python -m bench.storeage [--commits 120] [--devices 1000] [--changes 22]
+
+The store (``gateway.store.Store``: its worker thread, its WAL, its 1 KiB pages) on a fresh file in this
+process, attached to a hub's event bus, takes ``--commits`` batches one after the other, each 5 s of
+simulated time after the last and written by ``Store.flush()``, as ``hearth run`` commits every 5 s. A batch
+has the shape of the stress stream's commits at 2,000 msg/s in the 1,000-device house (measured there: 1,000
+devices, 21,900 changes, 3,250 state values in a 5 s commit): every device changes ``--changes`` times, three
+attributes in turn. Reported for the first and the last tenth of the commits: the store worker's CPU time
+and wall time a commit, and the pages each commit appended to the WAL by table and index (``WalMeter`` of
+bench/writes.py; whole pages are what an SD card writes). Then the same on a second fresh file without the
+index ``history_block_device_t`` (history by device and time): the baseline, what the same commits cost
+without that index's inserts. Each commit puts one entry a device into that index, keyed by device first,
+so every entry lands on a page of its own once the index has more pages than the commit has devices: the
+commit's cost grows with the history kept, not with the traffic.
+Last line: ``storeage: <ms> ms a commit after <N> commits (<x> the first tenth's), ratio <R> vs baseline``
+(R: the last tenth's worker CPU a commit, with the per-device index over without it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sqlite3
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.writes import WalMeter
+from gateway.bus import StateChanged
+from gateway.clock import SimulatedClock
+from gateway.hub import Hub
+from gateway.store import Store
+
+COMMIT_INTERVAL_S = 5.0
+_ATTRIBUTES = (("power_meter", "watts"), ("temperature", "celsius"), ("contact", "open"))
+_START = 1_800_000_000.0
+
+
+@dataclass
+class Tenth:
+    cpu_ms: float
+    wall_ms: float
+    pages: dict[str, float]
+
+    def line(self, name: str) -> str:
+        top = ", ".join(f"{table} {count:.0f}" for table, count in list(self.pages.items())[:4])
+        return (f"{name}: {self.cpu_ms:.1f} ms of the worker's CPU a commit, {self.wall_ms:.1f} ms wall, "
+                f"{sum(self.pages.values()):.0f} WAL pages a commit ({top})")
+
+
+def _publish_batch(hub: Hub, devices: list[str], commit: int, changes: int, rng: random.Random) -> None:
+    t0 = _START + commit * COMMIT_INTERVAL_S
+    for index, device_id in enumerate(devices):
+        for k in range(changes):
+            capability, attribute = _ATTRIBUTES[k % len(_ATTRIBUTES)]
+            value: float | bool = (k % 2 == 0) if attribute == "open" else round(rng.uniform(0, 3000), 1)
+            t = t0 + (k + index / len(devices)) * COMMIT_INTERVAL_S / changes
+            hub.bus.publish(StateChanged(t, device_id, "main", capability, attribute, None, value))
+
+
+async def _run(path: Path, commits: int, devices: int, changes: int, *, device_index: bool) -> tuple[Tenth, Tenth]:
+    clock = SimulatedClock(_START)
+    hub = Hub(clock)
+    rng = random.Random(1)
+    names = [f"zigbee2mqtt:0x{0x00158D0000000000 + n:016x}" for n in range(devices)]
+    tenth = max(1, commits // 10)
+    samples: list[tuple[float, float, dict[int, int]]] = []
+    async with Store(path, clock, commit_interval_s=COMMIT_INTERVAL_S) as store:
+        # The worker's CPU time is read in the worker (it runs nothing else meanwhile): bench only.
+        if not device_index:
+            await store._in_worker(lambda: store._connection().execute("DROP INDEX history_block_device_t"))
+        store.attach(hub)
+        meter = WalMeter(path)
+        meter.update()
+        for commit in range(commits):
+            _publish_batch(hub, names, commit, changes, rng)
+            clock.advance_to(_START + (commit + 1) * COMMIT_INTERVAL_S)
+            cpu = await store._in_worker(time.thread_time)
+            wall = time.perf_counter()
+            await store.flush()
+            wall = time.perf_counter() - wall
+            cpu = await store._in_worker(time.thread_time) - cpu
+            before = dict(meter.pages)
+            meter.update()
+            if commit < tenth or commit >= commits - tenth:
+                samples.append((cpu, wall, {page: n - before.get(page, 0) for page, n in meter.pages.items()
+                                            if n > before.get(page, 0)}))
+    owner = _page_owners(path)
+
+    def summary(part: list[tuple[float, float, dict[int, int]]]) -> Tenth:
+        pages: dict[str, float] = {}
+        for _, _, frames in part:
+            for page, count in frames.items():
+                name = owner.get(page, "(freed)")
+                pages[name] = pages.get(name, 0) + count / len(part)
+        return Tenth(sum(c for c, _, _ in part) / len(part) * 1000, sum(w for _, w, _ in part) / len(part) * 1000,
+                     dict(sorted(pages.items(), key=lambda kv: -kv[1])))
+
+    return summary(samples[:tenth]), summary(samples[tenth:])
+
+
+def _page_owners(path: Path) -> dict[int, str]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return dict(conn.execute("SELECT pageno, name FROM dbstat").fetchall())
+    finally:
+        conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commits", type=int, default=120)
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--changes", type=int, default=22, help="changes a device in each commit")
+    args = parser.parse_args(argv)
+    commits = max(10, min(args.commits, 5000))
+    devices = max(1, min(args.devices, 20_000))
+    changes = max(1, min(args.changes, 1000))
+    with tempfile.TemporaryDirectory(prefix="hearth-storeage-") as tmp:
+        first, last = asyncio.run(_run(Path(tmp) / "indexed.db", commits, devices, changes, device_index=True))
+        base_first, base_last = asyncio.run(_run(Path(tmp) / "plain.db", commits, devices, changes,
+                                                 device_index=False))
+    print(f"{commits} commits of {devices:,} devices x {changes} changes, 5 s of history each")
+    print(first.line("with the per-device index, first tenth"))
+    print(last.line("with the per-device index, last tenth "))
+    print(base_first.line("without it (baseline), first tenth   "))
+    print(base_last.line("without it (baseline), last tenth    "))
+    print(f"storeage: {last.wall_ms:.1f} ms a commit after {commits} commits ({last.wall_ms / first.wall_ms:.2f}x "
+          f"the first tenth's), ratio {last.cpu_ms / base_last.cpu_ms:.2f} vs baseline")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
