@@ -18,7 +18,8 @@ see on its own (local BLE, Shelly over HTTP, plugins, device definitions; every 
 
 It subscribes to ``<base_topic>/+/+/+/set``: what Home Assistant sends there becomes ``hub.execute`` commands
 (a payload that does not parse or a command the model rejects is counted, never raised). ``<prefix>/status`` =
-``online`` (Home Assistant started) re-announces every config. A device removed, or no longer published, gets
+``online`` (Home Assistant started) re-announces every config, half a second later (births heard meanwhile are
+one re-announcement). A device removed, or no longer published, gets
 empty retained configs; so does everything published before when the section is disabled (the topics are kept
 in the store under ``ha_discovery``).
 
@@ -87,6 +88,9 @@ COMMAND_TIMEOUT_S = 5.0
 MAX_COMMAND_BYTES = 4096
 # One warning per this many seconds for rejected commands (a misconfigured automation can send many).
 REJECT_LOG_INTERVAL_S = 10.0
+# Home Assistant's births on ``<prefix>/status`` heard within this long are one re-announcement: a retained birth
+# and a live one, or a birth published twice, arrive in separate reads of the socket as often as in one.
+REANNOUNCE_AFTER_S = 0.5
 
 ORIGIN = {"name": "Hearth", "sw_version": __version__, "support_url": "https://github.com/hearth-gateway/hearth"}
 
@@ -1057,10 +1061,11 @@ class HaDiscoveryPublisher:
     def _on_ha_status(self, topic: str, payload: bytes, retained: bool) -> None:
         if payload.strip() != b"online" or not self._announced:
             return
-        # Home Assistant subscribes right after its birth message: a turn of the loop later is soon enough,
-        # and a burst of births (a retained one and a live one) is one re-announcement.
+        # Home Assistant has subscribed to the discovery topics by the time it says it is online: half a second
+        # later is soon enough, and the births heard meanwhile (a retained one and a live one) are one
+        # re-announcement.
         if self._reannounce_handle is None:
-            self._reannounce_handle = asyncio.get_running_loop().call_soon(self.reannounce)
+            self._reannounce_handle = asyncio.get_running_loop().call_later(REANNOUNCE_AFTER_S, self.reannounce)
 
     def _on_command(self, topic: str, payload: bytes, retained: bool) -> None:
         route = self._routes.get(topic)

@@ -41,7 +41,7 @@
     resolving: null, // the alert id the resolve dialog is for
     // Ids changed by WebSocket events while a GET of the same list is in flight: the GET's answer may
     // be older than the event, so for these the event wins.
-    watchers: { alerts: new Set(), scenes: new Set() },
+    watchers: { alerts: new Set(), scenes: new Set(), mode: new Set() },
   };
 
   function watch(kind) {
@@ -466,6 +466,7 @@
         if (state.openTraces.has(event.scene)) loadTraces(event.scene);
         break;
       case "mode":
+        touched("mode", "mode");
         state.mode = event.mode;
         if (state.house) state.house.mode = event.mode;
         $("mode-select").value = event.mode;
@@ -1454,16 +1455,21 @@
 
   async function refreshScenes() {
     const { changed, done } = watch("scenes");
+    const mode = watch("mode");
     try {
       const data = await api("GET", "/api/scenes");
       state.scenes = merge(new Map(data.scenes.map((s) => [s.id, s])), state.scenes, changed);
-      state.mode = data.mode;
-      $("mode-select").value = data.mode;
+      // A mode change heard while the list was on its way is newer than the list's mode.
+      if (!mode.changed.size) {
+        state.mode = data.mode;
+        $("mode-select").value = data.mode;
+      }
     } catch (err) {
       if (err.status !== 404) return;
       state.scenes = new Map();
     } finally {
       done();
+      mode.done();
     }
     renderScenes();
   }

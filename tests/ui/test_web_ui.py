@@ -309,6 +309,38 @@ def test_who_is_home_is_shown_and_follows_the_house(house: House, phone: Any, sh
     assert not [u for u in problems.requests if "/api/house" in u], "the UI polls instead of listening"
 
 
+def test_a_late_scene_list_does_not_put_back_an_older_house_mode(house: House, phone: Any) -> None:
+    # The scene list (GET /api/scenes) carries the house mode. When it arrives after the WebSocket said the mode
+    # changed, the mode it carries is the older one: the selector keeps the newer.
+    page, _problems = phone
+    held: list[Any] = []
+
+    def hold_the_first(route: Any) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/api/scenes", hold_the_first)
+    try:
+        log_in_by_link(page, house)
+        for _ in range(100):
+            if held:
+                break
+            page.wait_for_timeout(100)
+        assert held, "the page did not ask for the scene list"
+        stale = held[0].fetch()  # the list while the mode is still "home"
+        assert stale.json()["mode"] == "home"
+        assert house.api.call("PUT", "/api/mode", {"mode": "away"})[0] == 200
+        expect(page.locator("#mode-select")).to_have_value("away")
+        held[0].fulfill(response=stale)
+        expect(page.locator("#scenes h3.profile").first).to_be_attached()  # the late list was taken in
+        expect(page.locator("#mode-select")).to_have_value("away")  # and nothing lists the scenes again
+    finally:
+        page.unroute("**/api/scenes")
+        house.api.call("PUT", "/api/mode", {"mode": "home"})
+
+
 def test_an_alert_acknowledged_then_resolved_with_a_note(house: House, phone: Any, shoot: Any) -> None:
     page, _ = phone
     log_in_by_link(page, house)
