@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import sqlite3
 import tempfile
 import time
 from dataclasses import dataclass
@@ -90,7 +89,7 @@ async def _run(path: Path, commits: int, devices: int, changes: int, *, device_i
             if commit < tenth or commit >= commits - tenth:
                 samples.append((cpu, wall, {page: n - before.get(page, 0) for page, n in meter.pages.items()
                                             if n > before.get(page, 0)}))
-    owner = _page_owners(path)
+    owner = meter.owners()
 
     def summary(part: list[tuple[float, float, dict[int, int]]]) -> Tenth:
         pages: dict[str, float] = {}
@@ -102,14 +101,6 @@ async def _run(path: Path, commits: int, devices: int, changes: int, *, device_i
                      dict(sorted(pages.items(), key=lambda kv: -kv[1])))
 
     return summary(samples[:tenth]), summary(samples[tenth:])
-
-
-def _page_owners(path: Path) -> dict[int, str]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return dict(conn.execute("SELECT pageno, name FROM dbstat").fetchall())
-    finally:
-        conn.close()
 
 
 def main(argv: list[str] | None = None) -> int:

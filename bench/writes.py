@@ -269,13 +269,17 @@ class WalMeter:
                 self.commits += int.from_bytes(frame[4:8], "big") != 0
                 self.offset += 24 + page_size
 
-    def by_table(self) -> dict[str, float]:
-        """Pages a commit, by the table or index each page belongs to now (``dbstat``)."""
+    def owners(self) -> dict[int, str]:
+        """The table or index each page of the database belongs to now (``dbstat``)."""
         conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)
         try:
-            owner = dict(conn.execute("SELECT pageno, name FROM dbstat").fetchall())
+            return dict(conn.execute("SELECT pageno, name FROM dbstat").fetchall())
         finally:
             conn.close()
+
+    def by_table(self) -> dict[str, float]:
+        """Pages a commit, by the table or index each page belongs to now."""
+        owner = self.owners()
         totals: dict[str, float] = {}
         for page, count in self.pages.items():
             name = owner.get(page, "(freed)")

@@ -19,9 +19,8 @@ see on its own (local BLE, Shelly over HTTP, plugins, device definitions; every 
 It subscribes to ``<base_topic>/+/+/+/set``: what Home Assistant sends there becomes ``hub.execute`` commands
 (a payload that does not parse or a command the model rejects is counted, never raised). ``<prefix>/status`` =
 ``online`` (Home Assistant started) re-announces every config, half a second later (births heard meanwhile are
-one re-announcement). A device removed, or no longer published, gets
-empty retained configs; so does everything published before when the section is disabled (the topics are kept
-in the store under ``ha_discovery``).
+one re-announcement). A device removed, or no longer published, gets empty retained configs; so does everything
+published before when the section is disabled (the topics are kept in the store under ``ha_discovery``).
 
 **No double devices**: a device Home Assistant already reads natively (it came through Home Assistant discovery,
 Zigbee2MQTT, Tasmota or ESPHome, which all announce their devices to Home Assistant themselves) is not published
