@@ -1,7 +1,7 @@
-"""The store's commits as its history grows: time and pages a commit, the first commits against the last,
-with and without the per-device history index, in the same run.
+"""The store's commits as its history grows: time and pages a commit, the first commits against the last, in
+the same run; and the same commits with the index by device that schema 3 had, for comparison.
 
-    python -m bench.storeage [--commits 120] [--devices 1000] [--changes 22]
+    python -m bench.storeage [--commits 120] [--devices 1000] [--changes 22] [--no-compare]
 
 The store (``gateway.store.Store``: its worker thread, its WAL, its 1 KiB pages) on a fresh file in this
 process, attached to a hub's event bus, takes ``--commits`` batches one after the other, each 5 s of
@@ -10,13 +10,14 @@ has the shape of the stress stream's commits at 2,000 msg/s in the 1,000-device 
 devices, 21,900 changes, 3,250 state values in a 5 s commit): every device changes ``--changes`` times, three
 attributes in turn. Reported for the first and the last tenth of the commits: the store worker's CPU time
 and wall time a commit, and the pages each commit appended to the WAL by table and index (``WalMeter`` of
-bench/writes.py; whole pages are what an SD card writes). Then the same on a second fresh file without the
-index ``history_block_device_t`` (history by device and time): the baseline, what the same commits cost
-without that index's inserts. Each commit puts one entry a device into that index, keyed by device first,
-so every entry lands on a page of its own once the index has more pages than the commit has devices: the
-commit's cost grows with the history kept, not with the traffic.
-Last line: ``storeage: <ms> ms a commit after <N> commits (<x> the first tenth's), ratio <R> vs baseline``
-(R: the last tenth's worker CPU a commit, with the per-device index over without it).
+bench/writes.py; whole pages are what an SD card writes). The baseline is the first tenth: a commit should
+cost the same whatever history is kept. Then (unless ``--no-compare``) the same on a second fresh file with
+the index ``history_block_device_t (device_id, t_last)`` put back: schema 3 found a device's history through
+it, and its entry a device a commit landed on a page of its own once the index had more pages than the
+commit had devices, so that the commit's cost grew with the history kept (schema 4 follows a chain of blocks
+from the device's newest instead: gateway/store.py, MIGRATIONS).
+Last line: ``storeage: <ms> ms a commit after <N> commits (<ms> with schema 3's index), ratio <R> vs baseline``
+(R: the last tenth's worker CPU a commit over the first tenth's).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def _publish_batch(hub: Hub, devices: list[str], commit: int, changes: int, rng:
             hub.bus.publish(StateChanged(t, device_id, "main", capability, attribute, None, value))
 
 
-async def _run(path: Path, commits: int, devices: int, changes: int, *, device_index: bool) -> tuple[Tenth, Tenth]:
+async def _run(path: Path, commits: int, devices: int, changes: int, *, old_index: bool) -> tuple[Tenth, Tenth]:
     clock = SimulatedClock(_START)
     hub = Hub(clock)
     rng = random.Random(1)
@@ -71,8 +72,9 @@ async def _run(path: Path, commits: int, devices: int, changes: int, *, device_i
     samples: list[tuple[float, float, dict[int, int]]] = []
     async with Store(path, clock, commit_interval_s=COMMIT_INTERVAL_S) as store:
         # The worker's CPU time is read in the worker (it runs nothing else meanwhile): bench only.
-        if not device_index:
-            await store._in_worker(lambda: store._connection().execute("DROP INDEX history_block_device_t"))
+        if old_index:
+            await store._in_worker(lambda: store._connection().execute(
+                "CREATE INDEX history_block_device_t ON history_block (device_id, t_last)"))
         store.attach(hub)
         meter = WalMeter(path)
         meter.update()
@@ -108,21 +110,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commits", type=int, default=120)
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--changes", type=int, default=22, help="changes a device in each commit")
+    parser.add_argument("--no-compare", action="store_true", help="skip the run with schema 3's index by device")
     args = parser.parse_args(argv)
     commits = max(10, min(args.commits, 5000))
     devices = max(1, min(args.devices, 20_000))
     changes = max(1, min(args.changes, 1000))
     with tempfile.TemporaryDirectory(prefix="hearth-storeage-") as tmp:
-        first, last = asyncio.run(_run(Path(tmp) / "indexed.db", commits, devices, changes, device_index=True))
-        base_first, base_last = asyncio.run(_run(Path(tmp) / "plain.db", commits, devices, changes,
-                                                 device_index=False))
+        first, last = asyncio.run(_run(Path(tmp) / "store.db", commits, devices, changes, old_index=False))
+        old = None if args.no_compare else asyncio.run(
+            _run(Path(tmp) / "indexed.db", commits, devices, changes, old_index=True))
     print(f"{commits} commits of {devices:,} devices x {changes} changes, 5 s of history each")
-    print(first.line("with the per-device index, first tenth"))
-    print(last.line("with the per-device index, last tenth "))
-    print(base_first.line("without it (baseline), first tenth   "))
-    print(base_last.line("without it (baseline), last tenth    "))
-    print(f"storeage: {last.wall_ms:.1f} ms a commit after {commits} commits ({last.wall_ms / first.wall_ms:.2f}x "
-          f"the first tenth's), ratio {last.cpu_ms / base_last.cpu_ms:.2f} vs baseline")
+    print(first.line("the store, first tenth (baseline)             "))
+    print(last.line("the store, last tenth                         "))
+    compared = ""
+    if old is not None:
+        print(old[0].line("with schema 3's index by device, first tenth  "))
+        print(old[1].line("with schema 3's index by device, last tenth   "))
+        compared = (f" ({old[1].wall_ms:.1f} ms with schema 3's index by device: {old[1].cpu_ms / old[0].cpu_ms:.2f}x "
+                    f"its first tenth's CPU)")
+    print(f"storeage: {last.wall_ms:.1f} ms a commit after {commits} commits{compared}, "
+          f"ratio {last.cpu_ms / first.cpu_ms:.2f} vs baseline")
     return 0
 
 

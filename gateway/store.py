@@ -246,6 +246,51 @@ def _history_to_blocks(conn: sqlite3.Connection) -> None:
 
 _MIGRATED_BLOCK_ROWS = 1000
 
+
+def _history_in_chains(conn: sqlite3.Connection) -> None:
+    """Version 4: history_block again, with an INTEGER PRIMARY KEY (a block's id must never change: VACUUM may
+    renumber plain rowids) and ``prev``, the device's block before it; ``history_head`` names each device's newest.
+    Blocks of one device were written in the order of their rowids (by commits, and by _history_to_blocks oldest
+    first), so that is the order they are linked in. Ids stay the rowids they had."""
+    total = conn.execute("SELECT count(*) FROM history_block").fetchone()[0]
+    if total > 100_000:
+        log.warning("linking %d history blocks by device (a one-time step of this upgrade); the gateway starts "
+                    "when it is done", total)
+    conn.execute("""CREATE TABLE history_chained (
+        id INTEGER PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        t_first REAL NOT NULL,
+        t_last REAL NOT NULL,
+        changes INTEGER NOT NULL,
+        rows TEXT NOT NULL,
+        prev INTEGER
+    )""")
+    insert = ("INSERT INTO history_chained (id, device_id, t_first, t_last, changes, rows, prev) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?)")
+    # Moved a chunk at a time, each deleted from the old table once copied: the pages it frees (and its indexes'
+    # pages, dropped first) take the copies, so the file does not grow by the history's size.
+    conn.execute("DROP INDEX history_block_device_t")
+    conn.execute("DROP INDEX history_block_t")
+    newest: dict[str, int] = {}
+    after = -1
+    while True:
+        chunk = conn.execute("SELECT rowid, device_id, t_first, t_last, changes, rows FROM history_block "
+                             "WHERE rowid > ? ORDER BY rowid LIMIT 2000", (after,)).fetchall()
+        if not chunk:
+            break
+        rows: list[tuple[Any, ...]] = []
+        for rowid, device_id, t_first, t_last, changes, text in chunk:
+            rows.append((rowid, device_id, t_first, t_last, changes, text, newest.get(device_id)))
+            newest[device_id] = rowid
+        conn.executemany(insert, rows)
+        after = chunk[-1][0]
+        conn.execute("DELETE FROM history_block WHERE rowid <= ?", (after,))
+    conn.execute("DROP TABLE history_block")
+    conn.execute("ALTER TABLE history_chained RENAME TO history_block")
+    conn.execute("CREATE INDEX history_block_t ON history_block (t_last)")
+    conn.executemany("INSERT INTO history_head (device_id, block) VALUES (?, ?)", newest.items())
+
+
 MIGRATIONS: tuple[tuple[MigrationStep, ...], ...] = (
     (
         """CREATE TABLE devices (
@@ -316,6 +361,17 @@ MIGRATIONS: tuple[tuple[MigrationStep, ...], ...] = (
         "CREATE INDEX audit_t ON audit (t)",
         "CREATE TABLE retention_horizon (kind TEXT PRIMARY KEY, t REAL NOT NULL) WITHOUT ROWID",
     ),
+    # Version 4: a device's history as a chain of blocks, not an index. The index by (device_id, t_last) took an
+    # entry a device a commit, each on a page of its own once the index had more pages than the house has
+    # devices: a commit's cost grew with the history kept (bench/storeage.py: 3,600 WAL pages and 53 ms of CPU a
+    # commit after 20 minutes of the stress stream, twice what the same commit costs without it; in a quiet
+    # house, 25 of a commit's 58 pages). Now a block carries the id of the device's block before it, and
+    # `history_head` (a row a device, rewritten in place) the newest: a device's history is read by following
+    # the chain back, one lookup by id a block, as the index's reads also looked each block up.
+    (
+        "CREATE TABLE history_head (device_id TEXT PRIMARY KEY, block INTEGER NOT NULL) WITHOUT ROWID",
+        _history_in_chains,
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -327,8 +383,30 @@ INSERT INTO state (device_id, component, capability, attribute, value, t) VALUES
 ON CONFLICT (device_id, component, capability, attribute)
 DO UPDATE SET value = excluded.value, t = excluded.t WHERE value IS NOT excluded.value
 """
-_INSERT_HISTORY_ROWS = "INSERT INTO history_block (device_id, t_first, t_last, changes, rows) VALUES {values}"
-# Rows a statement: 64 x 6 parameters, well under SQLite's oldest limit of 999 a statement.
+_INSERT_HISTORY_ROWS = ("INSERT INTO history_block (rowid, device_id, t_first, t_last, changes, rows, prev) "
+                        "VALUES {values}")
+_UPSERT_HEADS = ("INSERT INTO history_head (device_id, block) VALUES {values} "
+                 "ON CONFLICT (device_id) DO UPDATE SET block = excluded.block")
+# A device's blocks, newest first, from the block ``:start`` back along ``prev`` while they end at or after
+# ``:since``; at most ``:batch`` of them (the next batch starts at the last one's prev). Each step is a rowid
+# lookup; ``b.rowid < chain.id`` ends the walk even on a damaged link.
+_CHAIN_SQL = """
+WITH RECURSIVE chain (id, prev, t_first, t_last, rows) AS (
+    SELECT rowid, prev, t_first, t_last, rows FROM history_block
+    WHERE rowid = :start AND device_id = :device AND t_last >= :since
+    UNION ALL
+    SELECT b.rowid, b.prev, b.t_first, b.t_last, b.rows FROM chain JOIN history_block AS b ON b.rowid = chain.prev
+    WHERE b.rowid < chain.id AND b.device_id = :device AND b.t_last >= :since
+    LIMIT :batch
+)
+SELECT id, prev, t_first, t_last, rows FROM chain
+"""
+_CHAIN_BATCH = 256
+# A read of a device's history before ``until`` starts its walk at a block of that device ending at least
+# HISTORY_BLOCK_SPAN_S after ``until`` (nothing after such a block can be older than ``until``), the first one
+# found by the time index within this window; without one in it, at the device's newest block.
+_CHAIN_START_WINDOW_S = 600.0
+# Rows a statement: 64 x 7 parameters, well under SQLite's oldest limit of 999 a statement.
 _ROWS_PER_STATEMENT = 64
 _UPSERT_DEVICE = """
 INSERT INTO devices (id, adapter, description, available, updated_at) VALUES (?, ?, ?, ?, ?)
@@ -557,6 +635,7 @@ class Store:
         self._deferred: dict[KvKey, tuple[_ScopedKeyValueStore, Callable[[], Any]]] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # touched only in the worker thread
+        self._chains = _Chains({}, 1)  # worker thread only: each device's newest history block (see _Chains)
         self._commit_lock = asyncio.Lock()
         # A commit handed to the worker whose outcome the loop has not taken in yet (its awaiting task
         # was cancelled): the next commit settles it first, so a failed batch is merged back in order.
@@ -1031,6 +1110,7 @@ class Store:
             # a delete of personal data goes further (see _erase).
             conn.execute("PRAGMA secure_delete = FAST")
             self._migrate(conn, tables)
+            self._chains = _Chains.load(conn)
             kv: dict[str, dict[str, str | bytes | _Produced]] = {}
             for scope, key, value in conn.execute("SELECT scope, key, value FROM kv"):
                 kv.setdefault(scope, {})[key] = _compact(value)
@@ -1070,6 +1150,10 @@ class Store:
                 _rollback(conn)
                 raise
             log.info("%s: schema migrated to version %d", self.path, target)
+        if version < SCHEMA_VERSION and version:
+            # An upgrade may have rewritten a table: its pages went through the WAL, which keeps that size until
+            # truncated (a checkpoint only makes SQLite write it again from its start).
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _close_connection(self) -> None:
         conn, self._conn = self._conn, None
@@ -1101,7 +1185,9 @@ class Store:
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
+            self._chains.rolled_back()
             raise
+        self._chains.committed()
         return _CommitResult(rows, time.perf_counter() - started)
 
     def _apply_batch(self, conn: sqlite3.Connection, batch: _Batch) -> int:
@@ -1122,7 +1208,9 @@ class Store:
             ))
             rows += len(batch.state)
         if batch.history:
-            _write_rows(conn, _INSERT_HISTORY_ROWS, 5, _history_blocks(batch.history))
+            chains = self._chains
+            _write_rows(conn, _INSERT_HISTORY_ROWS, 7, chains.link(_history_blocks(batch.history)))
+            _write_rows(conn, _UPSERT_HEADS, 2, chains.staged())
             rows += batch.history_changes()
         for device_id, (description, available) in batch.devices.items():
             conn.execute(_UPSERT_DEVICE, (
@@ -1183,26 +1271,12 @@ class Store:
         Blocks are read newest first (by their newest change) until the next block's newest change is
         older than the ``limit``-th newest change found: nothing in it or after it can be among them."""
         conn = self._connection()
-        where: list[str] = []
-        params: list[Any] = []
-        if device_id is not None:
-            where.append("device_id = ?")
-            params.append(device_id)
-        if query.since is not None:
-            where.append("t_last >= ?")
-            params.append(query.since)
-        if query.until is not None:
-            # a block's span is bounded, so its newest change is too: the index range stays narrow
-            where.append("t_last < ? AND t_first < ?")
-            params.extend((query.until + HISTORY_BLOCK_SPAN_S, query.until))
-        sql = "SELECT rowid, device_id, t_last, rows FROM history_block"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY t_last DESC, rowid DESC"
         found: list[dict[str, Any]] = []
         blocks: list[list[dict[str, Any]]] = []
         oldest_needed = -math.inf
-        for rowid, dev, t_last, text in conn.execute(sql, params):
+        newest_first = self._blocks_by_time(conn, query) if device_id is None else \
+            self._blocks_of_device(conn, device_id, query)
+        for rowid, dev, t_last, text in newest_first:
             if t_last < oldest_needed:
                 break
             try:
@@ -1226,6 +1300,46 @@ class Store:
         ordered = [row for rows in reversed(blocks) for row in rows]
         ordered.sort(key=_by_time)
         return ordered[-limit:]
+
+    @staticmethod
+    def _blocks_by_time(conn: sqlite3.Connection, query: _HistoryQuery) -> Iterator[tuple[int, str, float, str]]:
+        """Every device's blocks ``query`` may want, newest first: (rowid, device_id, t_last, rows)."""
+        where: list[str] = []
+        params: list[Any] = []
+        if query.since is not None:
+            where.append("t_last >= ?")
+            params.append(query.since)
+        if query.until is not None:
+            # a block's span is bounded, so its newest change is too: the index range stays narrow
+            where.append("t_last < ? AND t_first < ?")
+            params.extend((query.until + HISTORY_BLOCK_SPAN_S, query.until))
+        sql = "SELECT rowid, device_id, t_last, rows FROM history_block"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        yield from conn.execute(sql + " ORDER BY t_last DESC, rowid DESC", params)
+
+    def _blocks_of_device(self, conn: sqlite3.Connection, device_id: str,
+                          query: _HistoryQuery) -> Iterator[tuple[int, str, float, str]]:
+        """One device's blocks ``query`` may want, newest first, along its chain (see _Chains)."""
+        start = self._chains.heads.get(device_id)
+        until = query.until
+        if start is not None and until is not None:
+            after = until + HISTORY_BLOCK_SPAN_S
+            row = conn.execute("SELECT rowid FROM history_block WHERE t_last >= ? AND t_last < ? AND device_id = ? "
+                               "ORDER BY t_last, rowid LIMIT 1", (after, after + _CHAIN_START_WINDOW_S, device_id)
+                               ).fetchone()
+            if row is not None:
+                start = row[0]
+        since = -math.inf if query.since is None else query.since
+        while start is not None:
+            found = conn.execute(_CHAIN_SQL, {"start": start, "device": device_id, "since": since,
+                                              "batch": _CHAIN_BATCH}).fetchall()
+            for rowid, _prev, t_first, t_last, text in found:
+                if until is None or t_first < until:
+                    yield rowid, device_id, t_last, text
+            if len(found) < _CHAIN_BATCH:
+                return
+            start = found[-1][1]
 
     def _purge_chunk(self, cutoff: float) -> tuple[int, int]:
         """Delete up to PURGE_CHUNK_BLOCKS blocks wholly older than ``cutoff``: (blocks, changes) deleted."""
@@ -1253,7 +1367,7 @@ class Store:
         """Take the changes of ``kind`` out of up to RETENTION_CHUNK_BLOCKS blocks whose newest change is in
         [start, cutoff), rowid after ``after_rowid``: (blocks visited, changes removed, last rowid)."""
         conn = self._connection()
-        sql = "SELECT rowid, rows FROM history_block WHERE t_last >= ? AND t_last < ? AND rowid > ?"
+        sql = "SELECT rowid, device_id, prev, rows FROM history_block WHERE t_last >= ? AND t_last < ? AND rowid > ?"
         names = {"presence": PRESENCE_CAPABILITIES, "energy": ENERGY_CAPABILITIES}.get(kind)
         if names:  # only blocks that name such a capability are read at all
             sql += " AND (" + " OR ".join("instr(rows, ?) > 0" for _ in names) + ")"
@@ -1261,10 +1375,11 @@ class Store:
         params: list[Any] = [start, cutoff, after_rowid, *(f'"{name}"' for name in sorted(names or ())),
                              RETENTION_CHUNK_BLOCKS]
         removed = 0
+        moved: dict[str, int | None] = {}  # heads this chunk changed (None: the device has no block left)
         conn.execute("BEGIN IMMEDIATE")
         try:
             found = conn.execute(sql, params).fetchall()
-            for rowid, text in found:
+            for rowid, device_id, prev, text in found:
                 try:
                     changes = _load_block(text)
                 except (ValueError, TypeError):
@@ -1283,12 +1398,39 @@ class Store:
                     conn.execute("UPDATE history_block SET rows = ?, changes = ? WHERE rowid = ?",
                                  (_block_text(kept), len(kept) // HISTORY_WIDTH, rowid))
                 else:
-                    conn.execute("DELETE FROM history_block WHERE rowid = ?", (rowid,))
+                    self._drop_block(conn, rowid, device_id, prev, moved)
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
             raise
+        heads = self._chains.heads
+        for device_id, block in moved.items():
+            if block is None:
+                heads.pop(device_id, None)
+            else:
+                heads[device_id] = block
         return len(found), removed, (found[-1][0] if found else after_rowid)
+
+    def _drop_block(self, conn: sqlite3.Connection, rowid: int, device_id: str, prev: int | None,
+                    moved: dict[str, int | None]) -> None:
+        """Delete block ``rowid``, emptied by a kind's retention, keeping its device's chain whole."""
+        row = None if prev is None else conn.execute("SELECT t_last FROM history_block WHERE rowid = ?",
+                                                     (prev,)).fetchone()
+        if moved.get(device_id, self._chains.heads.get(device_id)) == rowid:  # the newest: prev becomes it
+            conn.execute("DELETE FROM history_block WHERE rowid = ?", (rowid,))
+            if row is None:
+                conn.execute("DELETE FROM history_head WHERE device_id = ?", (device_id,))
+                moved[device_id] = None
+            else:
+                conn.execute("UPDATE history_head SET block = ? WHERE device_id = ?", (prev, device_id))
+                moved[device_id] = prev
+        elif row is None:  # the oldest left: the chain just ends one block later
+            conn.execute("DELETE FROM history_block WHERE rowid = ?", (rowid,))
+        else:
+            # In the middle: a newer block names it as its prev. Kept, empty, with the time of the block before
+            # it (which is still stored): nothing of when its own changes were is left.
+            conn.execute("UPDATE history_block SET rows = '[]', changes = 0, t_first = ?, t_last = ? WHERE rowid = ?",
+                         (row[0], row[0], rowid))
 
     def _purge_audit(self, cutoff: float) -> int:
         return self._connection().execute("DELETE FROM audit WHERE t < ?", (cutoff,)).rowcount
@@ -1317,6 +1459,7 @@ class Store:
             counts["history_changes"] = int(conn.execute(
                 "SELECT coalesce(sum(changes), 0) FROM history_block").fetchone()[0])
             conn.execute("DELETE FROM history_block")
+            conn.execute("DELETE FROM history_head")
             conn.execute("DELETE FROM retention_horizon")
             if everything:
                 counts["audit"] = conn.execute("DELETE FROM audit").rowcount
@@ -1330,6 +1473,7 @@ class Store:
         except BaseException:
             _rollback(conn)
             raise
+        self._chains.heads.clear()
         return counts
 
     def _vacuum(self) -> None:
@@ -1342,6 +1486,50 @@ class Store:
         if busy:
             log.warning("%s: a reader kept the WAL from being emptied after the delete; it is at the next "
                         "checkpoint", self.path)
+
+
+class _Chains:
+    """Each device's newest history block (the head of its chain) and the rowid the next block gets: worker
+    thread only, loaded at open. Rowids are handed out here and never reused, even once the newest blocks are
+    deleted (a head or a ``prev`` may still name them), so a walk along ``prev`` only goes to smaller rowids. What
+    a transaction links is staged, and becomes the heads once it has committed."""
+
+    __slots__ = ("_staged", "_staged_next", "heads", "next_block")
+
+    def __init__(self, heads: dict[str, int], next_block: int) -> None:
+        self.heads = heads
+        self.next_block = next_block
+        self._staged: dict[str, int] = {}
+        self._staged_next = next_block
+
+    @classmethod
+    def load(cls, conn: sqlite3.Connection) -> _Chains:
+        heads = {device: int(block) for device, block in conn.execute("SELECT device_id, block FROM history_head")}
+        top = conn.execute("SELECT coalesce(max(rowid), 0) FROM history_block").fetchone()[0]
+        return cls(heads, max(int(top), *heads.values(), 0) + 1)
+
+    def link(self, blocks: Iterable[tuple[str, float, float, int, str]]
+             ) -> Iterator[tuple[int, str, float, float, int, str, int | None]]:
+        """``blocks`` as rows of history_block: (rowid, device_id, t_first, t_last, changes, rows, prev)."""
+        staged, heads = self._staged, self.heads
+        for device_id, t_first, t_last, changes, text in blocks:
+            block = self._staged_next
+            self._staged_next = block + 1
+            prev = staged.get(device_id)
+            staged[device_id] = block
+            yield block, device_id, t_first, t_last, changes, text, heads.get(device_id) if prev is None else prev
+
+    def staged(self) -> list[tuple[str, int]]:
+        return list(self._staged.items())
+
+    def committed(self) -> None:
+        self.heads.update(self._staged)
+        self._staged.clear()
+        self.next_block = self._staged_next
+
+    def rolled_back(self) -> None:
+        self._staged.clear()
+        self._staged_next = self.next_block
 
 
 class _HistoryQuery:

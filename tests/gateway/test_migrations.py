@@ -68,6 +68,8 @@ async def test_a_database_of_an_earlier_version_arrives_whole(version: int, tmp_
     path = fixture_copy(version, tmp_path)
     clock = SimulatedClock(at(19, 0))
     async with Store(path, clock) as store:
+        # what the upgrade rewrote went through the WAL; it does not stay that size
+        assert Path(f"{path}-wal").stat().st_size == 0
         devices = {device.id: device for device in await store.load_devices()}
         assert set(devices) == {SENSOR, PLUG, LIGHT, DOOR, BUTTON, RADIATOR}
         light = devices[LIGHT]
@@ -107,6 +109,20 @@ async def test_a_database_of_an_earlier_version_arrives_whole(version: int, tmp_
         versions = [row[0] for row in conn.execute("SELECT version FROM schema_version ORDER BY version")]
         assert versions == list(range(1, store_module.SCHEMA_VERSION + 1))
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'history'").fetchone() == (0,)
+        # version 4: no index by device; each device's blocks in a chain from its head, all of them
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'history_block_device_t'").fetchone() \
+            == (0,)
+        heads = dict(conn.execute("SELECT device_id, block FROM history_head").fetchall())
+        for device_id, block in heads.items():
+            chained = 0
+            while block is not None:
+                found = conn.execute("SELECT device_id, prev FROM history_block WHERE id = ?", (block,)).fetchone()
+                assert found[0] == device_id
+                block = found[1]
+                chained += 1
+            assert chained == conn.execute("SELECT count(*) FROM history_block WHERE device_id = ?",
+                                           (device_id,)).fetchone()[0]
+        assert set(heads) == {row[0] for row in conn.execute("SELECT DISTINCT device_id FROM history_block")}
     finally:
         conn.close()
 

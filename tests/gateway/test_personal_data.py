@@ -107,6 +107,46 @@ async def test_retention_per_kind_with_a_simulated_clock(tmp_path: Path) -> None
         assert kinds(await store.history()) == everything
 
 
+async def test_a_kind_s_retention_keeps_the_rest_of_a_device_s_history_readable(tmp_path: Path) -> None:
+    # Commits of only presence between commits of temperature: presence's shorter retention empties those
+    # blocks, one of them the device's newest. The older temperatures must still be found by device, before and
+    # after a new block is linked on, and nothing may say when the presence changes were.
+    clock = SimulatedClock(START)
+    hub = _hub(clock)
+    retention = Retention(history_days=30, presence_days=14, energy_days=30, audit_days=365)
+    path = tmp_path / "hearth.db"
+    async with Store(path, clock, retention=retention) as store:
+        store.attach(hub)
+        presence_times = []
+        for step in range(6):
+            clock.advance_to(START + step * 600)
+            if step % 2 == 0:
+                hub.apply([Update(MULTI.id, "main", "temperature", "celsius", 20.0 + step)])
+            else:
+                hub.apply([Update(MULTI.id, "main", "occupancy", "occupied", step % 4 == 1)])
+                presence_times.append(clock.time())
+            await store.flush()
+
+        async def temperatures() -> list[float]:
+            return [row["value"] for row in await store.history(MULTI.id, limit=100)
+                    if row["capability"] == "temperature"]
+
+        clock.advance_to(START + 14 * DAY_S + 3600)
+        assert (await store.purge())["history"] == 3
+        assert await temperatures() == [20.0, 22.0, 24.0]
+        hub.apply([Update(MULTI.id, "main", "temperature", "celsius", 30.0)])
+        await store.flush()
+        assert await temperatures() == [20.0, 22.0, 24.0, 30.0]
+    async with Store(path, clock, retention=retention) as store:
+        assert [row["value"] for row in await store.history(MULTI.id, limit=100)] == [20.0, 22.0, 24.0, 30.0]
+    conn = sqlite3.connect(path)
+    try:
+        times = {t for row in conn.execute("SELECT t_first, t_last FROM history_block") for t in row}
+        assert not times & set(presence_times)
+    finally:
+        conn.close()
+
+
 def test_the_config_keys_reach_the_store() -> None:
     config = parse_config("[store]\npresence_retention_days = 7\naudit_retention_days = 30\n")
     retention = config.store.retention()

@@ -844,13 +844,15 @@ async def test_history_of_the_first_schema_moves_into_blocks(tmp_path: Path) -> 
     since=st.none() | st.integers(0, 40), span=st.none() | st.integers(0, 40), limit=st.integers(1, 30),
     device=st.none() | st.sampled_from([SENSOR.id, PLUG.id]),
     capability=st.none() | st.sampled_from(["temperature", "power_meter"]),
+    step=st.sampled_from([60.0, 900.0]),
 )
 async def test_history_reads_what_a_list_of_every_change_would_say(
     tmp_path_factory: pytest.TempPathFactory, changes: list[tuple[str, int, bool]], since: int | None,
-    span: int | None, limit: int, device: str | None, capability: str | None,
+    span: int | None, limit: int, device: str | None, capability: str | None, step: float,
 ) -> None:
     # Changes committed in several batches (some still pending), read back with every filter: the same
-    # rows, in the same order, as filtering the plain list of changes gives.
+    # rows, in the same order, as filtering the plain list of changes gives. Over 40 minutes or 10 hours (a
+    # device's read before ``until`` starts at a block an hour or more later, when the time index finds one).
     path = tmp_path_factory.mktemp("history") / "hearth.db"
     clock = SimulatedClock(START)
     hub = make_hub(clock)
@@ -859,20 +861,91 @@ async def test_history_reads_what_a_list_of_every_change_would_say(
         store.attach(hub)
         for i, (device_id, second, commit) in enumerate(changes):
             # every change at its own instant: of one instant, rows come grouped by device
-            clock.advance_to(max(clock.time() + 0.5, START + second * 60.0))
+            clock.advance_to(max(clock.time() + 0.5, START + second * step))
             update = (Update(SENSOR.id, "main", "temperature", "celsius", float(i)) if device_id == SENSOR.id
                       else Update(PLUG.id, "l2", "power_meter", "watts", float(i)))
             hub.apply([update])
             expected.append((clock.time(), device_id, float(i)))
             if commit:
                 await store.flush()
-        low = None if since is None else START + since * 60.0
-        high = None if span is None else START + ((since or 0) + span) * 60.0
+        low = None if since is None else START + since * step
+        high = None if span is None else START + ((since or 0) + span) * step
         wanted = [(t, dev, value) for t, dev, value in expected
                   if (low is None or t >= low) and (high is None or t < high) and (device is None or dev == device)
                   and (capability is None or (capability == "temperature") == (dev == SENSOR.id))]
         rows = await store.history(device, low, high, limit, capability=capability)
         assert [(row["t"], row["device_id"], row["value"]) for row in rows] == wanted[-limit:]
+
+
+async def test_a_failed_commit_leaves_every_device_s_history_readable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A commit that fails after its history blocks were linked to their devices' chains (here: at the heads'
+    # update) links nothing: the blocks written by the retry hang on to the last ones that were committed.
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    async with Store(path, clock) as store:
+        store.attach(hub)
+        for minute in range(6):
+            clock.advance_to(START + minute * 60)
+            hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", float(minute))])
+            if minute == 3:
+                monkeypatch.setattr(store_module, "_UPSERT_HEADS", "INSERT INTO no_such_table VALUES {values}")
+                with pytest.raises(StoreError):
+                    await store.flush()
+                monkeypatch.undo()
+            else:
+                await store.flush()
+        readings = [row["value"] for row in await store.history(SENSOR.id, capability="temperature")]
+        assert readings == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    async with Store(path, clock) as store:  # and so it is after a restart
+        readings = [row["value"] for row in await store.history(SENSOR.id, capability="temperature")]
+        assert readings == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+async def test_a_device_s_history_pages_back_through_a_long_chain(tmp_path: Path) -> None:
+    # Ten hours of a reading every 10 minutes, a commit each, another device's in between: every page before
+    # some ``until`` (found by starting at a block an hour or more after it, or at the newest) is the right one.
+    clock = SimulatedClock(START)
+    hub = make_hub(clock)
+    async with Store(tmp_path / "hearth.db", clock) as store:
+        store.attach(hub)
+        for step in range(60):
+            clock.advance_to(START + step * 600)
+            hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", float(step))])
+            if step % 7 == 0:  # sometimes the other device too
+                hub.apply([Update(PLUG.id, "l2", "power_meter", "watts", float(step))])
+            await store.flush()
+        for until_step in range(0, 64, 3):
+            until = START + until_step * 600
+            for since in (None, until - 5000):
+                rows = await store.history(SENSOR.id, since, until, 4, capability="temperature")
+                wanted = [float(s) for s in range(60) if START + s * 600 < until
+                          and (since is None or START + s * 600 >= since)][-4:]
+                assert [row["value"] for row in rows] == wanted, (until_step, since)
+
+
+async def test_a_commit_writes_no_index_by_device(tmp_path: Path) -> None:
+    # A device's history is found along its chain of blocks (``prev``) from its newest (history_head): a
+    # commit appends its blocks and rewrites a row a device in place, instead of an entry in an index by device
+    # on a page of its own for every device, which made a commit dearer as the history grew (bench/storeage.py).
+    clock = SimulatedClock(START)
+    path = tmp_path / "hearth.db"
+    hub = make_hub(clock)
+    async with Store(path, clock) as store:
+        store.attach(hub)
+        for minute in range(3):
+            clock.advance_to(START + minute * 60)
+            hub.apply([Update(SENSOR.id, "main", "temperature", "celsius", float(minute)),
+                       Update(PLUG.id, "l2", "power_meter", "watts", float(minute))])
+            await store.flush()
+    indexes = db_rows(path, "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'history_block'")
+    assert [(name, sql.split(" ON ")[1]) for name, sql in indexes if sql] == [
+        ("history_block_t", "history_block (t_last)")]
+    chain = db_rows(path, "SELECT id, prev FROM history_block WHERE device_id = ? ORDER BY id", (SENSOR.id,))
+    assert [prev for _, prev in chain] == [None, *[block for block, _ in chain[:-1]]]
+    assert db_rows(path, "SELECT block FROM history_head WHERE device_id = ?", (SENSOR.id,)) == [(chain[-1][0],)]
 
 
 async def test_a_batch_kept_through_failing_commits_is_stored_an_hour_per_block(
