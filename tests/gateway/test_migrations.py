@@ -49,6 +49,10 @@ def fixture_copy(version: int, tmp_path: Path) -> Path:
     return path
 
 
+def wal_bytes(path: Path) -> int:
+    return Path(f"{path}-wal").stat().st_size
+
+
 def test_there_is_a_fixture_for_every_earlier_schema_version() -> None:
     # A new migration needs a fixture of the version it upgrades from: make it with make_fixture.py.
     assert EARLIER_VERSIONS, "SCHEMA_VERSION is 1: nothing to upgrade from"
@@ -69,7 +73,7 @@ async def test_a_database_of_an_earlier_version_arrives_whole(version: int, tmp_
     clock = SimulatedClock(at(19, 0))
     async with Store(path, clock) as store:
         # what the upgrade rewrote went through the WAL; it does not stay that size
-        assert Path(f"{path}-wal").stat().st_size == 0
+        assert wal_bytes(path) == 0
         devices = {device.id: device for device in await store.load_devices()}
         assert set(devices) == {SENSOR, PLUG, LIGHT, DOOR, BUTTON, RADIATOR}
         light = devices[LIGHT]
