@@ -442,7 +442,7 @@ def _wrapper_main(argv: list[str] | None = None) -> int:
 
         CollectorPacer.start = lambda self, loop: None  # type: ignore[method-assign]
 
-    from gateway.app import GC_SETTLE_S, Gateway, run_on_event_loop, tune_malloc
+    from gateway.app import GC_SETTLE_S, Gateway, run_on_event_loop, shorten_time_slice, tune_malloc
     from gateway.cli import _setup_logging
     from gateway.config import load_config
 
@@ -450,6 +450,7 @@ def _wrapper_main(argv: list[str] | None = None) -> int:
     _setup_logging(config.gateway.log_level)
     if not os.environ.get("HEARTH_BENCH_NO_MALLOC_TUNING"):
         tune_malloc()  # as `hearth run` does
+    shorten_time_slice(config.gateway.loop_slice_us)  # as `hearth run` does
     pauses = GcPauses()
     spans = Spans()
     spans.install()

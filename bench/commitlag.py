@@ -94,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.app import tune_malloc
 
         tune_malloc()  # as `hearth run` does (one malloc arena for all threads), before any thread starts
+    from gateway.app import shorten_time_slice
+    from gateway.config import GatewaySection
+
+    shorten_time_slice(GatewaySection().loop_slice_us)  # as `hearth run` does (its default)
     seconds = min(max(1.0, args.seconds), _MAX_SECONDS)
     rate = min(max(10.0, args.rate), 20_000.0)
     with BenchBroker() as broker, tempfile.TemporaryDirectory(prefix="hearth-commitlag-") as tmp:

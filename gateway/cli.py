@@ -36,7 +36,7 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gateway.app import Gateway, run_on_event_loop, tune_malloc
+    from gateway.app import Gateway, run_on_event_loop, shorten_time_slice, tune_malloc
 
     try:
         config = _load(args.config)
@@ -49,6 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
     _setup_logging(config.gateway.log_level)
     tune_malloc()
+    shorten_time_slice(config.gateway.loop_slice_us)  # this thread runs the loop; the others start after
     run_on_event_loop(Gateway(config).run(), config.gateway.event_loop)
     return 0
 

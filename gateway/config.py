@@ -53,6 +53,18 @@ class GatewaySection(_Section):
     #: An adapter whose code held the loop this many times is stopped and shown as disabled (a maker's bug
     #: must not take the house down); the next start of the gateway tries it again. 0: never.
     loop_block_strikes: int = Field(5, ge=0)
+    #: The CPU time slice, in microseconds, that ``hearth run`` asks Linux for on its event loop's thread (and the
+    #: threads it starts): with a short one, a message that arrives while another task has the core is handled as
+    #: soon as the kernel can switch, not after that task's slice (0.7-3 ms). Linux 6.12 or later; elsewhere it
+    #: changes nothing. 0: the kernel's default; otherwise at least 100 (the kernel's minimum).
+    loop_slice_us: int = Field(100, ge=0, le=100_000)
+
+    @field_validator("loop_slice_us")
+    @classmethod
+    def _slice_at_least_the_kernel_minimum(cls, value: int) -> int:
+        if 0 < value < 100:
+            raise ValueError("at least 100 (the kernel's shortest slice), or 0 for the kernel's default")
+        return value
 
 
 def is_loopback_host(host: str) -> bool:

@@ -101,6 +101,22 @@ def test_devices_appear_commands_confirm_and_the_broker_can_restart(house: Any) 
     assert health["event_loop"] == ("uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
 
 
+def test_every_thread_of_the_gateway_has_the_short_time_slice(house: Any) -> None:
+    # [gateway] loop_slice_us (0.1 ms): asked for on the loop's thread before any other starts, so all have it.
+    from tests.gateway.test_time_slice import kernel_keeps_slices
+
+    if not kernel_keeps_slices():
+        pytest.skip("a kernel that keeps a time slice per task (Linux 6.12+)")
+    gateway = house[0]
+    assert gateway.proc is not None
+    slices = {}
+    for task in Path(f"/proc/{gateway.proc.pid}/task").iterdir():
+        text = (task / "sched").read_text()
+        slices[task.name] = int(text.split("se.slice", 1)[1].split(":", 1)[1].split()[0])
+    assert slices[str(gateway.proc.pid)] == 100_000  # the event loop's
+    assert len(slices) > 1 and set(slices.values()) == {100_000}, slices
+
+
 def test_kill_9_in_a_write_burst_loses_at_most_the_last_commit_interval(house: Any, tmp_path: Path) -> None:
     gateway, api, z2m, _ = house
     z2m.announce()
